@@ -1,0 +1,1 @@
+"""HECKTOR -> nnU-Net dataset conversion (importable as ``nnunet_hecktor.dataset_conversion``)."""

@@ -1,0 +1,1 @@
+"""Network heads and the multi-task network (importable as ``nnunet_hecktor.heads``)."""

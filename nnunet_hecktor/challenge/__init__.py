@@ -1,0 +1,1 @@
+"""challenge part of nnunet-hecktor."""

@@ -1,0 +1,1 @@
+"""evaluation part of nnunet-hecktor."""

@@ -1,0 +1,93 @@
+"""File input/output helpers: atomic writes and image reading with clear errors.
+
+Every output of the plugin is written under a temporary name in the destination folder
+and renamed into place, so an interrupted run never leaves a file that looks complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from nnunet_hecktor.errors import InputDataError
+
+TMP_PREFIX = ".tmp-"
+
+
+@contextlib.contextmanager
+def atomic_path(destination: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``destination``; rename it onto ``destination`` on success.
+
+    The temporary name keeps the destination's suffixes (``.nii.gz`` etc.) so that writers
+    that choose a format from the extension (SimpleITK, numpy) still work. On any exception
+    the temporary file is removed and ``destination`` is left untouched.
+    """
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(destination.suffixes)
+    fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=suffix, dir=destination.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, destination)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def write_text_atomic(destination: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``destination`` atomically (UTF-8)."""
+    with atomic_path(destination) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json_atomic(destination: str | os.PathLike, obj: Any, indent: int = 2) -> None:
+    """Write ``obj`` as JSON to ``destination`` atomically."""
+    write_text_atomic(destination, json.dumps(obj, indent=indent, sort_keys=False) + "\n")
+
+
+def write_image_atomic(image, destination: str | os.PathLike, compress: bool = True) -> None:
+    """Write a SimpleITK image atomically (format from the extension, e.g. ``.nii.gz``, ``.mha``)."""
+    import SimpleITK as sitk
+
+    with atomic_path(destination) as tmp:
+        sitk.WriteImage(image, str(tmp), compress)
+
+
+def read_image(path: str | os.PathLike, patient: str | None = None, what: str = "image"):
+    """Read an image with SimpleITK, turning every failure into an :class:`InputDataError`.
+
+    Parameters
+    ----------
+    path : path-like
+        NIfTI (``.nii``/``.nii.gz``) or MetaImage (``.mha``) file.
+    patient : str, optional
+        PatientID, used in the error message.
+    what : str
+        What the file is ("CT", "PET", "label"), used in the error message.
+
+    Returns
+    -------
+    SimpleITK.Image
+
+    Raises
+    ------
+    InputDataError
+        The file is missing, unreadable or truncated.
+    """
+    import SimpleITK as sitk
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputDataError(f"{what} file is missing", patient, path)
+    try:
+        return sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        first_line = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown reason"
+        raise InputDataError(f"{what} file is unreadable or truncated ({first_line})", patient, path) from None

@@ -1,0 +1,1 @@
+"""postprocessing part of nnunet-hecktor."""

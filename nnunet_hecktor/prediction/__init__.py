@@ -1,0 +1,1 @@
+"""prediction part of nnunet-hecktor."""

@@ -1,0 +1,1 @@
+"""prognosis part of nnunet-hecktor."""

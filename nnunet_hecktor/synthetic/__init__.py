@@ -1,0 +1,1 @@
+"""synthetic part of nnunet-hecktor."""
