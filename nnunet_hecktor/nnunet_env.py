@@ -1,0 +1,76 @@
+"""nnU-Net environment handling: the three data folders and running stock ``nnUNetv2_*`` commands.
+
+nnU-Net reads ``nnUNet_raw``, ``nnUNet_preprocessed`` and ``nnUNet_results`` from the
+environment. The plugin never changes the caller's environment; it passes an explicit
+environment to the subprocesses it starts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from nnunet_hecktor.errors import HecktorError
+
+NNUNET_FOLDER_VARIABLES = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
+
+
+def nnunet_environment(root: str | os.PathLike | None = None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Return a copy of ``os.environ`` with the nnU-Net folders (and the plugin's trainer path) set.
+
+    Parameters
+    ----------
+    root : path-like, optional
+        When given, the three folders become ``root/nnUNet_raw``, ``root/nnUNet_preprocessed`` and
+        ``root/nnUNet_results`` (created if needed). When omitted they must already be set.
+    extra : mapping, optional
+        Further variables to set (e.g. ``nnUNet_n_proc_DA``).
+    """
+    env = dict(os.environ)
+    if root is not None:
+        root = Path(root).resolve()
+        for name in NNUNET_FOLDER_VARIABLES:
+            folder = root / name
+            folder.mkdir(parents=True, exist_ok=True)
+            env[name] = str(folder)
+    missing = [name for name in NNUNET_FOLDER_VARIABLES if not env.get(name)]
+    if missing:
+        raise HecktorError(f"nnU-Net folders not set: {', '.join(missing)} (see the README's nnU-Net set-up)")
+    trainer_folder = plugin_trainer_folder()
+    existing = [p for p in env.get("nnUNet_extTrainer", "").split(os.pathsep) if p]
+    if trainer_folder not in existing:
+        env["nnUNet_extTrainer"] = os.pathsep.join(existing + [trainer_folder])
+    env.update(extra or {})
+    return env
+
+
+def plugin_trainer_folder() -> str:
+    """Folder of one-line re-export modules that ``nnUNet_extTrainer`` must point at."""
+    return str(Path(__file__).resolve().parent / "nnunet_ext_trainers")
+
+
+def nnunet_command(name: str) -> list[str]:
+    """Command line prefix for a stock ``nnUNetv2_*`` console script of the running interpreter's environment."""
+    script = Path(sys.executable).parent / name
+    if script.exists():
+        return [str(script)]
+    found = shutil.which(name)
+    if found is None:
+        raise HecktorError(f"{name} not found: is nnunetv2 installed in this environment?")
+    return [found]
+
+
+def run_nnunet(name: str, args: Sequence[str], env: Mapping[str, str], log_file: str | os.PathLike | None = None) -> None:
+    """Run a stock nnU-Net command, raising :class:`HecktorError` with the log's tail when it fails."""
+    cmd = nnunet_command(name) + [str(a) for a in args]
+    result = subprocess.run(cmd, env=dict(env), capture_output=True, text=True)
+    if log_file is not None:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        Path(log_file).write_text(f"$ {' '.join(cmd)}\n{result.stdout}\n{result.stderr}")
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + "\n" + result.stderr).strip().splitlines()[-25:])
+        raise HecktorError(f"{name} failed (exit {result.returncode}):\n{tail}")
