@@ -1,1 +1,18 @@
-"""synthetic part of nnunet-hecktor."""
+"""Synthetic HECKTOR 2025 training cohorts (images, clinical CSVs, ground truth) for tests,
+demos and benchmarks.
+
+>>> from nnunet_hecktor.synthetic import make_cohort          # doctest: +SKIP
+>>> summary = make_cohort("/tmp/hecktor_synth", n_patients=12, seed=0)   # doctest: +SKIP
+
+:func:`draw_patients` draws the same patients (clinical values, outcomes, true risk and HPV
+probability) without rendering images.
+"""
+
+from nnunet_hecktor.synthetic.cohort import CohortSummary, make_cohort
+from nnunet_hecktor.synthetic.patients import SyntheticPatient, draw_patients, patients_table
+from nnunet_hecktor.synthetic.writer import FLAT_CSV_NAME, GROUND_TRUTH_NAME, LAYOUTS, TASK_COLUMNS
+
+__all__ = [
+    "CohortSummary", "make_cohort", "SyntheticPatient", "draw_patients", "patients_table",
+    "FLAT_CSV_NAME", "GROUND_TRUTH_NAME", "LAYOUTS", "TASK_COLUMNS",
+]

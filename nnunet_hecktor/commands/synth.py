@@ -1,0 +1,51 @@
+"""``nnunet-hecktor synth``: write a synthetic HECKTOR 2025 training cohort."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "synth"
+HELP = "write a synthetic HECKTOR cohort (PET/CT, labels, clinical CSVs, ground truth) for tests and demos"
+ORDER = 10
+DESCRIPTION = """\
+Write a synthetic cohort laid out as the HECKTOR 2025 training release: 'Task 1' (CT, PET,
+label), 'Task 2' (CT, PET, planning CT + dose for some patients), 'Task 3' (CT, PET), each with
+its clinical CSV. CT and PET are on different grids; the label is on the CT grid. Outcomes
+(RFS/Relapse, HPV status) carry real signal; the true risk and HPV probability are written to
+OUT/synthetic_ground_truth.json, which the pipeline never reads. Same seed, same bytes.
+
+example:
+  nnunet-hecktor synth /tmp/hecktor_synth --patients 12 --seed 0
+  nnunet-hecktor synth /tmp/flat --patients 20 --layout flat
+  nnunet-hecktor synth /tmp/bench --patients 4 --size benchmark --num-processes 2
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("out", help="output folder (created; must be empty unless --overwrite)")
+    parser.add_argument("--patients", type=int, default=12, help="patients in the whole cohort (default 12)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--layout", choices=("release", "release_underscore", "flat", "task"), default="release",
+                        help="release: 'Task 1'..'Task 3' folders (default); release_underscore: 'Task_1'...; "
+                             "flat: all files in OUT; task: one task folder's contents in OUT (see --task)")
+    parser.add_argument("--task", type=int, choices=(1, 2, 3), default=1,
+                        help="with --layout task: which task folder to write (default 1)")
+    parser.add_argument("--size", choices=("test", "benchmark"), default="test",
+                        help="test: CT ~32x32x23 voxels (default); benchmark: CT 512x512x~200, PET ~4 mm")
+    parser.add_argument("--num-processes", type=int, default=1, help="patients generated in parallel (default 1)")
+    parser.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
+
+
+def run(args: argparse.Namespace) -> int:
+    from nnunet_hecktor.errors import HecktorError
+    from nnunet_hecktor.synthetic import make_cohort
+
+    if args.patients < 1:
+        raise HecktorError("--patients must be at least 1")
+    if args.num_processes < 1:
+        raise HecktorError("--num-processes must be at least 1")
+    make_cohort(args.out, n_patients=args.patients, seed=args.seed, layout=args.layout, task=args.task,
+                size=args.size, num_processes=args.num_processes, progress=not args.quiet,
+                overwrite=args.overwrite)
+    return 0

@@ -1,0 +1,399 @@
+"""Patient-level parameters of the synthetic cohort: centre, clinical values, lesions, outcomes.
+
+Everything here is drawn without rendering an image, so prognosis benchmarks can draw
+thousands of patients in a fraction of a second (:func:`draw_patients`).
+
+Conventions
+-----------
+- Lengths in mm, volumes in mL, times in days.
+- ``true_risk`` is the linear predictor of the proportional-hazards model that generated
+  RFS/Relapse: higher = earlier relapse.
+- ``hpv_probability`` is the probability of HPV positivity (1 = positive) the HPV status
+  was drawn from.
+- Clinical values are stored twice: the *true* values (used by the outcome models) and the
+  *recorded* values, where some are missing (``None``) as in the release CSVs.
+
+Generating models (coefficients in :data:`RISK_COEFFICIENTS` and :data:`HPV_COEFFICIENTS`)
+---------------------------------------------------------------------------------------
+HPV: ``logit p = intercept + centre shift + sum(coef * feature)`` with younger age,
+non-smokers, more nodes and smaller primaries more often positive (~87 % positive).
+
+RFS: Weibull proportional hazards, ``S(t | x) = exp(-(t / scale)^shape * exp(lp))`` with
+``lp`` a function of log primary volume, SUVmax, node count, HPV, M-stage and age, and
+independent censoring (administrative end of follow-up plus loss to follow-up), giving
+~20-30 % observed relapses.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from nnunet_hecktor import schema
+from nnunet_hecktor.synthetic.lesions import Lesion, draw_lesions
+
+#: Bumped whenever a change alters what a given seed produces.
+GENERATOR_VERSION = "1"
+
+#: Released Task 1 cohort sizes per centre (HECKTOR.md) used as sampling weights; CHUV gets
+#: a few patients too so every CenterID code appears in bigger cohorts.
+CENTRE_WEIGHTS: dict[str, float] = {
+    "MDA": 396, "CHUP": 72, "CHUS": 72, "CHUM": 56, "HGJ": 55, "CHUV": 30, "HMR": 18, "USZ": 11,
+}
+#: Order in which small cohorts are guaranteed one patient per centre (several centres at n=12).
+CENTRE_ROUND_ROBIN: tuple[str, ...] = ("MDA", "CHUP", "CHUS", "CHUM", "HGJ", "CHUV", "HMR", "USZ")
+
+
+@dataclass(frozen=True)
+class CentreProfile:
+    """Scanner/protocol differences between centres (what a model must be robust to)."""
+
+    pet_calibration: float  #: multiplies the true SUV (cross-calibration error)
+    ct_noise_hu: float  #: standard deviation of CT noise
+    pet_fwhm_mm: float  #: PET point-spread function (benchmark size)
+    karnofsky_fraction: float  #: share of patients whose Performance Status is Karnofsky
+    hpv_logit_shift: float  #: label shift between centres (HPV prevalence differs)
+
+
+CENTRE_PROFILES: dict[str, CentreProfile] = {
+    "CHUM": CentreProfile(1.00, 14.0, 6.0, 0.10, 0.0),
+    "CHUP": CentreProfile(1.12, 24.0, 7.0, 0.05, -0.3),
+    "CHUS": CentreProfile(0.92, 18.0, 6.5, 0.10, 0.0),
+    "CHUV": CentreProfile(1.05, 16.0, 5.5, 0.90, -0.5),
+    "MDA": CentreProfile(0.97, 10.0, 6.0, 0.05, 0.4),
+    "HGJ": CentreProfile(1.20, 30.0, 7.5, 0.85, -0.6),
+    "HMR": CentreProfile(0.85, 22.0, 7.0, 0.80, -0.9),
+    "USZ": CentreProfile(1.08, 12.0, 5.0, 0.90, -0.3),
+}
+
+#: Coefficients of the true risk (linear predictor, higher = earlier relapse).
+RISK_COEFFICIENTS: dict[str, float] = {
+    "log_primary_volume_per_ln": 0.55,  # per unit of ln(volume / 15 mL)
+    "suvmax_per_4": 0.35,  # per 4 SUV above 12
+    "node_count": 0.45,
+    "hpv_positive": -1.00,
+    "m1": 1.50,
+    "mx": 0.30,
+    "age_per_10y": 0.20,  # per 10 years above 60
+}
+#: Weibull baseline of relapse time and censoring distribution (days).
+WEIBULL_SHAPE = 0.9
+WEIBULL_SCALE_DAYS = 3800.0
+FOLLOW_UP_DAYS = (365.0, 2200.0)  # administrative end of follow-up, uniform
+LOSS_TO_FOLLOW_UP_MEAN_DAYS = 6000.0
+
+#: Coefficients of the true HPV logit (before the centre shift).
+HPV_COEFFICIENTS: dict[str, float] = {
+    "intercept": 2.0,
+    "age_per_10y": -0.45,  # per 10 years above 60
+    "tobacco": -1.20,
+    "node_count": 0.35,
+    "log_primary_volume_per_ln": -0.40,
+    "male": 0.30,
+}
+
+#: Probability that a recorded value is missing (empty CSV cell), per column.
+MISSING_RATES: dict[str, float] = {
+    schema.COL_AGE: 0.02,
+    schema.COL_GENDER: 0.02,
+    schema.COL_TOBACCO: 0.35,
+    schema.COL_ALCOHOL: 0.40,
+    schema.COL_PERFORMANCE: 0.25,
+    schema.COL_TREATMENT: 0.05,
+    schema.COL_MSTAGE: 0.10,
+    schema.COL_HPV: 0.05,
+    "outcome": 0.03,  # Relapse and RFS missing together
+}
+
+
+@dataclass
+class SyntheticPatient:
+    """All generating parameters of one synthetic patient (see the module docstring)."""
+
+    index: int
+    patient_id: str
+    centre: str
+    center_id: int
+    tasks: tuple[int, ...]
+    has_planning: bool
+    clinical_true: dict[str, Any]
+    clinical_recorded: dict[str, Any]
+    primary: Lesion | None
+    nodes: list[Lesion]
+    hpv_probability: float
+    hpv: int
+    true_risk: float
+    event_time_days: float
+    censor_time_days: float
+    rfs_days: float
+    relapse: int
+    anatomy: dict[str, float]
+
+    @property
+    def node_count(self) -> int:
+        return len(self.nodes)
+
+    @property
+    def primary_volume_ml(self) -> float:
+        return 0.0 if self.primary is None else self.primary.volume_ml
+
+    @property
+    def suvmax(self) -> float:
+        peaks = [les.suv_peak for les in ([self.primary] if self.primary else []) + self.nodes]
+        return max(peaks) if peaks else 0.0
+
+    def released_values(self) -> dict[str, Any]:
+        """Clinical values as the release shows them: recorded values (``None`` = missing), with
+        Relapse/RFS only for Task 2 members and HPV Status only for Task 3 members."""
+        values = dict(self.clinical_recorded)
+        values[schema.COL_PATIENT] = self.patient_id
+        values[schema.COL_CENTER] = self.center_id
+        if 2 not in self.tasks:
+            values[schema.COL_RELAPSE] = values[schema.COL_RFS] = None
+        if 3 not in self.tasks:
+            values[schema.COL_HPV] = None
+        return values
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain-JSON view for the ground-truth file."""
+        data = asdict(self)
+        data["tasks"] = list(self.tasks)
+        data["node_count"] = self.node_count
+        data["primary_volume_ml"] = self.primary_volume_ml
+        data["node_volume_ml"] = sum(n.volume_ml for n in self.nodes)
+        data["suvmax"] = self.suvmax
+        return data
+
+
+def patient_rng(seed: int, index: int, stream: int = 0) -> np.random.Generator:
+    """Random generator of one patient, independent of how many processes generate the cohort.
+
+    ``stream`` separates parameter draws (0) from image noise (1) and so on, so that changing
+    the image renderer never changes the clinical values or outcomes of a seed.
+    """
+    return np.random.default_rng(np.random.SeedSequence([int(seed), int(index), int(stream)]))
+
+
+def _cohort_rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([int(seed), 0x5EED, 0xC0407]))
+
+
+def assign_centres(n_patients: int, rng: np.random.Generator) -> list[str]:
+    """Centre of every patient: round robin over centres first (small cohorts span several
+    centres), then by the released centre sizes."""
+    n_robin = min(n_patients // 2, len(CENTRE_ROUND_ROBIN))
+    names = list(CENTRE_WEIGHTS)
+    weights = np.array([CENTRE_WEIGHTS[c] for c in names], dtype=float)
+    rest = rng.choice(len(names), size=n_patients - n_robin, p=weights / weights.sum())
+    return list(CENTRE_ROUND_ROBIN[:n_robin]) + [names[i] for i in rest]
+
+
+def assign_patient_ids(centres: list[str], rng: np.random.Generator) -> list[str]:
+    """``<CENTRE>-<NNN>`` ids, numbered per centre from a small random start (can be ``000``)
+    with occasional gaps, as in the release."""
+    next_number = {c: int(rng.integers(0, 4)) for c in CENTRE_WEIGHTS}
+    ids = []
+    for centre in centres:
+        number = next_number[centre]
+        ids.append(f"{centre}-{number:03d}")
+        next_number[centre] = number + 1 + int(rng.random() < 0.15)
+    return ids
+
+
+def assign_tasks(n_patients: int, rng: np.random.Generator) -> list[tuple[int, ...]]:
+    """Task membership per patient: Task 1 ~75 %, Task 2 and Task 3 ~75 % each; some patients
+    are only in Task 2 and/or 3 (no label anywhere), some only in Task 1.
+
+    Small cohorts (>= 6 patients) are guaranteed a patient in Task 2 only, one in Task 3
+    only, one in Task 1 only and one in all three, so every layout case shows up in tests.
+    """
+    fixed: list[tuple[int, ...]] = [(1, 2, 3), (2,), (3,), (1,), (1, 2), (1, 3)] if n_patients >= 6 else []
+    memberships = []
+    for i in range(n_patients):
+        if i < len(fixed):
+            memberships.append(fixed[i])
+            continue
+        in_task1 = rng.random() < 0.75
+        p_other = 0.70 if in_task1 else 0.85
+        tasks = [1] if in_task1 else []
+        for task in (2, 3):
+            if rng.random() < p_other:
+                tasks.append(task)
+        if not tasks:
+            tasks = [int(rng.choice([1, 2, 3]))]
+        memberships.append(tuple(tasks))
+    # Shuffle so the guaranteed patterns do not always sit on the first centres.
+    order = rng.permutation(n_patients)
+    return [memberships[i] for i in order]
+
+
+def _draw_clinical(rng: np.random.Generator, profile: CentreProfile) -> dict[str, Any]:
+    age = float(np.clip(round(rng.normal(61.0, 9.0)), 30, 90))
+    male = int(rng.random() < 0.82)
+    tobacco = int(rng.random() < 0.45)
+    alcohol = int(rng.random() < (0.55 if tobacco else 0.30))
+    ecog = int(rng.choice(schema.ECOG_VALUES, p=[0.50, 0.35, 0.10, 0.04, 0.01]))
+    if rng.random() < profile.karnofsky_fraction:
+        # Karnofsky 100/90/80 correspond to ECOG 0/1/>=2 (the release only has these three).
+        performance = {0: 100, 1: 90}.get(ecog, 80)
+    else:
+        performance = ecog
+    m_stage = str(rng.choice(schema.M_STAGES, p=[0.90, 0.03, 0.07]))
+    treatment = int(rng.random() < 0.75)
+    return {
+        schema.COL_AGE: age,
+        schema.COL_GENDER: male,
+        schema.COL_TOBACCO: tobacco,
+        schema.COL_ALCOHOL: alcohol,
+        schema.COL_PERFORMANCE: performance,
+        schema.COL_TREATMENT: treatment,
+        schema.COL_MSTAGE: m_stage,
+        "ECOG (true)": ecog,
+    }
+
+
+def _hpv_logit(clinical: dict[str, Any], primary_volume_ml: float, node_count: int,
+               profile: CentreProfile) -> float:
+    c = HPV_COEFFICIENTS
+    return (c["intercept"] + profile.hpv_logit_shift
+            + c["age_per_10y"] * (clinical[schema.COL_AGE] - 60.0) / 10.0
+            + c["tobacco"] * clinical[schema.COL_TOBACCO]
+            + c["node_count"] * node_count
+            + c["log_primary_volume_per_ln"] * math.log(max(primary_volume_ml, 0.5) / 15.0)
+            + c["male"] * clinical[schema.COL_GENDER])
+
+
+def true_risk_of(primary_volume_ml: float, suvmax: float, node_count: int, hpv: int,
+                 m_stage: str, age: float) -> float:
+    """Linear predictor of the generating proportional-hazards model (higher = earlier relapse)."""
+    c = RISK_COEFFICIENTS
+    return (c["log_primary_volume_per_ln"] * math.log(max(primary_volume_ml, 0.5) / 15.0)
+            + c["suvmax_per_4"] * (suvmax - 12.0) / 4.0
+            + c["node_count"] * node_count
+            + c["hpv_positive"] * hpv
+            + c["m1"] * (m_stage == "M1")
+            + c["mx"] * (m_stage == "Mx")
+            + c["age_per_10y"] * (age - 60.0) / 10.0)
+
+
+def _mask_missing(rng: np.random.Generator, true: dict[str, Any]) -> dict[str, Any]:
+    recorded = {}
+    for column in (schema.COL_AGE, schema.COL_GENDER, schema.COL_TOBACCO, schema.COL_ALCOHOL,
+                   schema.COL_PERFORMANCE, schema.COL_TREATMENT, schema.COL_MSTAGE):
+        recorded[column] = None if rng.random() < MISSING_RATES[column] else true[column]
+    return recorded
+
+
+def _draw_anatomy(rng: np.random.Generator) -> dict[str, float]:
+    """Body size factors (multiply the canonical anatomy of anatomy.py) and head tilt."""
+    return {
+        "width_scale": float(rng.uniform(0.88, 1.12)),
+        "depth_scale": float(rng.uniform(0.88, 1.12)),
+        "neck_shift_x_mm": float(rng.normal(0.0, 3.0)),
+        "neck_shift_y_mm": float(rng.normal(0.0, 3.0)),
+        "brain_suv": float(rng.uniform(7.0, 12.0)),
+        "tonsil_suv": float(rng.uniform(2.5, 6.0)),
+        "salivary_suv": float(rng.uniform(1.8, 3.5)),
+        "liver_suv": float(rng.uniform(1.8, 2.6)),
+    }
+
+
+def draw_patient(seed: int, index: int, patient_id: str, centre: str, tasks: tuple[int, ...],
+                 has_planning: bool) -> SyntheticPatient:
+    """Draw all parameters and outcomes of one patient from its own generator (seed, index)."""
+    rng = patient_rng(seed, index, 0)
+    profile = CENTRE_PROFILES[centre]
+    clinical = _draw_clinical(rng, profile)
+    anatomy = _draw_anatomy(rng)
+    primary, nodes = draw_lesions(rng, anatomy)
+
+    primary_volume = 0.0 if primary is None else primary.volume_ml
+    hpv_probability = 1.0 / (1.0 + math.exp(-_hpv_logit(clinical, primary_volume, len(nodes), profile)))
+    hpv = int(rng.random() < hpv_probability)
+    suvmax = max([les.suv_peak for les in ([primary] if primary else []) + nodes], default=0.0)
+    risk = true_risk_of(primary_volume, suvmax, len(nodes), hpv, clinical[schema.COL_MSTAGE],
+                        clinical[schema.COL_AGE])
+
+    # Inverse-transform sampling of the Weibull PH model: S(t) = exp(-(t/scale)^k e^lp).
+    u = rng.random()
+    event_time = WEIBULL_SCALE_DAYS * (-math.log(1.0 - u) * math.exp(-risk)) ** (1.0 / WEIBULL_SHAPE)
+    censor_time = min(rng.uniform(*FOLLOW_UP_DAYS), rng.exponential(LOSS_TO_FOLLOW_UP_MEAN_DAYS))
+    # Whole days, at least one: RFS of 0 days would be a data error in the release.
+    event_time = max(1.0, float(round(event_time)))
+    censor_time = max(1.0, float(round(censor_time)))
+    relapse = int(event_time <= censor_time)
+    rfs = event_time if relapse else censor_time
+
+    recorded = _mask_missing(rng, clinical)
+    recorded[schema.COL_HPV] = None if rng.random() < MISSING_RATES[schema.COL_HPV] else hpv
+    outcome_missing = rng.random() < MISSING_RATES["outcome"]
+    recorded[schema.COL_RELAPSE] = None if outcome_missing else relapse
+    recorded[schema.COL_RFS] = None if outcome_missing else rfs
+
+    true = dict(clinical)
+    true.update({schema.COL_HPV: hpv, schema.COL_RELAPSE: relapse, schema.COL_RFS: rfs})
+    return SyntheticPatient(
+        index=index, patient_id=patient_id, centre=centre, center_id=schema.CENTER_CODES[centre],
+        tasks=tuple(tasks), has_planning=has_planning, clinical_true=true, clinical_recorded=recorded,
+        primary=primary, nodes=nodes, hpv_probability=hpv_probability, hpv=hpv, true_risk=risk,
+        event_time_days=event_time, censor_time_days=censor_time, rfs_days=rfs, relapse=relapse,
+        anatomy=anatomy,
+    )
+
+
+def draw_patients(n_patients: int, seed: int = 0) -> list[SyntheticPatient]:
+    """Draw the parameters and outcomes of a synthetic cohort without rendering images.
+
+    This is the fast path for prognosis benchmarks: the same ``(n_patients, seed)`` gives the
+    same patients as :func:`nnunet_hecktor.synthetic.make_cohort` writes.
+
+    Parameters
+    ----------
+    n_patients : int
+        Number of patients (all tasks together).
+    seed : int
+        Cohort seed; each patient has its own generator seeded from ``(seed, index)``.
+
+    Returns
+    -------
+    list of SyntheticPatient
+        Sorted by patient index; ``true_risk`` higher = earlier relapse, ``rfs_days`` in days.
+    """
+    if n_patients < 1:
+        raise ValueError("n_patients must be at least 1")
+    rng = _cohort_rng(seed)
+    centres = assign_centres(n_patients, rng)
+    ids = assign_patient_ids(centres, rng)
+    tasks = assign_tasks(n_patients, rng)
+    # Planning CT + dose for ~40 % of Task 2 patients (at least one when Task 2 is not empty).
+    planning = [2 in t and rng.random() < 0.4 for t in tasks]
+    task2 = [i for i, t in enumerate(tasks) if 2 in t]
+    if task2 and not any(planning):
+        planning[task2[0]] = True
+    return [draw_patient(seed, i, ids[i], centres[i], tasks[i], planning[i]) for i in range(n_patients)]
+
+
+def patients_table(patients: list[SyntheticPatient], recorded: bool = True):
+    """One row per patient as a :class:`pandas.DataFrame` (index PatientID).
+
+    Columns: the clinical columns of :data:`nnunet_hecktor.schema.CLINICAL_COLUMNS` (when
+    ``recorded``: the values the CSVs show, see :meth:`SyntheticPatient.released_values`, NaN for
+    missing; else the true values, all targets included), plus ground truth
+    ``true_risk``, ``hpv_probability``, ``primary_volume_ml``, ``node_count``, ``suvmax``,
+    ``tasks``.
+    """
+    import pandas as pd
+
+    rows = []
+    for p in patients:
+        values = p.released_values() if recorded else p.clinical_true
+        row = {schema.COL_PATIENT: p.patient_id, schema.COL_CENTER: p.center_id}
+        row.update({c: values.get(c) for c in schema.CLINICAL_COLUMNS[2:]})
+        row.update({"true_risk": p.true_risk, "hpv_probability": p.hpv_probability,
+                    "primary_volume_ml": p.primary_volume_ml, "node_count": p.node_count,
+                    "suvmax": p.suvmax, "tasks": ",".join(map(str, p.tasks))})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(schema.COL_PATIENT)
