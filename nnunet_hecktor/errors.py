@@ -22,3 +22,7 @@ class InputDataError(HecktorError):
         self.path = None if path is None else str(path)
         parts = [p for p in (patient, self.path) if p]
         super().__init__(": ".join(parts + [problem]))
+
+    def __reduce__(self):
+        # Keep patient and path when the error crosses a worker process (multiprocessing pickles it).
+        return (type(self), (self.problem, self.patient, self.path))

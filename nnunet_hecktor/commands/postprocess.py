@@ -1,0 +1,42 @@
+"""``nnunet-hecktor postprocess``: apply post-processing rules to a folder of segmentations."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "postprocess"
+ORDER = 35
+HELP = "apply post-processing rules (small-lesion removal, single GTVp, GTVn distance, ...) to <PID>.nii.gz files"
+DESCRIPTION = """\
+Post-process every INPUT/<PID>.nii.gz (0 background, 1 GTVp, 2 GTVn) into OUTPUT/<PID>.nii.gz on
+exactly the same grid. The rules come from one JSON file (written by tune-postprocessing, or by
+hand; schema in the README): probability threshold (needs INPUT/<PID>.npz from nnUNetv2_predict
+--save_probabilities), closing (mm), removal of components below a size (mm3 or voxels), one
+GTVp lesion, at most K components per label, GTVn farther than D mm from the GTVp removed.
+
+example:
+  nnunet-hecktor postprocess --input predictions --output predictions_pp --config pp.json
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", "-i", required=True, help="folder of <PID>.nii.gz segmentations")
+    parser.add_argument("--output", "-o", required=True, help="output folder (must differ from --input)")
+    parser.add_argument("--config", "-c", required=True, help="post-processing JSON configuration")
+    parser.add_argument("--num-processes", type=int, default=1, help="worker processes (default 1)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from nnunet_hecktor.postprocessing.apply import SUMMARY_FILE, postprocess_folder
+    from nnunet_hecktor.postprocessing.config import load_config
+
+    config = load_config(args.config)
+    print(f"[postprocess] rules: {config.describe()}")
+    report = postprocess_folder(args.input, args.output, config, args.num_processes)
+    changed = sum(c.changed_voxels for c in report.cases)
+    print(f"[postprocess] {len(report.cases)} cases written to {args.output}; {report.n_changed} changed "
+          f"({changed} voxels in all)"
+          + (f"; {len(report.skipped_probabilities)} without probabilities (threshold skipped)"
+             if report.skipped_probabilities else "")
+          + f"; details in {SUMMARY_FILE}")
+    return 0

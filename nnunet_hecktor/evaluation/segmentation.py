@@ -1,0 +1,162 @@
+"""Task 1 evaluation of a prediction folder against a label folder (``<PID>.nii.gz`` in both).
+
+Every ground-truth case needs a prediction on the same voxel grid, with label values in
+{0, 1, 2}; anything else is an :class:`~nnunet_hecktor.errors.InputDataError` naming the
+patient and file. Predictions without a ground truth are ignored and counted.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from nnunet_hecktor.errors import HecktorError, InputDataError
+from nnunet_hecktor.evaluation.geometry import GeometryTolerance, check_same_geometry
+from nnunet_hecktor.evaluation.parallel import parallel_map
+from nnunet_hecktor.fileio import TMP_PREFIX, read_image
+from nnunet_hecktor.metrics.components import check_label_values
+from nnunet_hecktor.metrics.segmentation import (
+    PatientSegmentationStats,
+    SegmentationMetricOptions,
+    patient_segmentation_stats,
+)
+from nnunet_hecktor.schema import FILE_ENDING, LABELS
+
+ALLOWED_LABELS: tuple[int, ...] = tuple(sorted(LABELS.values()))
+
+
+def list_cases(folder: str | os.PathLike, file_ending: str = FILE_ENDING, what: str = "label") -> dict[str, Path]:
+    """Map PatientID -> file for every ``<PID><file_ending>`` in ``folder`` (hidden/temporary files skipped).
+
+    Raises
+    ------
+    HecktorError
+        The folder does not exist.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise HecktorError(f"{what} folder does not exist: {folder}")
+    cases = {}
+    for path in sorted(folder.iterdir()):
+        name = path.name
+        if name.startswith(".") or name.startswith(TMP_PREFIX) or not name.endswith(file_ending) or not path.is_file():
+            continue
+        cases[name[: -len(file_ending)]] = path
+    return cases
+
+
+def pair_cases(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike,
+               file_ending: str = FILE_ENDING) -> tuple[list[tuple[str, Path, Path]], list[str]]:
+    """Pair ground-truth and prediction files by PatientID.
+
+    Returns
+    -------
+    pairs : list of (patient, gt_path, pred_path)
+        In PatientID order.
+    extra : list of str
+        PatientIDs predicted but without ground truth (ignored by the evaluation).
+
+    Raises
+    ------
+    HecktorError
+        No ground truth at all, or predictions missing for some patients (all listed).
+    """
+    gt = list_cases(gt_dir, file_ending, "ground-truth")
+    pred = list_cases(pred_dir, file_ending, "prediction")
+    if not gt:
+        raise HecktorError(f"no ground-truth files *{file_ending} in {gt_dir}")
+    missing = [pid for pid in gt if pid not in pred]
+    if missing:
+        shown = ", ".join(missing[:20]) + (f" ... ({len(missing)} in all)" if len(missing) > 20 else "")
+        raise InputDataError(f"prediction missing for {len(missing)} of {len(gt)} patients with ground truth: {shown}",
+                             None, pred_dir)
+    return [(pid, gt[pid], pred[pid]) for pid in gt], [pid for pid in pred if pid not in gt]
+
+
+def read_label_image(path: str | os.PathLike, patient: str | None = None, what: str = "label"):
+    """Read a label image and return ``(image, array)``; the array is uint8 with values in {0, 1, 2}.
+
+    Raises
+    ------
+    InputDataError
+        Missing/unreadable file, vector image, or label values outside {0, 1, 2} (listed).
+    """
+    import SimpleITK as sitk
+
+    image = read_image(path, patient, what)
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputDataError(f"{what} has {image.GetNumberOfComponentsPerPixel()} components per voxel, expected 1",
+                             patient, path)
+    if image.GetDimension() != 3:
+        raise InputDataError(f"{what} is {image.GetDimension()}D, expected a 3D volume", patient, path)
+    array = sitk.GetArrayViewFromImage(image)
+    bad = check_label_values(array, ALLOWED_LABELS)
+    if bad:
+        shown = ", ".join(f"{v:g}" for v in bad[:10]) + (" ..." if len(bad) > 10 else "")
+        raise InputDataError(f"{what} has label values {{{shown}}} outside {{0, 1, 2}}", patient, path)
+    if array.dtype != np.uint8:
+        array = array.astype(np.uint8)
+    return image, array
+
+
+@dataclass(frozen=True)
+class SegmentationCase:
+    """One patient to evaluate (picklable, for worker processes)."""
+
+    patient: str
+    gt_path: Path
+    pred_path: Path
+    options: SegmentationMetricOptions = field(default_factory=SegmentationMetricOptions)
+    tolerance: GeometryTolerance = field(default_factory=GeometryTolerance)
+
+
+def evaluate_case(case: SegmentationCase) -> PatientSegmentationStats:
+    """Read one ground truth / prediction pair, check it, and return its Task 1 statistics."""
+    gt_image, gt = read_label_image(case.gt_path, case.patient, "ground-truth label")
+    pred_image, pred = read_label_image(case.pred_path, case.patient, "prediction")
+    check_same_geometry(gt_image, pred_image, case.patient, case.pred_path, tolerance=case.tolerance)
+    spacing = gt_image.GetSpacing()[::-1]  # array axis order (z, y, x)
+    return patient_segmentation_stats(gt, pred, spacing, case.patient, case.options)
+
+
+@dataclass(frozen=True)
+class SegmentationFolderResult:
+    """Per-patient statistics of a folder evaluation and the predictions that had no ground truth."""
+
+    stats: list[PatientSegmentationStats]
+    extra_predictions: list[str]
+
+
+def evaluate_segmentation_folders(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike,
+                                  options: SegmentationMetricOptions = SegmentationMetricOptions(),
+                                  num_processes: int = 1, progress: bool = True, file_ending: str = FILE_ENDING,
+                                  tolerance: GeometryTolerance = GeometryTolerance()) -> SegmentationFolderResult:
+    """Per-patient Task 1 statistics of every ground-truth case in ``gt_dir`` against ``pred_dir``.
+
+    Parameters
+    ----------
+    gt_dir, pred_dir : path-like
+        Folders of ``<PID><file_ending>`` label images (values 0 background, 1 GTVp, 2 GTVn).
+    options : SegmentationMetricOptions
+        Connectivity, IoU threshold, empty-case rules.
+    num_processes : int
+        Worker processes (one patient per task).
+    progress : bool
+        Show a tqdm progress bar.
+    file_ending : str
+        Image file ending (default ``.nii.gz``).
+    tolerance : GeometryTolerance
+        Round-off accepted between prediction and ground-truth grids.
+
+    Returns
+    -------
+    SegmentationFolderResult
+        Aggregate with :func:`nnunet_hecktor.metrics.segmentation.aggregate_task1`.
+    """
+    pairs, extra = pair_cases(gt_dir, pred_dir, file_ending)
+    cases = [SegmentationCase(pid, gt, pred, options, tolerance) for pid, gt, pred in pairs]
+    stats = parallel_map(evaluate_case, cases, num_processes, "evaluate Task 1", progress)
+    return SegmentationFolderResult(stats, extra)

@@ -1,0 +1,265 @@
+"""The post-processing configuration: one JSON file, every rule optional.
+
+Schema (keys may be omitted; ``null``/absent = rule off; labels are keyed ``"GTVp"``/``"GTVn"``,
+``"1"``/``"2"`` are accepted too)::
+
+    {
+      "format": "nnunet-hecktor-postprocessing", "version": 1,
+      "connectivity": 26,                           # 6, 18 or 26: neighbourhood of components
+      "probability_threshold": {"GTVp": 0.5, "GTVn": 0.4},
+      "missing_probabilities": "error",             # or "skip": when <PID>.npz is absent
+      "closing_radius_mm": {"GTVn": 2.0},
+      "min_component_size": {"GTVp": 500, "GTVn": 50},
+      "min_component_size_unit": "mm3",             # or "voxels"
+      "gtvp_single_lesion": "remove",               # or "to_gtvn"
+      "max_components": {"GTVn": 6},
+      "gtvn_max_distance_mm": 60.0,
+      "gtvn_distance_if_no_gtvp": "keep"            # or "remove"
+    }
+
+Two more keys are accepted and ignored: ``comment`` (free text) and ``tuning`` (the report that
+``tune-postprocessing`` writes). Any other key is an error, so a misspelt rule never goes unnoticed.
+
+The rules are applied in this fixed order (each on the output of the previous one):
+
+1. ``probability_threshold`` (needs nnU-Net's softmax ``.npz``): a foreground label is a
+   candidate at a voxel when its probability is >= its threshold (labels without a threshold:
+   where nnU-Net's argmax chose them); the candidate with the highest probability wins, no
+   candidate = background.
+2. ``closing_radius_mm``: binary closing of each label with an ellipsoid of that radius in mm
+   (voxel spacing taken into account); only background voxels are filled, never another label.
+   The outside of the image counts as background.
+3. ``min_component_size``: connected components of a label smaller than the threshold
+   (strictly) are set to background (volume in mm³ or voxel count).
+4. ``gtvp_single_lesion``: the largest GTVp component is the primary tumour; every other GTVp
+   component is set to background (``"remove"``) or relabelled GTVn (``"to_gtvn"``: a separate
+   lesion away from the primary is taken for a node).
+5. ``max_components``: keep the K largest components of a label (equal sizes: raster order).
+6. ``gtvn_max_distance_mm``: GTVn components whose smallest distance (between voxel centres,
+   in mm) to any GTVp voxel exceeds D are removed. Without GTVp, ``gtvn_distance_if_no_gtvp``
+   decides: ``"keep"`` all GTVn or ``"remove"`` all.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from nnunet_hecktor.errors import HecktorError
+from nnunet_hecktor.fileio import write_json_atomic
+from nnunet_hecktor.metrics.components import CONNECTIVITIES
+from nnunet_hecktor.schema import GTVN, GTVP
+
+FORMAT_NAME = "nnunet-hecktor-postprocessing"
+FORMAT_VERSION = 1
+LABEL_NAMES: dict[int, str] = {GTVP: "GTVp", GTVN: "GTVn"}
+_LABEL_KEYS: dict[str, int] = {"gtvp": GTVP, "1": GTVP, "gtvn": GTVN, "2": GTVN}
+
+SINGLE_LESION_MODES = ("remove", "to_gtvn")
+SIZE_UNITS = ("mm3", "voxels")
+MISSING_PROBABILITY_MODES = ("error", "skip")
+NO_GTVP_MODES = ("keep", "remove")
+
+
+class ConfigError(HecktorError):
+    """The post-processing configuration is malformed."""
+
+
+def _label(key: Any, where: str) -> int:
+    label = _LABEL_KEYS.get(str(key).strip().lower())
+    if label is None:
+        raise ConfigError(f"{where}: unknown label {key!r} (use 'GTVp' or 'GTVn')")
+    return label
+
+
+def _per_label(raw: Any, where: str, kind: type, minimum: float, inclusive: bool = True) -> dict[int, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected an object like {{\"GTVp\": ..., \"GTVn\": ...}}, got {raw!r}")
+    out = {}
+    for key, value in raw.items():
+        label = _label(key, where)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and float(value) != int(value)):
+            raise ConfigError(f"{where}.{key}: expected {'an integer' if kind is int else 'a number'}, got {value!r}")
+        if not math.isfinite(float(value)) or float(value) < minimum or (not inclusive and float(value) == minimum):
+            raise ConfigError(f"{where}.{key}: {value!r} must be {'>=' if inclusive else '>'} {minimum}")
+        out[label] = kind(value)
+    return out
+
+
+def _choice(raw: Any, where: str, allowed: tuple[str, ...], default: str | None) -> str | None:
+    if raw is None:
+        return default
+    if raw not in allowed:
+        raise ConfigError(f"{where}: {raw!r} is not one of {', '.join(allowed)}")
+    return raw
+
+
+@dataclass(frozen=True)
+class PostprocessingConfig:
+    """Post-processing rules (see the module docstring for the schema and the order of application).
+
+    Per-label dicts are keyed by label value (1 GTVp, 2 GTVn); a label missing from a dict has
+    that rule off. Distances and radii in mm, volumes in mm³ (or voxels).
+    """
+
+    connectivity: int = 26
+    probability_threshold: dict[int, float] = field(default_factory=dict)
+    missing_probabilities: str = "error"
+    closing_radius_mm: dict[int, float] = field(default_factory=dict)
+    min_component_size: dict[int, float] = field(default_factory=dict)
+    min_component_size_unit: str = "mm3"
+    gtvp_single_lesion: str | None = None
+    max_components: dict[int, int] = field(default_factory=dict)
+    gtvn_max_distance_mm: float | None = None
+    gtvn_distance_if_no_gtvp: str = "keep"
+
+    def __post_init__(self):
+        # Re-validate through the dict route so that direct construction is checked as well.
+        if self.connectivity not in CONNECTIVITIES:
+            raise ConfigError(f"connectivity must be one of {CONNECTIVITIES}, got {self.connectivity!r}")
+        _choice(self.missing_probabilities, "missing_probabilities", MISSING_PROBABILITY_MODES, None)
+        _choice(self.min_component_size_unit, "min_component_size_unit", SIZE_UNITS, None)
+        _choice(self.gtvp_single_lesion, "gtvp_single_lesion", SINGLE_LESION_MODES, None)
+        _choice(self.gtvn_distance_if_no_gtvp, "gtvn_distance_if_no_gtvp", NO_GTVP_MODES, None)
+        for name in ("probability_threshold", "closing_radius_mm", "min_component_size", "max_components"):
+            for label in getattr(self, name):
+                if label not in LABEL_NAMES:
+                    raise ConfigError(f"{name}: unknown label {label!r} (1 = GTVp, 2 = GTVn)")
+        for label, t in self.probability_threshold.items():
+            if not 0.0 <= t <= 1.0:
+                raise ConfigError(f"probability_threshold.{LABEL_NAMES[label]}: {t!r} outside [0, 1]")
+        for label, k in self.max_components.items():
+            if int(k) < 1:
+                raise ConfigError(f"max_components.{LABEL_NAMES[label]}: must be >= 1, got {k!r}")
+        if self.gtvn_max_distance_mm is not None and not self.gtvn_max_distance_mm >= 0:
+            raise ConfigError(f"gtvn_max_distance_mm must be >= 0, got {self.gtvn_max_distance_mm!r}")
+
+    # ----------------------------------------------------------------- JSON
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "PostprocessingConfig":
+        """Build from the JSON schema of the module docstring (unknown keys are an error)."""
+        if not isinstance(data, Mapping):
+            raise ConfigError("the post-processing configuration must be a JSON object")
+        known = {f.name for f in fields(cls)} | {"format", "version", "tuning", "comment"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown keys {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        if data.get("format", FORMAT_NAME) != FORMAT_NAME:
+            raise ConfigError(f"'format' is {data.get('format')!r}, expected {FORMAT_NAME!r}")
+        if int(data.get("version", FORMAT_VERSION)) > FORMAT_VERSION:
+            raise ConfigError(f"configuration version {data.get('version')} is newer than this plugin ({FORMAT_VERSION})")
+        distance = data.get("gtvn_max_distance_mm")
+        if distance is not None and (isinstance(distance, bool) or not isinstance(distance, (int, float))):
+            raise ConfigError(f"gtvn_max_distance_mm: expected a number in mm, got {distance!r}")
+        connectivity = data.get("connectivity", 26)
+        if connectivity not in CONNECTIVITIES:
+            raise ConfigError(f"connectivity must be one of {CONNECTIVITIES}, got {connectivity!r}")
+        return cls(
+            connectivity=int(connectivity),
+            probability_threshold=_per_label(data.get("probability_threshold"), "probability_threshold", float, 0.0),
+            missing_probabilities=_choice(data.get("missing_probabilities"), "missing_probabilities",
+                                          MISSING_PROBABILITY_MODES, "error"),
+            closing_radius_mm=_per_label(data.get("closing_radius_mm"), "closing_radius_mm", float, 0.0),
+            min_component_size=_per_label(data.get("min_component_size"), "min_component_size", float, 0.0),
+            min_component_size_unit=_choice(data.get("min_component_size_unit"), "min_component_size_unit",
+                                            SIZE_UNITS, "mm3"),
+            gtvp_single_lesion=_choice(data.get("gtvp_single_lesion"), "gtvp_single_lesion", SINGLE_LESION_MODES, None),
+            max_components=_per_label(data.get("max_components"), "max_components", int, 1),
+            gtvn_max_distance_mm=None if distance is None else float(distance),
+            gtvn_distance_if_no_gtvp=_choice(data.get("gtvn_distance_if_no_gtvp"), "gtvn_distance_if_no_gtvp",
+                                             NO_GTVP_MODES, "keep"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (labels by name), round-trips through :meth:`from_dict`."""
+
+        def named(d):
+            return {LABEL_NAMES[k]: v for k, v in sorted(d.items())}
+
+        return {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "connectivity": self.connectivity,
+            "probability_threshold": named(self.probability_threshold),
+            "missing_probabilities": self.missing_probabilities,
+            "closing_radius_mm": named(self.closing_radius_mm),
+            "min_component_size": named(self.min_component_size),
+            "min_component_size_unit": self.min_component_size_unit,
+            "gtvp_single_lesion": self.gtvp_single_lesion,
+            "max_components": named(self.max_components),
+            "gtvn_max_distance_mm": self.gtvn_max_distance_mm,
+            "gtvn_distance_if_no_gtvp": self.gtvn_distance_if_no_gtvp,
+        }
+
+    # ------------------------------------------------------------ queries
+    @property
+    def needs_probabilities(self) -> bool:
+        return bool(self.probability_threshold)
+
+    @property
+    def uses_mm(self) -> bool:
+        """True when a rule depends on the voxel spacing."""
+        return (any(r > 0 for r in self.closing_radius_mm.values()) or self.gtvn_max_distance_mm is not None
+                or (bool(self.min_component_size) and self.min_component_size_unit == "mm3"))
+
+    def is_identity(self) -> bool:
+        """True when no rule is on."""
+        return self == PostprocessingConfig(connectivity=self.connectivity,
+                                            missing_probabilities=self.missing_probabilities,
+                                            min_component_size_unit=self.min_component_size_unit,
+                                            gtvn_distance_if_no_gtvp=self.gtvn_distance_if_no_gtvp)
+
+    def without_probability_threshold(self) -> "PostprocessingConfig":
+        return replace(self, probability_threshold={})
+
+    def describe(self) -> str:
+        """One line per active rule, in the order they are applied."""
+        lines = []
+        names = LABEL_NAMES
+        if self.probability_threshold:
+            lines.append("probability threshold " + ", ".join(f"{names[k]} >= {v:g}" for k, v in
+                                                               sorted(self.probability_threshold.items())))
+        for k, v in sorted(self.closing_radius_mm.items()):
+            if v > 0:
+                lines.append(f"closing {names[k]} radius {v:g} mm")
+        for k, v in sorted(self.min_component_size.items()):
+            if v > 0:
+                lines.append(f"remove {names[k]} components < {v:g} {self.min_component_size_unit}")
+        if self.gtvp_single_lesion:
+            lines.append(f"GTVp single lesion: extra components {'removed' if self.gtvp_single_lesion == 'remove' else 'relabelled GTVn'}")
+        for k, v in sorted(self.max_components.items()):
+            lines.append(f"keep at most {v} {names[k]} components")
+        if self.gtvn_max_distance_mm is not None:
+            lines.append(f"remove GTVn components > {self.gtvn_max_distance_mm:g} mm from GTVp "
+                         f"(no GTVp: {self.gtvn_distance_if_no_gtvp})")
+        return "; ".join(lines) if lines else "no rule (identity)"
+
+
+def load_config(path: str | os.PathLike) -> PostprocessingConfig:
+    """Read a post-processing JSON file (``tune-postprocessing``'s output is accepted as is)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"post-processing configuration not found: {path}") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not a readable JSON file ({exc})") from None
+    try:
+        return PostprocessingConfig.from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def save_config(config: PostprocessingConfig, path: str | os.PathLike, extra: Mapping[str, Any] | None = None) -> None:
+    """Write ``config`` (plus ``extra`` top-level keys such as ``tuning``) atomically as JSON."""
+    data = config.to_dict()
+    data.update(extra or {})
+    write_json_atomic(path, data)

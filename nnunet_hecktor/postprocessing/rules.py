@@ -1,0 +1,331 @@
+"""The post-processing rules on numpy label arrays (0 background, 1 GTVp, 2 GTVn).
+
+Conventions: arrays are 3D in any fixed axis order, ``spacing`` gives the voxel size in mm in
+the *same* axis order (``image.GetSpacing()[::-1]`` for arrays from SimpleITK). Functions never
+modify their input; they return a new array. Each rule works on the bounding box of the voxels
+it concerns, so full-size CT volumes cost little more than the lesions they contain.
+
+:func:`postprocess_segmentation` applies a :class:`~nnunet_hecktor.postprocessing.config.PostprocessingConfig`
+in its fixed order; :func:`rule_steps` exposes the individual steps (used by the tuning).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from nnunet_hecktor.metrics.components import bounding_box, component_sizes, label_components
+from nnunet_hecktor.postprocessing.config import PostprocessingConfig
+from nnunet_hecktor.schema import GTVN, GTVP
+
+Step = Callable[[np.ndarray], np.ndarray]
+
+
+def _spacing(spacing: Sequence[float], ndim: int) -> np.ndarray:
+    spacing = np.asarray(spacing, dtype=float)
+    if spacing.shape != (ndim,) or not np.all(spacing > 0):
+        raise ValueError(f"spacing must hold {ndim} positive values in mm (array axis order), got {tuple(spacing)}")
+    return spacing
+
+
+def _label_components_in_box(seg: np.ndarray, label: int, connectivity: int):
+    """(box, component labels inside the box, n) for ``seg == label``; box is None when absent."""
+    mask = seg == label
+    box = bounding_box(mask)
+    if box is None:
+        return None, None, 0
+    labels, n = label_components(mask[box], connectivity)
+    return box, labels, n
+
+
+def _remove_components(seg: np.ndarray, label: int, box, labels: np.ndarray, remove_ids, new_value: int = 0) -> np.ndarray:
+    remove_ids = np.asarray(remove_ids, dtype=np.int64)
+    if remove_ids.size == 0:
+        return seg
+    out = seg.copy()
+    lookup = np.zeros(int(labels.max()) + 1, dtype=bool)
+    lookup[remove_ids] = True
+    region = out[box]
+    region[lookup[labels]] = new_value
+    return out
+
+
+# --------------------------------------------------------------------------- rule 1
+def apply_probability_threshold(seg: np.ndarray, probabilities: np.ndarray, thresholds: dict[int, float]) -> np.ndarray:
+    """Relabel from softmax probabilities with per-label thresholds.
+
+    Parameters
+    ----------
+    seg : ndarray
+        nnU-Net's argmax segmentation (used for labels without a threshold).
+    probabilities : ndarray, shape (C, *seg.shape), C >= 3
+        Class probabilities (channel 1 GTVp, 2 GTVn), as in nnU-Net's ``.npz`` ``probabilities``.
+    thresholds : dict
+        Label -> threshold; a voxel is a candidate for the label when ``p >= threshold``.
+
+    Returns
+    -------
+    ndarray
+        The candidate label with the highest probability, background where there is none.
+    """
+    if probabilities.ndim != seg.ndim + 1 or probabilities.shape[1:] != seg.shape or probabilities.shape[0] < 3:
+        raise ValueError(f"probabilities of shape {probabilities.shape} do not fit a segmentation of shape "
+                         f"{seg.shape} (expected (classes >= 3, {', '.join(map(str, seg.shape))}))")
+    if not thresholds:
+        return seg
+    best = np.zeros(seg.shape, dtype=np.float32)
+    out = np.zeros(seg.shape, dtype=np.uint8)
+    for label in (GTVP, GTVN):
+        p = np.asarray(probabilities[label], dtype=np.float32)
+        candidate = p >= thresholds[label] if label in thresholds else seg == label
+        # Strictly greater: on an exact tie the lower label (GTVp) keeps the voxel.
+        wins = candidate & ((out == 0) | (p > best))
+        out[wins] = label
+        best[wins] = p[wins]
+    return out
+
+
+# --------------------------------------------------------------------------- rule 2
+def ellipsoid(radius_mm: float, spacing: Sequence[float]) -> np.ndarray:
+    """Boolean structuring element: voxel offsets within ``radius_mm`` of the centre (in mm)."""
+    spacing = np.asarray(spacing, dtype=float)
+    half = np.floor(radius_mm / spacing + 1e-9).astype(int)
+    grids = np.ogrid[tuple(slice(-h, h + 1) for h in half)]
+    distance2 = sum((g * s) ** 2 for g, s in zip(grids, spacing))
+    return distance2 <= radius_mm ** 2 + 1e-9
+
+
+def close_label(seg: np.ndarray, label: int, radius_mm: float, spacing: Sequence[float]) -> np.ndarray:
+    """Binary closing of ``label`` with an ellipsoid of ``radius_mm``; fills background voxels only.
+
+    The outside of the array counts as background, as on an infinite grid: the closing is
+    computed in a box padded by twice the radius, so array borders do not erode the label.
+    """
+    from scipy import ndimage
+
+    spacing = _spacing(spacing, seg.ndim)
+    structure = ellipsoid(radius_mm, spacing)
+    if structure.sum() <= 1:
+        return seg
+    mask = seg == label
+    box = bounding_box(mask)
+    if box is None:
+        return seg
+    half = np.array(structure.shape) // 2
+    pad = 2 * half + 1
+    lo = [b.start - p for b, p in zip(box, pad)]
+    hi = [b.stop + p for b, p in zip(box, pad)]
+    work = np.zeros([h - l for l, h in zip(lo, hi)], dtype=bool)
+    inner = tuple(slice(b.start - l, b.stop - l) for b, l in zip(box, lo))
+    work[inner] = mask[box]
+    closed = ndimage.binary_erosion(ndimage.binary_dilation(work, structure), structure)
+    # Back to array coordinates, clipped to the array.
+    src = tuple(slice(max(l, 0) - l, min(h, n) - l) for l, h, n in zip(lo, hi, seg.shape))
+    dst = tuple(slice(max(l, 0), min(h, n)) for l, h, n in zip(lo, hi, seg.shape))
+    add = closed[src] & (seg[dst] == 0)
+    if not add.any():
+        return seg
+    out = seg.copy()
+    out[dst][add] = label
+    return out
+
+
+# --------------------------------------------------------------------------- rule 3
+def remove_small_components(seg: np.ndarray, label: int, min_size: float, voxel_volume_mm3: float = 1.0,
+                            connectivity: int = 26) -> np.ndarray:
+    """Set components of ``label`` with volume < ``min_size`` to background.
+
+    ``min_size`` is in the unit of ``voxel_volume_mm3`` x voxels: pass the voxel volume in mm³
+    for a threshold in mm³, or 1.0 for a threshold in voxels.
+    """
+    if min_size <= 0:
+        return seg
+    box, labels, n = _label_components_in_box(seg, label, connectivity)
+    if n == 0:
+        return seg
+    volumes = component_sizes(labels, n)[1:] * float(voxel_volume_mm3)
+    return _remove_components(seg, label, box, labels, np.flatnonzero(volumes < min_size) + 1)
+
+
+# --------------------------------------------------------------------------- rule 4
+def keep_single_gtvp(seg: np.ndarray, mode: str = "remove", connectivity: int = 26) -> np.ndarray:
+    """Keep the largest GTVp component; others are removed (``"remove"``) or become GTVn (``"to_gtvn"``)."""
+    if mode not in ("remove", "to_gtvn"):
+        raise ValueError(f"mode must be 'remove' or 'to_gtvn', got {mode!r}")
+    box, labels, n = _label_components_in_box(seg, GTVP, connectivity)
+    if n <= 1:
+        return seg
+    sizes = component_sizes(labels, n)[1:]
+    keep = int(np.argmax(sizes)) + 1  # first (raster order) of the largest
+    others = np.array([k for k in range(1, n + 1) if k != keep])
+    return _remove_components(seg, GTVP, box, labels, others, GTVN if mode == "to_gtvn" else 0)
+
+
+# --------------------------------------------------------------------------- rule 5
+def keep_largest_components(seg: np.ndarray, label: int, max_components: int, connectivity: int = 26) -> np.ndarray:
+    """Keep the ``max_components`` largest components of ``label`` (equal sizes: raster order first)."""
+    if max_components < 1:
+        raise ValueError(f"max_components must be >= 1, got {max_components}")
+    box, labels, n = _label_components_in_box(seg, label, connectivity)
+    if n <= max_components:
+        return seg
+    sizes = component_sizes(labels, n)[1:]
+    order = np.argsort(-sizes, kind="stable")
+    return _remove_components(seg, label, box, labels, order[max_components:] + 1)
+
+
+# --------------------------------------------------------------------------- rule 6
+def gtvn_distances_to_gtvp(seg: np.ndarray, spacing: Sequence[float], max_distance_mm: float,
+                           connectivity: int = 26):
+    """Distance in mm from each GTVn component to the nearest GTVp voxel (voxel centres).
+
+    Returns ``(box, labels, distances)`` where ``distances[k - 1]`` belongs to component ``k``;
+    distances larger than ``max_distance_mm`` are reported as ``inf`` (they are not computed:
+    the distance transform runs only in the GTVp box grown by ``max_distance_mm``). ``None``
+    when there is no GTVn; all ``inf`` when there is no GTVp.
+    """
+    from scipy import ndimage
+
+    spacing = _spacing(spacing, seg.ndim)
+    box_n, labels, n = _label_components_in_box(seg, GTVN, connectivity)
+    if n == 0:
+        return None
+    distances = np.full(n + 1, np.inf)
+    gtvp = seg == GTVP
+    grow = np.ceil(max_distance_mm / spacing).astype(int) + 1
+    box_p = bounding_box(gtvp, pad=grow)
+    if box_p is not None:
+        # Any voxel outside the grown box is farther than D along one axis alone, so the
+        # minimum over a component is exact whenever it is <= D.
+        edt = ndimage.distance_transform_edt(~gtvp[box_p], sampling=spacing)
+        inter = tuple(slice(max(a.start, b.start), min(a.stop, b.stop)) for a, b in zip(box_n, box_p))
+        if all(s.start < s.stop for s in inter):
+            comp = labels[tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(inter, box_n))]
+            dist = edt[tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(inter, box_p))]
+            inside = comp > 0
+            np.minimum.at(distances, comp[inside].astype(np.int64), dist[inside])
+    distances[distances > max_distance_mm] = np.inf
+    return box_n, labels, distances[1:]
+
+
+def remove_distant_gtvn(seg: np.ndarray, spacing: Sequence[float], max_distance_mm: float,
+                        if_no_gtvp: str = "keep", connectivity: int = 26) -> np.ndarray:
+    """Remove GTVn components farther than ``max_distance_mm`` from the GTVp.
+
+    Without any GTVp voxel: ``if_no_gtvp="keep"`` leaves GTVn alone, ``"remove"`` removes it all.
+    """
+    if if_no_gtvp not in ("keep", "remove"):
+        raise ValueError(f"if_no_gtvp must be 'keep' or 'remove', got {if_no_gtvp!r}")
+    if not (seg == GTVP).any():
+        if if_no_gtvp == "keep":
+            return seg
+        out = seg.copy()
+        out[out == GTVN] = 0
+        return out
+    found = gtvn_distances_to_gtvp(seg, spacing, max_distance_mm, connectivity)
+    if found is None:
+        return seg
+    box, labels, distances = found
+    return _remove_components(seg, GTVN, box, labels, np.flatnonzero(~np.isfinite(distances)) + 1)
+
+
+# --------------------------------------------------------------------------- pipeline
+def rule_steps(config: PostprocessingConfig, spacing: Sequence[float],
+               probabilities: np.ndarray | None = None) -> list[tuple[str, Step]]:
+    """The active rules of ``config`` as ``(name, step)`` pairs in the order they are applied.
+
+    ``step(seg) -> seg``. The probability step is included only when ``probabilities`` is given.
+    Names: ``probability_threshold``, ``closing:GTVp``, ``closing:GTVn``, ``min_size:GTVp``,
+    ``min_size:GTVn``, ``gtvp_single_lesion``, ``max_components:GTVp``, ``max_components:GTVn``,
+    ``gtvn_distance``.
+    """
+    spacing = _spacing(spacing, len(spacing))
+    voxel_volume = float(np.prod(spacing)) if config.min_component_size_unit == "mm3" else 1.0
+    c = config.connectivity
+    steps: list[tuple[str, Step]] = []
+    names = {GTVP: "GTVp", GTVN: "GTVn"}
+    if config.probability_threshold and probabilities is not None:
+        steps.append(("probability_threshold",
+                      lambda s: apply_probability_threshold(s, probabilities, config.probability_threshold)))
+    for label in (GTVP, GTVN):
+        radius = config.closing_radius_mm.get(label, 0.0)
+        if radius > 0:
+            steps.append((f"closing:{names[label]}", lambda s, l=label, r=radius: close_label(s, l, r, spacing)))
+    for label in (GTVP, GTVN):
+        size = config.min_component_size.get(label, 0.0)
+        if size > 0:
+            steps.append((f"min_size:{names[label]}",
+                          lambda s, l=label, m=size: remove_small_components(s, l, m, voxel_volume, c)))
+    if config.gtvp_single_lesion:
+        steps.append(("gtvp_single_lesion", lambda s: keep_single_gtvp(s, config.gtvp_single_lesion, c)))
+    for label in (GTVP, GTVN):
+        if label in config.max_components:
+            steps.append((f"max_components:{names[label]}",
+                          lambda s, l=label, k=config.max_components[label]: keep_largest_components(s, l, k, c)))
+    if config.gtvn_max_distance_mm is not None:
+        steps.append(("gtvn_distance", lambda s: remove_distant_gtvn(s, spacing, config.gtvn_max_distance_mm,
+                                                                     config.gtvn_distance_if_no_gtvp, c)))
+    return steps
+
+
+def postprocess_segmentation(seg: np.ndarray, spacing: Sequence[float], config: PostprocessingConfig,
+                             probabilities: np.ndarray | None = None) -> np.ndarray:
+    """Apply every active rule of ``config`` to a label array.
+
+    Parameters
+    ----------
+    seg : ndarray of int, 3D
+        Labels 0 background, 1 GTVp, 2 GTVn. Not modified.
+    spacing : sequence of 3 float
+        Voxel size in mm, in the array's axis order (``image.GetSpacing()[::-1]`` for SimpleITK).
+    config : PostprocessingConfig
+    probabilities : ndarray, shape (C, *seg.shape), optional
+        nnU-Net softmax probabilities; required when ``config.probability_threshold`` is set.
+
+    Returns
+    -------
+    ndarray of uint8, same shape
+    """
+    if seg.ndim != 3:
+        raise ValueError(f"a 3D label array is expected, got shape {seg.shape}")
+    if config.needs_probabilities and probabilities is None:
+        raise ValueError("the configuration has a probability threshold but no probabilities were given")
+    out = np.asarray(seg).astype(np.uint8, copy=True)
+    if config.probability_threshold:
+        out = apply_probability_threshold(out, probabilities, config.probability_threshold)
+    # Every later rule only touches the foreground and (closing) its surroundings: run them on
+    # the padded foreground box instead of the whole CT volume; the result is identical.
+    box = bounding_box(out, pad=pad_for(config, spacing))
+    if box is None:
+        return out
+    crop = out[box].copy()
+    for _, step in rule_steps(config, spacing):
+        crop = step(crop)
+    out[box] = crop
+    return out
+
+
+def changed_voxels(before: np.ndarray, after: np.ndarray) -> int:
+    """Number of voxels whose label differs (cropped to the union of the foregrounds)."""
+    from nnunet_hecktor.metrics.components import union_bounding_box
+
+    box = union_bounding_box(before, after)
+    return 0 if box is None else int(np.count_nonzero(before[box] != after[box]))
+
+
+def pad_for(config: PostprocessingConfig, spacing: Sequence[float]) -> np.ndarray:
+    """Voxels by which a crop around the foreground must grow so every rule gives the same result.
+
+    Only the closing can add voxels outside the foreground (at most its radius away).
+    """
+    spacing = np.asarray(spacing, dtype=float)
+    radius = max(config.closing_radius_mm.values(), default=0.0)
+    return np.ceil(radius / spacing).astype(int) + 1 if radius > 0 else np.zeros(len(spacing), dtype=int)
+
+
+__all__ = [
+    "apply_probability_threshold", "close_label", "remove_small_components", "keep_single_gtvp",
+    "keep_largest_components", "remove_distant_gtvn", "gtvn_distances_to_gtvp", "rule_steps",
+    "postprocess_segmentation", "ellipsoid", "changed_voxels", "pad_for",
+]

@@ -1,0 +1,212 @@
+"""``tune-postprocessing`` on a fake nnU-Net results folder, and its pickle under stock nnU-Net."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from nnunet_hecktor.cli import main
+from nnunet_hecktor.errors import HecktorError, InputDataError
+from nnunet_hecktor.evaluation.evaluate import evaluate
+from nnunet_hecktor.postprocessing.apply import postprocess_folder
+from nnunet_hecktor.postprocessing.config import PostprocessingConfig, load_config
+from nnunet_hecktor.postprocessing.nnunet_pkl import hecktor_postprocessing, reader_axis_spacing
+from nnunet_hecktor.postprocessing.tuning import CroppedCase, find_validation_cases, search_postprocessing
+
+SPACING_XYZ = (1.0, 1.0, 3.0)
+
+# Top-level keys as nnUNetv2_plan_experiment 2.8.1 wrote them for a 3-case toy dataset on this
+# grid (configurations trimmed: nnUNetv2_apply_postprocessing only uses the reader/writer).
+PLANS = {
+    "dataset_name": "Dataset998_Toy", "plans_name": "nnUNetPlans",
+    "original_median_spacing_after_transp": [3.0, 1.0, 1.0],
+    "original_median_shape_after_transp": [12, 16, 16],
+    "image_reader_writer": "SimpleITKIO", "transpose_forward": [0, 1, 2], "transpose_backward": [0, 1, 2],
+    "configurations": {}, "experiment_planner_used": "ExperimentPlanner",
+    "label_manager": "LabelManager", "foreground_intensity_properties_per_channel": {},
+}
+DATASET = {"channel_names": {"0": "CT", "1": "PET"}, "labels": {"background": 0, "GTVp": 1, "GTVn": 2},
+           "numTraining": 4, "file_ending": ".nii.gz"}
+
+
+def _write(path: Path, array: np.ndarray) -> None:
+    image = sitk.GetImageFromArray(array.astype(np.uint8))
+    image.SetSpacing(SPACING_XYZ)
+    image.SetOrigin((-5.0, 3.0, 100.0))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(image, str(path))
+
+
+def _case(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """GT: one primary and one node. Prediction: the same plus a 1-voxel false node far away and a
+    small second GTVp component (both of which post-processing should remove)."""
+    gt = np.zeros((10, 24, 24), np.uint8)
+    gt[3:6, 5:11, 5:11] = 1
+    gt[4:6, 13:16, 13:16] = 2
+    pred = gt.copy()
+    pred[3, 5:11, 5:7] = 0  # imperfect primary
+    pred[8, 20 - seed, 2] = 2  # spurious node, far from the primary
+    pred[0, 0, 20:22] = 1  # spurious second primary component
+    return gt, pred
+
+
+@pytest.fixture
+def results(tmp_path):
+    labels = tmp_path / "labelsTr"
+    model = tmp_path / "Dataset998_Toy" / "HecktorTrainer__nnUNetPlans__3d_fullres"
+    for i, pid in enumerate(["A-000", "A-001", "B-002", "B-003"]):
+        gt, pred = _case(i)
+        _write(labels / f"{pid}.nii.gz", gt)
+        _write(model / f"fold_{i // 2}" / "validation" / f"{pid}.nii.gz", pred)
+    (model / "plans.json").write_text(json.dumps(PLANS))
+    (model / "dataset.json").write_text(json.dumps(DATASET))
+    return model, labels
+
+
+SMALL_GRID = {
+    "closing:GTVp": [], "closing:GTVn": [], "min_size:GTVp": [5.0], "min_size:GTVn": [1.0, 10.0],
+    "gtvp_single_lesion": ["remove", "to_gtvn"], "max_components:GTVn": [1], "gtvn_distance": [30.0],
+}
+
+
+def test_tune_postprocessing_end_to_end(results, tmp_path, capsys):
+    model, labels = results
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps(SMALL_GRID))
+    out = tmp_path / "tuned" / "pp.json"
+    assert main(["tune-postprocessing", "--results", str(model), "--gt", str(labels), "--output", str(out),
+                 "--grid", str(grid), "--folds", "0", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "before" in printed and "after" in printed
+    data = json.loads(out.read_text())
+    tuning = data["tuning"]
+    assert tuning["n_cases"] == 4 and tuning["folds"] == [0, 1] and tuning["objective"] == "mean"
+    assert tuning["before"]["gtvn_fp"] == 4 and tuning["after"]["gtvn_fp"] == 0
+    assert tuning["after"]["objective"] > tuning["before"]["objective"]
+    assert tuning["after"]["gtvn_f1_agg"] == 1.0
+    config = load_config(out)
+    # Voxels are 3 mm3: the 1-voxel node (3 mm3) goes with the 10 mm3 threshold (1 mm3 removes
+    # nothing); the 2-voxel extra primary (6 mm3) survives min_size:GTVp 5 (not < 5), so the
+    # single-lesion rule removes it ("to_gtvn" would add a false node instead).
+    assert config.min_component_size == {2: 10.0}
+    assert config.gtvp_single_lesion == "remove"
+    assert config.gtvn_max_distance_mm is None and not config.max_components  # no further gain: left off
+    assert len(tuning["search"]) == sum(len(v) for v in SMALL_GRID.values())
+    assert (tmp_path / "tuned" / "postprocessing.pkl").is_file()
+
+    # The crop-based search gives the same figures as post-processing the full volumes and evaluating them.
+    merged = tmp_path / "merged"
+    for fold in (0, 1):
+        for path in (model / f"fold_{fold}" / "validation").glob("*.nii.gz"):
+            merged.mkdir(exist_ok=True)
+            (merged / path.name).write_bytes(path.read_bytes())
+    postprocess_folder(merged, tmp_path / "merged_pp", config, progress=False)
+    full = evaluate(labels, tmp_path / "merged_pp", n_bootstrap=0, progress=False).metrics["task1"]
+    for key in ("gtvp_dice_mean", "gtvn_dice_agg", "gtvn_f1_agg"):
+        assert full[key] == pytest.approx(tuning["after"][key])
+
+
+def test_search_with_probability_thresholds():
+    gt, pred = _case(0)
+    probabilities = np.zeros((3,) + pred.shape, np.float32)
+    probabilities[1] = (pred == 1) * 0.9
+    probabilities[2] = (pred == 2) * 0.9
+    probabilities[2][pred == 2] = np.where(gt[pred == 2] == 2, 0.9, 0.45)  # the spurious node is unsure
+    probabilities[1][0, 0, 20:22] = 0.45
+    probabilities[0] = 1 - probabilities[1] - probabilities[2]
+    cases = [CroppedCase(f"P{i}", (3.0, 1.0, 1.0), gt, pred, probabilities) for i in range(2)]
+    grid = {"probability_threshold:GTVp": [0.5], "probability_threshold:GTVn": [0.3, 0.5]}
+    result = search_postprocessing(cases, grid, progress=False)
+    assert result.used_probabilities
+    assert result.config.probability_threshold == {1: 0.5, 2: 0.5}
+    assert result.after["gtvn_fp"] == 0 and result.before["gtvn_fp"] == 2
+
+
+def test_objective_changes_the_choice():
+    gt, pred = _case(0)
+    cases = [CroppedCase("P", (3.0, 1.0, 1.0), gt, pred)]
+    grid = {"gtvp_single_lesion": ["remove"], "min_size:GTVn": [10.0]}
+    gtvp_only = search_postprocessing(cases, grid, objective="gtvp_dice", progress=False)
+    assert gtvp_only.config.gtvp_single_lesion == "remove" and not gtvp_only.config.min_component_size
+    gtvn_only = search_postprocessing(cases, grid, objective="gtvn", progress=False)
+    assert gtvn_only.config.min_component_size == {2: 10.0} and gtvn_only.config.gtvp_single_lesion is None
+    with pytest.raises(HecktorError, match="unknown objective"):
+        search_postprocessing(cases, grid, objective="borda", progress=False)
+
+
+def test_find_validation_cases_errors(results, tmp_path):
+    model, labels = results
+    assert [c.fold for c in find_validation_cases(model, labels)] == [0, 0, 1, 1]
+    with pytest.raises(HecktorError, match="fold 7"):
+        find_validation_cases(model, labels, folds=[7])
+    (labels / "B-003.nii.gz").unlink()
+    with pytest.raises(InputDataError, match="B-003: .*no ground-truth label"):
+        find_validation_cases(model, labels)
+    _case_gt, pred = _case(0)
+    _write(model / "fold_1" / "validation" / "A-000.nii.gz", pred)
+    with pytest.raises(InputDataError, match="A-000: .*fold 0 and fold 1"):
+        find_validation_cases(model, labels, folds=[0, 1])
+
+
+def test_reader_axis_spacing_undoes_the_transpose():
+    # nnU-Net puts the axis with the largest spacing first: reader (z, y, x) = (3, 1, 4) with
+    # transpose_forward [2, 0, 1] is stored as [4, 3, 1]; transpose_backward [1, 2, 0] undoes it.
+    plans = {"original_median_spacing_after_transp": [4.0, 3.0, 1.0], "transpose_forward": [2, 0, 1],
+             "transpose_backward": [1, 2, 0]}
+    assert reader_axis_spacing(plans) == [3.0, 1.0, 4.0]
+    with pytest.raises(HecktorError, match="plans.json"):
+        reader_axis_spacing({})
+
+
+def test_pickle_function_on_nnunet_style_float_arrays():
+    gt, pred = _case(1)
+    config = PostprocessingConfig(min_component_size={2: 10.0}, gtvp_single_lesion="remove",
+                                  probability_threshold={1: 0.5})
+    out = hecktor_postprocessing(pred.astype(np.float32), config.to_dict(), [3.0, 1.0, 1.0])
+    assert out.dtype == np.uint8
+    expected = pred.copy()
+    expected[8, 19, 2] = 0
+    expected[0, 0, 20:22] = 0
+    assert np.array_equal(out, expected)
+
+
+@pytest.mark.slow
+def test_pkl_with_stock_nnunet_apply_postprocessing(results, tmp_path):
+    model, labels = results
+    out_json = tmp_path / "pp.json"
+    grid = tmp_path / "grid.json"
+    grid.write_text(json.dumps(SMALL_GRID))
+    assert main(["tune-postprocessing", "--results", str(model), "--gt", str(labels), "--output", str(out_json),
+                 "--grid", str(grid)]) == 0
+    pkl = tmp_path / "postprocessing.pkl"
+    with open(pkl, "rb") as handle:
+        functions, kwargs = pickle.load(handle)
+    assert [f.__name__ for f in functions] == ["hecktor_postprocessing"]
+    assert kwargs[0]["spacing"] == [3.0, 1.0, 1.0]
+
+    source = model / "fold_0" / "validation"
+    env = dict(os.environ)
+    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        env.setdefault(name, str(tmp_path / name))
+    script = Path(sys.executable).parent / "nnUNetv2_apply_postprocessing"
+    completed = subprocess.run(
+        [str(script), "-i", str(source), "-o", str(tmp_path / "stock"), "-pp_pkl_file", str(pkl), "-np", "1",
+         "-plans_json", str(model / "plans.json"), "-dataset_json", str(model / "dataset.json")],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    postprocess_folder(source, tmp_path / "ours", load_config(out_json), progress=False)
+    for path in sorted(source.glob("*.nii.gz")):
+        stock = sitk.ReadImage(str(tmp_path / "stock" / path.name))
+        ours = sitk.ReadImage(str(tmp_path / "ours" / path.name))
+        # every case has the median spacing here, so the pickle route is exact
+        assert np.array_equal(sitk.GetArrayFromImage(stock), sitk.GetArrayFromImage(ours))
+        assert stock.GetSpacing() == ours.GetSpacing() and stock.GetOrigin() == ours.GetOrigin()
+        assert not np.array_equal(sitk.GetArrayFromImage(ours), sitk.GetArrayFromImage(sitk.ReadImage(str(path))))
