@@ -1,0 +1,57 @@
+"""``nnunet-hecktor convert``: a HECKTOR folder -> an nnU-Net v2 raw dataset (thin wrapper)."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "convert"
+ORDER = 10
+HELP = "convert HECKTOR folders (release, one task folder or flat) into an nnU-Net v2 raw dataset"
+DESCRIPTION = """\
+Convert a HECKTOR source folder into $nnUNet_raw/DatasetNNN_NAME (or --output):
+imagesTr/<PID>_0000 = CT (unchanged), <PID>_0001 = PET resampled onto the CT grid,
+labelsTr/<PID> = uint8 {0 background, 1 GTVp, 2 GTVn}; patients without a label go to imagesTs.
+Also writes dataset.json, clinical.csv (all task CSVs merged, raw values), splits_final.json
+(5 patient-level folds stratified by centre, HPV and Relapse), conversion_report.json and
+crops/<PID>.json. SRC may be the release root ('Task 1', 'Task 2', 'Task 3'; 'Task_1' works too),
+one task folder, or a flat folder of <PID>__CT.nii.gz / <PID>__PT.nii.gz / <PID>.nii.gz.
+A re-run skips patients already converted from unchanged sources; --overwrite redoes everything.
+
+examples:
+  nnunet-hecktor convert /data/hecktor2025 --dataset-id 501
+  nnunet-hecktor convert "/data/hecktor2025/Task 1" --dataset-id 502 --crop headneck --num-processes 4
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("src", help="HECKTOR source folder (never written to)")
+    parser.add_argument("--dataset-id", type=int, required=True, help="nnU-Net dataset id, 1-999")
+    parser.add_argument("--name", default="HECKTOR", help="dataset name (default HECKTOR): DatasetNNN_NAME")
+    parser.add_argument("--output", default=None,
+                        help="dataset folder to write (default $nnUNet_raw/DatasetNNN_NAME)")
+    parser.add_argument("--interpolation", choices=("linear", "bspline"), default="linear",
+                        help="PET -> CT grid interpolation (default linear; outside value 0)")
+    parser.add_argument("--crop", choices=("overlap", "headneck"), default=None,
+                        help="crop the CT grid to the CT/PET overlap or to a head-and-neck box (default: no crop)")
+    parser.add_argument("--headneck-box-mm", type=float, nargs=3, metavar=("X", "Y", "Z"),
+                        default=(200.0, 200.0, 310.0), help="head-and-neck box in mm (default 200 200 310)")
+    parser.add_argument("--splits", default=None, metavar="FILE",
+                        help="nnU-Net split file to use, filtered to the patients present "
+                             "(default: stratified 5 folds)")
+    parser.add_argument("--num-folds", type=int, default=5, help="folds of the stratified split (default 5)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the stratified split (default 0)")
+    parser.add_argument("--num-processes", type=int, default=1, help="patients converted in parallel (default 1)")
+    parser.add_argument("--overwrite", action="store_true", help="delete the dataset folder and convert everything")
+    parser.add_argument("--strict", action="store_true", help="exit non-zero when any patient failed")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+
+def run(args: argparse.Namespace) -> int:
+    from nnunet_hecktor.dataset_conversion import convert_dataset
+
+    convert_dataset(args.src, dataset_id=args.dataset_id, name=args.name, output=args.output,
+                    interpolation=args.interpolation, crop=args.crop, headneck_box_mm=tuple(args.headneck_box_mm),
+                    splits_file=args.splits, num_folds=args.num_folds, seed=args.seed,
+                    num_processes=args.num_processes, overwrite=args.overwrite, strict=args.strict,
+                    progress=not args.quiet)
+    return 0
