@@ -40,7 +40,7 @@ from .checks import (
 )
 from .cropping import DEFAULT_HEADNECK_BOX_MM, apply_crop, compute_crop
 from .geometry import GridGeometry, covered_index_box, describe_grid_difference, geometry_record
-from .integrity import check_image_file
+from nnunet_hecktor.image_integrity import check_image_file
 from .layout import PatientFiles, PatientSources
 from .resampling import resample_pet_to_ct
 

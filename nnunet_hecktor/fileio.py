@@ -79,15 +79,27 @@ def read_image(path: str | os.PathLike, patient: str | None = None, what: str = 
     Raises
     ------
     InputDataError
-        The file is missing, unreadable or truncated.
+        The file is missing, unreadable or truncated, or holds NaN/inf voxels.
     """
+    import numpy as np
     import SimpleITK as sitk
+
+    from nnunet_hecktor.image_integrity import check_image_file
 
     path = Path(path)
     if not path.is_file():
         raise InputDataError(f"{what} file is missing", patient, path)
+    # ITK's NIfTI reader zero-fills truncated files and zeroes NaN/inf voxels without raising,
+    # so NIfTI files are checked on disk before reading.
+    check_image_file(path, patient, what)
     try:
-        return sitk.ReadImage(str(path))
+        image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
         first_line = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown reason"
         raise InputDataError(f"{what} file is unreadable or truncated ({first_line})", patient, path) from None
+    if image.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
+        # Other formats (.mha) keep non-finite values: reject them here.
+        n_bad = int(np.count_nonzero(~np.isfinite(sitk.GetArrayViewFromImage(image))))
+        if n_bad:
+            raise InputDataError(f"{what} has {n_bad} non-finite (NaN/inf) voxels", patient, path)
+    return image

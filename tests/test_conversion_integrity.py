@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from nnunet_hecktor.dataset_conversion.integrity import check_image_file
+from nnunet_hecktor.image_integrity import check_image_file
 from nnunet_hecktor.errors import InputDataError
 
 
