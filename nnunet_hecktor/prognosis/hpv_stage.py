@@ -1,0 +1,213 @@
+"""``nnunet-hecktor hpv fit|predict``: the patient-level HPV status classifier (1 = HPV positive).
+
+The decision threshold is chosen on out-of-fold probabilities to maximise balanced accuracy
+(the HECKTOR Task 3 metric; 0.5 is a poor threshold when ~90 % of patients are positive).
+Reported cross-validated balanced accuracy uses, for each fold, a threshold chosen on inner
+out-of-fold probabilities of that fold's training rows only (honest); the figure at the final
+threshold, chosen on all out-of-fold probabilities, is reported too and marked optimistic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nnunet_hecktor import schema
+from nnunet_hecktor.errors import HecktorError
+from nnunet_hecktor.fileio import atomic_path, write_json_atomic
+from nnunet_hecktor.metrics.classification import BinaryMetrics, best_balanced_accuracy_threshold, binary_metrics
+from nnunet_hecktor.prognosis.cross_validation import cross_validate_classifier, fold_assignment, make_folds
+from nnunet_hecktor.prognosis.hpv_models import CALIBRATIONS, DECISIONS, adjusted_decision, hpv_pipeline
+from nnunet_hecktor.prognosis.model_store import PrognosisModel, load_model, save_model
+from nnunet_hecktor.prognosis.plots import plot_roc
+from nnunet_hecktor.prognosis.stage_data import centre_groups, hpv_targets
+from nnunet_hecktor.prognosis.stage_io import (
+    json_safe, load_prediction_inputs, load_training_inputs, prediction_inputs, say, small_matrix_threads,
+)
+
+
+@dataclass
+class HpvFit:
+    """What :func:`fit_hpv` produced."""
+
+    model: PrognosisModel
+    summary: dict[str, Any]
+    oof: Any  # DataFrame
+    paths: dict[str, Path]
+
+
+def _metrics_json(m: BinaryMetrics) -> dict[str, float]:
+    return {"balanced_accuracy": m.balanced_accuracy, "sensitivity": m.sensitivity,
+            "specificity": m.specificity, "auc": m.auc, "n_positive": m.n_positive, "n_negative": m.n_negative}
+
+
+@small_matrix_threads
+def fit_hpv(clinical_csv, output_dir, features_csv=None, feature_set: str = "all", calibration: str = "none",
+            cv: str = "kfold", n_splits: int = 5, random_state: int = 0, allow_ground_truth_features: bool = False,
+            clinical_columns=None, progress: bool = True, make_plots: bool = True, l1_ratio: float = 0.0) -> HpvFit:
+    """Cross-validate the HPV classifier, choose its threshold, refit on all patients, save it.
+
+    Parameters
+    ----------
+    clinical_csv : path
+        Clinical table with ``HPV Status`` (1 positive, 0 negative); patients without it are left out.
+    output_dir : path
+        Receives ``model.joblib``, ``oof_predictions.csv``, ``cv_summary.json`` and ``roc_oof.png``.
+    features_csv : path, optional
+        Feature table of ``nnunet-hecktor features`` (its ``net_hpv_probability`` column, when
+        present, is used as an input); predicted segmentations unless ``allow_ground_truth_features``.
+    feature_set : {"all", "image", "clinical"}
+    calibration : {"none", "sigmoid", "isotonic"}
+        ``none``: logistic regression with its penalty chosen on the log-loss (already calibrated in
+        practice); otherwise wrapped in CalibratedClassifierCV.
+    cv : {"kfold", "centre"}
+    l1_ratio : float
+        Elastic-net mixing of the logistic regression (0 = L2, the default; 1 = L1).
+    """
+    import pandas as pd
+
+    if calibration not in CALIBRATIONS:
+        raise HecktorError(f"--calibration must be one of {', '.join(CALIBRATIONS)}")
+    output_dir = Path(output_dir)
+    inputs, report = load_training_inputs("hpv", features_csv, clinical_csv, feature_set, clinical_columns,
+                                          allow_ground_truth_features)
+    patients, y, dropped = hpv_targets(inputs.clinical, list(inputs.frame.index))
+    report["patients_without_hpv_status"] = dropped
+    if dropped:
+        say(f"note: {len(dropped)} patients without HPV Status are left out")
+    counts = np.bincount(y, minlength=2)
+    if counts.min() < 2:
+        raise HecktorError(f"HPV Status needs at least 2 patients of each class, found {counts[1]} positive and "
+                           f"{counts[0]} negative")
+    X = inputs.frame.loc[patients]
+    groups = centre_groups(inputs.clinical, patients)
+    folds = make_folds(y, groups, cv, n_splits, random_state)
+    if not 0.0 <= l1_ratio <= 1.0:
+        raise HecktorError(f"--l1-ratio must lie between 0 and 1, got {l1_ratio}")
+    estimator = hpv_pipeline(inputs.roles, calibration, random_state, l1_ratio)
+    say(f"hpv: {len(patients)} patients ({counts[1]} positive, {counts[0]} negative), {X.shape[1]} inputs "
+        f"({len(inputs.image_columns)} image, {len(inputs.clinical_columns)} clinical), {len(folds)} folds ({cv})")
+    result = cross_validate_classifier(X, y, estimator, folds, random_state=random_state, progress=progress)
+    oof_p = result.oof_probability
+    threshold = best_balanced_accuracy_threshold(y, oof_p)
+    honest = binary_metrics(y, (oof_p >= result.nested_threshold).astype(int), oof_p)
+    optimistic = binary_metrics(y, (oof_p >= threshold).astype(int), oof_p)
+    at_half = binary_metrics(y, (oof_p >= 0.5).astype(int), oof_p)
+    per_fold = {}
+    for fold in folds:
+        v = fold.validation
+        per_fold[fold.name] = _metrics_json(binary_metrics(y[v], (oof_p[v] >= result.nested_threshold[v]).astype(int),
+                                                           oof_p[v]))
+        per_fold[fold.name]["threshold"] = result.fold_thresholds[fold.name]
+    final = estimator.fit(X, y)
+    prevalence = float(y.mean())
+    penalty = "L2" if l1_ratio == 0 else ("L1" if l1_ratio == 1 else f"elastic net, l1_ratio {l1_ratio:g}")
+    description = (f"logistic regression ({penalty}, penalty by inner CV on log-loss"
+                   f"{'' if calibration == 'none' else f', {calibration} calibration'}) refitted on all "
+                   f"{len(patients)} patients; threshold {threshold:.4f} maximises out-of-fold balanced accuracy")
+    cv_figures = {"nested_threshold": _metrics_json(honest), "final_threshold_on_oof": _metrics_json(optimistic),
+                  "threshold_0.5": _metrics_json(at_half), "per_fold": per_fold,
+                  "brier_score": float(np.mean((oof_p - y) ** 2))}
+    model = PrognosisModel(
+        task="hpv", estimator=final, image_columns=inputs.image_columns, clinical_columns=inputs.clinical_columns,
+        feature_set=feature_set, chosen="logistic" if calibration == "none" else f"logistic+{calibration}",
+        description=description, seg_source=inputs.seg_source if inputs.image_columns else None,
+        threshold=float(threshold), training_prevalence=prevalence, cv=cv_figures,
+    )
+    oof = pd.DataFrame({
+        schema.COL_PATIENT: patients, "centre": groups, "fold": fold_assignment(folds, len(patients)),
+        schema.COL_HPV: y, "hpv_probability": oof_p, "hpv_status": (oof_p >= threshold).astype(int),
+        "fold_threshold": result.nested_threshold,
+        "hpv_status_fold_threshold": (oof_p >= result.nested_threshold).astype(int),
+    })
+    summary = {
+        "task": "HPV status (1 = positive)", "final_model_description": description,
+        "threshold": float(threshold), "training_prevalence": prevalence,
+        "cv_scheme": cv, "n_folds": len(folds), "random_state": random_state,
+        "n_patients": len(patients), "n_positive": int(counts[1]), "n_negative": int(counts[0]),
+        "feature_set": feature_set, "seg_source": model.seg_source,
+        "image_columns": inputs.image_columns, "clinical_columns": inputs.clinical_columns,
+        "input_roles": inputs.roles.to_json(),
+        "cross_validation": cv_figures,
+        "figures_note": ("nested_threshold: each fold's threshold chosen on its training rows only (honest); "
+                         "final_threshold_on_oof: the final threshold, chosen on these same predictions "
+                         "(optimistic); threshold_0.5 for comparison"),
+        "left_out": report,
+    }
+    output_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"model": output_dir / "model.joblib", "oof": output_dir / "oof_predictions.csv",
+             "summary": output_dir / "cv_summary.json"}
+    if make_plots:
+        paths["roc"] = output_dir / "roc_oof.png"
+        plot_roc(y, oof_p, threshold, paths["roc"], f"HPV, out-of-fold ({cv})")
+    save_model(model, paths["model"])
+    with atomic_path(paths["oof"]) as tmp:
+        oof.to_csv(tmp, index=False, float_format="%.6g")
+    write_json_atomic(paths["summary"], json_safe(summary))
+    say(f"cross-validated HPV: AUC {honest.auc:.3f}, balanced accuracy {honest.balanced_accuracy:.3f} "
+        f"(thresholds chosen inside training folds; {optimistic.balanced_accuracy:.3f} at the final threshold "
+        f"{threshold:.3f}, {at_half.balanced_accuracy:.3f} at 0.5)\nfinal model: {description}")
+    return HpvFit(model, summary, oof, paths)
+
+
+def hpv_prediction(model: PrognosisModel, feature_table=None, clinical: dict[str, dict] | None = None,
+                   expected_prevalence: float | None = None, decision: str = "balanced_accuracy",
+                   threshold: float | None = None):
+    """HPV probability and status per patient from tables in memory.
+
+    Returns
+    -------
+    (DataFrame indexed by PatientID with ``hpv_probability`` and ``hpv_status``, threshold used)
+        Probabilities corrected to ``expected_prevalence`` when given (see :func:`predict_hpv`).
+    """
+    if model.task != "hpv":
+        raise HecktorError(f"a {model.task} model cannot predict HPV status")
+    return _hpv_outputs(model, prediction_inputs(model, feature_table, clinical).frame, expected_prevalence,
+                        decision, threshold)
+
+
+def _hpv_outputs(model: PrognosisModel, frame, expected_prevalence, decision, threshold):
+    import pandas as pd
+
+    probability = model.estimator.predict_proba(frame)[:, 1]
+    used_threshold = model.threshold if threshold is None else float(threshold)
+    p_new, t_new, status = adjusted_decision(probability, used_threshold, model.training_prevalence,
+                                             expected_prevalence, decision)
+    return pd.DataFrame({"hpv_probability": p_new, "hpv_status": status}, index=frame.index), t_new
+
+
+@small_matrix_threads
+def predict_hpv(model_path, output_csv, features_csv=None, clinical_csv=None, expected_prevalence: float | None = None,
+                decision: str = "balanced_accuracy", threshold: float | None = None):
+    """HPV probability and status of every patient (``PatientID,hpv_probability,hpv_status``).
+
+    Parameters
+    ----------
+    expected_prevalence : float, optional
+        Share of HPV-positive patients expected at this site; probabilities are corrected for the
+        label shift from the training prevalence (odds scaled by the prior-odds ratio) and the
+        threshold is mapped with them (see :mod:`nnunet_hecktor.prognosis.hpv_models`).
+    decision : {"balanced_accuracy", "accuracy"}
+    threshold : float, optional
+        Overrides the model's threshold (on the model's unadjusted probability scale).
+    """
+    if decision not in DECISIONS:
+        raise HecktorError(f"--decision must be one of {', '.join(DECISIONS)}")
+    if expected_prevalence is not None and not 0.0 < expected_prevalence < 1.0:
+        raise HecktorError(f"--expected-prevalence must lie strictly between 0 and 1, got {expected_prevalence}")
+    model = load_model(model_path, task="hpv")
+    inputs = load_prediction_inputs(model, features_csv, clinical_csv)
+    outputs, t_new = _hpv_outputs(model, inputs.frame, expected_prevalence, decision, threshold)
+    predictions = outputs.reset_index().rename(columns={"index": schema.COL_PATIENT})
+    status = predictions["hpv_status"].to_numpy()
+    output_csv = Path(output_csv)
+    with atomic_path(output_csv) as tmp:
+        predictions.to_csv(tmp, index=False, float_format="%.6g")
+    shift = "" if expected_prevalence is None else (
+        f", probabilities adjusted from prevalence {model.training_prevalence:.3f} to {expected_prevalence:.3f}")
+    say(f"HPV status of {len(predictions)} patients written to {output_csv} ({int(status.sum())} positive; "
+        f"threshold {t_new:.4f}{shift})")
+    return predictions
