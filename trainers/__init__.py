@@ -1,1 +1,47 @@
-"""nnU-Net trainer classes of nnunet-hecktor (importable as ``nnunet_hecktor.trainers``)."""
+"""nnU-Net trainer classes of nnunet-hecktor (importable as ``nnunet_hecktor.trainers``).
+
+Trainers (use with ``nnUNetv2_train ... -tr NAME`` once ``nnUNet_extTrainer`` points at
+``nnunet-hecktor trainer-path``):
+
+- :class:`HecktorMultiTaskTrainer`: segmentation + HPV head + Cox head + SWA.
+- :class:`HecktorSWATrainer`: stock segmentation with stochastic weight averaging.
+- Variants (:mod:`.variants`): ``*_tiny``, ``*_5epochs``, ``*_100epochs``, ``*_250epochs``,
+  ``HecktorMultiTaskTrainerNoClinical``, ``HecktorMultiTaskTrainerNoSWA``.
+
+Helpers: :mod:`.head_inference` (heads on a whole volume), :mod:`.handover` (warm start,
+export of a stock checkpoint), :mod:`.swa`, :mod:`.sampling`, :mod:`.patient_data`.
+
+The trainer classes are loaded lazily: importing a helper module does not import nnU-Net's
+training stack.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_TRAINERS = {
+    "HecktorSWATrainer": "swa_trainer",
+    "HecktorMultiTaskTrainer": "multitask_trainer",
+    "HecktorMultiTaskTrainer_tiny": "variants",
+    "HecktorSWATrainer_tiny": "variants",
+    "HecktorMultiTaskTrainer_5epochs": "variants",
+    "HecktorMultiTaskTrainer_100epochs": "variants",
+    "HecktorMultiTaskTrainer_250epochs": "variants",
+    "HecktorSWATrainer_5epochs": "variants",
+    "HecktorSWATrainer_100epochs": "variants",
+    "HecktorSWATrainer_250epochs": "variants",
+    "HecktorMultiTaskTrainerNoClinical": "variants",
+    "HecktorMultiTaskTrainerNoSWA": "variants",
+}
+
+__all__ = sorted(_TRAINERS)
+
+
+def __getattr__(name: str):
+    if name in _TRAINERS:
+        return getattr(importlib.import_module(f"{__name__}.{_TRAINERS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -1,0 +1,537 @@
+"""``HecktorMultiTaskTrainer``: segmentation + HPV head + Cox head (+ SWA), trained by ``nnUNetv2_train``.
+
+Per training step, in one forward pass of the network (``network(x, with_heads=True, ...)``):
+
+- segmentation: nnU-Net's Dice + CE with deep supervision, unchanged;
+- HPV: class-weighted binary cross-entropy (unknown HPV masked);
+- recurrence-free survival: Breslow Cox partial likelihood over a pooled bank of recent detached
+  risks plus the current batch (risks all-gathered across DDP ranks with gradients first).
+
+``loss = seg + hpv_loss_weight * hpv + cox_loss_weight * cox``.
+
+Patient-level labels and patches: only the GTVp-centred samples of a batch (see
+:mod:`nnunet_hecktor.trainers.sampling`) whose augmented patch still contains GTVp voxels feed
+the head losses; the heads pool their features over the patch's GTVp. Every other sample still
+runs through the heads with weight 0, so every head parameter gets a gradient every step (DDP
+with ``find_unused_parameters=False``).
+
+Patient data: ``clinical.csv`` (see :mod:`nnunet_hecktor.trainers.patient_data`); the clinical
+encoder's statistics are fitted on the training fold only and stored as network buffers.
+
+At the end of training the HPV decision threshold is chosen on the training fold (heads evaluated on
+GTVp-centred patches of the training patients, maximising balanced accuracy) for each saved set of
+weights and stored in the checkpoint; then the fold's validation patients are evaluated on whole
+volumes (:func:`~nnunet_hecktor.trainers.head_inference.predict_heads`) and written to
+``validation_heads.json`` / ``validation_heads.csv``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, List
+
+import numpy as np
+import torch
+from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
+from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
+from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
+from nnunetv2.utilities.helpers import dummy_context
+from torch import autocast
+from torch import distributed as dist
+
+from nnunet_hecktor import schema
+from nnunet_hecktor.heads import (HeadConfig, HPVLoss, RiskBank, build_multitask_network,
+                                  cox_partial_likelihood_loss, gather_patient_outputs)
+from nnunet_hecktor.metrics.classification import best_balanced_accuracy_threshold
+
+from .head_inference import predict_heads
+from .head_metrics import hpv_metrics, mean_per_patient, survival_metrics, write_validation_heads
+from .patient_data import PatientTable, effective_hpv_prevalence, hpv_sampling_weights, load_patient_table
+from .progress_plot import HEAD_LOG_KEYS, plot_head_progress
+from .sampling import HecktorDataLoader
+from .swa_trainer import HecktorSWATrainer
+
+
+class _PrecomputedOutput:
+    """Stands in for the network inside nnU-Net's ``validation_step``.
+
+    The multi-task forward already produced the segmentation output; nnU-Net's pseudo-Dice
+    code then runs on it unchanged instead of a second forward pass.
+    """
+
+    def __init__(self, output):
+        self.output = output
+
+    def __call__(self, *args, **kwargs):
+        return self.output
+
+
+def _all_gather_lists(values: list, is_ddp: bool) -> list:
+    if not is_ddp:
+        return values
+    gathered = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, values)
+    return [v for part in gathered for v in part]
+
+
+class HecktorMultiTaskTrainer(HecktorSWATrainer):
+    """nnU-Net trainer for GTVp/GTVn segmentation, HPV status and recurrence risk, with SWA.
+
+    Class attributes (override in a subclass, nnU-Net style)
+    ---------------------------------------------------------
+    HEAD_CONFIG : HeadConfig
+        Head sizes, dropout, clinical inputs on/off (read by the static network builder, so
+        it must be a class constant: prediction rebuilds the network from it).
+    hpv_loss_weight, cox_loss_weight : float
+        Weights of the head losses next to nnU-Net's segmentation loss (~1 at the start).
+    hpv_sampling_power : float
+        0 = uniform patient sampling, 1 = both HPV classes drawn equally often (see
+        :func:`~nnunet_hecktor.trainers.patient_data.hpv_sampling_weights`).
+    hpv_loss_weighting : {"balanced", "pos_weight", "none"}
+        Class weighting of the BCE, computed from the *sampled* HPV prevalence so that
+        sampling and weighting together balance the classes.
+    gtvp_centred_fraction : float
+        Probability that a foreground-oversampled patch is GTVp-centred (these feed the heads).
+    centre_jitter : float
+        Jitter of GTVp-centred patches, fraction of the patch size per axis.
+    risk_bank_capacity : int
+        Detached past risks pooled with the batch in the Cox loss.
+    cox_ranking_weight : float
+        Optional pairwise ranking term added to the Cox loss (0 = off).
+    head_tta : bool
+        Average the heads over mirrored patches at the end-of-training evaluation.
+    head_validation_mirroring : bool
+        Mirroring for the sliding-window segmentation that places the validation head patch.
+    sampler_seed : int
+        Seed of the patient sampler.
+    """
+
+    HEAD_CONFIG: HeadConfig = HeadConfig()
+    hpv_loss_weight: float = 0.1
+    cox_loss_weight: float = 0.1
+    hpv_sampling_power: float = 0.5
+    hpv_loss_weighting: str = "balanced"
+    gtvp_centred_fraction: float = 0.5
+    centre_jitter: float = 0.1
+    risk_bank_capacity: int = 256
+    cox_ranking_weight: float = 0.0
+    head_tta: bool = True
+    head_validation_mirroring: bool = False
+    sampler_seed: int = 12345
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        log = self.logger.local_logger.my_fantastic_logging
+        for key in HEAD_LOG_KEYS:
+            log.setdefault(key, [])
+        self.patients: PatientTable | None = None
+        self.clinical_table_path: str | None = None
+        self._encoded_clinical: torch.Tensor | None = None
+        self._train_keys: list[str] = []
+        self._val_keys: list[str] = []
+        self.hpv_loss: HPVLoss | None = None
+        self.risk_bank = RiskBank(self.risk_bank_capacity, ranking_weight=self.cox_ranking_weight)
+        self._restarts = 0
+        self._saved_sampler_state: dict | None = None
+
+    # -- network --------------------------------------------------------------------------------
+    @classmethod
+    def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
+                                   num_output_channels: int, enable_deep_supervision: bool = True):
+        # A classmethod (nnU-Net calls it on the class with the same arguments) so that
+        # variants change the heads through their HEAD_CONFIG constant.
+        return build_multitask_network(plans_manager, configuration_manager, num_input_channels,
+                                       num_output_channels, enable_deep_supervision, head_config=cls.HEAD_CONFIG)
+
+    # -- patient data ---------------------------------------------------------------------------
+    def setup_patient_data(self) -> None:
+        """Read the clinical table, fit the clinical encoder on the training fold, set up the HPV loss."""
+        self._train_keys, self._val_keys = (list(map(str, k)) for k in self.do_split())
+        all_keys = sorted(set(self._train_keys) | set(self._val_keys))
+        self.patients, path = load_patient_table(self.plans_manager.dataset_name, all_keys)
+        self.clinical_table_path = str(path)
+        training = self.patients.index_of(self._train_keys)
+        encoder = self.plain_network.clinical_encoder
+        encoder.fit([self.patients.records[i] for i in training])
+        self._encoded_clinical = encoder.encode(self.patients.records).to(self.device)
+        weights = hpv_sampling_weights(self.patients.hpv[training], self.hpv_sampling_power)
+        self._patient_weights = {self._train_keys[j]: float(w) for j, w in enumerate(weights)}
+        prevalence = effective_hpv_prevalence(self.patients.hpv[training], weights)
+        self.hpv_loss = HPVLoss(prevalence, self.hpv_loss_weighting)
+        self.print_to_log_file(f"Clinical table: {path}")
+        self.print_to_log_file(f"Patients: {self.patients.summary()}")
+        if self.patients.without_row:
+            self.print_to_log_file(f"WARNING: {len(self.patients.without_row)} case(s) have no row in {path} "
+                                   f"(all clinical inputs and targets unknown): {', '.join(self.patients.without_row[:20])}")
+        self.print_to_log_file(f"HPV: sampling power {self.hpv_sampling_power}, sampled prevalence "
+                               f"{prevalence if prevalence is None else round(prevalence, 3)}, loss {self.hpv_loss}")
+
+    def on_train_start(self):
+        if not self.was_initialized:
+            self.initialize()
+        # Before nnU-Net's on_train_start: its get_dataloaders needs the sampling weights.
+        self.setup_patient_data()
+        super().on_train_start()
+
+    # -- data loading ---------------------------------------------------------------------------
+    def get_dataloaders(self):
+        """nnU-Net's data pipeline with :class:`HecktorDataLoader` in place of ``nnUNetDataLoader``."""
+        patch_size = self.configuration_manager.patch_size
+        deep_supervision_scales = self._get_deep_supervision_scales()
+        rotation_for_DA, do_dummy_2d_data_aug, initial_patch_size, mirror_axes = \
+            self.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+        labels = self.label_manager
+        tr_transforms = self.get_training_transforms(
+            patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes, do_dummy_2d_data_aug,
+            use_mask_for_norm=self.configuration_manager.use_mask_for_norm, is_cascaded=self.is_cascaded,
+            foreground_labels=labels.foreground_labels,
+            regions=labels.foreground_regions if labels.has_regions else None, ignore_label=labels.ignore_label)
+        val_transforms = self.get_validation_transforms(
+            deep_supervision_scales, is_cascaded=self.is_cascaded, foreground_labels=labels.foreground_labels,
+            regions=labels.foreground_regions if labels.has_regions else None, ignore_label=labels.ignore_label)
+        dataset_tr, dataset_val = self.get_tr_and_val_datasets()
+        common = dict(oversample_foreground_percent=self.oversample_foreground_percent, sampling_probabilities=None,
+                      pad_sides=None, probabilistic_oversampling=self.probabilistic_oversampling,
+                      gtvp_centred_fraction=self.gtvp_centred_fraction, centre_jitter=self.centre_jitter,
+                      gtvp_label=schema.GTVP)
+        dl_tr = HecktorDataLoader(dataset_tr, self.batch_size, initial_patch_size, patch_size, labels,
+                                  transforms=tr_transforms, patient_weights=self._patient_weights,
+                                  seed=self.sampler_seed, restart=self._restarts, **common)
+        # Validation patches: uniform patients, its own stream (seed + 1).
+        dl_val = HecktorDataLoader(dataset_val, self.batch_size, patch_size, patch_size, labels,
+                                   transforms=val_transforms, seed=self.sampler_seed + 1, restart=self._restarts,
+                                   **common)
+        n_proc = get_allowed_n_proc_DA()
+        if n_proc == 0:
+            gen_tr, gen_val = SingleThreadedAugmenter(dl_tr, None), SingleThreadedAugmenter(dl_val, None)
+        else:
+            pin = self.device.type == "cuda"
+            gen_tr = NonDetMultiThreadedAugmenter(data_loader=dl_tr, transform=None, num_processes=n_proc,
+                                                  num_cached=max(6, n_proc // 2), seeds=None, pin_memory=pin,
+                                                  wait_time=0.002)
+            gen_val = NonDetMultiThreadedAugmenter(data_loader=dl_val, transform=None,
+                                                   num_processes=max(1, n_proc // 2),
+                                                   num_cached=max(3, n_proc // 4), seeds=None, pin_memory=pin,
+                                                   wait_time=0.002)
+        _ = next(gen_tr)
+        _ = next(gen_val)
+        if n_proc == 0 and self._saved_sampler_state is not None:
+            # After nnU-Net's warm-up batch, so the resumed stream continues exactly where the
+            # checkpoint left it (with DA worker processes a fresh stream per restart is used).
+            dl_tr.load_sampler_state(self._saved_sampler_state)
+        return gen_tr, gen_val
+
+    def _in_process_loader(self) -> HecktorDataLoader | None:
+        gen = self.dataloader_train
+        return gen.data_loader if isinstance(gen, SingleThreadedAugmenter) else None
+
+    # -- per-batch head inputs --------------------------------------------------------------------
+    def head_inputs(self, batch: dict) -> dict[str, Any]:
+        """Clinical vectors, masked targets and the GTVp pooling mask of a batch.
+
+        A sample feeds the head losses when its patch was GTVp-centred by the loader and still
+        holds GTVp voxels after augmentation; for the others HPV/RFS/Relapse are set to NaN
+        (masked), so they still pass through the heads (gradient 0) but do not count.
+        """
+        keys = [str(k) for k in batch["keys"]]
+        index = self.patients.index_of(keys)
+        target = batch["target"][0] if isinstance(batch["target"], list) else batch["target"]
+        gtvp = (target[:, :1] == schema.GTVP)
+        has_gtvp = gtvp.flatten(1).any(dim=1).numpy()
+        centred = np.asarray(batch.get("tumour_centred", np.zeros(len(keys), bool)), dtype=bool)
+        eligible = centred & has_gtvp
+        hpv = np.where(eligible, self.patients.hpv[index], np.nan)
+        rfs = np.where(eligible, self.patients.rfs[index], np.nan)
+        relapse = np.where(eligible, self.patients.relapse[index], np.nan)
+        device = self.device
+        return {
+            "keys": keys,
+            "index": torch.as_tensor(index, device=device),
+            "eligible": eligible,
+            "clinical": self._encoded_clinical[torch.as_tensor(index, device=self._encoded_clinical.device)],
+            "pool_mask": gtvp.to(device, non_blocking=True, dtype=torch.float32),
+            "hpv": torch.as_tensor(hpv, dtype=torch.float32, device=device),
+            "rfs": torch.as_tensor(rfs, dtype=torch.float32, device=device),
+            "relapse": torch.as_tensor(relapse, dtype=torch.float32, device=device),
+        }
+
+    def forward_with_heads(self, data: torch.Tensor, heads: dict):
+        """One pass through the (possibly DDP-wrapped / compiled) network: ``(seg, hpv_logit, risk)``."""
+        # Through self.network, not .module.forward_with_heads: DDP synchronises gradients only
+        # for calls through its own forward.
+        return self.network(data, with_heads=True, clinical=heads["clinical"], pool_mask=heads["pool_mask"])
+
+    @staticmethod
+    def _head_outputs(heads: dict, hpv_logit: torch.Tensor, risk: torch.Tensor) -> dict[str, list]:
+        """Per-sample values of the eligible samples, for the running epoch metrics."""
+        keep = heads["eligible"]
+        prob = torch.sigmoid(hpv_logit.detach().float()).cpu().numpy()[keep]
+        return {
+            "head_patients": [k for k, e in zip(heads["keys"], keep) if e],
+            "head_hpv_probability": prob.tolist(),
+            "head_risk": risk.detach().float().cpu().numpy()[keep].tolist(),
+            "head_hpv": heads["hpv"].cpu().numpy()[keep].tolist(),
+            "head_rfs": heads["rfs"].cpu().numpy()[keep].tolist(),
+            "head_relapse": heads["relapse"].cpu().numpy()[keep].tolist(),
+        }
+
+    # -- training ---------------------------------------------------------------------------------
+    def train_step(self, batch: dict) -> dict:
+        heads = self.head_inputs(batch)
+        data = batch["data"].to(self.device, non_blocking=True)
+        target = batch["target"]
+        target = [t.to(self.device, non_blocking=True) for t in target] if isinstance(target, list) \
+            else target.to(self.device, non_blocking=True)
+
+        self.optimizer.zero_grad(set_to_none=True)
+        # Autocast on CUDA only, as nnU-Net (slow on CPU); the heads force fp32 internally.
+        with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
+            seg, hpv_logit, risk = self.forward_with_heads(data, heads)
+            seg_loss = self.loss(seg, target)
+        hpv_loss = self.hpv_loss(hpv_logit, heads["hpv"])
+        # Risks of all ranks, with gradients; identical pooled loss on every rank keeps the
+        # banks identical, and all_gather's backward + DDP's averaging give the union gradient.
+        risk_all, rfs_all, relapse_all, index_all = gather_patient_outputs(
+            risk, heads["rfs"], heads["relapse"], heads["index"])
+        cox_loss = self.risk_bank.pooled_loss(risk_all, rfs_all, relapse_all, index_all)
+        loss = seg_loss + self.hpv_loss_weight * hpv_loss + self.cox_loss_weight * cox_loss
+
+        if self.grad_scaler is not None:
+            self.grad_scaler.scale(loss).backward()
+            self.grad_scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
+            self.grad_scaler.step(self.optimizer)
+            self.grad_scaler.update()
+        else:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
+            self.optimizer.step()
+        # 'loss' stays the segmentation loss so nnU-Net's progress.png compares like with like
+        # (its validation loss is the segmentation loss); the heads go to progress_heads.png.
+        return {"loss": seg_loss.detach().cpu().numpy(), "total_loss": float(loss.detach()),
+                "hpv_loss": float(hpv_loss.detach()), "cox_loss": float(cox_loss.detach()),
+                **self._head_outputs(heads, hpv_logit, risk)}
+
+    def _epoch_head_metrics(self, outputs: List[dict]) -> dict[str, float]:
+        """Per-patient HPV AUC, balanced accuracy (p >= 0.5), C-index and pooled Cox loss of an epoch."""
+        lists = {k: _all_gather_lists([v for o in outputs for v in o[k]], self.is_ddp)
+                 for k in ("head_patients", "head_hpv_probability", "head_risk", "head_hpv", "head_rfs",
+                           "head_relapse")}
+        if not lists["head_patients"]:
+            return {"hpv_auc": np.nan, "hpv_balanced_accuracy": np.nan, "c_index": np.nan, "cox_loss": np.nan,
+                    "n": 0}
+        patients, (prob, risk, hpv, rfs, relapse) = mean_per_patient(
+            lists["head_patients"], lists["head_hpv_probability"], lists["head_risk"], lists["head_hpv"],
+            lists["head_rfs"], lists["head_relapse"])
+        hpv_m = hpv_metrics(hpv, prob, 0.5)
+        surv = survival_metrics(rfs, relapse, risk)
+        cox = float(cox_partial_likelihood_loss(torch.as_tensor(risk, dtype=torch.float64),
+                                                torch.as_tensor(rfs), torch.as_tensor(relapse))) \
+            if surv["n_events"] > 0 else np.nan
+        return {"hpv_auc": hpv_m["auc"], "hpv_balanced_accuracy": hpv_m["balanced_accuracy"],
+                "c_index": surv["c_index"], "cox_loss": cox, "n": len(lists["head_patients"])}
+
+    def _mean_over_ranks(self, values: list) -> float:
+        values = _all_gather_lists([float(v) for v in values], self.is_ddp)
+        return float(np.mean(values)) if values else float("nan")
+
+    def on_train_epoch_end(self, train_outputs: List[dict]):
+        super().on_train_epoch_end(train_outputs)
+        metrics = self._epoch_head_metrics(train_outputs)
+        epoch = self.current_epoch
+        self.logger.log("train_total_losses", self._mean_over_ranks([o["total_loss"] for o in train_outputs]), epoch)
+        self.logger.log("train_hpv_losses", self._mean_over_ranks([o["hpv_loss"] for o in train_outputs]), epoch)
+        self.logger.log("train_cox_losses", self._mean_over_ranks([o["cox_loss"] for o in train_outputs]), epoch)
+        self.logger.log("train_hpv_auc", metrics["hpv_auc"], epoch)
+        self.logger.log("train_c_index", metrics["c_index"], epoch)
+        self.logger.log("train_head_samples", metrics["n"], epoch)
+
+    # -- validation (patches, every epoch) ------------------------------------------------------------
+    def validation_step(self, batch: dict) -> dict:
+        heads = self.head_inputs(batch)
+        data = batch["data"].to(self.device, non_blocking=True)
+        with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
+            seg, hpv_logit, risk = self.forward_with_heads(data, heads)
+        network, self.network = self.network, _PrecomputedOutput(seg)
+        try:
+            result = super().validation_step(batch)
+        finally:
+            self.network = network
+        result["hpv_loss"] = float(self.hpv_loss(hpv_logit, heads["hpv"]))
+        result.update(self._head_outputs(heads, hpv_logit, risk))
+        return result
+
+    def on_validation_epoch_end(self, val_outputs: List[dict]):
+        seg_outputs = [{k: v for k, v in o.items() if k in ("loss", "tp_hard", "fp_hard", "fn_hard")}
+                       for o in val_outputs]
+        super().on_validation_epoch_end(seg_outputs)
+        metrics = self._epoch_head_metrics(val_outputs)
+        epoch = self.current_epoch
+        self.logger.log("val_hpv_losses", self._mean_over_ranks([o["hpv_loss"] for o in val_outputs]), epoch)
+        self.logger.log("val_cox_losses", metrics["cox_loss"], epoch)
+        self.logger.log("val_hpv_auc", metrics["hpv_auc"], epoch)
+        self.logger.log("val_hpv_balanced_accuracy", metrics["hpv_balanced_accuracy"], epoch)
+        self.logger.log("val_c_index", metrics["c_index"], epoch)
+        self.logger.log("val_head_samples", metrics["n"], epoch)
+
+    def on_epoch_end(self):
+        log = self.logger.get_checkpoint()
+        self.print_to_log_file(
+            "heads: " + ", ".join(f"{k} {np.round(log[k][-1], 4)}" for k in
+                                  ("train_hpv_losses", "train_cox_losses", "val_hpv_auc", "val_c_index",
+                                   "train_head_samples")))
+        super().on_epoch_end()
+        if self.local_rank == 0:
+            try:
+                plot_head_progress(self.logger.get_checkpoint(), self.output_folder)
+            except Exception as exc:  # a plotting problem must never stop a training run
+                self.print_to_log_file(f"Could not draw progress_heads.png: {exc}")
+
+    # -- checkpoints ----------------------------------------------------------------------------------
+    def extra_checkpoint_state(self) -> dict[str, Any]:
+        state = super().extra_checkpoint_state()
+        loader = self._in_process_loader() if self.dataloader_train is not None else None
+        state["risk_bank"] = self.risk_bank.state_dict()
+        state["sampler"] = {"restarts": self._restarts,
+                            "state": loader.sampler_state() if loader is not None else None}
+        state["clinical_table"] = self.clinical_table_path
+        return state
+
+    def load_extra_checkpoint_state(self, state: dict[str, Any]) -> None:
+        super().load_extra_checkpoint_state(state)
+        if state.get("risk_bank") is not None:
+            self.risk_bank.load_state_dict(state["risk_bank"])
+        sampler = state.get("sampler") or {}
+        # A resumed run draws a fresh patient stream (restart + 1) unless the exact in-process
+        # state was saved (nnUNet_n_proc_DA=0), which is then continued.
+        self._restarts = int(sampler.get("restarts", 0)) + 1
+        self._saved_sampler_state = sampler.get("state")
+        log = self.logger.local_logger.my_fantastic_logging
+        n = len(log.get("train_losses", []))
+        for key in HEAD_LOG_KEYS:  # checkpoints of other trainers (e.g. warm start) lack these
+            if key not in log:
+                log[key] = [float("nan")] * n
+
+    # -- end of training: thresholds and whole-volume evaluation ----------------------------------------
+    def _heads_on_cases(self, keys: list[str], segmentations: dict[str, np.ndarray] | None = None) -> list[dict]:
+        """Whole-volume head outputs of preprocessed cases (``segmentations``: predicted; default: ground truth)."""
+        dataset = self.dataset_class(self.preprocessed_dataset_folder, keys,
+                                     folder_with_segs_from_previous_stage=self.folder_with_segs_from_previous_stage)
+        mirror_axes = self.inference_allowed_mirroring_axes if self.head_tta else None
+        rows = []
+        for key in keys:
+            data, gt, _, _ = dataset.load_case(key)
+            seg = segmentations[key] if segmentations is not None else np.asarray(gt[:])
+            i = int(self.patients.index_of([key])[0])
+            pred = predict_heads(self.network, np.asarray(data[:]), seg, self._encoded_clinical[i:i + 1],
+                                 self.configuration_manager.patch_size, mirror_axes=mirror_axes)
+            rows.append({"PatientID": key, "hpv_true": self.patients.hpv[i], "hpv_probability": pred.hpv_probability,
+                         "hpv_predicted": int(pred.hpv_positive), "risk": pred.risk, "rfs_days": self.patients.rfs[i],
+                         "relapse": self.patients.relapse[i], "patch_centre_from": pred.centre_source,
+                         "patch_centre_voxel": " ".join(map(str, pred.centre))})
+        return rows
+
+    def finalise_weights(self, kind: str) -> None:
+        """Choose the HPV threshold on the training fold for the weights about to be saved."""
+        super().finalise_weights(kind)
+        if self.patients is None or not self._train_keys:
+            return
+        threshold = torch.tensor(0.5, dtype=torch.float64)
+        self.set_deep_supervision_enabled(False)
+        try:
+            if self.local_rank == 0:
+                rows = self._heads_on_cases(self._train_keys)
+                y = np.array([r["hpv_true"] for r in rows], dtype=float)
+                p = np.array([r["hpv_probability"] for r in rows], dtype=float)
+                known = np.isfinite(y)
+                if known.any():
+                    threshold.fill_(best_balanced_accuracy_threshold(y[known].astype(int), p[known]))
+                m = hpv_metrics(y, p, float(threshold))
+                self.print_to_log_file(
+                    f"HPV threshold for the {kind} weights (training fold, GTVp-centred patches): "
+                    f"{float(threshold):.4f}; training-fold AUC {m['auc']:.3f}, balanced accuracy "
+                    f"{m['balanced_accuracy']:.3f} ({m['n_known']} patients with known HPV)")
+            if self.is_ddp:
+                threshold = threshold.to(self.device)
+                dist.broadcast(threshold, 0)
+        finally:
+            self.set_deep_supervision_enabled(True)
+        self.plain_network.hecktor_heads.hpv_threshold.fill_(float(threshold))
+
+    def _predict_validation_segmentations(self, keys: list[str]) -> dict[str, np.ndarray]:
+        """Sliding-window segmentations of validation cases in preprocessed space (to place the head patch)."""
+        from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+        predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True,
+                                    use_mirroring=self.head_validation_mirroring, perform_everything_on_device=True,
+                                    device=self.device, verbose=False, verbose_preprocessing=False, allow_tqdm=False)
+        predictor.manual_initialization(self.network, self.plans_manager, self.configuration_manager, None,
+                                        self.dataset_json, self.__class__.__name__,
+                                        self.inference_allowed_mirroring_axes)
+        dataset = self.dataset_class(self.preprocessed_dataset_folder, keys,
+                                     folder_with_segs_from_previous_stage=self.folder_with_segs_from_previous_stage)
+        out = {}
+        for key in keys:
+            data, _, _, _ = dataset.load_case(key)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                logits = predictor.predict_sliding_window_return_logits(torch.from_numpy(np.asarray(data[:])))
+            out[key] = self.label_manager.convert_logits_to_segmentation(logits.float().cpu()).numpy()
+        return out
+
+    def validate_heads(self) -> dict[str, Any]:
+        """Whole-volume HPV and risk evaluation of the fold's validation patients (rank 0).
+
+        Writes ``validation_heads.json`` and ``validation_heads.csv`` into the fold folder and
+        returns the summary.
+        """
+        if self.patients is None:
+            tr, val = self.do_split()
+            self._train_keys, self._val_keys = list(map(str, tr)), list(map(str, val))
+            self.patients, path = load_patient_table(self.plans_manager.dataset_name,
+                                                     sorted(set(self._train_keys) | set(self._val_keys)))
+            self.clinical_table_path = str(path)
+            self._encoded_clinical = self.plain_network.clinical_encoder.encode(self.patients.records).to(self.device)
+        self.network.eval()
+        self.set_deep_supervision_enabled(False)
+        try:
+            segmentations = self._predict_validation_segmentations(self._val_keys)
+            rows = self._heads_on_cases(self._val_keys, segmentations)
+        finally:
+            self.set_deep_supervision_enabled(True)
+        threshold = float(self.plain_network.hecktor_heads.hpv_threshold)
+        hpv = hpv_metrics([r["hpv_true"] for r in rows], [r["hpv_probability"] for r in rows], threshold)
+        surv = survival_metrics([r["rfs_days"] for r in rows], [r["relapse"] for r in rows], [r["risk"] for r in rows])
+        sources = {}
+        for r in rows:
+            sources[r["patch_centre_from"]] = sources.get(r["patch_centre_from"], 0) + 1
+        summary = {
+            "fold": self.fold,
+            "trainer": self.__class__.__name__,
+            "weights": self.validation_weights_description(),
+            "n_patients": len(rows),
+            "hpv": {**hpv, "threshold_chosen_on": "training fold (max balanced accuracy), stored in the checkpoint"},
+            "rfs": surv,
+            "head_patch": {
+                "centre_from": sources,
+                "rule": "largest predicted GTVp component, else largest GTVn component, else image centre; "
+                        "patch = training patch size; pooling over the predicted GTVp",
+                "segmentation_mirroring": self.head_validation_mirroring,
+                "head_tta_mirroring": self.head_tta,
+            },
+            "clinical_table": self.clinical_table_path,
+        }
+        write_validation_heads(self.output_folder, rows, summary)
+        self.print_to_log_file(
+            f"Heads on {len(rows)} validation patients ({summary['weights']}): HPV AUC {hpv['auc']:.3f}, "
+            f"balanced accuracy {hpv['balanced_accuracy']:.3f} (threshold {threshold:.3f}); "
+            f"C-index {surv['c_index']:.3f} ({surv['comparable_pairs']} comparable pairs)")
+        return summary
+
+    def perform_actual_validation(self, save_probabilities: bool = False):
+        super().perform_actual_validation(save_probabilities)
+        if self.local_rank == 0:
+            self.validate_heads()
+        if self.is_ddp:
+            dist.barrier()

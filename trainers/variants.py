@@ -1,0 +1,88 @@
+"""Short and ablation variants of the plugin's trainers, in nnU-Net's naming style.
+
+One concern per class, composed by inheritance (cf. ``nnUNetTrainer_5epochs``):
+
+- ``*_tiny``: 2 epochs of 3 iterations and 2 validation iterations, SWA over both epochs:
+  smoke tests and the CPU demo (seconds per epoch on 32^3 volumes).
+- ``*_5epochs``, ``*_100epochs``, ``*_250epochs``: shorter schedules (250 iterations per epoch).
+- ``HecktorMultiTaskTrainerNoClinical``: image-only heads (ablation of the clinical inputs).
+- ``HecktorMultiTaskTrainerNoSWA``: no weight averaging (ablation of SWA).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from nnunet_hecktor.heads import HeadConfig
+
+from .multitask_trainer import HecktorMultiTaskTrainer
+from .swa_trainer import HecktorSWATrainer
+
+
+class _TinySchedule:
+    """Mixin: 2 epochs x 3 iterations, 2 validation iterations, SWA over all epochs."""
+
+    swa_fraction = 1.0
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.num_epochs = 2
+        self.num_iterations_per_epoch = 3
+        self.num_val_iterations_per_epoch = 2
+
+
+class HecktorMultiTaskTrainer_tiny(_TinySchedule, HecktorMultiTaskTrainer):
+    """Multi-task smoke-test schedule; every foreground-oversampled patch is GTVp-centred, no head TTA."""
+
+    gtvp_centred_fraction = 1.0
+    head_tta = False
+
+
+class HecktorSWATrainer_tiny(_TinySchedule, HecktorSWATrainer):
+    """SWA segmentation smoke-test schedule."""
+
+
+def _epochs(base: type, n: int) -> type:
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        base.__init__(self, plans, configuration, fold, dataset_json, device)
+        self.num_epochs = n
+
+    return __init__
+
+
+class HecktorMultiTaskTrainer_5epochs(HecktorMultiTaskTrainer):
+    __init__ = _epochs(HecktorMultiTaskTrainer, 5)
+
+
+class HecktorMultiTaskTrainer_100epochs(HecktorMultiTaskTrainer):
+    __init__ = _epochs(HecktorMultiTaskTrainer, 100)
+
+
+class HecktorMultiTaskTrainer_250epochs(HecktorMultiTaskTrainer):
+    __init__ = _epochs(HecktorMultiTaskTrainer, 250)
+
+
+class HecktorSWATrainer_5epochs(HecktorSWATrainer):
+    __init__ = _epochs(HecktorSWATrainer, 5)
+
+
+class HecktorSWATrainer_100epochs(HecktorSWATrainer):
+    __init__ = _epochs(HecktorSWATrainer, 100)
+
+
+class HecktorSWATrainer_250epochs(HecktorSWATrainer):
+    __init__ = _epochs(HecktorSWATrainer, 250)
+
+
+class HecktorMultiTaskTrainerNoClinical(HecktorMultiTaskTrainer):
+    """Image-only heads: the clinical variables are not used (ablation)."""
+
+    HEAD_CONFIG = HeadConfig(use_clinical=False)
+
+
+class HecktorMultiTaskTrainerNoSWA(HecktorMultiTaskTrainer):
+    """No stochastic weight averaging (ablation); no checkpoint_swa.pth."""
+
+    swa_enabled = False
