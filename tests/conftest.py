@@ -24,11 +24,16 @@ OpenMP spin-waiting on an oversubscribed machine).
 
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+# Set before torch is first imported (libgomp reads it when it loads): OpenMP threads that
+# spin-wait make torch ops up to ~1000x slower on a shared 2-core machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 TINY_DATASET_ID = 987
 TINY_DATASET_NAME = f"Dataset{TINY_DATASET_ID}_TinyHecktor"
