@@ -65,6 +65,7 @@ class TinyDataset:
     configuration: str      # "3d_fullres"
     training_cases: tuple   # PatientIDs with labels (imagesTr)
     test_cases: tuple       # PatientIDs without labels (imagesTs)
+    planning_log: str       # stdout of nnUNetv2_plan_and_preprocess --verify_dataset_integrity
 
 
 @dataclass(frozen=True)
@@ -105,13 +106,14 @@ def tiny_dataset(tmp_path_factory) -> TinyDataset:
                               progress=False)
     # Not with nnUNet_n_proc_DA=0: nnU-Net's planner calls torch.set_num_threads(nnUNet_n_proc_DA).
     planning_env = {k: v for k, v in env.items() if k != "nnUNet_n_proc_DA"}
-    run_nnunet_command("nnUNetv2_plan_and_preprocess",
-                       ["-d", TINY_DATASET_ID, "-c", TINY_CONFIGURATION, "-np", "1"], planning_env)
+    planning = run_nnunet_command("nnUNetv2_plan_and_preprocess",
+                                  ["-d", TINY_DATASET_ID, "-c", TINY_CONFIGURATION, "--verify_dataset_integrity",
+                                   "-np", "1", "-npfp", "1"], planning_env)
     preprocessed_dir = Path(env["nnUNet_preprocessed"]) / TINY_DATASET_NAME
     write_small_plans(preprocessed_dir, "nnUNetPlans", TINY_PLANS)
     return TinyDataset(root, env, TINY_DATASET_ID, TINY_DATASET_NAME, raw_dir, preprocessed_dir,
                        Path(env["nnUNet_results"]), TINY_PLANS, TINY_CONFIGURATION,
-                       tuple(sorted(summary.training)), tuple(sorted(summary.test)))
+                       tuple(sorted(summary.training)), tuple(sorted(summary.test)), planning.stdout)
 
 
 @pytest.fixture(scope="session")
