@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from nnunet_hecktor import schema
+from nnunet_hecktor.clinical import is_missing, parse_value, performance_status_to_ecog
 
 _BINARY_COLUMNS: tuple[tuple[str, str], ...] = (
     (schema.COL_GENDER, "Gender"),
@@ -55,39 +56,27 @@ N_CLINICAL_FEATURES: int = len(CLINICAL_FEATURE_NAMES)
 _AGE_Z_CLIP = 5.0
 
 
-def _is_missing(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    if isinstance(value, str) and value.strip() == "":
-        return True
-    return False
-
-
 def _patient_of(record: Mapping[str, Any], index: int) -> str:
     pid = record.get(schema.COL_PATIENT)
     return str(pid) if pid is not None else f"record #{index}"
 
 
-def _binary_value(record: Mapping[str, Any], column: str, index: int) -> int | None:
-    value = record.get(column)
-    if _is_missing(value):
-        return None
+def _value(record: Mapping[str, Any], column: str, index: int) -> Any:
+    """The typed value of ``column`` (None = missing), parsed by the plugin's one clinical parser.
+
+    Typed records pass through unchanged; raw strings (``"1.0"``, ``"m0"``) are parsed the same way
+    the converter reads the CSVs, so the encoder never disagrees with the rest of the plugin.
+    """
     try:
-        as_float = float(value)
-    except (TypeError, ValueError):
-        as_float = float("nan")
-    if as_float not in (0.0, 1.0):
-        raise ValueError(
-            f"{_patient_of(record, index)}: clinical column {column!r} must be 0 or 1 (or missing), got {value!r}"
-        )
-    return int(as_float)
+        return parse_value(column, record.get(column))
+    except ValueError as err:
+        raise ValueError(f"{_patient_of(record, index)}: {err}") from None
 
 
 def _age_value(record: Mapping[str, Any], index: int) -> float | None:
+    # Not parse_value: its plausibility range (0-120 years) would reject what the encoder clips.
     value = record.get(schema.COL_AGE)
-    if _is_missing(value):
+    if is_missing(value):
         return None
     try:
         age = float(value)
@@ -99,35 +88,12 @@ def _age_value(record: Mapping[str, Any], index: int) -> float | None:
 
 
 def _m_stage_value(record: Mapping[str, Any], index: int) -> int | None:
-    value = record.get(schema.COL_MSTAGE)
-    if _is_missing(value):
-        return None
-    text = str(value).strip().upper()
-    for slot, stage in enumerate(schema.M_STAGES):
-        if text == stage.upper():
-            return slot
-    raise ValueError(
-        f"{_patient_of(record, index)}: M-stage must be one of {', '.join(schema.M_STAGES)} (or missing), "
-        f"got {value!r}"
-    )
+    stage = _value(record, schema.COL_MSTAGE, index)
+    return None if stage is None else schema.M_STAGES.index(stage)
 
 
 def _ecog_value(record: Mapping[str, Any], index: int) -> int | None:
-    value = record.get(schema.COL_PERFORMANCE)
-    if _is_missing(value):
-        return None
-    # The lead's parser owns the ECOG/Karnofsky mapping (one definition for the whole plugin).
-    from nnunet_hecktor.clinical import performance_status_to_ecog
-
-    try:
-        ecog = performance_status_to_ecog(value)
-    except ValueError as err:
-        raise ValueError(f"{_patient_of(record, index)}: Performance Status: {err}") from None
-    if ecog is None:
-        return None
-    if int(ecog) not in schema.ECOG_VALUES:
-        raise ValueError(f"{_patient_of(record, index)}: Performance Status {value!r} maps to ECOG {ecog}")
-    return int(ecog)
+    return performance_status_to_ecog(_value(record, schema.COL_PERFORMANCE, index))
 
 
 def _as_record_list(records: Iterable[Mapping[str, Any]] | Mapping[str, Mapping[str, Any]]) -> list:
@@ -217,7 +183,7 @@ class ClinicalEncoder(nn.Module):
                 row[0] = max(-_AGE_Z_CLIP, min(_AGE_Z_CLIP, (age - mean) / std))
             offset = 2
             for column, _ in _BINARY_COLUMNS:
-                value = _binary_value(record, column, i)
+                value = _value(record, column, i)
                 row[offset + (2 if value is None else value)] = 1.0
                 offset += 3
             m_stage = _m_stage_value(record, i)

@@ -28,7 +28,8 @@ from nnunet_hecktor.errors import InputDataError
 ClinicalRecord = dict[str, Any]
 
 
-def _is_missing(raw: Any) -> bool:
+def is_missing(raw: Any) -> bool:
+    """True for a missing clinical value: None, NaN, or an empty/"nan"/"NA"-like string."""
     if raw is None:
         return True
     if isinstance(raw, float) and math.isnan(raw):
@@ -64,7 +65,7 @@ def parse_value(column: str, raw: Any) -> Any:
     ValueError
         The value is malformed (non-numeric Age, unknown M-stage, negative RFS, Relapse not 0/1, ...).
     """
-    if _is_missing(raw):
+    if is_missing(raw):
         return None
     if column == schema.COL_PATIENT:
         return str(raw).strip()
