@@ -1,1 +1,32 @@
-"""challenge part of nnunet-hecktor."""
+"""The HECKTOR 2025 grand-challenge container job (``nnunet-hecktor challenge``).
+
+- :func:`run_challenge`: ``/input`` (CT + PET ``.mha``, ``ehr.json``) -> the official output of a task.
+- :mod:`.io`: the container interface (input reading, the three output writers).
+- :mod:`.packaging`: a ``docker build`` context with a trained model (``docker/build.sh``).
+- :mod:`.fake_input`: a fake ``/input`` tree for local tests.
+- ``python -m nnunet_hecktor.challenge``: the container's entry point.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "run_challenge": "run", "ChallengeResult": "run",
+    "read_challenge_input": "io", "ChallengeCase": "io",
+    "write_segmentation_output": "io", "write_rfs_output": "io", "write_hpv_output": "io",
+    "stage_model": "packaging", "stage_build_context": "packaging",
+    "write_challenge_input": "fake_input", "make_fake_challenge_input": "fake_input",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -1,1 +1,38 @@
-"""prediction part of nnunet-hecktor."""
+"""Patient-level prediction with a trained model (``nnunet-hecktor predict``).
+
+- :func:`predict`: a folder of patients -> ``<PID>.nii.gz`` on the original CT grids and
+  ``predictions.csv`` (``PatientID,hpv_probability,hpv_status,risk``).
+- :class:`HecktorPredictor`: one case at a time (also used by the challenge container).
+- :func:`prepare_images` / :func:`prepare_case`: the converter's preprocessing of a new case.
+- :func:`ensemble_heads`: how folds are combined (rules in :mod:`.ensemble`).
+
+Heavy modules (torch, nnU-Net) are imported lazily.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "predict": "api", "PredictionSummary": "api", "load_clinical": "api",
+    "HecktorPredictor": "predictor", "CasePrediction": "predictor", "PreprocessedCase": "predictor",
+    "prepare_images": "preparation", "prepare_case": "preparation", "PreparedCase": "preparation",
+    "CaseInput": "inputs", "InputCases": "inputs", "find_input_cases": "inputs",
+    "ensemble_heads": "ensemble", "FoldHeadOutput": "ensemble", "EnsembleHeadOutput": "ensemble",
+    "ENSEMBLE_RULES": "ensemble",
+    "ModelInfo": "model", "load_predictor": "model", "check_model_folder": "model",
+    "ConversionSettings": "settings",
+    "write_segmentation": "outputs", "write_prediction_tables": "outputs",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -1,0 +1,209 @@
+"""The grand-challenge container interface of HECKTOR 2025 (shared/HECKTOR.md section 4).
+
+Input (``/input``)::
+
+    images/ct/<uuid>.mha            exactly one CT (HU)
+    images/pet/<uuid>.mha           exactly one PET (SUV), on its own grid
+    ehr.json                        clinical values, CSV column names as keys; absent key = missing
+    images/ct-planning/, images/rt-dose/   optional (Task 2), ignored
+
+Output (``/output``), exactly one file per task:
+
+    Task 1  images/tumor-lymph-node-segmentation/output.mha   uint8 0/1/2 on the original CT grid
+    Task 2  rfs.json                                          one JSON float, risk (higher = earlier relapse)
+    Task 3  hpv-status.json                                   one JSON boolean, true = HPV positive
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nnunet_hecktor.errors import HecktorError, InputDataError
+
+CT_FOLDER = Path("images") / "ct"
+PET_FOLDER = Path("images") / "pet"
+EHR_FILE = "ehr.json"
+IGNORED_FOLDERS: tuple[Path, ...] = (Path("images") / "ct-planning", Path("images") / "rt-dose")
+IMAGE_ENDINGS: tuple[str, ...] = (".mha", ".mhd", ".tif", ".tiff", ".nii.gz", ".nii", ".nrrd")
+
+TASKS: tuple[int, ...] = (1, 2, 3)
+SEGMENTATION_OUTPUT = Path("images") / "tumor-lymph-node-segmentation" / "output.mha"
+RFS_OUTPUT = Path("rfs.json")
+HPV_OUTPUT = Path("hpv-status.json")
+OUTPUT_OF_TASK: dict[int, Path] = {1: SEGMENTATION_OUTPUT, 2: RFS_OUTPUT, 3: HPV_OUTPUT}
+
+
+@dataclass
+class ChallengeCase:
+    """One patient as the container receives it.
+
+    Attributes
+    ----------
+    case_id : str
+        Name for messages: the ehr.json PatientID if present, else the CT file's stem (a UUID).
+    ct, pet : SimpleITK.Image
+        CT and PET, each on its own grid.
+    clinical : dict
+        Typed clinical record (:func:`nnunet_hecktor.clinical.read_ehr_json`); missing = None.
+    ct_path, pet_path : Path
+    ehr_path : Path or None
+        None when there is no ``ehr.json`` (every clinical value missing).
+    notes : list of str
+    """
+
+    case_id: str
+    ct: Any
+    pet: Any
+    clinical: dict
+    ct_path: Path
+    pet_path: Path
+    ehr_path: Path | None
+    notes: list[str] = field(default_factory=list)
+
+
+def _image_stem(path: Path) -> str:
+    name = path.name
+    for ending in IMAGE_ENDINGS:
+        if name.lower().endswith(ending):
+            return name[: -len(ending)]
+    return path.stem
+
+
+def find_single_image(input_dir: Path, folder: Path, what: str) -> Path:
+    """The one image file in ``input_dir/folder``.
+
+    Raises
+    ------
+    InputDataError
+        The folder is missing, holds no image, or holds more than one.
+    """
+    location = input_dir / folder
+    if not location.is_dir():
+        raise InputDataError(f"no {what} image: folder {folder} is missing", None, location)
+    images = sorted(p for p in location.iterdir()
+                    if p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(IMAGE_ENDINGS))
+    if not images:
+        others = ", ".join(sorted(p.name for p in location.iterdir())) or "nothing"
+        raise InputDataError(f"no {what} image (expected one .mha file; the folder holds {others})", None, location)
+    if len(images) > 1:
+        raise InputDataError(f"{len(images)} {what} images ({', '.join(p.name for p in images)}); expected "
+                             "exactly one per container run", None, location)
+    return images[0]
+
+
+def read_challenge_input(input_dir: str | os.PathLike) -> ChallengeCase:
+    """Read the container's input folder (see the module docstring).
+
+    Raises
+    ------
+    HecktorError
+        The input folder does not exist.
+    InputDataError
+        No CT/PET, several CTs/PETs, an unreadable or non-3-D image, or a malformed ``ehr.json``.
+    """
+    from nnunet_hecktor.clinical import read_ehr_json
+    from nnunet_hecktor.dataset_conversion.checks import check_scalar_3d
+    from nnunet_hecktor.fileio import read_image
+
+    root = Path(input_dir).expanduser()
+    if not root.is_dir():
+        raise HecktorError(f"challenge input folder {root} does not exist")
+    ct_path = find_single_image(root, CT_FOLDER, "CT")
+    pet_path = find_single_image(root, PET_FOLDER, "PET")
+    ehr_path: Path | None = root / EHR_FILE
+    notes = []
+    if ehr_path.is_file():
+        clinical = read_ehr_json(ehr_path)
+    else:
+        notes.append(f"no {EHR_FILE}: every clinical value is treated as missing")
+        clinical, ehr_path = {}, None
+    case_id = str(clinical.get("PatientID") or _image_stem(ct_path))
+    ct = read_image(ct_path, case_id, "CT")
+    check_scalar_3d(ct, case_id, ct_path, "CT")
+    pet = read_image(pet_path, case_id, "PET")
+    check_scalar_3d(pet, case_id, pet_path, "PET")
+    for folder in IGNORED_FOLDERS:
+        if (root / folder).exists():
+            notes.append(f"{folder} present: not used")
+    return ChallengeCase(case_id, ct, pet, clinical, ct_path, pet_path, ehr_path, notes)
+
+
+def write_segmentation_output(segmentation, output_dir: str | os.PathLike) -> Path:
+    """Task 1: ``images/tumor-lymph-node-segmentation/output.mha`` (uint8, compressed)."""
+    import SimpleITK as sitk
+
+    from nnunet_hecktor.fileio import write_image_atomic
+
+    if segmentation.GetPixelID() != sitk.sitkUInt8:
+        segmentation = sitk.Cast(segmentation, sitk.sitkUInt8)
+    path = Path(output_dir) / SEGMENTATION_OUTPUT
+    write_image_atomic(segmentation, path)
+    return path
+
+
+def write_rfs_output(risk: float, output_dir: str | os.PathLike) -> Path:
+    """Task 2: ``rfs.json``, one JSON float (risk score, higher = earlier relapse)."""
+    from nnunet_hecktor.fileio import write_text_atomic
+
+    risk = float(risk)
+    if not math.isfinite(risk):
+        raise HecktorError(f"risk {risk} is not finite; nothing written")
+    path = Path(output_dir) / RFS_OUTPUT
+    write_text_atomic(path, json.dumps(risk) + "\n")
+    return path
+
+
+def write_hpv_output(hpv_positive: bool, output_dir: str | os.PathLike) -> Path:
+    """Task 3: ``hpv-status.json``, one JSON boolean (true = HPV positive)."""
+    from nnunet_hecktor.fileio import write_text_atomic
+
+    path = Path(output_dir) / HPV_OUTPUT
+    write_text_atomic(path, json.dumps(bool(hpv_positive)) + "\n")
+    return path
+
+
+def check_outputs(output_dir: str | os.PathLike, tasks, reference_ct=None) -> list[str]:
+    """Problems with a container's output folder ([] = it holds exactly the official outputs of ``tasks``).
+
+    Checks: no file other than the tasks' outputs; Task 1 a uint8 image with values in {0, 1, 2}
+    (on ``reference_ct``'s grid when given: size, spacing, origin, direction); Task 2 one finite
+    JSON number; Task 3 one JSON boolean.
+    """
+    import SimpleITK as sitk
+    import numpy as np
+
+    root = Path(output_dir)
+    expected = {OUTPUT_OF_TASK[int(t)] for t in tasks}
+    present = {p.relative_to(root) for p in root.rglob("*") if p.is_file()} if root.is_dir() else set()
+    problems = [f"unexpected file {p}" for p in sorted(present - expected)]
+    problems += [f"missing {p}" for p in sorted(expected - present)]
+    if SEGMENTATION_OUTPUT in expected & present:
+        image = sitk.ReadImage(str(root / SEGMENTATION_OUTPUT))
+        if image.GetPixelID() != sitk.sitkUInt8:
+            problems.append(f"{SEGMENTATION_OUTPUT}: pixel type {image.GetPixelIDTypeAsString()}, expected uint8")
+        values = set(np.unique(sitk.GetArrayViewFromImage(image)).tolist())
+        if not values <= {0, 1, 2}:
+            problems.append(f"{SEGMENTATION_OUTPUT}: values {sorted(values)} outside {{0, 1, 2}}")
+        if reference_ct is not None:
+            for name in ("Size", "Spacing", "Origin", "Direction"):
+                a, b = getattr(image, f"Get{name}")(), getattr(reference_ct, f"Get{name}")()
+                if not np.allclose(a, b, rtol=0, atol=1e-6):
+                    problems.append(f"{SEGMENTATION_OUTPUT}: {name.lower()} {a} differs from the CT's {b}")
+    for path, kind in ((RFS_OUTPUT, "number"), (HPV_OUTPUT, "boolean")):
+        if path in expected & present:
+            try:
+                value = json.loads((root / path).read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError) as exc:
+                problems.append(f"{path}: not JSON ({exc})")
+                continue
+            if kind == "number" and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                     or not math.isfinite(value)):
+                problems.append(f"{path}: expected one finite JSON number, got {value!r}")
+            if kind == "boolean" and not isinstance(value, bool):
+                problems.append(f"{path}: expected one JSON boolean, got {value!r}")
+    return problems

@@ -1,0 +1,151 @@
+"""Packaging a trained model for the challenge container (a ``docker build`` context).
+
+The organisers' 2025 template builds from a folder holding the code, its requirements and the model
+weights (``resources/``), runs as a non-root user from ``/opt/app`` and starts an entry point that
+reads ``/input`` and writes ``/output``. :func:`stage_build_context` writes such a folder:
+
+``src/``
+    this project (setup.cfg, pyproject.toml, README.md and the four package folders), installed
+    with pip in the image;
+``model/``
+    the model folder reduced to what prediction reads (``plans.json``, ``dataset.json``,
+    ``dataset_fingerprint.json``, ``fold_K/<checkpoint>`` of the chosen folds), the optional
+    post-processing JSON as ``postprocessing.json``, and ``challenge_model.json`` recording
+    folds, checkpoint and post-processing (read by :func:`~nnunet_hecktor.challenge.run.run_challenge`);
+``Dockerfile``
+    ``docker/Dockerfile`` of this repository.
+
+Command line (used by ``docker/build.sh``)::
+
+    python -m nnunet_hecktor.challenge.packaging --model MODEL_DIR --context BUILD_DIR \\
+        [--folds 0 1 2 3 4] [--checkpoint checkpoint_swa.pth] [--postprocessing pp.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from nnunet_hecktor.errors import HecktorError
+
+from .run import CHALLENGE_MODEL_FILE
+
+MODEL_FILES: tuple[str, ...] = ("plans.json", "dataset.json", "dataset_fingerprint.json")
+PROJECT_FILES: tuple[str, ...] = ("setup.cfg", "pyproject.toml", "README.md")
+PROJECT_PACKAGES: tuple[str, ...] = ("nnunet_hecktor", "trainers", "heads", "dataset_conversion")
+POSTPROCESSING_FILE = "postprocessing.json"
+
+
+def project_root() -> Path:
+    """The repository root this package was installed from (editable install / source checkout)."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "setup.cfg").is_file():
+        raise HecktorError(f"{root} is not the project's source tree (no setup.cfg): staging needs a checkout "
+                           "of nnunet-hecktor (pip install -e)")
+    return root
+
+
+def stage_model(model_dir: str | os.PathLike, destination: str | os.PathLike, folds: Sequence | None = None,
+                checkpoint: str = "checkpoint_final.pth", postprocessing: str | os.PathLike | None = None) -> Path:
+    """Copy what prediction needs from a model folder into ``destination``.
+
+    Parameters
+    ----------
+    model_dir : path-like
+        Trained model folder (``<Trainer>__<Plans>__<configuration>``).
+    destination : path-like
+        New folder (must not exist or be empty).
+    folds : sequence, optional
+        Folds to ship (default: all with ``checkpoint``).
+    checkpoint : str
+        Checkpoint file name shipped for each fold.
+    postprocessing : path-like, optional
+        Post-processing JSON, shipped as ``postprocessing.json`` (checked by loading it).
+
+    Returns
+    -------
+    Path
+        ``destination``.
+    """
+    from nnunet_hecktor.fileio import write_json_atomic
+    from nnunet_hecktor.prediction.model import check_model_folder
+
+    source, chosen = check_model_folder(model_dir, folds, checkpoint)
+    destination = Path(destination)
+    if destination.exists() and any(destination.iterdir()):
+        raise HecktorError(f"{destination} exists and is not empty")
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in MODEL_FILES:
+        if (source / name).is_file():
+            shutil.copy2(source / name, destination / name)
+    for fold in chosen:
+        (destination / f"fold_{fold}").mkdir()
+        shutil.copy2(source / f"fold_{fold}" / checkpoint, destination / f"fold_{fold}" / checkpoint)
+    pp_name = None
+    if postprocessing is not None:
+        from nnunet_hecktor.postprocessing.config import load_config
+
+        load_config(postprocessing)
+        shutil.copy2(postprocessing, destination / POSTPROCESSING_FILE)
+        pp_name = POSTPROCESSING_FILE
+    write_json_atomic(destination / CHALLENGE_MODEL_FILE, {
+        "source": str(source), "folds": list(chosen), "checkpoint": checkpoint, "postprocessing": pp_name,
+    })
+    return destination
+
+
+def stage_build_context(model_dir: str | os.PathLike, context: str | os.PathLike, folds: Sequence | None = None,
+                        checkpoint: str = "checkpoint_final.pth",
+                        postprocessing: str | os.PathLike | None = None) -> Path:
+    """Write a ``docker build`` context: ``src/`` (this project), ``model/`` and ``Dockerfile``.
+
+    Returns
+    -------
+    Path
+        The context folder (build it with ``docker build -t TAG --build-arg HECKTOR_TASK=N CONTEXT``).
+    """
+    root = project_root()
+    context = Path(context)
+    if context.exists() and any(context.iterdir()):
+        raise HecktorError(f"build context {context} exists and is not empty")
+    context.mkdir(parents=True, exist_ok=True)
+    src = context / "src"
+    src.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".pytest_cache")
+    for name in PROJECT_FILES:
+        if (root / name).is_file():
+            shutil.copy2(root / name, src / name)
+    for name in PROJECT_PACKAGES:
+        shutil.copytree(root / name, src / name, ignore=ignore)
+    stage_model(model_dir, context / "model", folds, checkpoint, postprocessing)
+    shutil.copy2(root / "docker" / "Dockerfile", context / "Dockerfile")
+    return context
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nnunet_hecktor.challenge.packaging",
+                                     description="Stage a docker build context for the HECKTOR challenge container.")
+    parser.add_argument("--model", required=True, help="trained model folder")
+    parser.add_argument("--context", required=True, help="new build-context folder")
+    parser.add_argument("--folds", nargs="+", default=None)
+    parser.add_argument("--checkpoint", default="checkpoint_final.pth")
+    parser.add_argument("--postprocessing", default=None)
+    args = parser.parse_args(argv)
+    try:
+        context = stage_build_context(args.model, args.context, args.folds, args.checkpoint, args.postprocessing)
+    except HecktorError as exc:
+        print(f"packaging: error: {exc}", file=sys.stderr)
+        return 1
+    info = json.loads((context / "model" / CHALLENGE_MODEL_FILE).read_text())
+    print(f"build context {context}: folds {info['folds']}, {info['checkpoint']}, "
+          f"post-processing {info['postprocessing'] or 'none'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

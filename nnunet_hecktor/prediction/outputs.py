@@ -1,0 +1,93 @@
+"""Files written by ``nnunet-hecktor predict``.
+
+``<PID>.nii.gz``
+    uint8 labels (0 background, 1 GTVp, 2 GTVn) on the patient's original CT grid.
+``predictions.csv``
+    ``PatientID,hpv_probability,hpv_status,risk``: probability of HPV positive, 1 = HPV positive /
+    0 = negative, risk score (higher = earlier relapse). Multi-task models only.
+``predictions_per_fold.csv``
+    The same per fold, with the fold's HPV threshold and where the head patch was centred.
+``prediction_settings.json``
+    Model, folds, checkpoint, mirroring, preprocessing, post-processing, ensembling rules, clinical
+    source, per-patient warnings, failures, timing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+from typing import Iterable
+
+from nnunet_hecktor import schema
+from nnunet_hecktor.fileio import write_image_atomic, write_text_atomic
+
+from .predictor import CasePrediction
+
+PREDICTIONS_CSV = "predictions.csv"
+PER_FOLD_CSV = "predictions_per_fold.csv"
+SETTINGS_JSON = "prediction_settings.json"
+PREDICTION_COLUMNS: tuple[str, ...] = (schema.COL_PATIENT, "hpv_probability", "hpv_status", "risk")
+PER_FOLD_COLUMNS: tuple[str, ...] = (schema.COL_PATIENT, "fold", "hpv_probability", "hpv_logit", "hpv_threshold",
+                                     "risk", "patch_centre_from", "patch_centre_voxel")
+
+
+def segmentation_path(output_dir: str | os.PathLike, patient_id: str) -> Path:
+    """``<output_dir>/<PID>.nii.gz``."""
+    return Path(output_dir) / f"{patient_id}{schema.FILE_ENDING}"
+
+
+def write_segmentation(prediction: CasePrediction, output_dir: str | os.PathLike) -> Path:
+    """Write the segmentation atomically as ``<PID>.nii.gz`` (uint8, compressed)."""
+    import SimpleITK as sitk
+
+    image = prediction.segmentation
+    if image.GetPixelID() != sitk.sitkUInt8:
+        image = sitk.Cast(image, sitk.sitkUInt8)
+    path = segmentation_path(output_dir, prediction.patient_id)
+    write_image_atomic(image, path)
+    return path
+
+
+def _number(value: float) -> str:
+    # repr keeps every digit: the C-index must see the same ties as the model produced.
+    return repr(float(value))
+
+
+def predictions_csv_text(predictions: Iterable[CasePrediction]) -> str:
+    """``predictions.csv`` content (rows in the given order; patients without heads are left out)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(PREDICTION_COLUMNS)
+    for p in predictions:
+        if p.heads is None:
+            continue
+        writer.writerow([p.patient_id, _number(p.heads.hpv_probability), int(bool(p.heads.hpv_positive)),
+                         _number(p.heads.risk)])
+    return buffer.getvalue()
+
+
+def per_fold_csv_text(predictions: Iterable[CasePrediction]) -> str:
+    """``predictions_per_fold.csv`` content."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(PER_FOLD_COLUMNS)
+    for p in predictions:
+        for f in p.folds:
+            writer.writerow([p.patient_id, f.fold, _number(f.hpv_probability), _number(f.hpv_logit),
+                             _number(f.threshold), _number(f.risk), f.centre_source, " ".join(map(str, f.centre))])
+    return buffer.getvalue()
+
+
+def write_prediction_tables(predictions: list[CasePrediction], output_dir: str | os.PathLike) -> list[Path]:
+    """Write ``predictions.csv`` and ``predictions_per_fold.csv`` atomically (only when heads were predicted)."""
+    if not any(p.heads is not None for p in predictions):
+        return []
+    output_dir = Path(output_dir)
+    written = []
+    for name, text in ((PREDICTIONS_CSV, predictions_csv_text(predictions)),
+                       (PER_FOLD_CSV, per_fold_csv_text(predictions))):
+        write_text_atomic(output_dir / name, text)
+        written.append(output_dir / name)
+    return written

@@ -1,0 +1,164 @@
+"""The challenge container interface without a model: input reading and its errors, the three
+output writers, the output check, the container's environment, model staging."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from nnunet_hecktor.challenge.fake_input import ehr_from_record, write_challenge_input
+from nnunet_hecktor.challenge.io import (
+    HPV_OUTPUT, RFS_OUTPUT, SEGMENTATION_OUTPUT, check_outputs, read_challenge_input, write_hpv_output,
+    write_rfs_output, write_segmentation_output,
+)
+from nnunet_hecktor.errors import HecktorError, InputDataError
+
+
+def _image(size=(8, 7, 6), spacing=(2.0, 2.5, 3.0), value=1.0, pixel=sitk.sitkFloat32):
+    image = sitk.Image(list(size), pixel) + value
+    image.SetSpacing(spacing)
+    image.SetOrigin((-5.0, 3.0, 100.0))
+    return image
+
+
+@pytest.fixture
+def fake_input(tmp_path):
+    ehr = {"CenterID": 2, "Age": 61, "Gender": 1, "M-stage": "M0"}  # Tobacco etc. absent = missing
+    return write_challenge_input(tmp_path / "input", _image(pixel=sitk.sitkInt16), _image((5, 5, 5), (4, 4, 4)), ehr,
+                                 extra_folders=["images/ct-planning"])
+
+
+def test_read_challenge_input(fake_input):
+    case = read_challenge_input(fake_input.root)
+    assert case.ct.GetSize() == (8, 7, 6) and case.pet.GetSize() == (5, 5, 5)
+    assert case.case_id == fake_input.ct.name[: -len(".mha")]
+    assert case.clinical["Age"] == 61.0 and case.clinical["M-stage"] == "M0"
+    assert case.clinical["Tobacco Consumption"] is None and case.clinical["Performance Status"] is None
+    assert any("ct-planning" in n for n in case.notes)
+
+
+def test_ehr_json_absent_means_all_missing(fake_input):
+    fake_input.ehr.unlink()
+    case = read_challenge_input(fake_input.root)
+    assert case.clinical == {} and case.ehr_path is None
+    assert any("no ehr.json" in n for n in case.notes)
+
+
+@pytest.mark.parametrize("problem, message", [
+    ("no_ct_folder", r"no CT image: folder images/ct is missing"),
+    ("empty_ct_folder", r"no CT image \(expected one \.mha file; the folder holds notes\.txt\)"),
+    ("two_cts", r"2 CT images \(.*\.mha, .*\.mha\); expected exactly one"),
+    ("two_pets", r"2 PET images"),
+    ("unreadable_ct", r"CT file is unreadable"),
+    ("bad_ehr", r"ehr\.json"),
+    ("bad_ehr_value", r"Age"),
+])
+def test_input_errors(fake_input, problem, message):
+    root = fake_input.root
+    if problem == "no_ct_folder":
+        fake_input.ct.unlink()
+        fake_input.ct.parent.rmdir()
+    elif problem == "empty_ct_folder":
+        fake_input.ct.unlink()
+        (fake_input.ct.parent / "notes.txt").write_text("x")
+    elif problem == "two_cts":
+        sitk.WriteImage(_image(), str(fake_input.ct.parent / "second.mha"))
+    elif problem == "two_pets":
+        sitk.WriteImage(_image(), str(fake_input.pet.parent / "second.mha"))
+    elif problem == "unreadable_ct":
+        data = fake_input.ct.read_bytes()
+        fake_input.ct.write_bytes(data[: len(data) // 3])
+    elif problem == "bad_ehr":
+        fake_input.ehr.write_text("{not json")
+    elif problem == "bad_ehr_value":
+        fake_input.ehr.write_text(json.dumps({"Age": "old"}))
+    with pytest.raises(InputDataError, match=message):
+        read_challenge_input(root)
+
+
+def test_missing_input_folder(tmp_path):
+    with pytest.raises(HecktorError, match="does not exist"):
+        read_challenge_input(tmp_path / "nothing")
+
+
+def test_output_writers_and_check(tmp_path):
+    ct = _image(pixel=sitk.sitkInt16)
+    seg = sitk.GetImageFromArray(np.random.default_rng(0).integers(0, 3, size=(6, 7, 8)).astype(np.int16))
+    seg.CopyInformation(ct)
+    out = tmp_path / "out"
+    assert write_segmentation_output(seg, out) == out / SEGMENTATION_OUTPUT
+    written = sitk.ReadImage(str(out / SEGMENTATION_OUTPUT))
+    assert written.GetPixelID() == sitk.sitkUInt8
+    assert np.array_equal(sitk.GetArrayFromImage(written), sitk.GetArrayFromImage(seg))
+    assert check_outputs(out, [1], ct) == []
+    write_rfs_output(np.float32(-0.25), out)
+    write_hpv_output(np.True_, out)
+    assert json.loads((out / RFS_OUTPUT).read_text()) == -0.25
+    assert json.loads((out / HPV_OUTPUT).read_text()) is True
+    assert check_outputs(out, [1, 2, 3], ct) == []
+    assert check_outputs(out, [1], ct) == ["unexpected file hpv-status.json", "unexpected file rfs.json"]
+    (out / HPV_OUTPUT).write_text("1\n")
+    assert check_outputs(out, [3]) == ["unexpected file images/tumor-lymph-node-segmentation/output.mha",
+                                       "unexpected file rfs.json",
+                                       "hpv-status.json: expected one JSON boolean, got 1"]
+    shifted = sitk.Image(ct)
+    shifted.SetOrigin((0.0, 0.0, 0.0))
+    assert any("origin" in p for p in check_outputs(out, [1, 2, 3], shifted))
+    with pytest.raises(HecktorError, match="not finite"):
+        write_rfs_output(float("nan"), tmp_path / "other")
+    assert not (tmp_path / "other" / RFS_OUTPUT).exists()
+
+
+def test_ehr_from_record_drops_missing_targets_and_omitted():
+    record = {"PatientID": "CHUP-000", "Age": 50.0, "Gender": 1, "Tobacco Consumption": None, "HPV Status": 1,
+              "RFS": 100.0, "M-stage": "M1", "CenterID": 2}
+    assert ehr_from_record(record, omit=["Gender"]) == {"CenterID": 2, "Age": 50.0, "M-stage": "M1"}
+
+
+def test_container_argv_from_environment():
+    from nnunet_hecktor.challenge.__main__ import container_argv
+
+    argv = container_argv({"HECKTOR_TASK": "2", "HECKTOR_MIRRORING": "0"}, ["--folds", "0"])
+    assert argv == ["challenge", "--task", "2", "--model", "/opt/app/model", "--input", "/input", "--output",
+                    "/output", "--device", "auto", "--no-mirroring", "--folds", "0"]
+    assert container_argv({"HECKTOR_TASK": "1,3", "HECKTOR_MODEL": "/m"})[1:5] == ["--task", "1", "3", "--model"]
+
+
+def test_stage_model_ships_only_the_chosen_checkpoints(tmp_path):
+    from nnunet_hecktor.challenge.packaging import stage_model
+
+    model = tmp_path / "HecktorMultiTaskTrainer__nnUNetPlans__3d_fullres"
+    for fold in (0, 1, 2):
+        (model / f"fold_{fold}").mkdir(parents=True)
+        for name in ("checkpoint_final.pth", "checkpoint_swa.pth", "checkpoint_best.pth"):
+            (model / f"fold_{fold}" / name).write_bytes(b"weights")
+    for name in ("plans.json", "dataset.json", "dataset_fingerprint.json"):
+        (model / name).write_text("{}")
+    pp = tmp_path / "pp.json"
+    pp.write_text(json.dumps({"min_component_size": {"GTVn": 100}}))
+    staged = stage_model(model, tmp_path / "staged", [0, 2], "checkpoint_swa.pth", pp)
+    files = sorted(str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file())
+    assert files == ["challenge_model.json", "dataset.json", "dataset_fingerprint.json", "fold_0/checkpoint_swa.pth",
+                     "fold_2/checkpoint_swa.pth", "plans.json", "postprocessing.json"]
+    info = json.loads((staged / "challenge_model.json").read_text())
+    assert (info["folds"], info["checkpoint"], info["postprocessing"]) == ([0, 2], "checkpoint_swa.pth",
+                                                                          "postprocessing.json")
+    with pytest.raises(HecktorError, match="not empty"):
+        stage_model(model, staged)
+    with pytest.raises(HecktorError, match="fold 4 not found"):
+        stage_model(model, tmp_path / "other", [4])
+
+
+def test_docker_scripts_are_valid_bash():
+    docker = Path(__file__).resolve().parents[1] / "docker"
+    for script in ("build.sh", "test_local.sh"):
+        result = subprocess.run(["bash", "-n", str(docker / script)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+    dockerfile = (docker / "Dockerfile").read_text()
+    assert 'ENTRYPOINT ["python", "-m", "nnunet_hecktor.challenge"]' in dockerfile
+    assert "COPY --chown=user:user model /opt/app/model" in dockerfile
