@@ -1,0 +1,47 @@
+"""The console command: every subcommand is found, explains itself, and errors are one clear line."""
+
+import subprocess
+import sys
+
+import pytest
+
+from nnunet_hecktor import __version__
+from nnunet_hecktor.cli import _command_modules, main
+
+EXPECTED_COMMANDS = {
+    "demo", "synth", "convert", "trainer-path", "warm-start", "export-seg", "predict", "postprocess",
+    "tune-postprocessing", "evaluate", "challenge", "features", "prognosis", "hpv",
+}
+
+
+def test_every_expected_subcommand_is_registered():
+    names = {module.NAME for module in _command_modules()}
+    assert EXPECTED_COMMANDS <= names, f"missing: {sorted(EXPECTED_COMMANDS - names)}"
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_COMMANDS))
+def test_subcommand_help_explains_itself(name, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([name, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"usage: nnunet-hecktor {name}")
+    assert len(text.splitlines()) >= 4
+
+
+def test_version_and_top_level_help_through_the_console_script():
+    out = subprocess.run([sys.executable, "-m", "nnunet_hecktor.cli", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == f"nnunet-hecktor {__version__}"
+    out = subprocess.run([sys.executable, "-m", "nnunet_hecktor.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for name in EXPECTED_COMMANDS:
+        assert name in out.stdout
+
+
+def test_user_error_is_one_line_without_traceback(tmp_path, capsys):
+    code = main(["convert", str(tmp_path / "does-not-exist"), "--dataset-id", "501",
+                 "--output", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "Traceback" not in err
+    assert "does-not-exist" in err
