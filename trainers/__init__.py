@@ -17,7 +17,7 @@ training stack.
 
 from __future__ import annotations
 
-import importlib
+from nnunet_hecktor.lazy_exports import lazy_exports
 
 _TRAINERS = {
     "HecktorSWATrainer": "swa_trainer",
@@ -34,14 +34,4 @@ _TRAINERS = {
     "HecktorMultiTaskTrainerNoSWA": "variants",
 }
 
-__all__ = sorted(_TRAINERS)
-
-
-def __getattr__(name: str):
-    if name in _TRAINERS:
-        return getattr(importlib.import_module(f"{__name__}.{_TRAINERS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _TRAINERS, globals())

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-import importlib
+from nnunet_hecktor.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "run_challenge": "run", "ChallengeResult": "run",
@@ -19,14 +19,4 @@ _EXPORTS = {
     "write_challenge_input": "fake_input", "make_fake_challenge_input": "fake_input",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, globals())
