@@ -10,7 +10,7 @@ from sklearn.pipeline import Pipeline
 from nnunet_hecktor.errors import HecktorError
 from nnunet_hecktor.metrics.classification import balanced_accuracy, best_balanced_accuracy_threshold
 from nnunet_hecktor.prognosis.cross_validation import cross_validate_classifier, cross_validate_survival, make_folds
-from nnunet_hecktor.prognosis.hpv_models import adjust_for_prevalence, adjusted_decision, hpv_pipeline
+from nnunet_hecktor.prognosis.hpv_models import adjust_for_prevalence, adjusted_decision, choose_threshold, hpv_pipeline
 from nnunet_hecktor.prognosis.hpv_stage import fit_hpv, predict_hpv
 from nnunet_hecktor.prognosis.model_store import load_model
 from nnunet_hecktor.prognosis.preprocessing import ColumnRoles, make_preprocessor
@@ -80,13 +80,16 @@ def test_validation_outcomes_never_change_that_folds_predictions():
 
     hfolds = make_folds(hpv, n_splits=3)
     estimator = hpv_pipeline(ROLES)
-    base = cross_validate_classifier(X, hpv, estimator, hfolds)
     hv = hfolds[1].validation
     hpv2 = hpv.copy()
     hpv2[hv] = 1 - hpv[hv]
-    moved = cross_validate_classifier(X, hpv2, estimator, hfolds)
-    np.testing.assert_allclose(moved.oof_probability[hv], base.oof_probability[hv])
-    assert moved.fold_thresholds[hfolds[1].name] == base.fold_thresholds[hfolds[1].name]
+    for rule in ("prevalence", "search"):
+        base = cross_validate_classifier(X, hpv, estimator, hfolds, threshold_rule=rule)
+        moved = cross_validate_classifier(X, hpv2, estimator, hfolds, threshold_rule=rule)
+        np.testing.assert_allclose(moved.oof_probability[hv], base.oof_probability[hv])
+        assert moved.fold_thresholds[hfolds[1].name] == base.fold_thresholds[hfolds[1].name]
+        if rule == "prevalence":  # the other folds' thresholds follow their (changed) training labels
+            assert moved.fold_thresholds[hfolds[0].name] == pytest.approx(hpv2[hfolds[0].train].mean())
 
 
 def test_hpv_cv_records_training_rows_and_chooses_thresholds_inside_training_folds():
@@ -150,10 +153,44 @@ def test_balanced_accuracy_decision_is_unchanged_by_a_prevalence_shift():
     np.testing.assert_array_equal(labels_acc, (p_new >= 0.5).astype(int))
 
 
-def test_hpv_fit_threshold_maximises_oof_balanced_accuracy(tables, tmp_path):
+def test_hpv_fit_prevalence_rule_thresholds_at_training_prevalence(tables, tmp_path):
+    features_csv, clinical_csv = tables
+    fit = fit_hpv(clinical_csv, tmp_path / "hpv", features_csv=features_csv, n_splits=3, progress=False,
+                  make_plots=False, threshold_rule="prevalence")
+    oof = fit.oof
+    y = oof["HPV Status"].to_numpy()
+    assert fit.summary["threshold_rule"] == "prevalence"
+    assert fit.model.threshold == pytest.approx(y.mean()) == pytest.approx(fit.model.training_prevalence)
+    for fold, rows in oof.groupby("fold"):  # each fold's threshold = prevalence of the OTHER folds' rows
+        others = oof.loc[oof["fold"] != fold, "HPV Status"].to_numpy()
+        np.testing.assert_allclose(rows["fold_threshold"].to_numpy(), others.mean())
+    honest = fit.summary["cross_validation"]["nested_threshold"]["balanced_accuracy"]
+    assert honest == pytest.approx(balanced_accuracy(y, oof["hpv_status_fold_threshold"]))
+    assert fit.summary["cross_validation"]["nested_threshold"]["auc"] > 0.6
+
+
+@pytest.mark.parametrize("y, rule, prob, expected", [
+    ([1, 1, 1, 0], "prevalence", None, 0.75),
+    ([1, 0, 0, 0, 0], "prevalence", None, 0.2),
+    ([1, 1, 1], "prevalence", None, 0.5),  # one class only
+    ([0, 0, 1, 1], "search", [0.1, 0.3, 0.6, 0.9], 0.45),  # midway between the separating scores
+])
+def test_choose_threshold_hand_checked(y, rule, prob, expected):
+    assert choose_threshold(np.array(y), rule, None if prob is None else np.array(prob)) == pytest.approx(expected)
+
+
+def test_choose_threshold_rejects_unknown_rule_and_search_without_probabilities():
+    with pytest.raises(ValueError, match="threshold rule"):
+        choose_threshold(np.array([0, 1]), "youden")
+    with pytest.raises(ValueError, match="out-of-fold"):
+        choose_threshold(np.array([0, 1]), "search")
+
+
+def test_hpv_fit_default_threshold_maximises_oof_balanced_accuracy(tables, tmp_path):
     features_csv, clinical_csv = tables
     fit = fit_hpv(clinical_csv, tmp_path / "hpv", features_csv=features_csv, n_splits=3, progress=False,
                   make_plots=False)
+    assert fit.summary["threshold_rule"] == "search"
     oof = fit.oof
     assert (tmp_path / "hpv" / "oof_predictions.csv").is_file()
     y, p = oof["HPV Status"].to_numpy(), oof["hpv_probability"].to_numpy()

@@ -35,6 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_fit_arguments(fit)
     fit.add_argument("--calibration", choices=("none", "sigmoid", "isotonic"), default="none",
                      help="wrap the logistic regression in CalibratedClassifierCV (default none)")
+    fit.add_argument("--threshold-rule", choices=("search", "prevalence"), default="search",
+                     help="decision threshold: 'search' maximises balanced accuracy on the out-of-fold "
+                          "probabilities (default); 'prevalence' uses the training prevalence of HPV positives "
+                          "(the Bayes rule for balanced accuracy when the probabilities are calibrated)")
     fit.add_argument("--l1-ratio", type=float, default=0.0,
                      help="elastic-net mixing of the logistic regression: 0 = L2 (default), 1 = L1")
     predict = actions.add_parser("predict", help="HPV probability and status from a saved HPV model")
@@ -62,7 +66,7 @@ def _run(args: argparse.Namespace) -> int:
                 calibration=args.calibration, cv=args.cv, n_splits=args.folds, random_state=args.seed,
                 allow_ground_truth_features=args.allow_ground_truth_features,
                 clinical_columns=args.clinical_columns, progress=not args.quiet, make_plots=not args.no_plots,
-                l1_ratio=args.l1_ratio)
+                l1_ratio=args.l1_ratio, threshold_rule=args.threshold_rule)
     else:
         predict_hpv(args.model, args.output, features_csv=args.features, clinical_csv=args.clinical,
                     expected_prevalence=args.expected_prevalence, decision=args.decision, threshold=args.threshold)

@@ -195,18 +195,23 @@ def _frozen_hyperparameters(estimator, fitted):
 
 @small_matrix_threads
 def cross_validate_classifier(X, y, estimator, folds: list[Fold], inner_splits: int = 4, random_state: int = 0,
-                              keep_fitted: bool = False, progress: bool = False) -> ClassifierCVResult:
+                              keep_fitted: bool = False, progress: bool = False,
+                              threshold_rule: str = "search") -> ClassifierCVResult:
     """Out-of-fold probabilities of the positive class, with an honestly chosen threshold per fold.
 
-    In each outer fold the balanced-accuracy threshold is chosen on *inner* out-of-fold
-    probabilities of the training rows, so the validation rows inform neither the model nor
-    the threshold applied to them.
+    Each outer fold's threshold comes from its training rows only, so the validation rows
+    inform neither the model nor the threshold applied to them: ``threshold_rule="search"``
+    (default) maximises balanced accuracy on *inner* out-of-fold probabilities of the training
+    rows; ``"prevalence"`` uses the training rows' share of positives (Bayes rule for balanced
+    accuracy, see :func:`~nnunet_hecktor.prognosis.hpv_models.choose_threshold`).
     """
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from tqdm import tqdm
 
-    from nnunet_hecktor.metrics.classification import best_balanced_accuracy_threshold
+    from nnunet_hecktor.prognosis.hpv_models import THRESHOLD_RULES, choose_threshold
 
+    if threshold_rule not in THRESHOLD_RULES:
+        raise HecktorError(f"threshold rule must be one of {', '.join(THRESHOLD_RULES)}, not {threshold_rule!r}")
     y = np.asarray(y, dtype=int)
     oof = np.full(len(y), np.nan)
     nested = np.full(len(y), np.nan)
@@ -217,11 +222,13 @@ def cross_validate_classifier(X, y, estimator, folds: list[Fold], inner_splits: 
         model = clone(estimator).fit(Xtr, ytr)
         oof[fold.validation] = model.predict_proba(X.iloc[fold.validation])[:, 1]
         k = int(min(inner_splits, np.bincount(ytr, minlength=2).min()))
-        if k >= 2:
+        if threshold_rule == "prevalence":
+            threshold = choose_threshold(ytr, "prevalence")
+        elif k >= 2:
             inner = StratifiedKFold(k, shuffle=True, random_state=random_state)
             inner_prob = cross_val_predict(_frozen_hyperparameters(estimator, model), Xtr, ytr, cv=inner,
                                            method="predict_proba")[:, 1]
-            threshold = best_balanced_accuracy_threshold(ytr, inner_prob)
+            threshold = choose_threshold(ytr, "search", inner_prob)
         else:
             threshold = 0.5
         thresholds[fold.name] = float(threshold)

@@ -1,10 +1,14 @@
 """``nnunet-hecktor hpv fit|predict``: the patient-level HPV status classifier (1 = HPV positive).
 
-The decision threshold is chosen on out-of-fold probabilities to maximise balanced accuracy
-(the HECKTOR Task 3 metric; 0.5 is a poor threshold when ~90 % of patients are positive).
-Reported cross-validated balanced accuracy uses, for each fold, a threshold chosen on inner
-out-of-fold probabilities of that fold's training rows only (honest); the figure at the final
-threshold, chosen on all out-of-fold probabilities, is reported too and marked optimistic.
+The decision threshold targets balanced accuracy (the HECKTOR Task 3 metric; 0.5 is a poor
+threshold when ~90 % of patients are positive). By default (``threshold_rule="search"``) it is the
+threshold that maximises balanced accuracy on the out-of-fold probabilities; ``"prevalence"`` uses
+the training prevalence of HPV positives instead, the Bayes rule for balanced accuracy on calibrated
+probabilities, which does not rest on the few HPV-negative patients the way a searched threshold
+does. Reported cross-validated balanced accuracy uses, for each fold, a threshold from that fold's
+training rows only (the maximiser on inner out-of-fold probabilities, or their prevalence); the
+figure at the final threshold is reported too (optimistic for ``search``, which chooses it on these
+same out-of-fold probabilities).
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ import numpy as np
 from nnunet_hecktor import schema
 from nnunet_hecktor.errors import HecktorError
 from nnunet_hecktor.fileio import atomic_path, write_json_atomic
-from nnunet_hecktor.metrics.classification import BinaryMetrics, best_balanced_accuracy_threshold, binary_metrics
+from nnunet_hecktor.metrics.classification import BinaryMetrics, binary_metrics
 from nnunet_hecktor.prognosis.cross_validation import cross_validate_classifier, fold_assignment, make_folds
-from nnunet_hecktor.prognosis.hpv_models import CALIBRATIONS, DECISIONS, adjusted_decision, hpv_pipeline
+from nnunet_hecktor.prognosis.hpv_models import (
+    CALIBRATIONS, DECISIONS, THRESHOLD_RULES, adjusted_decision, choose_threshold, hpv_pipeline,
+)
 from nnunet_hecktor.prognosis.model_store import PrognosisModel, load_model, save_model
 from nnunet_hecktor.prognosis.plots import plot_roc
 from nnunet_hecktor.prognosis.stage_data import centre_groups, hpv_targets
@@ -47,7 +53,8 @@ def _metrics_json(m: BinaryMetrics) -> dict[str, float]:
 @small_matrix_threads
 def fit_hpv(clinical_csv, output_dir, features_csv=None, feature_set: str = "all", calibration: str = "none",
             cv: str = "kfold", n_splits: int = 5, random_state: int = 0, allow_ground_truth_features: bool = False,
-            clinical_columns=None, progress: bool = True, make_plots: bool = True, l1_ratio: float = 0.0) -> HpvFit:
+            clinical_columns=None, progress: bool = True, make_plots: bool = True, l1_ratio: float = 0.0,
+            threshold_rule: str = "search") -> HpvFit:
     """Cross-validate the HPV classifier, choose its threshold, refit on all patients, save it.
 
     Parameters
@@ -66,11 +73,17 @@ def fit_hpv(clinical_csv, output_dir, features_csv=None, feature_set: str = "all
     cv : {"kfold", "centre"}
     l1_ratio : float
         Elastic-net mixing of the logistic regression (0 = L2, the default; 1 = L1).
+    threshold_rule : {"prevalence", "search"}
+        ``search`` (default): the threshold maximising balanced accuracy on the out-of-fold
+        probabilities; ``prevalence``: predict positive when the probability is at least the training
+        share of HPV positives (Bayes rule for balanced accuracy on calibrated probabilities).
     """
     import pandas as pd
 
     if calibration not in CALIBRATIONS:
         raise HecktorError(f"--calibration must be one of {', '.join(CALIBRATIONS)}")
+    if threshold_rule not in THRESHOLD_RULES:
+        raise HecktorError(f"threshold rule must be one of {', '.join(THRESHOLD_RULES)}, not {threshold_rule!r}")
     output_dir = Path(output_dir)
     inputs, report = load_training_inputs("hpv", features_csv, clinical_csv, feature_set, clinical_columns,
                                           allow_ground_truth_features)
@@ -90,9 +103,10 @@ def fit_hpv(clinical_csv, output_dir, features_csv=None, feature_set: str = "all
     estimator = hpv_pipeline(inputs.roles, calibration, random_state, l1_ratio)
     say(f"hpv: {len(patients)} patients ({counts[1]} positive, {counts[0]} negative), {X.shape[1]} inputs "
         f"({len(inputs.image_columns)} image, {len(inputs.clinical_columns)} clinical), {len(folds)} folds ({cv})")
-    result = cross_validate_classifier(X, y, estimator, folds, random_state=random_state, progress=progress)
+    result = cross_validate_classifier(X, y, estimator, folds, random_state=random_state, progress=progress,
+                                       threshold_rule=threshold_rule)
     oof_p = result.oof_probability
-    threshold = best_balanced_accuracy_threshold(y, oof_p)
+    threshold = choose_threshold(y, threshold_rule, oof_p)
     honest = binary_metrics(y, (oof_p >= result.nested_threshold).astype(int), oof_p)
     optimistic = binary_metrics(y, (oof_p >= threshold).astype(int), oof_p)
     at_half = binary_metrics(y, (oof_p >= 0.5).astype(int), oof_p)
@@ -107,7 +121,9 @@ def fit_hpv(clinical_csv, output_dir, features_csv=None, feature_set: str = "all
     penalty = "L2" if l1_ratio == 0 else ("L1" if l1_ratio == 1 else f"elastic net, l1_ratio {l1_ratio:g}")
     description = (f"logistic regression ({penalty}, penalty by inner CV on log-loss"
                    f"{'' if calibration == 'none' else f', {calibration} calibration'}) refitted on all "
-                   f"{len(patients)} patients; threshold {threshold:.4f} maximises out-of-fold balanced accuracy")
+                   f"{len(patients)} patients; threshold {threshold:.4f} "
+                   + ("= training prevalence of HPV positives (Bayes rule for balanced accuracy)"
+                      if threshold_rule == "prevalence" else "maximises out-of-fold balanced accuracy"))
     cv_figures = {"nested_threshold": _metrics_json(honest), "final_threshold_on_oof": _metrics_json(optimistic),
                   "threshold_0.5": _metrics_json(at_half), "per_fold": per_fold,
                   "brier_score": float(np.mean((oof_p - y) ** 2))}
@@ -132,9 +148,10 @@ def fit_hpv(clinical_csv, output_dir, features_csv=None, feature_set: str = "all
         "image_columns": inputs.image_columns, "clinical_columns": inputs.clinical_columns,
         "input_roles": inputs.roles.to_json(),
         "cross_validation": cv_figures,
+        "threshold_rule": threshold_rule,
         "figures_note": ("nested_threshold: each fold's threshold chosen on its training rows only (honest); "
-                         "final_threshold_on_oof: the final threshold, chosen on these same predictions "
-                         "(optimistic); threshold_0.5 for comparison"),
+                         "final_threshold_on_oof: the final threshold (all patients' prevalence, or for the "
+                         "'search' rule chosen on these same predictions: optimistic); threshold_0.5 for comparison"),
         "left_out": report,
     }
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -148,7 +165,8 @@ def fit_hpv(clinical_csv, output_dir, features_csv=None, feature_set: str = "all
         oof.to_csv(tmp, index=False, float_format="%.6g")
     write_json_atomic(paths["summary"], json_safe(summary))
     say(f"cross-validated HPV: AUC {honest.auc:.3f}, balanced accuracy {honest.balanced_accuracy:.3f} "
-        f"(thresholds chosen inside training folds; {optimistic.balanced_accuracy:.3f} at the final threshold "
+        f"(thresholds from training folds, rule {threshold_rule}; "
+        f"{optimistic.balanced_accuracy:.3f} at the final threshold "
         f"{threshold:.3f}, {at_half.balanced_accuracy:.3f} at 0.5)\nfinal model: {description}")
     return HpvFit(model, summary, oof, paths)
 
