@@ -126,6 +126,18 @@ def tiny_model(tiny_dataset) -> TinyModel:
     return TinyModel(tiny_dataset, TINY_TRAINER, model_dir, model_dir / "fold_0", result.stdout + result.stderr)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One PyTorch thread for a test module: on a shared, oversubscribed CPU, OpenMP threads
+    spin-waiting on each other make the tiny network several times slower."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture
 def nnunet_env(tiny_dataset, monkeypatch) -> TinyDataset:
     """Put the tiny dataset's nnU-Net variables into ``os.environ`` for this test."""

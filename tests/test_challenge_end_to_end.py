@@ -20,19 +20,8 @@ import SimpleITK as sitk
 
 from nnunet_hecktor.errors import HecktorError
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One PyTorch thread: on a shared, oversubscribed CPU, OpenMP threads spin-waiting on each
-    other make the tiny network several times slower."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 OMITTED = ("Tobacco Consumption", "Performance Status", "Alcohol Consumption")
 

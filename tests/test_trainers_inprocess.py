@@ -15,16 +15,8 @@ from nnunet_hecktor.metrics.classification import best_balanced_accuracy_thresho
 from nnunet_hecktor.trainers import (HecktorMultiTaskTrainer_tiny, HecktorSWATrainer_tiny)
 from nnunet_hecktor.trainers.head_inference import predict_heads
 
-pytestmark = pytest.mark.slow  # needs the preprocessed tiny dataset (real nnUNetv2_plan_and_preprocess)
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # OpenMP spin-waiting makes 2 threads ~100x slower than 1 on an oversubscribed 2-core machine.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+# Needs the preprocessed tiny dataset (real nnUNetv2_plan_and_preprocess).
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.fixture
