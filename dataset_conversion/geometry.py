@@ -123,22 +123,21 @@ def covered_index_box(grid: GridGeometry, other: GridGeometry) -> tuple[tuple[in
     rotated grids the covered region is the axis-aligned (in ``grid``'s index space) bounding box of
     ``other``'s corners, which contains the true overlap.
     """
-    corners = grid.physical_to_index(other.index_to_physical(other.corner_indices(outer=True)))
-    low, high = corners.min(axis=0), corners.max(axis=0)
-    # A small tolerance keeps voxels sitting exactly on the boundary despite floating-point noise.
-    start = np.maximum(np.ceil(low - 1e-6), 0).astype(int)
-    stop = np.minimum(np.floor(high + 1e-6) + 1, grid.size).astype(int)
-    if np.any(stop <= start):
-        return None
-    return tuple(int(v) for v in start), tuple(int(v) for v in stop)
+    corners_mm = other.index_to_physical(other.corner_indices(outer=True))
+    return _index_box_of_corners(grid, grid.physical_to_index(corners_mm))
 
 
 def physical_box_to_index_box(grid: GridGeometry, low_mm: np.ndarray, high_mm: np.ndarray
                               ) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
     """Index box of ``grid`` whose voxel centres lie in the physical box ``[low_mm, high_mm]`` (LPS, mm)."""
     corners_mm = np.array(list(itertools.product(*zip(low_mm, high_mm))), dtype=np.float64)
-    corners = grid.physical_to_index(corners_mm)
+    return _index_box_of_corners(grid, grid.physical_to_index(corners_mm))
+
+
+def _index_box_of_corners(grid: GridGeometry, corners: np.ndarray) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """Voxel-centre index box of ``grid`` inside the bounding box of continuous-index ``corners``."""
     low, high = corners.min(axis=0), corners.max(axis=0)
+    # A small tolerance keeps voxels sitting exactly on the boundary despite floating-point noise.
     start = np.maximum(np.ceil(low - 1e-6), 0).astype(int)
     stop = np.minimum(np.floor(high + 1e-6) + 1, grid.size).astype(int)
     if np.any(stop <= start):
