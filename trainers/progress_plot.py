@@ -54,35 +54,26 @@ def plot_head_progress(log: Mapping[str, Sequence[float]], output_folder: str | 
 def _draw(plt, log: Mapping[str, Sequence[float]], n: int):
     x = np.arange(n)
     fig, axes = plt.subplots(2, 2, figsize=(14, 9))
-    ax = axes[0, 0]
-    for key, label, style in (("train_hpv_losses", "HPV loss (train)", "b-"), ("val_hpv_losses", "HPV loss (val)", "b--"),
-                              ("train_cox_losses", "Cox loss (train)", "r-"), ("val_cox_losses", "Cox loss (val)", "r--")):
-        ax.plot(x, _series(log, key, n), style, label=label)
-    ax.set_title("head losses (unweighted)")
-    ax.set_xlabel("epoch")
-    ax.legend()
-    ax = axes[0, 1]
-    ax.plot(x, _series(log, "train_hpv_auc", n), "b-", label="AUC (train patches)")
-    ax.plot(x, _series(log, "val_hpv_auc", n), "b--", label="AUC (val patches)")
-    ax.plot(x, _series(log, "val_hpv_balanced_accuracy", n), "g--", label="balanced accuracy (val, p>=0.5)")
-    ax.axhline(0.5, color="grey", lw=0.8)
-    ax.set_ylim(0, 1)
-    ax.set_title("HPV status, per patient over the epoch's patches")
-    ax.set_xlabel("epoch")
-    ax.legend()
-    ax = axes[1, 0]
-    ax.plot(x, _series(log, "train_c_index", n), "r-", label="C-index (train patches)")
-    ax.plot(x, _series(log, "val_c_index", n), "r--", label="C-index (val patches)")
-    ax.axhline(0.5, color="grey", lw=0.8)
-    ax.set_ylim(0, 1)
-    ax.set_title("RFS risk: Harrell's C-index, per patient over the epoch")
-    ax.set_xlabel("epoch")
-    ax.legend()
-    ax = axes[1, 1]
-    ax.plot(x, _series(log, "train_head_samples", n), "k-", label="train")
-    ax.plot(x, _series(log, "val_head_samples", n), "k--", label="val")
-    ax.set_title("GTVp-centred patches used by the heads")
-    ax.set_xlabel("epoch")
-    ax.legend()
+    panels = (
+        (axes[0, 0], "head losses (unweighted)", False,
+         (("train_hpv_losses", "HPV loss (train)", "b-"), ("val_hpv_losses", "HPV loss (val)", "b--"),
+          ("train_cox_losses", "Cox loss (train)", "r-"), ("val_cox_losses", "Cox loss (val)", "r--"))),
+        (axes[0, 1], "HPV status, per patient over the epoch's patches", True,
+         (("train_hpv_auc", "AUC (train patches)", "b-"), ("val_hpv_auc", "AUC (val patches)", "b--"),
+          ("val_hpv_balanced_accuracy", "balanced accuracy (val, p>=0.5)", "g--"))),
+        (axes[1, 0], "RFS risk: Harrell's C-index, per patient over the epoch", True,
+         (("train_c_index", "C-index (train patches)", "r-"), ("val_c_index", "C-index (val patches)", "r--"))),
+        (axes[1, 1], "GTVp-centred patches used by the heads", False,
+         (("train_head_samples", "train", "k-"), ("val_head_samples", "val", "k--"))),
+    )
+    for ax, title, unit_interval, curves in panels:
+        for key, label, style in curves:
+            ax.plot(x, _series(log, key, n), style, label=label)
+        if unit_interval:  # AUC, balanced accuracy and C-index: 0.5 is chance
+            ax.axhline(0.5, color="grey", lw=0.8)
+            ax.set_ylim(0, 1)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.legend()
     fig.tight_layout()
     return fig
