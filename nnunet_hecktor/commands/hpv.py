@@ -39,8 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="decision threshold: 'search' maximises balanced accuracy on the out-of-fold "
                           "probabilities (default); 'prevalence' uses the training prevalence of HPV positives "
                           "(the Bayes rule for balanced accuracy when the probabilities are calibrated)")
-    fit.add_argument("--l1-ratio", type=float, default=0.0,
-                     help="elastic-net mixing of the logistic regression: 0 = L2 (default), 1 = L1")
+    fit.add_argument("--l1-ratio", type=float, default=None,
+                     help="elastic-net mixing of the logistic regression: 0 = L2, 1 = L1 (default 0.5: "
+                          "drops redundant image features, see the README)")
     predict = actions.add_parser("predict", help="HPV probability and status from a saved HPV model")
     add_common_predict_arguments(predict)
     predict.add_argument("--expected-prevalence", type=float, default=None, metavar="P",
@@ -62,11 +63,12 @@ def _run(args: argparse.Namespace) -> int:
     from nnunet_hecktor.prognosis.hpv_stage import fit_hpv, predict_hpv
 
     if args.action == "fit":
+        penalty = {} if args.l1_ratio is None else {"l1_ratio": args.l1_ratio}
         fit_hpv(args.clinical, args.output, features_csv=args.features, feature_set=args.feature_set,
                 calibration=args.calibration, cv=args.cv, n_splits=args.folds, random_state=args.seed,
                 allow_ground_truth_features=args.allow_ground_truth_features,
                 clinical_columns=args.clinical_columns, progress=not args.quiet, make_plots=not args.no_plots,
-                l1_ratio=args.l1_ratio, threshold_rule=args.threshold_rule)
+                threshold_rule=args.threshold_rule, **penalty)
     else:
         predict_hpv(args.model, args.output, features_csv=args.features, clinical_csv=args.clinical,
                     expected_prevalence=args.expected_prevalence, decision=args.decision, threshold=args.threshold)

@@ -25,7 +25,7 @@ from nnunet_hecktor.fileio import atomic_path, write_json_atomic
 from nnunet_hecktor.metrics.classification import BinaryMetrics, binary_metrics
 from nnunet_hecktor.prognosis.cross_validation import cross_validate_classifier, fold_assignment, make_folds
 from nnunet_hecktor.prognosis.hpv_models import (
-    CALIBRATIONS, DECISIONS, THRESHOLD_RULES, adjusted_decision, choose_threshold, hpv_pipeline,
+    CALIBRATIONS, DECISIONS, DEFAULT_L1_RATIO, THRESHOLD_RULES, adjusted_decision, choose_threshold, hpv_pipeline,
 )
 from nnunet_hecktor.prognosis.model_store import PrognosisModel, load_model, save_model
 from nnunet_hecktor.prognosis.plots import plot_roc
@@ -53,7 +53,7 @@ def _metrics_json(m: BinaryMetrics) -> dict[str, float]:
 @small_matrix_threads
 def fit_hpv(clinical_csv, output_dir, features_csv=None, feature_set: str = "all", calibration: str = "none",
             cv: str = "kfold", n_splits: int = 5, random_state: int = 0, allow_ground_truth_features: bool = False,
-            clinical_columns=None, progress: bool = True, make_plots: bool = True, l1_ratio: float = 0.0,
+            clinical_columns=None, progress: bool = True, make_plots: bool = True, l1_ratio: float = DEFAULT_L1_RATIO,
             threshold_rule: str = "search") -> HpvFit:
     """Cross-validate the HPV classifier, choose its threshold, refit on all patients, save it.
 
@@ -72,7 +72,8 @@ def fit_hpv(clinical_csv, output_dir, features_csv=None, feature_set: str = "all
         practice); otherwise wrapped in CalibratedClassifierCV.
     cv : {"kfold", "centre"}
     l1_ratio : float
-        Elastic-net mixing of the logistic regression (0 = L2, the default; 1 = L1).
+        Elastic-net mixing of the logistic regression (0 = L2, 1 = L1; default
+        :data:`~nnunet_hecktor.prognosis.hpv_models.DEFAULT_L1_RATIO`, 0.5).
     threshold_rule : {"prevalence", "search"}
         ``search`` (default): the threshold maximising balanced accuracy on the out-of-fold
         probabilities; ``prevalence``: predict positive when the probability is at least the training

@@ -187,7 +187,7 @@ def lesion_geometry(frame: BodyFrame, lesion: Lesion):
     return centre, radii
 
 
-def _lesion_field(frame: BodyFrame, lesion: Lesion, grid: Grid, shift_mm=(0.0, 0.0, 0.0)):
+def lesion_field(frame: BodyFrame, lesion: Lesion, grid: Grid, shift_mm=(0.0, 0.0, 0.0)):
     """Bounding-box slices and the normalised radial coordinate ``q`` (inside where q <= 1)."""
     centre, radii = lesion_geometry(frame, lesion)
     centre = tuple(c + s for c, s in zip(centre, shift_mm))
@@ -219,7 +219,7 @@ def render_label(patient: SyntheticPatient, frame: BodyFrame, grid: Grid) -> np.
     if patient.primary is not None:
         lesions.append((patient.primary, schema.GTVP))  # last: the primary wins where they touch
     for lesion, value in lesions:
-        box, q = _lesion_field(frame, lesion, grid)
+        box, q = lesion_field(frame, lesion, grid)
         if box is not None:
             label[box][q <= 1.0] = value
     return label
@@ -234,7 +234,7 @@ def render_ct(patient: SyntheticPatient, frame: BodyFrame, grid: Grid, rng: np.r
     for sl, tissue in render_tissue(frame, grid, shift_mm, z_chunk):
         hu[sl] = TISSUE_HU[tissue]
     for lesion in lesions:
-        box, q = _lesion_field(frame, lesion, grid, shift_mm)
+        box, q = lesion_field(frame, lesion, grid, shift_mm)
         if box is not None:
             hu[box][q <= 1.0] = TISSUE_HU[SOFT] + lesion.ct_contrast_hu
     for start in range(0, grid.size[2], z_chunk):
@@ -266,7 +266,7 @@ def render_pet(patient: SyntheticPatient, frame: BodyFrame, grid: Grid, rng: np.
 
     lesions = list(patient.nodes) + ([patient.primary] if patient.primary is not None else [])
     for lesion in lesions:
-        box, q = _lesion_field(frame, lesion, grid)
+        box, q = lesion_field(frame, lesion, grid)
         if box is None:
             continue
         inside = q <= 1.0
@@ -297,7 +297,7 @@ def render_dose(patient: SyntheticPatient, frame: BodyFrame, grid: Grid, shift_m
     dose = np.where((np.abs(xs) < 0.85 * frame.neck_a) & (t > 0.20) & (t < 0.62), 54.0, 0.0) * np.ones(grid.shape_zyx)
     lesions = list(patient.nodes) + ([patient.primary] if patient.primary is not None else [])
     for lesion in lesions:
-        box, q = _lesion_field(frame, lesion, grid, shift_mm)
+        box, q = lesion_field(frame, lesion, grid, shift_mm)
         if box is not None:
             dose[box][q <= 1.4] = 70.0  # planning target volume: lesion plus a margin
     sigma_vox = [6.0 / s for s in grid.spacing[::-1]]
