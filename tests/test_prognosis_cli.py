@@ -45,7 +45,7 @@ def test_hpv_fit_centre_cv_and_predict_at_another_prevalence(tables, capsys):
                      str(tables / "clinical.csv"), "--output", str(out), "--cv", "centre", "--quiet"]) == 0
     summary = json.loads((out / "cv_summary.json").read_text())
     assert summary["cv_scheme"] == "centre" and set(summary["cross_validation"]["per_fold"]) == {"CHUM", "CHUP", "MDA"}
-    assert "elastic net, l1_ratio 0.5" in summary["final_model_description"]  # the default penalty
+    assert summary["final_model_description"].startswith("logistic regression (L2,")  # the default penalty
     assert (out / "roc_oof.png").is_file()
     args = ["hpv", "predict", "--model", str(out / "model.joblib"), "--features", str(tables / "features.csv"),
             "--clinical", str(tables / "clinical.csv")]
@@ -59,12 +59,12 @@ def test_hpv_fit_centre_cv_and_predict_at_another_prevalence(tables, capsys):
 
 
 def test_hpv_fit_l1_ratio_option_sets_the_penalty(tables):
-    out = tables / "hpv_ridge"
+    out = tables / "hpv_elastic_net"
     assert cli_main(["hpv", "fit", "--features", str(tables / "features.csv"), "--clinical",
-                     str(tables / "clinical.csv"), "--output", str(out), "--folds", "3", "--l1-ratio", "0",
+                     str(tables / "clinical.csv"), "--output", str(out), "--folds", "3", "--l1-ratio", "0.5",
                      "--quiet", "--no-plots"]) == 0
     summary = json.loads((out / "cv_summary.json").read_text())
-    assert summary["final_model_description"].startswith("logistic regression (L2,")
+    assert "elastic net, l1_ratio 0.5" in summary["final_model_description"]
 
 
 def test_cli_errors_are_one_plain_line(tables, capsys):

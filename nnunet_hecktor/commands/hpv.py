@@ -40,8 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "probabilities (default); 'prevalence' uses the training prevalence of HPV positives "
                           "(the Bayes rule for balanced accuracy when the probabilities are calibrated)")
     fit.add_argument("--l1-ratio", type=float, default=None,
-                     help="elastic-net mixing of the logistic regression: 0 = L2, 1 = L1 (default 0.5: "
-                          "drops redundant image features, see the README)")
+                     help="elastic-net mixing of the logistic regression: 0 = L2 (default), 1 = L1")
     predict = actions.add_parser("predict", help="HPV probability and status from a saved HPV model")
     add_common_predict_arguments(predict)
     predict.add_argument("--expected-prevalence", type=float, default=None, metavar="P",

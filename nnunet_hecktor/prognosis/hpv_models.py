@@ -35,12 +35,11 @@ DECISIONS: tuple[str, ...] = ("balanced_accuracy", "accuracy")
 #: (Bayes rule for balanced accuracy on calibrated probabilities); ``search`` = the threshold
 #: maximising balanced accuracy on out-of-fold probabilities of the training rows.
 THRESHOLD_RULES: tuple[str, ...] = ("prevalence", "search")
-#: Elastic-net mixing used by default. The image features are strongly correlated (total = GTVp +
-#: GTVn, surface and TLG follow volume) and HPV-negative patients are few (~10 %), so a penalty
-#: that can drop redundant columns generalises better than ridge: in
-#: ``benchmarks/bench_prognosis.py`` (10 repeated 5-fold CVs) 0.5 raised the out-of-fold balanced
-#: accuracy over ridge (0.0) at 150 and at 400 patients.
-DEFAULT_L1_RATIO = 0.5
+#: Elastic-net mixing used by default (0 = ridge). On the cohorts of
+#: ``benchmarks/bench_prognosis.py`` (10 repeated 5-fold CVs, paired splits) neither ridge nor
+#: 0.5 was better overall: 0.5 gained 0.014-0.020 balanced accuracy when the node segmentation was
+#: weak and lost 0.007-0.029 when it was good, so the simpler ridge stays the default.
+DEFAULT_L1_RATIO = 0.0
 _EPS = 1e-12
 
 

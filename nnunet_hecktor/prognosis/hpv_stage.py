@@ -73,7 +73,7 @@ def fit_hpv(clinical_csv, output_dir, features_csv=None, feature_set: str = "all
     cv : {"kfold", "centre"}
     l1_ratio : float
         Elastic-net mixing of the logistic regression (0 = L2, 1 = L1; default
-        :data:`~nnunet_hecktor.prognosis.hpv_models.DEFAULT_L1_RATIO`, 0.5).
+        :data:`~nnunet_hecktor.prognosis.hpv_models.DEFAULT_L1_RATIO`, 0 = ridge).
     threshold_rule : {"prevalence", "search"}
         ``search`` (default): the threshold maximising balanced accuracy on the out-of-fold
         probabilities; ``prevalence``: predict positive when the probability is at least the training
