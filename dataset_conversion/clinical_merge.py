@@ -57,7 +57,7 @@ class ClinicalTable:
     sources : dict
         PatientID -> names of the CSVs that have a row for the patient.
     value_warnings : dict
-        PatientID -> warnings about its values treated as missing (patient, file, line, column, value).
+        PatientID -> warnings about its values treated as missing (file, line, column, value).
     row_errors : dict
         PatientID -> why a row of it could not be read at all (more cells than header columns); that
         row's values are treated as missing (also in :attr:`value_warnings`).
@@ -184,7 +184,7 @@ def _usable_cells(row: _Row, pid: str, warnings: list[str]) -> dict[str, str]:
     """The row's non-empty values that parse, stripped; a warning for each one treated as missing."""
     where = f"{row.source.path}: line {row.line}"
     if row.too_many_cells:
-        warnings.append(f"{pid}: {where}: more cells than header columns (values may be shifted); every "
+        warnings.append(f"{where}: more cells than header columns (values may be shifted); every "
                         "clinical value of this row treated as missing")
         return {}
     usable = {}
@@ -195,11 +195,11 @@ def _usable_cells(row: _Row, pid: str, warnings: list[str]) -> dict[str, str]:
             parsed = parse_value(column, value)
         except ValueError as exc:
             reason = str(exc).replace(f"column {column!r}: ", "")
-            warnings.append(f"{pid}: {where}: column {column!r}: value {value.strip()!r} not usable ({reason}); "
+            warnings.append(f"{where}: column {column!r}: value {value.strip()!r} not usable ({reason}); "
                             "treated as missing")
             continue
         if parsed is None:
-            warnings.append(f"{pid}: {where}: column {column!r}: value {value.strip()!r} read as missing")
+            warnings.append(f"{where}: column {column!r}: value {value.strip()!r} read as missing")
             continue
         usable[column] = value.strip()
     return usable
@@ -263,7 +263,7 @@ def merge_clinical_csvs(sources: Iterable[ClinicalSource]) -> ClinicalTable:
         if warnings:
             table.value_warnings[pid] = warnings
             for warning in warnings:
-                logger.warning("%s", warning)
+                logger.debug("%s: %s", pid, warning)
         raw[schema.COL_PATIENT] = pid
         table.raw[pid] = raw
         table.values[pid] = {c: parse_value(c, raw[c]) if c in raw else None for c in columns}

@@ -422,7 +422,8 @@ def _scan_task_folder(folder: Path, task: int | None, collector: _Collector, ign
 
 
 def _missing_labels(patients: dict[str, PatientSources], hints: dict[Path, list[str]]) -> dict[str, str]:
-    """Task 1 patients without a label: PatientID -> a warning naming the folder and label-like files seen."""
+    """Task 1 patients without a label: PatientID -> a warning (without the PatientID) naming the folder and
+    the label-like files seen there."""
     missing = {}
     for pid, sources in patients.items():
         if sources.has_label:
@@ -431,7 +432,7 @@ def _missing_labels(patients: dict[str, PatientSources], hints: dict[Path, list[
         if not task1:
             continue
         folder = task1[0].folder
-        text = (f"{pid}: no label file in the Task 1 folder {folder} (expected {pid}.nii.gz, .nii or .mha next to "
+        text = (f"no label file in the Task 1 folder {folder} (expected {pid}.nii.gz, .nii or .mha next to "
                 "the CT)")
         seen = hints.get(folder, [])
         if seen:
