@@ -389,11 +389,13 @@ def _scan_task_folder(folder: Path, task: int | None, collector: _Collector, ign
                 continue
             if not images:
                 nested_task = _task_number(entry.name)
-                if (container == folder and nested_task is not None and nested_task == task
-                        and _holds_patient_folders(entry)):
+                if (container == folder and nested_task in (None, task) and _holds_patient_folders(entry)):
+                    # "Task 1/Task 1/<PID>" (an archive unpacked into a folder of its own name) or
+                    # "Task 1/<any folder>/<PID>": read one level deeper, never two.
+                    what = "a task folder" if nested_task is not None else "a folder of patient folders"
                     collector.warnings.append(
-                        f"{entry} is a task folder inside the task folder {folder}: the release seems unpacked one "
-                        "level too deep; its patients are read from there")
+                        f"{entry} is {what} inside the task folder {folder}: the data seem unpacked one level too "
+                        "deep; its patients are read from there")
                     _scan_task_folder(entry, task, collector, ignored, csvs, container)
                 else:
                     ignored.append(entry)
