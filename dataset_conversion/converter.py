@@ -405,10 +405,6 @@ def _patient_notes(layout: SourceLayout, clinical: ClinicalTable, strict: bool) 
     if not strict:
         for pid, warning in layout.missing_labels.items():
             notes.setdefault(pid, []).insert(0, f"{warning}; converted as an unlabelled case (imagesTs)")
-        for pid, reason in layout.unreadable.items():
-            if pid in layout.patients:  # another copy (other task folder) was readable
-                notes.setdefault(pid, []).insert(0, f"{reason.removeprefix(pid + ': ')}; converted from the "
-                                                    "readable copy")
     return dict(sorted(notes.items()))
 
 
@@ -424,10 +420,11 @@ def _convert_patients(layout: SourceLayout, output_dir: Path, options: Conversio
     jobs = []
     for pid, sources in layout.patients.items():
         failure = None
-        if strict and pid in layout.missing_labels:
+        if pid in layout.unreadable:
+            # Another task folder's copy may be readable, but the unreadable one may hold the label.
+            failure = layout.unreadable[pid].removeprefix(pid + ": ")
+        elif strict and pid in layout.missing_labels:
             failure = f"{layout.missing_labels[pid]} (--strict)"
-        elif strict and pid in layout.unreadable:
-            failure = f"{layout.unreadable[pid].removeprefix(pid + ': ')} (--strict)"
         job = PatientJob(pid, sources, output_dir, options, failure)
         entry = None if failure else up_to_date_entry(job)
         if entry is not None:

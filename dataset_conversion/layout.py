@@ -502,6 +502,11 @@ def _discover(root: Path) -> SourceLayout | None:
 
     if task_dirs:
         kind = "release"
+        if _task_number(root.name) is not None:
+            collector.warnings.append(
+                f"{root} is named like a task folder but holds task folder(s) "
+                f"{', '.join(repr(f.name) for f, _ in task_dirs)}: the data seem unpacked one level too deep; "
+                "read as a release root")
         for folder, task in task_dirs:
             if task in task_folders:
                 raise HecktorError(
