@@ -428,3 +428,24 @@ def test_converted_dataset_respects_the_umask(release, tmp_path, umask):
     assert modes == {0o666 & ~umask}, {oct(m) for m in modes}
     folders = {stat.S_IMODE(p.stat().st_mode) for p in summary.output_dir.rglob("*") if p.is_dir()}
     assert folders == {0o777 & ~umask}
+
+
+def test_cli_console_names_what_was_left_out(release, tmp_path, capsys):
+    src = _copy(release, tmp_path)
+    path = src / "Task 1" / "HECKTOR_2025_Training_Task_1.csv"
+    rows = list(csv.DictReader(path.open()))
+    line = next(i for i, r in enumerate(rows) if r["PatientID"] == "MDA-004") + 2
+    text = path.read_text().splitlines()
+    cells = next(csv.reader([text[line - 1]]))
+    cells[list(rows[0]).index("Age")] = "unknown age"
+    text[line - 1] = ",".join(cells)
+    path.write_text("\n".join(text) + "\n")
+    (src / "Task 1" / "CHUP-002" / "CHUP-002.nii.gz").unlink()
+    out = tmp_path / "out" / "Dataset540_R"
+    assert cli_main(["convert", str(src), "--dataset-id", "540", "--output", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "HECKTOR release layout" in captured.out and "1 Task 1 patients have no label file: CHUP-002" in captured.out
+    assert "3 training cases" in captured.out and "2 without label" in captured.out
+    assert f"warning: MDA-004: {path}: line {line}: column 'Age': value 'unknown age' not usable" in captured.out
+    assert "warning: CHUP-002: no label file in the Task 1 folder" in captured.out
+    assert "Traceback" not in captured.err
