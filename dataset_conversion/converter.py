@@ -365,7 +365,8 @@ def convert_dataset(src: str | os.PathLike, dataset_id: int = 501, name: str = "
                     "seed": seed}
     with OutputLock(output_dir) as lock:
         if lock.took_over is not None:
-            dataset_warnings.append(f"took over the lock of a run that no longer exists ({describe_holder(lock.took_over)})")
+            dataset_warnings.append("took over the lock of a run that no longer exists "
+                                    f"({describe_holder(lock.took_over)})")
         _prepare_output(output_dir, overwrite)
         stale = _remove_stale_cases(output_dir, set(layout.patients))
         if stale:

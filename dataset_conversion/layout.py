@@ -207,11 +207,13 @@ class SourceLayout:
             more = f" and {len(self.ignored) - 5} more" if len(self.ignored) > 5 else ""
             lines.append(f"  ignored: {shown}{more}")
         if self.missing_labels:
-            lines.append(f"  warning: {len(self.missing_labels)} Task 1 patients have no label file: "
-                         + ", ".join(sorted(self.missing_labels)[:10]) + (" ..." if len(self.missing_labels) > 10 else ""))
+            shown = sorted(self.missing_labels)
+            lines.append(f"  warning: {len(shown)} Task 1 patients have no label file: "
+                         + ", ".join(shown[:10]) + (" ..." if len(shown) > 10 else ""))
         if self.unreadable:
-            lines.append(f"  warning: {len(self.unreadable)} patient folders cannot be read: "
-                         + ", ".join(sorted(self.unreadable)[:10]) + (" ..." if len(self.unreadable) > 10 else ""))
+            shown = sorted(self.unreadable)
+            lines.append(f"  warning: {len(shown)} patient folders cannot be read: "
+                         + ", ".join(shown[:10]) + (" ..." if len(shown) > 10 else ""))
         for warning in self.warnings[:10]:
             lines.append(f"  warning: {warning}")
         if len(self.warnings) > 10:

@@ -17,7 +17,6 @@ import stat
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -183,7 +182,8 @@ def _rewrite_csv(path: Path, header_map: dict[str, str] | None = None, delimiter
 
 def _targets(summary) -> dict[str, dict[str, str]]:
     with (summary.output_dir / "clinical.csv").open() as handle:
-        return {r["PatientID"]: {k: r[k] for k in ("HPV Status", "Relapse", "RFS", "Age")} for r in csv.DictReader(handle)}
+        return {r["PatientID"]: {k: r[k] for k in ("HPV Status", "Relapse", "RFS", "Age")}
+                for r in csv.DictReader(handle)}
 
 
 @pytest.mark.parametrize("task, written, known", [
@@ -369,7 +369,8 @@ def test_second_convert_on_one_folder_is_refused_naming_the_first(release, tmp_p
         code = cli_main(["convert", str(release), "--dataset-id", "540", "--output", str(out), "--quiet"])
         err = capsys.readouterr().err
         assert code == 1 and "Traceback" not in err
-        assert f"another 'nnunet-hecktor convert' is writing {out}: pid {first.pid} on host {socket.gethostname()}" in err
+        holder = f"pid {first.pid} on host {socket.gethostname()}"
+        assert f"another 'nnunet-hecktor convert' is writing {out}: {holder}" in err
         assert "started 20" in err and "(first run)" in err
         assert not (out / "imagesTr").exists(), "the second run wrote nothing"
     finally:
@@ -386,7 +387,7 @@ def test_stale_lock_is_taken_over_with_a_warning(release, tmp_path, capsys):
                                              "started": "2026-01-01T00:00:00+00:00", "command": "killed run"}))
     assert cli_main(["convert", str(release), "--dataset-id", "540", "--output", str(out), "--quiet"]) == 0
     err = capsys.readouterr().err
-    assert f"stale lock" in err and f"pid {dead_pid}" in err
+    assert "stale lock" in err and f"pid {dead_pid}" in err
     report = json.loads((out / "conversion_report.json").read_text())
     assert any("took over the lock" in w and str(dead_pid) in w for w in report["warnings"])
     assert not (out / LOCK_NAME).exists()
@@ -444,7 +445,8 @@ def test_cli_console_names_what_was_left_out(release, tmp_path, capsys):
     out = tmp_path / "out" / "Dataset540_R"
     assert cli_main(["convert", str(src), "--dataset-id", "540", "--output", str(out)]) == 0
     captured = capsys.readouterr()
-    assert "HECKTOR release layout" in captured.out and "1 Task 1 patients have no label file: CHUP-002" in captured.out
+    assert "HECKTOR release layout" in captured.out
+    assert "1 Task 1 patients have no label file: CHUP-002" in captured.out
     assert "3 training cases" in captured.out and "2 without label" in captured.out
     assert f"warning: MDA-004: {path}: line {line}: column 'Age': value 'unknown age' not usable" in captured.out
     assert "warning: CHUP-002: no label file in the Task 1 folder" in captured.out
