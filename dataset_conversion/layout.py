@@ -406,6 +406,10 @@ def _scan_task_folder(folder: Path, task: int | None, collector: _Collector, ign
             if hints:
                 collector.hints[entry] = hints
             ignored.extend(strays)
+            labelled = {pid for _, pid, role in images if role == "label"}
+            if strays and {pid for _, pid, _ in images} <= labelled:  # nobody here to attach them to
+                collector.warnings.append(f"{entry}: label-like files matching no CT/PET in the folder, not used: "
+                                          + ", ".join(p.name for p in strays))
             names = {pid for _, pid, _ in images}
             for path, pid, role in images:
                 collector.add(container, task, entry, path, pid, role)

@@ -57,8 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 @contextlib.contextmanager
-def _console(quiet: bool) -> Iterator[None]:
-    """Print the converter's log: what was found and the summary (INFO, stdout), warnings (stderr)."""
+def conversion_console(quiet: bool) -> Iterator[None]:
+    """Print the converter's log while in the block: what was found and the summary (INFO, stdout; not
+    with ``quiet``) and warnings (stderr). Used by every command that converts (``convert``, ``demo``)."""
     log = logging.getLogger("nnunet_hecktor.dataset_conversion")
     info = logging.StreamHandler(sys.stdout)
     info.setLevel(logging.INFO)
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from nnunet_hecktor.dataset_conversion import convert_dataset
     from nnunet_hecktor.errors import HecktorError
 
-    with _console(args.quiet):
+    with conversion_console(args.quiet):
         try:
             convert_dataset(args.src, dataset_id=args.dataset_id, name=args.name, output=args.output,
                             interpolation=args.interpolation, crop=args.crop,
