@@ -90,13 +90,22 @@ class _CsvFile:
     notes: list[str]
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, notes: list[str]) -> str:
+    """The CSV's text: UTF-8 (with or without BOM), else Windows-1252 (spreadsheets in Western locales)."""
     try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputDataError(f"not a UTF-8 text CSV ({exc.reason})", None, path) from None
+        data = path.read_bytes()
     except OSError as exc:
         raise InputDataError(f"cannot read clinical CSV ({exc.strerror})", None, path) from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        utf8_problem = exc.reason
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError:
+        raise InputDataError(f"not a UTF-8 text CSV ({utf8_problem})", None, path) from None
+    notes.append(f"{path}: not UTF-8; read as Windows-1252 (check accented text in clinical.csv)")
+    return text
 
 
 def _header_problems(path: Path, raw_header: list[str], notes: list[str]) -> tuple[list[str], list[str]]:
@@ -139,13 +148,13 @@ def read_csv_rows(source: ClinicalSource) -> _CsvFile:
     Raises
     ------
     InputDataError
-        The file cannot be read.
+        The file cannot be read, or is neither UTF-8 nor Windows-1252 text.
     """
     path = source.path
-    text = _read_text(path)
+    notes: list[str] = []
+    text = _read_text(path, notes)
     first_line = text.splitlines()[0] if text else ""
     delimiter = detect_delimiter(first_line)
-    notes: list[str] = []
     if delimiter != ",":
         notes.append(f"{path}: {delimiter_name(delimiter)}-separated; read with {delimiter!r}")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)

@@ -131,6 +131,8 @@ class OutputLock:
                 continue
             where = "" if same_host else (f"; it was taken on another host, so it cannot be checked from here: "
                                           f"delete {self.path} once that run is known to be gone")
+            if same_host:
+                where = f" (if no convert runs as that pid any more, delete {self.path})"
             raise HecktorError(f"another 'nnunet-hecktor convert' is writing {self.folder}: "
                                f"{describe_holder(holder) if holder else 'lock file ' + str(self.path)}{where}. "
                                "Wait for it to finish, or choose another --output")

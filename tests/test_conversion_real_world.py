@@ -451,3 +451,28 @@ def test_cli_console_names_what_was_left_out(release, tmp_path, capsys):
     assert f"warning: MDA-004: {path}: line {line}: column 'Age': value 'unknown age' not usable" in captured.out
     assert "warning: CHUP-002: no label file in the Task 1 folder" in captured.out
     assert "Traceback" not in captured.err
+
+
+def test_windows_1252_csv_is_read_with_a_warning(release, tmp_path):
+    src = _copy(release, tmp_path)
+    path = src / "Task 1" / "HECKTOR_2025_Training_Task_1.csv"
+    lines = path.read_text().splitlines()
+    path.write_bytes(("\n".join([lines[0] + ",Hôpital"] + [line + ",Genève" for line in lines[1:]]) + "\n")
+                     .encode("cp1252"))
+    summary = _convert(src, tmp_path, strict=True)
+    assert sorted(summary.training) == TASK1 and "read as Windows-1252" in _all_warnings(summary)
+    rows = list(csv.DictReader((summary.output_dir / "clinical.csv").open(encoding="utf-8")))
+    assert {r["Hôpital"] for r in rows if r["PatientID"] in TASK1} == {"Genève"}
+
+
+def test_flat_folder_with_a_semicolon_csv(tmp_path):
+    cohort = make_cohort(tmp_path / "flat", n_patients=3, seed=5, layout="flat", progress=False)
+    csvs = list(cohort.out_dir.glob("*.csv"))
+    assert csvs
+    for path in csvs:
+        _rewrite_csv(path, delimiter=";")
+    summary = convert_dataset(cohort.out_dir, dataset_id=541, name="F", output=tmp_path / "Dataset541_F",
+                              progress=False, strict=True)
+    assert "semicolon-separated" in _all_warnings(summary)
+    rows = list(csv.DictReader((summary.output_dir / "clinical.csv").open()))
+    assert len(rows) == 3 and all(r["Age"] for r in rows)
