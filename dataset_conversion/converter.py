@@ -368,7 +368,8 @@ def convert_dataset(src: str | os.PathLike, dataset_id: int = 501, name: str = "
             dataset_warnings.append("took over the lock of a run that no longer exists "
                                     f"({describe_holder(lock.took_over)})")
         _prepare_output(output_dir, overwrite)
-        stale = _remove_stale_cases(output_dir, set(layout.patients))
+        # An unreadable patient's earlier outputs go too (it fails this run), without "no longer in the source".
+        stale = [p for p in _remove_stale_cases(output_dir, set(layout.patients)) if p not in layout.unreadable]
         if stale:
             dataset_warnings.append(f"removed the outputs of {len(stale)} patients no longer in the source: "
                                     + ", ".join(stale[:20]))

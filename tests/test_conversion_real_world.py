@@ -308,27 +308,35 @@ def test_unreadable_patient_folder_only_copy(release, tmp_path, monkeypatch):
         (src / "Task 1" / "CHUM-002").chmod(0o755)
 
 
-def test_full_disk_while_writing_the_report_keeps_the_failure_reasons(release, tmp_path, monkeypatch, capsys):
-    import nnunet_hecktor.dataset_conversion.converter as converter
+@pytest.mark.parametrize("full_at", ["conversion_report.json", "clinical.csv", "splits_final.json", "dataset.json"])
+def test_full_disk_while_writing_dataset_files_keeps_the_failure_reasons(release, tmp_path, monkeypatch, capsys,
+                                                                         full_at):
+    import nnunet_hecktor.fileio as fileio
 
     src = _copy(release, tmp_path)
     (src / "Task 1" / "CHUP-002" / "CHUP-002__PT.nii.gz").write_bytes(b"not an image")  # one failed patient
-    real_write = converter.write_json_atomic
+    real_replace = os.replace
 
-    def disk_full_for_the_report(destination, obj, *args, **kwargs):
-        if Path(destination).name == "conversion_report.json":
+    def disk_full_at(source, destination):
+        if Path(destination).name == full_at:
             raise OSError(28, "No space left on device", str(destination))
-        return real_write(destination, obj, *args, **kwargs)
+        return real_replace(source, destination)
 
-    # A full disk cannot be made here without root mounts: the write of the report fails as the OS would.
-    monkeypatch.setattr(converter, "write_json_atomic", disk_full_for_the_report)
+    # A full disk cannot be made here without root mounts: the write of that file fails as the OS would.
+    monkeypatch.setattr(fileio.os, "replace", disk_full_at)
     out = tmp_path / "out" / "Dataset540_R"
-    code = cli_main(["convert", str(src), "--dataset-id", "540", "--output", str(out), "--quiet"])
+    code = cli_main(["convert", str(src), "--dataset-id", "540", "--output", str(out), "--quiet", "--num-folds", "2"])
+    monkeypatch.undo()
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err
-    assert "conversion_report.json (No space left on device)" in err and "unfinished (no dataset.json)" in err
+    assert f"{full_at} (No space left on device)" in err and "unfinished (no dataset.json)" in err
     assert "FAILED CHUP-002:" in err and "PET file is unreadable" in err
     assert not (out / "dataset.json").exists() and not (out / LOCK_NAME).exists()
+    assert not list(out.rglob(".tmp-*"))
+    # Space freed: the same command finishes the dataset, resuming the converted patients.
+    assert cli_main(["convert", str(src), "--dataset-id", "540", "--output", str(out), "--quiet", "--num-folds",
+                     "2"]) == 0
+    assert json.loads((out / "dataset.json").read_text())["numTraining"] == 3
 
 
 @pytest.mark.parametrize("where, message", [
