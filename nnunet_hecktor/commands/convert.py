@@ -52,7 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the stratified split (default 0)")
     parser.add_argument("--num-processes", type=int, default=1, help="patients converted in parallel (default 1)")
     parser.add_argument("--overwrite", action="store_true", help="delete the dataset folder and convert everything")
-    parser.add_argument("--strict", action="store_true", help="exit non-zero when any patient failed")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit non-zero when any patient failed; Task 1 patients without a label file fail")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
 
 
