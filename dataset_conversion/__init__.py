@@ -6,6 +6,8 @@ Main entry points
     A HECKTOR source folder (release root, one task folder, or a flat folder) -> ``DatasetNNN_NAME``.
 :func:`discover_layout`
     What a source folder holds: layout kind, per patient its CT/PET/label/planning files, the CSVs.
+:class:`OutputLock`
+    The one-writer-per-dataset-folder lock ``convert`` holds.
 :func:`uncrop_to_original`
     A segmentation of a (cropped) converted case -> the patient's original CT grid, padded with 0.
 
@@ -18,13 +20,14 @@ from .converter import ConversionSummary, convert_dataset, default_output_dir
 from .cropping import CropRecord, apply_crop, compute_crop, find_brain, load_crop_record, uncrop_to_original
 from .geometry import GridGeometry
 from .layout import ClinicalSource, PatientFiles, PatientSources, SourceLayout, discover_layout
+from .lock import OutputLock
 from .patient import ConversionOptions, PatientJob, convert_patient
 from .resampling import resample_pet_to_ct
 from .splits import filter_splits, load_splits_file, make_stratified_splits
 
 __all__ = [
     "ClinicalSource", "ClinicalTable", "ConversionOptions", "ConversionSummary", "CropRecord", "GridGeometry",
-    "PatientFiles", "PatientJob", "PatientSources", "SourceLayout", "apply_crop", "compute_crop",
+    "OutputLock", "PatientFiles", "PatientJob", "PatientSources", "SourceLayout", "apply_crop", "compute_crop",
     "convert_dataset", "convert_patient", "default_output_dir", "discover_layout", "filter_splits", "find_brain",
     "load_crop_record", "load_splits_file", "make_stratified_splits", "merge_clinical_csvs", "resample_pet_to_ct",
     "uncrop_to_original",

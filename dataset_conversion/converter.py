@@ -1,20 +1,27 @@
 """``convert_dataset``: a HECKTOR source folder -> an nnU-Net v2 raw dataset ``DatasetNNN_NAME``.
 
-Order of work (each step's output is written atomically):
+Order of work (each step's output is written atomically; one function per step):
 
-1. find the layout and the patients (:func:`~.layout.discover_layout`), merge the clinical CSVs
-   (:func:`~.clinical_merge.merge_clinical_csvs`); duplicate IDs and conflicting values stop here,
-   before any image is read;
-2. prepare the output folder: remove ``dataset.json`` (a dataset without it is visibly unfinished),
-   leftover temporary files and the outputs of patients no longer in the source;
-3. convert the patients not already converted from unchanged sources with the same options
-   (done-markers in ``.conversion_state/``), in parallel, with a progress bar;
-4. write ``clinical.csv``, ``splits_final.json``, ``conversion_report.json`` and, last, ``dataset.json``.
+1. :func:`_read_source`: find the layout and the patients (:func:`~.layout.discover_layout`), merge the
+   clinical CSVs (:func:`~.clinical_merge.merge_clinical_csvs`); duplicate IDs, near-miss column names and
+   conflicting values stop here, before any image is read or anything is written;
+2. :func:`_check_output_target`, then the lock (:class:`~.lock.OutputLock`: one ``convert`` per dataset
+   folder) and :func:`_prepare_output`: remove ``dataset.json`` (a dataset without it is visibly
+   unfinished), leftover temporary files and the outputs of patients no longer in the source;
+3. :func:`_convert_patients`: convert the patients not already converted from unchanged sources with the
+   same options (done-markers in ``.conversion_state/``), in parallel, with a progress bar;
+4. :func:`_write_dataset_files`: ``clinical.csv``, ``splits_final.json``, ``conversion_report.json`` and,
+   last, ``dataset.json``. A write error there (full disk) is an error that still lists every failed
+   patient with its reason.
+
+What the run found and did is logged (logger ``nnunet_hecktor.dataset_conversion``, INFO) and returned
+as a :class:`ConversionSummary`; the command line prints it.
 """
 
 from __future__ import annotations
 
 import datetime
+import logging
 import multiprocessing
 import os
 import re
@@ -32,6 +39,7 @@ from nnunet_hecktor.fileio import TMP_PREFIX, write_json_atomic
 from .clinical_merge import ClinicalTable, merge_clinical_csvs, write_clinical_csv
 from .cropping import CROP_MODES, DEFAULT_HEADNECK_BOX_MM
 from .layout import SourceLayout, discover_layout
+from .lock import LOCK_NAME, OutputLock, describe_holder
 from .patient import (
     CROPS_DIR, IMAGES_TR, IMAGES_TS, LABELS_TR, STATE_DIR, ConversionOptions, PatientJob, convert_patient,
     remove_patient_outputs, up_to_date_entry,
@@ -44,6 +52,9 @@ CLINICAL_NAME = "clinical.csv"
 SPLITS_NAME = "splits_final.json"
 DATASET_JSON = "dataset.json"
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+#: Lines of a list shown in the console summary (the report has all of them).
+_SHOWN = 10
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -66,6 +77,9 @@ class ConversionSummary:
         Number of warnings in the report (per patient and dataset level).
     dataset_warnings : list of str
         The dataset-level ones (CSV-only patients, dropped split IDs, ...).
+    patient_warnings : dict
+        PatientID -> warnings about what was left out or changed for it without failing it: clinical
+        values treated as missing, no label in Task 1 (image warnings are in the report only).
     report_path, splits_path : Path
         ``conversion_report.json``; ``splits_final.json`` (``None`` if too few training cases).
     seconds : float
@@ -81,6 +95,7 @@ class ConversionSummary:
     failed: dict[str, str] = field(default_factory=dict)
     warnings: int = 0
     dataset_warnings: list[str] = field(default_factory=list)
+    patient_warnings: dict[str, list[str]] = field(default_factory=dict)
     report_path: Path | None = None
     splits_path: Path | None = None
     seconds: float = 0.0
@@ -95,15 +110,26 @@ class ConversionSummary:
                  f"{len(self.test)} without label (imagesTs), {len(self.failed)} failed, "
                  f"{len(self.resumed)} already up to date; {self.warnings} warnings; {self.seconds:.1f} s",
                  f"  dataset: {self.output_dir}", f"  report:  {self.report_path}"]
-        for warning in self.dataset_warnings[:5]:
+        for warning in self.dataset_warnings[:_SHOWN]:
             lines.append(f"  warning: {warning}")
-        if len(self.dataset_warnings) > 5:
-            lines.append(f"  ... {len(self.dataset_warnings) - 5} more dataset warnings in the report")
-        for pid, reason in list(self.failed.items())[:10]:
-            lines.append(f"  FAILED {reason if reason.startswith(pid) else pid + ': ' + reason}")
-        if len(self.failed) > 10:
-            lines.append(f"  ... {len(self.failed) - 10} more failures in the report")
+        if len(self.dataset_warnings) > _SHOWN:
+            lines.append(f"  ... {len(self.dataset_warnings) - _SHOWN} more dataset warnings in the report")
+        patient_lines = [f"{pid}: {w}" for pid, ws in self.patient_warnings.items() for w in ws]
+        for line in patient_lines[:_SHOWN]:
+            lines.append(f"  warning: {line}")
+        if len(patient_lines) > _SHOWN:
+            lines.append(f"  ... {len(patient_lines) - _SHOWN} more patient warnings in the report")
+        lines.extend(f"  {line}" for line in failure_lines(self.failed, _SHOWN))
         return "\n".join(lines)
+
+
+def failure_lines(failed: dict[str, str], limit: int | None = None) -> list[str]:
+    """``FAILED <PID>: <reason>`` per failed patient (at most ``limit``, then how many more)."""
+    lines = [f"FAILED {reason if reason.startswith(pid) else pid + ': ' + reason}"
+             for pid, reason in list(failed.items())[:limit]]
+    if limit is not None and len(failed) > limit:
+        lines.append(f"... {len(failed) - limit} more failures in the report")
+    return lines
 
 
 def default_output_dir(dataset_id: int, name: str) -> Path:
@@ -143,27 +169,48 @@ def _is_within(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def _prepare_output(output: Path, source: Path, overwrite: bool) -> None:
+def _check_output_target(output: Path, source: Path, given_source: Path, overwrite: bool) -> None:
+    """Refuse unsafe or impossible output folders before anything is written (read-only checks)."""
     resolved = output.resolve()
-    if _is_within(resolved, source):
-        raise HecktorError(f"the output folder {output} is inside the source folder {source}; "
-                           "the source is never written to, choose another --output")
-    if _is_within(source, resolved):
-        raise HecktorError(f"the source folder {source} is inside the output folder {output}")
-    if output.exists():
-        if not output.is_dir():
-            raise HecktorError(f"output {output} exists and is not a folder")
-        contents = list(output.iterdir())
-        ours = (output / STATE_DIR).is_dir()
-        looks_like_dataset = ours or (output / DATASET_JSON).exists() or (output / IMAGES_TR).is_dir()
-        if contents and overwrite:
-            if not looks_like_dataset:
-                raise HecktorError(f"refusing to delete {output} for --overwrite: it does not look like an "
-                                   "nnU-Net dataset folder")
-            shutil.rmtree(output)
-        elif contents and not ours:
-            raise HecktorError(f"output folder {output} exists and was not written by 'nnunet-hecktor convert'; "
-                               "pass --overwrite to replace it or choose another --output")
+    for src in {source, given_source}:
+        if _is_within(resolved, src):
+            raise HecktorError(f"the output folder {output} is inside the source folder {src}; "
+                               "the source is never written to, choose another --output")
+        if _is_within(src, resolved):
+            raise HecktorError(f"the source folder {src} is inside the output folder {output}")
+    existing = next((p for p in (resolved, *resolved.parents) if p.exists()), None)
+    if existing is not None and existing != resolved:
+        if not existing.is_dir():
+            raise HecktorError(f"cannot create the output folder {output}: {existing} is a file, not a folder")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise HecktorError(f"cannot create the output folder {output}: no permission to write in {existing}")
+    if not output.exists():
+        return
+    if not output.is_dir():
+        raise HecktorError(f"output {output} exists and is not a folder")
+    if not os.access(output, os.W_OK | os.X_OK):
+        raise HecktorError(f"cannot write in the output folder {output} (permission denied)")
+    contents = [p for p in output.iterdir() if p.name != LOCK_NAME]
+    ours = (output / STATE_DIR).is_dir() or (output / LOCK_NAME).exists()
+    looks_like_dataset = ours or (output / DATASET_JSON).exists() or (output / IMAGES_TR).is_dir()
+    if contents and overwrite and not looks_like_dataset:
+        raise HecktorError(f"refusing to delete {output} for --overwrite: it does not look like an "
+                           "nnU-Net dataset folder")
+    if contents and not overwrite and not ours:
+        raise HecktorError(f"output folder {output} exists and was not written by 'nnunet-hecktor convert'; "
+                           "pass --overwrite to replace it or choose another --output")
+
+
+def _prepare_output(output: Path, overwrite: bool) -> None:
+    """With the lock held: empty the folder for ``overwrite``, make the sub-folders, mark it unfinished."""
+    if overwrite:
+        for path in output.iterdir():
+            if path.name == LOCK_NAME:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
     for sub in (IMAGES_TR, LABELS_TR, IMAGES_TS, CROPS_DIR, STATE_DIR):
         (output / sub).mkdir(parents=True, exist_ok=True)
     # Unfinished until the end of this run: nnU-Net refuses a folder without dataset.json.
@@ -282,10 +329,12 @@ def convert_dataset(src: str | os.PathLike, dataset_id: int = 501, name: str = "
         Delete an existing dataset folder and convert everything again. Without it, a re-run resumes:
         patients converted from unchanged sources with the same options are skipped.
     strict : bool
-        Raise :class:`HecktorError` (non-zero exit on the command line) when any patient failed. All
-        outputs, including the report, are written first.
+        Raise :class:`HecktorError` (non-zero exit on the command line) when any patient failed, and
+        fail the Task 1 patients without a label file (otherwise converted as unlabelled cases with a
+        warning). All outputs, including the report, are written first.
     progress : bool
-        Print what was found, a progress bar and the summary.
+        Show a progress bar, and log what was found and the summary at INFO (logger
+        ``nnunet_hecktor.dataset_conversion``; the command line prints it).
 
     Returns
     -------
@@ -294,89 +343,179 @@ def convert_dataset(src: str | os.PathLike, dataset_id: int = 501, name: str = "
     Raises
     ------
     HecktorError
-        Bad options or folders, duplicate PatientIDs, conflicting clinical values, an unusable split file,
-        no patient converted, or (with ``strict``) any failed patient.
+        Bad options or folders, an output folder another ``convert`` is writing, duplicate PatientIDs,
+        near-miss clinical column names, conflicting clinical values, an unusable split file, no patient
+        converted, a write error of the dataset files (listing the failed patients), or (with
+        ``strict``) any failed patient. A clinical value never fails a patient: it becomes missing with a
+        warning.
     """
     started = time.perf_counter()
     name = str(name)
     _validate_options(dataset_id, name, interpolation, crop, headneck_box_mm, num_folds, num_processes)
     output_dir = Path(output).expanduser() if output is not None else default_output_dir(int(dataset_id), name)
-    layout = discover_layout(src)
-    if progress:
-        print(layout.describe(), flush=True)
-    clinical = merge_clinical_csvs(layout.csv_files)
-    given_splits = load_splits_file(splits_file) if splits_file is not None else None
-    dataset_warnings = list(layout.warnings) + _clinical_notes(clinical, layout)
+    layout, clinical, given_splits, dataset_warnings = _read_source(src, splits_file, progress)
     _check_dataset_id(output_dir, int(dataset_id), dataset_warnings)
-
-    _prepare_output(output_dir, layout.root, overwrite)
-    stale = _remove_stale_cases(output_dir, set(layout.patients))
-    if stale:
-        dataset_warnings.append(f"removed the outputs of {len(stale)} patients no longer in the source: "
-                                + ", ".join(stale[:20]))
+    _check_output_target(output_dir, layout.root, Path(src).expanduser().resolve(), overwrite)
 
     threads = 0 if num_processes <= 1 else max(1, (os.cpu_count() or 1) // num_processes)
     options = ConversionOptions(interpolation, crop, tuple(float(v) for v in headneck_box_mm), threads)
+    options_json = {**options.fingerprint(), "headneck_box_mm": [float(v) for v in headneck_box_mm],
+                    "num_processes": num_processes, "overwrite": overwrite, "strict": strict,
+                    "splits_file": None if splits_file is None else str(splits_file), "num_folds": num_folds,
+                    "seed": seed}
+    with OutputLock(output_dir) as lock:
+        if lock.took_over is not None:
+            dataset_warnings.append("took over the lock of a run that no longer exists "
+                                    f"({describe_holder(lock.took_over)})")
+        _prepare_output(output_dir, overwrite)
+        # An unreadable patient's earlier outputs go too (it fails this run), without "no longer in the source".
+        stale = [p for p in _remove_stale_cases(output_dir, set(layout.patients)) if p not in layout.unreadable]
+        if stale:
+            dataset_warnings.append(f"removed the outputs of {len(stale)} patients no longer in the source: "
+                                    + ", ".join(stale[:20]))
+        notes = _patient_notes(layout, clinical, strict)
+        entries = _convert_patients(layout, output_dir, options, notes, strict, num_processes, progress)
+        summary = _summarise(output_dir, layout, entries, notes, dataset_warnings)
+        summary.seconds = time.perf_counter() - started
+        _write_dataset_files(summary, layout, clinical, entries, given_splits, splits_file, num_folds, seed,
+                             name, options_json)
+    if progress:
+        logger.info("%s", summary.describe())
+    if strict and summary.failed:
+        listing = "; ".join(list(summary.failed.values())[:5]) + (" ..." if len(summary.failed) > 5 else "")
+        raise HecktorError(f"{len(summary.failed)} patients failed (--strict): {listing} "
+                           f"(report: {summary.report_path})")
+    return summary
+
+
+def _read_source(src, splits_file, progress: bool) -> tuple[SourceLayout, ClinicalTable, Any, list[str]]:
+    """Step 1 (read only): the layout, the merged clinical table, the given split file, dataset warnings."""
+    layout = discover_layout(src)
+    if progress:
+        logger.info("%s", layout.describe())
+    clinical = merge_clinical_csvs(layout.csv_files)
+    given_splits = load_splits_file(splits_file) if splits_file is not None else None
+    return layout, clinical, given_splits, list(layout.warnings) + _clinical_notes(clinical, layout)
+
+
+def _patient_notes(layout: SourceLayout, clinical: ClinicalTable, strict: bool) -> dict[str, list[str]]:
+    """Per patient, what is left out without failing it: clinical values treated as missing, no label."""
+    notes: dict[str, list[str]] = {}
+    for pid, warnings in clinical.value_warnings.items():
+        if pid in layout.patients:
+            notes.setdefault(pid, []).extend(warnings)
+    if not strict:
+        for pid, warning in layout.missing_labels.items():
+            notes.setdefault(pid, []).insert(0, f"{warning}; converted as an unlabelled case (imagesTs)")
+    return dict(sorted(notes.items()))
+
+
+def _convert_patients(layout: SourceLayout, output_dir: Path, options: ConversionOptions,
+                      notes: dict[str, list[str]], strict: bool, num_processes: int,
+                      progress: bool) -> dict[str, dict[str, Any]]:
+    """Step 3: the report entry of every patient (resumed, converted or failed), sorted by PatientID.
+
+    An entry's ``warnings`` are this run's ``notes`` followed by the image warnings of its conversion
+    (stored in the done-marker, so a resumed patient gets fresh notes and its original image warnings).
+    """
     entries: dict[str, dict[str, Any]] = {}
     jobs = []
     for pid, sources in layout.patients.items():
-        job = PatientJob(pid, sources, output_dir, options, clinical.row_errors.get(pid))
-        entry = None if job.clinical_error else up_to_date_entry(job)
+        failure = None
+        if pid in layout.unreadable:
+            # Another task folder's copy may be readable, but the unreadable one may hold the label.
+            failure = layout.unreadable[pid].removeprefix(pid + ": ")
+        elif strict and pid in layout.missing_labels:
+            failure = f"{layout.missing_labels[pid]} (--strict)"
+        job = PatientJob(pid, sources, output_dir, options, failure)
+        entry = None if failure else up_to_date_entry(job)
         if entry is not None:
             entries[pid] = dict(entry, resumed=True)
         else:
             jobs.append(job)
     if progress and entries:
-        print(f"  {len(entries)} patients already converted from unchanged sources: skipped "
-              "(--overwrite to redo them)", flush=True)
+        logger.info("  %d patients already converted from unchanged sources: skipped (--overwrite to redo them)",
+                    len(entries))
     for entry in _run_jobs(jobs, num_processes, progress):
         entries[entry["patient_id"]] = dict(entry, resumed=False)
-    entries = dict(sorted(entries.items()))
+    for folder_name, reason in layout.unreadable.items():
+        entries.setdefault(folder_name, {"patient_id": folder_name, "status": "failed", "destination": None,
+                                         "tasks": [], "sources": {}, "warnings": [], "error": reason,
+                                         "resumed": False})
     for pid, entry in entries.items():
-        entry["clinical_sources"] = clinical.sources.get(pid, [])
+        entry["warnings"] = list(notes.get(pid, [])) + list(entry.get("warnings", []))
+    return dict(sorted(entries.items()))
 
+
+def _summarise(output_dir: Path, layout: SourceLayout, entries: dict[str, dict[str, Any]],
+               notes: dict[str, list[str]], dataset_warnings: list[str]) -> ConversionSummary:
+    """The :class:`ConversionSummary` of the converted patients (adds the dataset warning for 0 labels)."""
     training = [p for p, e in entries.items() if e["status"] == "converted" and e["destination"] == IMAGES_TR]
     test = [p for p, e in entries.items() if e["status"] == "converted" and e["destination"] == IMAGES_TS]
     failed = {p: e["error"] or "failed" for p, e in entries.items() if e["status"] == "failed"}
-
-    write_clinical_csv(clinical, training + test, output_dir / CLINICAL_NAME)
-    splits_info = _write_splits(output_dir, training, clinical, given_splits, splits_file, num_folds, seed,
-                                dataset_warnings)
-
-    summary = ConversionSummary(
+    if test and not training:
+        dataset_warnings.append(f"no converted patient has a label: all {len(test)} cases went to imagesTs "
+                                "(numTraining 0), nnU-Net cannot train on this dataset")
+    return ConversionSummary(
         output_dir=output_dir, dataset_name=output_dir.name, layout_kind=layout.kind, training=training,
         test=test, resumed=[p for p, e in entries.items() if e.get("resumed")], failed=failed,
         warnings=len(dataset_warnings) + sum(len(e.get("warnings", [])) for e in entries.values()),
         dataset_warnings=list(dataset_warnings),
-        report_path=output_dir / REPORT_NAME,
-        splits_path=(output_dir / SPLITS_NAME) if splits_info.get("written") else None)
-    options_json = {**options.fingerprint(), "headneck_box_mm": [float(v) for v in headneck_box_mm],
-                    "num_processes": num_processes, "overwrite": overwrite, "strict": strict,
-                    "splits_file": None if splits_file is None else str(splits_file), "num_folds": num_folds,
-                    "seed": seed}
-    summary.seconds = time.perf_counter() - started
-    report = {
+        patient_warnings={p: w for p, w in notes.items() if p in entries and entries[p]["status"] != "failed"},
+        report_path=output_dir / REPORT_NAME)
+
+
+def _write_dataset_files(summary: ConversionSummary, layout: SourceLayout, clinical: ClinicalTable,
+                         entries: dict[str, dict[str, Any]], given_splits, splits_file, num_folds: int, seed: int,
+                         name: str, options_json: dict[str, Any]) -> None:
+    """Step 4: ``clinical.csv``, ``splits_final.json``, the report and, last, ``dataset.json``.
+
+    Raises
+    ------
+    HecktorError
+        No patient converted (after the report is written), or a file could not be written (full disk,
+        permissions): the message lists every failed patient with its reason, since the report may be lost.
+    """
+    output_dir = summary.output_dir
+    try:
+        for pid, entry in entries.items():
+            entry["clinical_sources"] = clinical.sources.get(pid, [])
+        write_clinical_csv(clinical, summary.training + summary.test, output_dir / CLINICAL_NAME)
+        splits_info = _write_splits(output_dir, summary.training, clinical, given_splits, splits_file, num_folds,
+                                    seed, summary.dataset_warnings)
+        summary.warnings = len(summary.dataset_warnings) + sum(len(e.get("warnings", [])) for e in entries.values())
+        if splits_info.get("written"):
+            summary.splits_path = output_dir / SPLITS_NAME
+        write_json_atomic(summary.report_path, _report(summary, layout, entries, splits_info, options_json))
+        if not summary.training and not summary.test:
+            raise HecktorError(f"no patient could be converted ({len(summary.failed)} failed); see "
+                               f"{summary.report_path}\n  " + "\n  ".join(failure_lines(summary.failed, 20)))
+        write_json_atomic(output_dir / DATASET_JSON,
+                          _dataset_json(name, len(summary.training), len(summary.test), options_json))
+    except OSError as exc:
+        where = exc.filename or output_dir
+        failures = failure_lines(summary.failed)
+        listing = ("; the failed patients:\n  " + "\n  ".join(failures)) if failures else ""
+        raise HecktorError(f"could not write {where} ({exc.strerror or exc}); the dataset in {output_dir} is "
+                           f"unfinished (no dataset.json): {len(summary.training)} training and {len(summary.test)} "
+                           f"unlabelled cases were converted{listing}") from None
+
+
+def _report(summary: ConversionSummary, layout: SourceLayout, entries: dict[str, dict[str, Any]],
+            splits_info: dict[str, Any], options_json: dict[str, Any]) -> dict[str, Any]:
+    return {
         "tool": "nnunet-hecktor convert", "version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "source": str(layout.root), "output": str(output_dir), "options": options_json,
+        "source": str(layout.root), "output": str(summary.output_dir), "options": options_json,
         "layout": {"kind": layout.kind, "task_folders": {str(k): str(v) for k, v in layout.task_folders.items()},
                    "csv_files": [str(c.path) for c in layout.csv_files],
                    "ignored": [str(p) for p in layout.ignored]},
-        "summary": {"patients": len(entries), "training": len(training), "test": len(test), "failed": len(failed),
-                    "resumed": len(summary.resumed), "warnings": summary.warnings,
+        "summary": {"patients": len(entries), "training": len(summary.training), "test": len(summary.test),
+                    "failed": len(summary.failed), "resumed": len(summary.resumed), "warnings": summary.warnings,
                     "seconds": round(summary.seconds, 2)},
-        "warnings": dataset_warnings, "failures": failed, "splits": splits_info, "patients": entries,
+        "warnings": summary.dataset_warnings, "patient_warnings": summary.patient_warnings,
+        "failures": summary.failed, "splits": splits_info, "patients": entries,
     }
-    write_json_atomic(summary.report_path, report)
-    if not training and not test:
-        raise HecktorError(f"no patient could be converted ({len(failed)} failed); see {summary.report_path}")
-    write_json_atomic(output_dir / DATASET_JSON, _dataset_json(name, len(training), len(test), options_json))
-    if progress:
-        print(summary.describe(), flush=True)
-    if strict and failed:
-        listing = "; ".join(list(failed.values())[:5]) + (" ..." if len(failed) > 5 else "")
-        raise HecktorError(f"{len(failed)} patients failed (--strict): {listing} (report: {summary.report_path})")
-    return summary
 
 
 def _check_dataset_id(output_dir: Path, dataset_id: int, warnings: list[str]) -> None:

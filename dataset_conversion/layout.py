@@ -16,6 +16,13 @@ never from the folder name. Clinical CSVs are found by name in release and task 
 (``HECKTOR_*Task_N*.csv``); in a flat folder every CSV with a ``PatientID`` column counts. Everything else
 (``synthetic_ground_truth.json``, notes, other CSVs) is ignored and listed.
 
+Real-world variations that are accepted with a warning: a release unpacked one level too deep
+(``Task 1/Task 1/<PID>/...``, or the whole release inside one extra folder) is read from the inner
+folder. Reported per patient instead of aborting the discovery: a patient folder that cannot be read
+(:attr:`SourceLayout.unreadable`), and a patient of Task 1 without a label file
+(:attr:`SourceLayout.missing_labels`, naming label-like files that were not used, e.g. a renamed label or
+one nested a level deeper).
+
 A patient present in several task folders is one patient with one copy of its files per task folder;
 :class:`PatientSources` picks the copy to use (Task 1's, which is the one the label belongs to).
 Two folders of one task (or two files of one role in one folder) claiming the same PatientID are a
@@ -152,7 +159,12 @@ class SourceLayout:
     ignored : list of Path
         Files and folders that were not used.
     warnings : list of str
-        PatientIDs not of the form ``<CENTRE>-<NNN>``, folder names that disagree with file names, ...
+        PatientIDs not of the form ``<CENTRE>-<NNN>``, folder names that disagree with file names, a
+        release unpacked one level too deep, ...
+    missing_labels : dict
+        PatientID -> why it is a Task 1 patient without a label (and which label-like files were seen).
+    unreadable : dict
+        Folder name (the PatientID as far as can be told) -> why the patient folder could not be read.
     """
 
     root: Path
@@ -162,6 +174,8 @@ class SourceLayout:
     csv_files: list[ClinicalSource]
     ignored: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    missing_labels: dict[str, str] = field(default_factory=dict)
+    unreadable: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> str:
         """A few lines saying what was found (printed by the converter before it starts)."""
@@ -192,6 +206,14 @@ class SourceLayout:
             shown = ", ".join(p.name for p in self.ignored[:5])
             more = f" and {len(self.ignored) - 5} more" if len(self.ignored) > 5 else ""
             lines.append(f"  ignored: {shown}{more}")
+        if self.missing_labels:
+            shown = sorted(self.missing_labels)
+            lines.append(f"  warning: {len(shown)} Task 1 patients have no label file: "
+                         + ", ".join(shown[:10]) + (" ..." if len(shown) > 10 else ""))
+        if self.unreadable:
+            shown = sorted(self.unreadable)
+            lines.append(f"  warning: {len(shown)} patient folders cannot be read: "
+                         + ", ".join(shown[:10]) + (" ..." if len(shown) > 10 else ""))
         for warning in self.warnings[:10]:
             lines.append(f"  warning: {warning}")
         if len(self.warnings) > 10:
@@ -226,12 +248,17 @@ def _task_number(name: str) -> int | None:
 
 
 def _has_patient_id_column(path: Path) -> bool:
+    """True for a CSV whose header names ``PatientID`` (any delimiter and spelling :mod:`.csv_format` reads)."""
+    from .csv_format import detect_delimiter, map_headers, near_miss_of
+
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
-            header = next(csv.reader(handle), [])
+            first_line = handle.readline()
     except (OSError, UnicodeDecodeError):
         return False
-    return schema.COL_PATIENT in [h.strip() for h in header]
+    header = next(csv.reader([first_line], delimiter=detect_delimiter(first_line)), [])
+    return (schema.COL_PATIENT in map_headers(header).columns
+            or any(near_miss_of(h) == schema.COL_PATIENT for h in header))
 
 
 def _images_in(folder: Path) -> list[tuple[Path, str, str]]:
@@ -244,6 +271,32 @@ def _images_in(folder: Path) -> list[tuple[Path, str, str]]:
     return found
 
 
+def _readable_images_in(folder: Path) -> list[tuple[Path, str, str]]:
+    """:func:`_images_in`, or nothing for a folder that cannot be read (reported when it is scanned)."""
+    try:
+        return _images_in(folder)
+    except OSError:
+        return []
+
+
+def _list_folder(folder: Path) -> list[Path]:
+    try:
+        return sorted(folder.iterdir())
+    except OSError as exc:
+        raise HecktorError(f"cannot read the folder {folder} ({exc.strerror or exc})") from None
+
+
+def _is_image_name(name: str) -> bool:
+    return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _holds_patient_folders(folder: Path) -> bool:
+    try:
+        return any(e.is_dir() and _readable_images_in(e) for e in folder.iterdir())
+    except OSError:
+        return False
+
+
 class _Collector:
     """Gathers patient copies, raising one error that lists every duplicate ID."""
 
@@ -251,6 +304,10 @@ class _Collector:
         self.patients: dict[str, PatientSources] = {}
         self.duplicates: list[str] = []
         self.warnings: list[str] = []
+        #: Folder -> label-like files seen there but not used (renamed labels, labels a level deeper).
+        self.hints: dict[Path, list[str]] = {}
+        #: Folder name -> why it cannot be read.
+        self.unreadable: dict[str, str] = {}
         # (container, task) -> {(pid, role): path}: a container is a task folder or the flat folder.
         self._seen: dict[tuple[Path, int | None], dict[tuple[str, str], Path]] = {}
         self._copies: dict[tuple[Path, str], PatientFiles] = {}
@@ -291,33 +348,105 @@ class _Collector:
         return dict(sorted(self.patients.items()))
 
 
+def _patient_folder_hints(entry: Path, images: list[tuple[Path, str, str]], others: list[Path]) -> tuple[
+        list[tuple[Path, str, str]], list[str], list[Path]]:
+    """Split a patient folder's files into images to use, hints about label-like files, and strays.
+
+    A file read as a label (``<X>.nii.gz``) whose ``<X>`` has no CT/PET in the folder while another
+    PatientID has (``CHUP-001_seg.nii.gz`` next to ``CHUP-001__CT.nii.gz``) is not a patient of its own:
+    it is a stray, named in the hints. So are image files of unknown suffix and images one folder down.
+    """
+    scans = {pid for _, pid, role in images if role != "label"}
+    used, hints, strays = [], [], []
+    for path, pid, role in images:
+        if role == "label" and scans and pid not in scans:
+            hints.append(path.name)
+            strays.append(path)
+        else:
+            used.append((path, pid, role))
+    for other in others:
+        if other.is_file() and _is_image_name(other.name) and split_image_name(other.name) is None:
+            hints.append(other.name)
+        elif other.is_dir():
+            try:
+                hints.extend(f"{other.name}/{p.name}" for p in sorted(other.iterdir())
+                             if p.is_file() and _is_image_name(p.name))
+            except OSError:
+                pass
+    return used, hints, strays
+
+
 def _scan_task_folder(folder: Path, task: int | None, collector: _Collector, ignored: list[Path],
-                      csvs: list[ClinicalSource]) -> None:
-    for entry in sorted(folder.iterdir()):
+                      csvs: list[ClinicalSource], container: Path | None = None) -> None:
+    container = folder if container is None else container
+    for entry in _list_folder(folder):
         if entry.is_dir():
-            images = _images_in(entry)
-            if not images:
-                ignored.append(entry)
+            try:
+                images = _images_in(entry)
+                others = [o for o in sorted(entry.iterdir()) if o.is_dir() or split_image_name(o.name) is None]
+            except OSError as exc:
+                # One unreadable patient folder must not stop the others: reported as a failed patient.
+                collector.unreadable[entry.name] = (f"{entry.name}: the patient folder {entry} cannot be read "
+                                                    f"({exc.strerror or exc}); not converted")
                 continue
+            if not images:
+                nested_task = _task_number(entry.name)
+                if (container == folder and nested_task in (None, task) and _holds_patient_folders(entry)):
+                    # "Task 1/Task 1/<PID>" (an archive unpacked into a folder of its own name) or
+                    # "Task 1/<any folder>/<PID>": read one level deeper, never two.
+                    what = "a task folder" if nested_task is not None else "a folder of patient folders"
+                    collector.warnings.append(
+                        f"{entry} is {what} inside the task folder {folder}: the data seem unpacked one level too "
+                        "deep; its patients are read from there")
+                    _scan_task_folder(entry, task, collector, ignored, csvs, container)
+                else:
+                    ignored.append(entry)
+                continue
+            images, hints, strays = _patient_folder_hints(entry, images, others)
+            if hints:
+                collector.hints[entry] = hints
+            ignored.extend(strays)
+            labelled = {pid for _, pid, role in images if role == "label"}
+            if strays and {pid for _, pid, _ in images} <= labelled:  # nobody here to attach them to
+                collector.warnings.append(f"{entry}: label-like files matching no CT/PET in the folder, not used: "
+                                          + ", ".join(p.name for p in strays))
             names = {pid for _, pid, _ in images}
             for path, pid, role in images:
-                collector.add(folder, task, entry, path, pid, role)
-            if images and entry.name not in names:
+                collector.add(container, task, entry, path, pid, role)
+            if entry.name not in names:
                 collector.warnings.append(f"folder {entry} holds files of {', '.join(sorted(names))} "
                                           "(the PatientID is taken from file names)")
-            for other in sorted(entry.iterdir()):
-                if other.is_dir() or split_image_name(other.name) is None:
-                    ignored.append(other)
+            ignored.extend(others)
         elif entry.is_file():
             parsed = split_image_name(entry.name)
             csv_match = _TASK_CSV.match(entry.name)
             if parsed is not None:
                 # Files lying directly in a task folder are accepted as well.
-                collector.add(folder, task, folder, entry, *parsed)
+                collector.add(container, task, folder, entry, *parsed)
             elif csv_match:
                 csvs.append(ClinicalSource(entry, task if task is not None else int(csv_match.group(1))))
             else:
                 ignored.append(entry)
+
+
+def _missing_labels(patients: dict[str, PatientSources], hints: dict[Path, list[str]]) -> dict[str, str]:
+    """Task 1 patients without a label: PatientID -> a warning (without the PatientID) naming the folder and
+    the label-like files seen there."""
+    missing = {}
+    for pid, sources in patients.items():
+        if sources.has_label:
+            continue
+        task1 = [c for c in sources.copies if c.task == 1]
+        if not task1:
+            continue
+        folder = task1[0].folder
+        text = (f"no label file in the Task 1 folder {folder} (expected {pid}.nii.gz, .nii or .mha next to "
+                "the CT)")
+        seen = hints.get(folder, [])
+        if seen:
+            text += f"; label-like files not used: {', '.join(seen)}"
+        missing[pid] = text
+    return missing
 
 
 def discover_layout(src: str | Path) -> SourceLayout:
@@ -345,10 +474,32 @@ def discover_layout(src: str | Path) -> SourceLayout:
     if not root.is_dir():
         raise HecktorError(f"source folder {root} does not exist or is not a folder")
     root = root.resolve()
-    entries = sorted(root.iterdir())
+    layout = _discover(root)
+    if layout is not None:
+        return layout
+    entries = _list_folder(root)
+    visible = [e for e in entries if not e.name.startswith(".") and e.name != "__MACOSX"]
+    if len(visible) == 1 and visible[0].is_dir():
+        # The whole release inside one extra folder (an archive unpacked into a folder of its own).
+        inner = _discover(visible[0])
+        if inner is not None:
+            inner.warnings.insert(0, f"{root} holds only the folder {visible[0].name!r}: the HECKTOR data were "
+                                     f"found one level deeper and are read from {visible[0]}")
+            return inner
+    shown = ", ".join(e.name for e in entries[:8]) or "nothing"
+    raise HecktorError(
+        f"no HECKTOR images found in {root} (it holds: {shown}). Expected the release root with "
+        "'Task 1'/'Task 2'/'Task 3' folders, one task folder with <PID>/<PID>__CT.nii.gz, or a flat "
+        "folder with <PID>__CT.nii.gz, <PID>__PT.nii.gz and <PID>.nii.gz files")
+
+
+def _discover(root: Path) -> SourceLayout | None:
+    """:func:`discover_layout` for one folder; ``None`` when it holds no HECKTOR layout at all."""
+    entries = _list_folder(root)
     task_dirs = [(e, _task_number(e.name)) for e in entries if e.is_dir() and _task_number(e.name) is not None]
     flat_images = [e for e in entries if e.is_file() and split_image_name(e.name) is not None]
-    subfolders_with_images = [e for e in entries if e.is_dir() and _task_number(e.name) is None and _images_in(e)]
+    subfolders_with_images = [e for e in entries
+                              if e.is_dir() and _task_number(e.name) is None and _readable_images_in(e)]
 
     collector = _Collector()
     ignored: list[Path] = []
@@ -357,6 +508,11 @@ def discover_layout(src: str | Path) -> SourceLayout:
 
     if task_dirs:
         kind = "release"
+        if _task_number(root.name) is not None:
+            collector.warnings.append(
+                f"{root} is named like a task folder but holds task folder(s) "
+                f"{', '.join(repr(f.name) for f, _ in task_dirs)}: the data seem unpacked one level too deep; "
+                "read as a release root")
         for folder, task in task_dirs:
             if task in task_folders:
                 raise HecktorError(
@@ -393,15 +549,13 @@ def discover_layout(src: str | Path) -> SourceLayout:
             else:
                 ignored.append(entry)
     else:
-        shown = ", ".join(e.name for e in entries[:8]) or "nothing"
-        raise HecktorError(
-            f"no HECKTOR images found in {root} (it holds: {shown}). Expected the release root with "
-            "'Task 1'/'Task 2'/'Task 3' folders, one task folder with <PID>/<PID>__CT.nii.gz, or a flat "
-            "folder with <PID>__CT.nii.gz, <PID>__PT.nii.gz and <PID>.nii.gz files")
+        return None
 
     patients = collector.finish()
-    if not patients:
+    if not patients and not collector.unreadable:
         raise HecktorError(f"no HECKTOR images found in {root} ({kind} layout, but no <PID>__CT/__PT files)")
     csvs.sort(key=lambda c: (c.task if c.task is not None else 10**6, str(c.path)))
     return SourceLayout(root=root, kind=kind, task_folders=task_folders, patients=patients, csv_files=csvs,
-                        ignored=ignored, warnings=collector.warnings)
+                        ignored=ignored, warnings=collector.warnings,
+                        missing_labels=_missing_labels(patients, collector.hints),
+                        unreadable=dict(sorted(collector.unreadable.items())))

@@ -77,13 +77,17 @@ class ConversionOptions:
 
 @dataclass
 class PatientJob:
-    """Everything a worker needs to convert one patient (picklable)."""
+    """Everything a worker needs to convert one patient (picklable).
+
+    ``failure``: a reason decided before any image is read (``--strict`` and a Task 1 patient without
+    label); the patient is then reported failed with it and its outputs are removed.
+    """
 
     patient_id: str
     sources: PatientSources
     output_dir: Path
     options: ConversionOptions
-    clinical_error: str | None = None
+    failure: str | None = None
 
 
 @dataclass
@@ -164,8 +168,8 @@ def convert_patient(job: PatientJob) -> dict[str, Any]:
     try:
         fingerprint = source_fingerprint(job)
         remove_patient_outputs(job.output_dir, job.patient_id)
-        if job.clinical_error:
-            raise InputDataError(f"malformed clinical row: {job.clinical_error}", job.patient_id)
+        if job.failure:
+            raise InputDataError(job.failure, job.patient_id)
         _convert(job, entry)
         entry["status"] = "converted"
         entry["seconds"] = round(time.perf_counter() - start, 3)
@@ -175,6 +179,9 @@ def convert_patient(job: PatientJob) -> dict[str, Any]:
         entry["status"], entry["error"] = "failed", str(exc)
     except MemoryError:
         entry["status"], entry["error"] = "failed", f"{job.patient_id}: out of memory while converting"
+    except OSError as exc:  # unreadable source, full disk, ...: the system's reason is the whole story
+        where = f"{exc.filename}: " if exc.filename else ""
+        entry["status"], entry["error"] = "failed", f"{job.patient_id}: {where}{exc.strerror or exc}"
     except Exception as exc:  # noqa: BLE001 - a per-patient failure must not stop the other patients
         entry["status"] = "failed"
         entry["error"] = f"{job.patient_id}: unexpected error: {type(exc).__name__}: {exc}"

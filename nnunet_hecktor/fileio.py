@@ -2,6 +2,9 @@
 
 Every output of the plugin is written under a temporary name in the destination folder
 and renamed into place, so an interrupted run never leaves a file that looks complete.
+Files get the mode an ordinary ``open(..., "w")`` would give them (``0o666`` less the umask, so
+0644 under the usual 022), as nnU-Net's own outputs do: colleagues on a shared server can read
+a converted dataset or a trained model. (``tempfile.mkstemp`` alone would leave them 0600.)
 """
 
 from __future__ import annotations
@@ -18,13 +21,38 @@ from nnunet_hecktor.errors import InputDataError
 TMP_PREFIX = ".tmp-"
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where the system allows.
+
+    Linux reports it in ``/proc/self/status``; elsewhere it is read with ``os.umask`` and set back
+    at once (not thread-safe for that instant, hence the first way).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode() -> int:
+    """Mode of a new regular file under the current umask: ``0o666 & ~umask`` (0644 under 022)."""
+    return 0o666 & ~current_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(destination: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``destination``; rename it onto ``destination`` on success.
 
     The temporary name keeps the destination's suffixes (``.nii.gz`` etc.) so that writers
     that choose a format from the extension (SimpleITK, numpy) still work. On any exception
-    the temporary file is removed and ``destination`` is left untouched.
+    the temporary file is removed and ``destination`` is left untouched. The file is given
+    :func:`new_file_mode` before the rename (``mkstemp`` creates it 0600, and writers that
+    truncate the file in place keep that mode).
     """
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -34,6 +62,8 @@ def atomic_path(destination: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # After the writer: some writers replace the file instead of writing into it.
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, destination)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -68,32 +68,79 @@ def test_two_rows_for_one_patient_in_one_file_is_a_duplicate_error(tmp_path):
         merge_clinical_csvs(sources)
 
 
-@pytest.mark.parametrize("column, value, problem", [
-    ("Age", "sixty", "expected a number"),
-    ("M-stage", "M2", "unknown M-stage"),
-    ("RFS", "-5", "negative RFS"),
-    ("Relapse", "2.0", "expected one of"),
-])
-def test_malformed_rows_are_per_patient_failures(tmp_path, column, value, problem):
-    columns = ["PatientID", "Age", "M-stage", "Relapse", "RFS"]
-    good = {"PatientID": "CHUP-000", "Age": "60", "M-stage": "M0", "Relapse": "0", "RFS": "100"}
-    bad = dict(good, PatientID="CHUP-001", **{column: value})
+# Each row: a value a centre might write -> what conversion gives. "missing" = the value must be treated as
+# missing with a warning; "either" = the parser may map it (a clear meaning: Karnofsky 70 -> ECOG 1, M1a -> M1,
+# an unseen centre code) or treat it as missing with a warning; both keep the patient with its images.
+CLINICAL_VALUE_ROWS = [
+    ("Performance Status", "70", "either"),   # Karnofsky outside the release's 80/90/100
+    ("Performance Status", "7", "missing"),   # neither ECOG nor Karnofsky
+    ("CenterID", "9", "either"),              # a centre absent from training
+    ("M-stage", "M1a", "either"),
+    ("M-stage", "M2", "missing"),
+    ("Gender", "Male", "either"),
+    ("Gender", "2.0", "missing"),
+    ("Age", "121", "missing"),
+    ("Age", "sixty", "missing"),
+    ("Age", "-3", "missing"),
+    ("RFS", "-5", "missing"),                 # a target: missing for that patient only
+    ("Relapse", "2.0", "missing"),
+    ("HPV Status", "positive", "either"),
+]
+VALUE_COLUMNS = ["PatientID", "CenterID", "Age", "Gender", "Performance Status", "M-stage", "HPV Status", "Relapse",
+                 "RFS"]
+GOOD_ROW = {"PatientID": "CHUP-000", "CenterID": "2", "Age": "60", "Gender": "1.0", "Performance Status": "0",
+            "M-stage": "M0", "HPV Status": "1.0", "Relapse": "0", "RFS": "100"}
+
+
+@pytest.mark.parametrize("column, value, expected", CLINICAL_VALUE_ROWS)
+def test_a_clinical_value_never_costs_a_patient_its_images(tmp_path, column, value, expected):
+    from nnunet_hecktor.clinical import parse_value, read_clinical_csv
+
     src = tmp_path / "src"
-    write_csv(src / "clinical.csv", columns, [good, bad])
+    write_csv(src / "clinical.csv", VALUE_COLUMNS, [GOOD_ROW, dict(GOOD_ROW, PatientID="CHUP-001", **{column: value})])
     write_patient(src, "CHUP-000", seed=1)
     write_patient(src, "CHUP-001", seed=2)
     out = tmp_path / "Dataset510_T"
-    summary = convert_dataset(src, dataset_id=510, name="T", output=out, progress=False)
-    assert summary.training == ["CHUP-000"]
-    assert list(summary.failed) == ["CHUP-001"]
-    assert problem in summary.failed["CHUP-001"] and column in summary.failed["CHUP-001"]
-    report = json.loads((out / "conversion_report.json").read_text())
-    assert report["patients"]["CHUP-001"]["status"] == "failed"
-    assert not (out / "imagesTr" / "CHUP-001_0000.nii.gz").exists()
+    summary = convert_dataset(src, dataset_id=510, name="T", output=out, progress=False, strict=True)
+    assert summary.training == ["CHUP-000", "CHUP-001"] and summary.failed == {}
+    assert (out / "imagesTr" / "CHUP-001_0000.nii.gz").is_file() and (out / "labelsTr" / "CHUP-001.nii.gz").is_file()
+
     with (out / "clinical.csv").open() as handle:
-        assert [row["PatientID"] for row in csv.DictReader(handle)] == ["CHUP-000"]
-    with pytest.raises(HecktorError, match="1 patients failed"):
-        convert_dataset(src, dataset_id=510, name="T", output=out, progress=False, strict=True)
+        cell = {row["PatientID"]: row for row in csv.DictReader(handle)}["CHUP-001"][column]
+    report = json.loads((out / "conversion_report.json").read_text())
+    warnings = [w for w in report["patients"]["CHUP-001"]["warnings"] if repr(column) in w]
+    if cell == "":  # treated as missing: one warning naming the file, column and value, also on the console
+        assert len(warnings) == 1 and repr(value) in warnings[0] and "clinical.csv: line 3" in warnings[0]
+        assert report["patient_warnings"]["CHUP-001"] == warnings
+        assert "warning: CHUP-001: " in summary.describe() and repr(value) in summary.describe()
+    else:  # mapped by the parser: kept as written, no warning
+        assert expected == "either" and cell == value and warnings == []
+        assert parse_value(column, value) is not None
+    assert expected == "either" or cell == ""
+    # Whatever the parser decided, everything downstream reads the dataset's clinical.csv without error.
+    records = read_clinical_csv(out / "clinical.csv")
+    assert records["CHUP-000"]["Age"] == 60.0 and set(records) == {"CHUP-000", "CHUP-001"}
+
+
+@pytest.mark.parametrize("row, cells, expected", [
+    ("too many cells", "CHUP-001,9,60,1.0,0,M0,1.0,0,100,extra", "more cells than header columns"),
+    ("too few cells", "CHUP-001,2,60", None),  # trailing cells absent: read as empty, nothing lost
+])
+def test_rows_of_the_wrong_length_keep_the_patient(tmp_path, row, cells, expected):
+    src = tmp_path / "src"
+    path = write_csv(src / "clinical.csv", VALUE_COLUMNS, [GOOD_ROW])
+    path.write_text(path.read_text() + cells + "\n")
+    write_patient(src, "CHUP-000", seed=1)
+    write_patient(src, "CHUP-001", seed=2)
+    summary = convert_dataset(src, dataset_id=512, name="W", output=tmp_path / "Dataset512_W", progress=False)
+    assert summary.training == ["CHUP-000", "CHUP-001"]
+    warnings = summary.patient_warnings.get("CHUP-001", [])
+    if expected is None:
+        assert warnings == []
+        rows = {r["PatientID"]: r for r in csv.DictReader((summary.output_dir / "clinical.csv").open())}
+        assert rows["CHUP-001"]["Age"] == "60" and rows["CHUP-001"]["RFS"] == ""
+    else:
+        assert len(warnings) == 1 and expected in warnings[0] and "line 3" in warnings[0]
 
 
 def test_clinical_csv_of_the_dataset_has_raw_values_and_targets(tmp_path):

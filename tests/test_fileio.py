@@ -1,6 +1,8 @@
 """Atomic writes and defensive image reading (nnunet_hecktor.fileio)."""
 
 import gzip
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -54,3 +56,40 @@ def test_read_image_rejects_truncated_nifti(tmp_path):
 def test_read_image_missing_file_names_patient(tmp_path):
     with pytest.raises(InputDataError, match="P-004: .*missing.nii.gz: CT file is missing"):
         read_image(tmp_path / "missing.nii.gz", "P-004", "CT")
+
+
+def _write_with(kind: str, destination):
+    import shutil
+
+    if kind == "text":
+        from nnunet_hecktor.fileio import write_text_atomic
+        write_text_atomic(destination, "a,b\n")
+    elif kind == "json":
+        write_json_atomic(destination, {"x": 1})
+    elif kind == "image":
+        write_image_atomic(sitk.GetImageFromArray(np.zeros((2, 3, 4), np.uint8)), destination)
+    elif kind == "copy":  # a writer that writes into the temporary file (the converter's CT copy)
+        source = destination.parent.parent / "source.bin"
+        source.write_bytes(b"x" * 10)
+        with atomic_path(destination) as tmp:
+            shutil.copyfile(source, tmp)
+    elif kind == "replace":  # a writer that replaces the temporary file instead of writing into it
+        with atomic_path(destination) as tmp:
+            tmp.unlink()
+            tmp.write_bytes(b"y")
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o027, 0o640), (0o077, 0o600)])
+@pytest.mark.parametrize("kind, name", [("text", "a.csv"), ("json", "a.json"), ("image", "a.nii.gz"),
+                                        ("copy", "b.nii.gz"), ("replace", "c.pkl")])
+def test_atomic_writes_respect_the_umask(tmp_path, umask, mode, kind, name):
+    from nnunet_hecktor.fileio import current_umask, new_file_mode
+
+    previous = os.umask(umask)
+    try:
+        assert current_umask() == umask and new_file_mode() == mode
+        _write_with(kind, tmp_path / "sub" / name)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "sub" / name).stat().st_mode) == mode
+    assert stat.S_IMODE((tmp_path / "sub").stat().st_mode) == 0o777 & ~umask  # folders as mkdir makes them

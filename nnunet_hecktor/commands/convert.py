@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import sys
+from typing import Iterator
 
 NAME = "convert"
 ORDER = 10
@@ -16,6 +20,12 @@ Also writes dataset.json, clinical.csv (all task CSVs merged, raw values), split
 crops/<PID>.json. SRC may be the release root ('Task 1', 'Task 2', 'Task 3'; 'Task_1' works too),
 one task folder, or a flat folder of <PID>__CT.nii.gz / <PID>__PT.nii.gz / <PID>.nii.gz.
 A re-run skips patients already converted from unchanged sources; --overwrite redoes everything.
+A clinical value that cannot be parsed or is out of range becomes missing, with a warning naming
+patient, column and value (a patient is never left out for it). Column names are matched up to
+case and white space; ',', ';' and tab separated CSVs are read. Task 1 patients without a label
+file are converted as unlabelled cases with a warning (--strict: failed). One run at a time per
+dataset folder (a lock file names the run holding it). Files are written with your umask.
+See docs/conversion-input.md.
 
 examples:
   nnunet-hecktor convert /data/hecktor2025 --dataset-id 501
@@ -42,16 +52,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the stratified split (default 0)")
     parser.add_argument("--num-processes", type=int, default=1, help="patients converted in parallel (default 1)")
     parser.add_argument("--overwrite", action="store_true", help="delete the dataset folder and convert everything")
-    parser.add_argument("--strict", action="store_true", help="exit non-zero when any patient failed")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit non-zero when any patient failed; Task 1 patients without a label file fail")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+
+@contextlib.contextmanager
+def conversion_console(quiet: bool) -> Iterator[None]:
+    """Print the converter's log while in the block: what was found and the summary (INFO, stdout; not
+    with ``quiet``) and warnings (stderr). Used by every command that converts (``convert``, ``demo``)."""
+    log = logging.getLogger("nnunet_hecktor.dataset_conversion")
+    info = logging.StreamHandler(sys.stdout)
+    info.setLevel(logging.INFO)
+    info.addFilter(lambda record: record.levelno < logging.WARNING)
+    info.setFormatter(logging.Formatter("%(message)s"))
+    warning = logging.StreamHandler(sys.stderr)
+    warning.setLevel(logging.WARNING)
+    warning.setFormatter(logging.Formatter("nnunet-hecktor convert: %(levelname)s: %(message)s"))
+    handlers = [warning] if quiet else [info, warning]
+    level, propagate = log.level, log.propagate
+    for handler in handlers:
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            log.removeHandler(handler)
+        log.setLevel(level)
+        log.propagate = propagate
 
 
 def run(args: argparse.Namespace) -> int:
     from nnunet_hecktor.dataset_conversion import convert_dataset
+    from nnunet_hecktor.errors import HecktorError
 
-    convert_dataset(args.src, dataset_id=args.dataset_id, name=args.name, output=args.output,
-                    interpolation=args.interpolation, crop=args.crop, headneck_box_mm=tuple(args.headneck_box_mm),
-                    splits_file=args.splits, num_folds=args.num_folds, seed=args.seed,
-                    num_processes=args.num_processes, overwrite=args.overwrite, strict=args.strict,
-                    progress=not args.quiet)
+    with conversion_console(args.quiet):
+        try:
+            convert_dataset(args.src, dataset_id=args.dataset_id, name=args.name, output=args.output,
+                            interpolation=args.interpolation, crop=args.crop,
+                            headneck_box_mm=tuple(args.headneck_box_mm), splits_file=args.splits,
+                            num_folds=args.num_folds, seed=args.seed, num_processes=args.num_processes,
+                            overwrite=args.overwrite, strict=args.strict, progress=not args.quiet)
+        except OSError as exc:
+            # What the converter does not turn into its own message (a folder vanishing mid-run, ...):
+            # still one line naming the file and the reason, never a traceback.
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise HecktorError(f"{where}{exc.strerror or exc}") from None
     return 0

@@ -154,7 +154,7 @@ def _hecktor_cases(root: Path) -> InputCases:
     from nnunet_hecktor.dataset_conversion import discover_layout
 
     layout = discover_layout(root)
-    problems = []
+    problems = list(layout.unreadable.values())  # unreadable patient folders: never skipped silently
     cases = []
     for pid, sources in layout.patients.items():
         if sources.ct is None or sources.pet is None:
