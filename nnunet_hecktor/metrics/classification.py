@@ -24,16 +24,26 @@ def _safe_ratio(num: float, den: float) -> float:
 
 
 def roc_auc(y_true, score) -> float:
-    """Area under the ROC curve (Mann-Whitney form, ties count 0.5); NaN with one class only."""
+    """Area under the ROC curve (scikit-learn's ``roc_auc_score``; exact ties count 0.5); NaN with one class only."""
     y = np.asarray(y_true).astype(bool).ravel()
-    s = np.asarray(score, dtype=float).ravel()
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
+    if y.all() or not y.any():
         return float("nan")
-    from scipy.stats import rankdata
+    from sklearn.metrics import roc_auc_score
 
-    ranks = rankdata(s)  # average ranks handle ties
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return float(roc_auc_score(y, np.asarray(score, dtype=float).ravel()))
+
+
+def roc_points(y_true, score) -> tuple[np.ndarray, np.ndarray]:
+    """(false-positive rate, true-positive rate) of every distinct threshold, from (0, 0) to (1, 1).
+
+    scikit-learn's ``roc_curve`` with all thresholds kept (``drop_intermediate=False``); a patient
+    is called positive when ``score >= threshold``.
+    """
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(np.asarray(y_true).astype(bool).ravel(), np.asarray(score, dtype=float).ravel(),
+                            drop_intermediate=False)
+    return fpr, tpr
 
 
 def binary_metrics(y_true, y_pred, score=None) -> BinaryMetrics:

@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.base import clone
 
 from nnunet_hecktor.errors import HecktorError
-from nnunet_hecktor.metrics.survival import concordance_index
+from nnunet_hecktor.metrics.survival import harrell_c_index
 from nnunet_hecktor.prognosis.survival_models import ENSEMBLE, RiskScale
 from nnunet_hecktor.prognosis.threads import small_matrix_threads
 
@@ -109,10 +109,6 @@ class SurvivalCVResult:
         return out
 
 
-def _c_index(time, event, risk) -> float:
-    return concordance_index(time, event, risk).c_index
-
-
 @small_matrix_threads
 def cross_validate_survival(X, time, event, candidates: dict[str, Any], folds: list[Fold],
                             ensemble: bool = True, keep_fitted: bool = False,
@@ -160,9 +156,9 @@ def cross_validate_survival(X, time, event, candidates: dict[str, Any], folds: l
             fitted[name].append(model)
     if ENSEMBLE in oof:
         oof[ENSEMBLE] = np.mean([oof[name] for name in candidates], axis=0)
-    fold_c = {name: [_c_index(time[f.validation], event[f.validation], oof[name][f.validation]) for f in folds]
+    fold_c = {name: [harrell_c_index(time[f.validation], event[f.validation], oof[name][f.validation]) for f in folds]
               for name in names}
-    pooled = {name: _c_index(time, event, oof[name]) for name in names}
+    pooled = {name: harrell_c_index(time, event, oof[name]) for name in names}
     return SurvivalCVResult(folds, oof, fold_c, pooled, fitted if keep_fitted else {})
 
 
