@@ -459,7 +459,7 @@ def main(argv=None) -> int:
             results.append(run_size(size, quality, args))
     out = Path(args.workdir) / "results.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    from nnunet_hecktor.prognosis.stage_io import json_safe
+    from nnunet_hecktor.strict_json import json_safe
 
     out.write_text(json.dumps(json_safe(results), indent=2))
     print_table(results)

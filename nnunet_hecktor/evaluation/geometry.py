@@ -1,17 +1,16 @@
-"""Checks that a prediction lies on exactly the ground truth's voxel grid.
+"""Checks that a prediction lies on the ground truth's voxel grid.
 
 HECKTOR scores predictions on the original CT grid without resampling, so a prediction with a
 different size, spacing, origin or direction is an error to report, never something to fix
-silently. Differences below file-format round-off (NIfTI stores spacing and origin as float32)
-are accepted.
+silently. Differences below file-format round-off are accepted: the test is the package's one
+same-grid check, :func:`nnunet_hecktor.dataset_conversion.geometry.same_grid`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
+from nnunet_hecktor.dataset_conversion.geometry import ROUNDOFF_TOLERANCE_VOXELS, describe_grid_difference, same_grid
 from nnunet_hecktor.errors import InputDataError
 
 
@@ -21,39 +20,25 @@ class GeometryTolerance:
 
     Attributes
     ----------
-    coordinate : float
-        Largest accepted difference of spacing and origin, as a fraction of the smallest voxel
-        spacing (default 1e-4 of a voxel: float32 round-off of a 500 mm origin is ~3e-5 mm).
-    direction : float
-        Largest accepted difference of a direction-cosine matrix entry (default 1e-4).
+    voxels : float
+        Largest accepted distance between corresponding voxel centres, in voxels of the ground
+        truth's smallest spacing (default: the package's one tolerance,
+        :data:`~nnunet_hecktor.dataset_conversion.geometry.ROUNDOFF_TOLERANCE_VOXELS`).
     """
 
-    coordinate: float = 1e-4
-    direction: float = 1e-4
-
-
-def _fmt(values) -> str:
-    return "(" + ", ".join(f"{float(v):.6g}" for v in values) + ")"
+    voxels: float = ROUNDOFF_TOLERANCE_VOXELS
 
 
 def geometry_differences(reference, other, tolerance: GeometryTolerance = GeometryTolerance()) -> list[str]:
     """Describe how the grid of ``other`` differs from ``reference`` (SimpleITK images); empty if it does not."""
-    problems: list[str] = []
     if reference.GetDimension() != other.GetDimension():
         return [f"dimension {other.GetDimension()} vs {reference.GetDimension()}"]
+    problems: list[str] = []
     if reference.GetNumberOfComponentsPerPixel() != other.GetNumberOfComponentsPerPixel():
         problems.append(f"{other.GetNumberOfComponentsPerPixel()} vs {reference.GetNumberOfComponentsPerPixel()} "
                         "components per voxel")
-    if tuple(reference.GetSize()) != tuple(other.GetSize()):
-        problems.append(f"size {tuple(other.GetSize())} vs {tuple(reference.GetSize())}")
-    ref_spacing, spacing = np.array(reference.GetSpacing()), np.array(other.GetSpacing())
-    atol = tolerance.coordinate * float(ref_spacing.min())
-    if not np.allclose(spacing, ref_spacing, rtol=0.0, atol=atol):
-        problems.append(f"spacing {_fmt(spacing)} vs {_fmt(ref_spacing)} mm")
-    if not np.allclose(other.GetOrigin(), reference.GetOrigin(), rtol=0.0, atol=atol):
-        problems.append(f"origin {_fmt(other.GetOrigin())} vs {_fmt(reference.GetOrigin())} mm")
-    if not np.allclose(other.GetDirection(), reference.GetDirection(), rtol=0.0, atol=tolerance.direction):
-        problems.append(f"direction {_fmt(other.GetDirection())} vs {_fmt(reference.GetDirection())}")
+    if not same_grid(reference, other, tolerance.voxels):
+        problems.append(describe_grid_difference(reference, other))
     return problems
 
 

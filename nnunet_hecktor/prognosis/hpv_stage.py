@@ -30,8 +30,9 @@ from nnunet_hecktor.prognosis.hpv_models import (
 from nnunet_hecktor.prognosis.model_store import PrognosisModel, load_model, save_model
 from nnunet_hecktor.prognosis.plots import plot_roc
 from nnunet_hecktor.prognosis.stage_data import centre_groups, hpv_targets
+from nnunet_hecktor.strict_json import json_safe
 from nnunet_hecktor.prognosis.stage_io import (
-    json_safe, load_prediction_inputs, load_training_inputs, prediction_inputs, say, small_matrix_threads,
+    load_prediction_inputs, load_training_inputs, prediction_inputs, say, small_matrix_threads,
 )
 
 

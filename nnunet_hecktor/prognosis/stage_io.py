@@ -16,7 +16,7 @@ from nnunet_hecktor.prognosis.stage_data import (
 )
 from nnunet_hecktor.prognosis.threads import small_matrix_threads
 
-__all__ = ["clinical_csv_columns", "json_safe", "load_prediction_inputs", "load_training_inputs", "plain_warnings",
+__all__ = ["clinical_csv_columns", "load_prediction_inputs", "load_training_inputs", "plain_warnings",
            "prediction_inputs", "say", "small_matrix_threads"]
 
 
@@ -28,38 +28,6 @@ def clinical_csv_columns(path: str | Path) -> list[str]:
     except OSError as exc:
         raise InputDataError(f"cannot read clinical CSV ({exc.strerror})", None, path) from None
 
-
-def json_safe(obj):
-    """``obj`` with numpy scalars/arrays made plain and NaN/inf replaced by None (strict JSON)."""
-    import math
-
-    import numpy as np
-
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, np.ndarray)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if obj is None or isinstance(obj, (str, int, float, bool)):
-        return obj
-    return str(obj)
-
-
-class plain_warnings:
-    """Context manager for the CLI: print warnings as ``warning: <message>`` lines on stderr
-    (no source file and line, which mean nothing to a command-line user)."""
-
-    def __enter__(self):
-        self._saved = warnings.showwarning
-        warnings.showwarning = lambda message, category, *args, **kwargs: say(f"warning: {message}")
-        return self
-
-    def __exit__(self, *exc):
-        warnings.showwarning = self._saved
-        return False
 
 
 def say(message: str) -> None:

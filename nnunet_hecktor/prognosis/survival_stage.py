@@ -21,8 +21,9 @@ from nnunet_hecktor.prognosis.cross_validation import cross_validate_survival, f
 from nnunet_hecktor.prognosis.model_store import PrognosisModel, load_model, save_model
 from nnunet_hecktor.prognosis.plots import plot_kaplan_meier
 from nnunet_hecktor.prognosis.stage_data import centre_groups, survival_targets
+from nnunet_hecktor.strict_json import json_safe
 from nnunet_hecktor.prognosis.stage_io import (
-    json_safe, load_prediction_inputs, load_training_inputs, prediction_inputs, say, small_matrix_threads,
+    load_prediction_inputs, load_training_inputs, prediction_inputs, say, small_matrix_threads,
 )
 from nnunet_hecktor.prognosis.survival_models import (
     ENSEMBLE, SURVIVAL_CANDIDATES, RiskEnsemble, RiskScale, survival_pipeline,
