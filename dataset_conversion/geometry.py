@@ -15,6 +15,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+from nnunet_hecktor.errors import InputDataError
+
 import numpy as np
 
 #: Two grids of equal size whose voxel centres are all closer than this fraction of a voxel differ only by
@@ -168,3 +170,51 @@ def _index_box_of_corners(grid: GridGeometry, corners: np.ndarray) -> tuple[tupl
     if np.any(stop <= start):
         return None
     return tuple(int(v) for v in start), tuple(int(v) for v in stop)
+
+
+@dataclass(frozen=True)
+class GeometryTolerance:
+    """What counts as round-off.
+
+    Attributes
+    ----------
+    voxels : float
+        Largest accepted distance between corresponding voxel centres, in voxels of the ground
+        truth's smallest spacing (default: the package's one tolerance,
+        :data:`~nnunet_hecktor.dataset_conversion.geometry.ROUNDOFF_TOLERANCE_VOXELS`).
+    """
+
+    voxels: float = ROUNDOFF_TOLERANCE_VOXELS
+
+
+def geometry_differences(reference, other, tolerance: GeometryTolerance = GeometryTolerance()) -> list[str]:
+    """Describe how the grid of ``other`` differs from ``reference`` (SimpleITK images); empty if it does not."""
+    if reference.GetDimension() != other.GetDimension():
+        return [f"dimension {other.GetDimension()} vs {reference.GetDimension()}"]
+    problems: list[str] = []
+    if reference.GetNumberOfComponentsPerPixel() != other.GetNumberOfComponentsPerPixel():
+        problems.append(f"{other.GetNumberOfComponentsPerPixel()} vs {reference.GetNumberOfComponentsPerPixel()} "
+                        "components per voxel")
+    if not same_grid(reference, other, tolerance.voxels):
+        problems.append(describe_grid_difference(reference, other))
+    return problems
+
+
+def check_same_geometry(reference, other, patient: str | None = None, path=None,
+                        what: str = "prediction", reference_what: str = "ground truth",
+                        tolerance: GeometryTolerance = GeometryTolerance()) -> None:
+    """Raise :class:`InputDataError` naming patient and file when ``other`` is not on ``reference``'s grid.
+
+    Parameters
+    ----------
+    reference, other : SimpleITK.Image
+    patient : str, optional
+    path : path-like, optional
+        File of ``other`` (named in the message).
+    what, reference_what : str
+        Words for the message, e.g. "prediction" / "ground truth".
+    """
+    problems = geometry_differences(reference, other, tolerance)
+    if problems:
+        raise InputDataError(f"{what} is not on the {reference_what} grid ({'; '.join(problems)}); "
+                             "nothing is resampled, export it on the original CT grid", patient, path)

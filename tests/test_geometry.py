@@ -10,7 +10,7 @@ from nnunet_hecktor.dataset_conversion.geometry import (
     ROUNDOFF_TOLERANCE_VOXELS, GridGeometry, describe_grid_difference, same_grid,
 )
 from nnunet_hecktor.errors import InputDataError
-from nnunet_hecktor.evaluation.geometry import check_same_geometry
+from nnunet_hecktor.dataset_conversion.geometry import check_same_geometry
 
 IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 

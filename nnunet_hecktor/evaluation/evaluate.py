@@ -29,7 +29,7 @@ import numpy as np
 
 from nnunet_hecktor import schema
 from nnunet_hecktor.errors import HecktorError
-from nnunet_hecktor.evaluation.geometry import GeometryTolerance
+from nnunet_hecktor.dataset_conversion.geometry import GeometryTolerance
 from nnunet_hecktor.strict_json import json_safe
 from nnunet_hecktor.evaluation.outcome import (
     COL_HPV_PROBABILITY,

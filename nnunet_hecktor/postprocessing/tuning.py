@@ -30,9 +30,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from nnunet_hecktor.errors import HecktorError, InputDataError
-from nnunet_hecktor.evaluation.geometry import check_same_geometry
-from nnunet_hecktor.evaluation.parallel import parallel_map
-from nnunet_hecktor.evaluation.segmentation import list_cases, read_label_image
+from nnunet_hecktor.dataset_conversion.geometry import check_same_geometry
+from nnunet_hecktor.parallel import parallel_map
+from nnunet_hecktor.label_files import list_cases, read_label_image
 from nnunet_hecktor.metrics.components import union_bounding_box
 from nnunet_hecktor.metrics.segmentation import (
     OBJECTIVES,
