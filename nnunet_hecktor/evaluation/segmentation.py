@@ -11,7 +11,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 from nnunet_hecktor.errors import HecktorError, InputDataError
 from nnunet_hecktor.dataset_conversion.geometry import GeometryTolerance, check_same_geometry

@@ -234,7 +234,8 @@ class PostprocessingConfig:
             if v > 0:
                 lines.append(f"remove {names[k]} components < {v:g} {self.min_component_size_unit}")
         if self.gtvp_single_lesion:
-            lines.append(f"GTVp single lesion: extra components {'removed' if self.gtvp_single_lesion == 'remove' else 'relabelled GTVn'}")
+            action = "removed" if self.gtvp_single_lesion == "remove" else "relabelled GTVn"
+            lines.append(f"GTVp single lesion: extra components {action}")
         for k, v in sorted(self.max_components.items()):
             lines.append(f"keep at most {v} {names[k]} components")
         if self.gtvn_max_distance_mm is not None:

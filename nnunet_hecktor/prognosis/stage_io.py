@@ -29,6 +29,19 @@ def clinical_csv_columns(path: str | Path) -> list[str]:
         raise InputDataError(f"cannot read clinical CSV ({exc.strerror})", None, path) from None
 
 
+class plain_warnings:
+    """Context manager for the CLI: print warnings as ``warning: <message>`` lines on stderr
+    (no source file and line, which mean nothing to a command-line user)."""
+
+    def __enter__(self):
+        self._saved = warnings.showwarning
+        warnings.showwarning = lambda message, category, *args, **kwargs: say(f"warning: {message}")
+        return self
+
+    def __exit__(self, *exc):
+        warnings.showwarning = self._saved
+        return False
+
 
 def say(message: str) -> None:
     """A progress/summary line on stderr (stdout stays free for the caller)."""

@@ -64,7 +64,8 @@ class CohortSummary:
                 f"-> {self.out_dir}")
 
 
-def _render_and_write(patient: SyntheticPatient, seed: int, size: str, destinations: dict[str, list[Path]]) -> dict[str, Any]:
+def _render_and_write(patient: SyntheticPatient, seed: int, size: str,
+                      destinations: dict[str, list[Path]]) -> dict[str, Any]:
     """Render the images of one patient and write them to every destination (worker function).
 
     Uses only the patient's own generators, so the bytes do not depend on the process count.
