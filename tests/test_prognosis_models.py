@@ -204,6 +204,17 @@ def test_hpv_fit_default_threshold_maximises_oof_balanced_accuracy(tables, tmp_p
     assert "HPV Status" not in fit.model.clinical_columns and "CenterID" not in fit.model.clinical_columns
     assert fit.summary["cross_validation"]["nested_threshold"]["auc"] > 0.6
 
+    # The in-memory API (a challenge container's path) gives what predict_hpv writes.
+    from nnunet_hecktor.clinical import read_clinical_csv
+    from nnunet_hecktor.prognosis.features import read_feature_table
+    from nnunet_hecktor.prognosis.hpv_stage import hpv_prediction, predict_hpv
+
+    written = predict_hpv(tmp_path / "hpv" / "model.joblib", tmp_path / "p.csv", features_csv, clinical_csv)
+    frame, threshold = hpv_prediction(fit.model, read_feature_table(features_csv), read_clinical_csv(clinical_csv))
+    assert threshold == fit.model.threshold
+    np.testing.assert_allclose(frame["hpv_probability"].to_numpy(), written["hpv_probability"].to_numpy())
+    np.testing.assert_array_equal(frame["hpv_status"].to_numpy(), written["hpv_status"].to_numpy())
+
 
 def test_saved_models_predict_identically_and_check_their_inputs(tables, tmp_path):
     features_csv, clinical_csv = tables

@@ -204,12 +204,6 @@ class PostprocessingConfig:
     def needs_probabilities(self) -> bool:
         return bool(self.probability_threshold)
 
-    @property
-    def uses_mm(self) -> bool:
-        """True when a rule depends on the voxel spacing."""
-        return (any(r > 0 for r in self.closing_radius_mm.values()) or self.gtvn_max_distance_mm is not None
-                or (bool(self.min_component_size) and self.min_component_size_unit == "mm3"))
-
     def is_identity(self) -> bool:
         """True when no rule is on."""
         return self == PostprocessingConfig(connectivity=self.connectivity,

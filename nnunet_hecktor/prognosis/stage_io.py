@@ -8,11 +8,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from nnunet_hecktor.clinical import read_clinical_csv
 from nnunet_hecktor.errors import HecktorError, InputDataError
 from nnunet_hecktor.prognosis.feature_catalogue import SEG_SOURCE_COLUMN
 from nnunet_hecktor.prognosis.model_store import PrognosisModel, check_input_columns
 from nnunet_hecktor.prognosis.stage_data import (
-    StageInputs, assemble_inputs, check_training_seg_source, image_feature_columns, read_clinical,
+    StageInputs, assemble_inputs, check_training_seg_source, image_feature_columns,
 )
 from nnunet_hecktor.prognosis.threads import small_matrix_threads
 
@@ -64,7 +65,7 @@ def load_training_inputs(task: str, features_csv, clinical_csv, feature_set: str
 
     if clinical_csv is None:
         raise HecktorError("fitting needs the clinical table with the targets (--clinical)")
-    clinical = read_clinical(clinical_csv)
+    clinical = read_clinical_csv(clinical_csv)
     report: dict[str, Any] = {}
     table = None
     seg_source = None
@@ -99,7 +100,7 @@ def load_prediction_inputs(model: PrognosisModel, features_csv, clinical_csv) ->
     from nnunet_hecktor.prognosis.features import read_feature_table
 
     table = read_feature_table(features_csv) if features_csv is not None else None
-    clinical = read_clinical(clinical_csv) if clinical_csv is not None else None
+    clinical = read_clinical_csv(clinical_csv) if clinical_csv is not None else None
     return prediction_inputs(model, table, clinical,
                              clinical_csv_columns(clinical_csv) if clinical_csv is not None else None,
                              features_csv, clinical_csv)

@@ -29,10 +29,7 @@ from nnunet_hecktor.prognosis.survival_models import (
     ENSEMBLE, SURVIVAL_CANDIDATES, RiskEnsemble, RiskScale, survival_pipeline,
 )
 
-try:
-    from sksurv.base import SurvivalAnalysisMixin
-except ImportError:  # pragma: no cover
-    SurvivalAnalysisMixin = object
+from sksurv.base import SurvivalAnalysisMixin  # a hard dependency
 
 FINAL_CHOICES: tuple[str, ...] = ("best", ENSEMBLE) + SURVIVAL_CANDIDATES
 MODEL_DESCRIPTIONS: dict[str, str] = {
