@@ -17,7 +17,8 @@ from nnunet_hecktor.metrics.components import bounding_box
 
 from .geometry import ROUNDOFF_TOLERANCE_VOXELS, GridGeometry, describe_grid_difference, grid_offset_voxels
 
-#: A PET whose 99th percentile exceeds this is probably in Bq/mL rather than SUV (shared/HECKTOR.md).
+#: A PET whose 99th percentile exceeds this is probably in Bq/mL rather than SUV: SUV in the head and neck,
+#: brain included, stays well below 100, while activity concentrations are in the thousands.
 PET_SUV_P99_LIMIT: float = 100.0
 _LABEL_NAMES = {value: name for name, value in schema.LABELS.items()}
 

@@ -1,6 +1,6 @@
 """Typed parsing and validation of HECKTOR clinical tables (CSV rows and ``ehr.json``).
 
-Conventions (shared/HECKTOR.md section 2):
+Conventions (those of the 2025 release's clinical CSVs, docs/reference/conventions.md):
 
 - Missing values are empty cells in the CSVs and absent keys in ``ehr.json``; they become ``None``.
 - ``Gender``, ``Tobacco Consumption``, ``Alcohol Consumption``, ``Treatment``: 0/1, written ``0.0``/``1.0``;

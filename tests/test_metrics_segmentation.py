@@ -1,4 +1,4 @@
-"""HECKTOR Task 1 metrics: hand-checked tables (shared/HECKTOR.md section 3)."""
+"""HECKTOR Task 1 metrics: hand-checked tables (definitions: docs/explanations/hecktor-metrics.md)."""
 
 from __future__ import annotations
 

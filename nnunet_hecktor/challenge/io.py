@@ -1,4 +1,4 @@
-"""The grand-challenge container interface of HECKTOR 2025 (shared/HECKTOR.md section 4).
+"""The grand-challenge container interface of HECKTOR 2025 (docs/how-to/challenge-container.md).
 
 Input (``/input``)::
 
