@@ -14,6 +14,7 @@ import numpy as np
 from sklearn.base import clone
 
 from nnunet_hecktor.errors import HecktorError
+from nnunet_hecktor.metrics.classification import DEFAULT_THRESHOLD_RULE
 from nnunet_hecktor.metrics.survival import harrell_c_index
 from nnunet_hecktor.prognosis.survival_models import ENSEMBLE, RiskScale
 from nnunet_hecktor.prognosis.threads import small_matrix_threads
@@ -192,19 +193,19 @@ def _frozen_hyperparameters(estimator, fitted):
 @small_matrix_threads
 def cross_validate_classifier(X, y, estimator, folds: list[Fold], inner_splits: int = 4, random_state: int = 0,
                               keep_fitted: bool = False, progress: bool = False,
-                              threshold_rule: str = "search") -> ClassifierCVResult:
+                              threshold_rule: str = DEFAULT_THRESHOLD_RULE) -> ClassifierCVResult:
     """Out-of-fold probabilities of the positive class, with an honestly chosen threshold per fold.
 
     Each outer fold's threshold comes from its training rows only, so the validation rows
-    inform neither the model nor the threshold applied to them: ``threshold_rule="search"``
-    (default) maximises balanced accuracy on *inner* out-of-fold probabilities of the training
-    rows; ``"prevalence"`` uses the training rows' share of positives (Bayes rule for balanced
-    accuracy, see :func:`~nnunet_hecktor.prognosis.hpv_models.choose_threshold`).
+    inform neither the model nor the threshold applied to them: ``threshold_rule="prevalence"``
+    (the default policy) uses the training rows' share of positives (Bayes rule for balanced
+    accuracy); ``"search"`` maximises balanced accuracy on *inner* out-of-fold probabilities of the
+    training rows (see :func:`~nnunet_hecktor.metrics.classification.choose_threshold`).
     """
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from tqdm import tqdm
 
-    from nnunet_hecktor.prognosis.hpv_models import THRESHOLD_RULES, choose_threshold
+    from nnunet_hecktor.metrics.classification import THRESHOLD_RULES, choose_threshold
 
     if threshold_rule not in THRESHOLD_RULES:
         raise HecktorError(f"threshold rule must be one of {', '.join(THRESHOLD_RULES)}, not {threshold_rule!r}")

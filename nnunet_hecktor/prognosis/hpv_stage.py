@@ -1,12 +1,12 @@
 """``nnunet-hecktor hpv fit|predict``: the patient-level HPV status classifier (1 = HPV positive).
 
 The decision threshold targets balanced accuracy (the HECKTOR Task 3 metric; 0.5 is a poor
-threshold when ~90 % of patients are positive). By default (``threshold_rule="search"``) it is the
-threshold that maximises balanced accuracy on the out-of-fold probabilities; ``"prevalence"`` uses
-the training prevalence of HPV positives instead, the Bayes rule for balanced accuracy on calibrated
-probabilities, which does not rest on the few HPV-negative patients the way a searched threshold
-does. Reported cross-validated balanced accuracy uses, for each fold, a threshold from that fold's
-training rows only (the maximiser on inner out-of-fold probabilities, or their prevalence); the
+threshold when ~90 % of patients are positive) and follows the package's one threshold policy
+(:mod:`nnunet_hecktor.metrics.classification`): by default the training prevalence of HPV positives,
+the Bayes rule for balanced accuracy on calibrated probabilities; ``threshold_rule="search"``
+maximises balanced accuracy on the out-of-fold probabilities instead. Reported cross-validated
+balanced accuracy uses, for each fold, a threshold from that fold's training rows only (their
+prevalence, or the maximiser on inner out-of-fold probabilities); the
 figure at the final threshold is reported too (optimistic for ``search``, which chooses it on these
 same out-of-fold probabilities).
 """
@@ -22,10 +22,12 @@ import numpy as np
 from nnunet_hecktor import schema
 from nnunet_hecktor.errors import HecktorError
 from nnunet_hecktor.fileio import atomic_path, write_json_atomic
-from nnunet_hecktor.metrics.classification import BinaryMetrics, binary_metrics
+from nnunet_hecktor.metrics.classification import (
+    DEFAULT_THRESHOLD_RULE, THRESHOLD_RULES, BinaryMetrics, binary_metrics, choose_threshold,
+)
 from nnunet_hecktor.prognosis.cross_validation import cross_validate_classifier, fold_assignment, make_folds
 from nnunet_hecktor.prognosis.hpv_models import (
-    CALIBRATIONS, DECISIONS, DEFAULT_L1_RATIO, THRESHOLD_RULES, adjusted_decision, choose_threshold, hpv_pipeline,
+    CALIBRATIONS, DECISIONS, DEFAULT_L1_RATIO, adjusted_decision, hpv_pipeline,
 )
 from nnunet_hecktor.prognosis.model_store import PrognosisModel, load_model, save_model
 from nnunet_hecktor.prognosis.plots import plot_roc
@@ -55,7 +57,7 @@ def _metrics_json(m: BinaryMetrics) -> dict[str, float]:
 def fit_hpv(clinical_csv, output_dir, features_csv=None, feature_set: str = "all", calibration: str = "none",
             cv: str = "kfold", n_splits: int = 5, random_state: int = 0, allow_ground_truth_features: bool = False,
             clinical_columns=None, progress: bool = True, make_plots: bool = True, l1_ratio: float = DEFAULT_L1_RATIO,
-            threshold_rule: str = "search") -> HpvFit:
+            threshold_rule: str = DEFAULT_THRESHOLD_RULE) -> HpvFit:
     """Cross-validate the HPV classifier, choose its threshold, refit on all patients, save it.
 
     Parameters
@@ -76,9 +78,10 @@ def fit_hpv(clinical_csv, output_dir, features_csv=None, feature_set: str = "all
         Elastic-net mixing of the logistic regression (0 = L2, 1 = L1; default
         :data:`~nnunet_hecktor.prognosis.hpv_models.DEFAULT_L1_RATIO`, 0 = ridge).
     threshold_rule : {"prevalence", "search"}
-        ``search`` (default): the threshold maximising balanced accuracy on the out-of-fold
-        probabilities; ``prevalence``: predict positive when the probability is at least the training
-        share of HPV positives (Bayes rule for balanced accuracy on calibrated probabilities).
+        The package's threshold policy (:func:`nnunet_hecktor.metrics.classification.choose_threshold`):
+        ``prevalence`` (default) predicts positive when the probability is at least the training share
+        of HPV positives (Bayes rule for balanced accuracy on calibrated probabilities); ``search``
+        maximises balanced accuracy on the out-of-fold probabilities.
     """
     import pandas as pd
 

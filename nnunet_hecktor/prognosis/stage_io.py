@@ -143,7 +143,8 @@ def prediction_inputs(model: PrognosisModel, feature_table=None, clinical: dict[
                           f"{'/'.join(sorted(sources))} ones: figures will not match deployment", stacklevel=2)
         elif model.seg_source != "predicted" and "predicted" in sources:
             warnings.warn("the model was trained on ground-truth segmentation features and is applied to predicted "
-                          "ones: expect worse results than its cross-validation (masks of a segmentation model are not ground truth)", stacklevel=2)
+                          "ones: expect worse results than its cross-validation (predicted masks are not ground truth)",
+                          stacklevel=2)
     patients = list(feature_table.index) if model.image_columns else list(clinical)
     # What the model actually uses decides which tables are needed (an "all" model trained
     # where no clinical column had values uses image features only).
