@@ -13,6 +13,7 @@ same out-of-fold probabilities).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,10 @@ from nnunet_hecktor.prognosis.plots import plot_roc
 from nnunet_hecktor.prognosis.stage_data import centre_groups, hpv_targets
 from nnunet_hecktor.strict_json import json_safe
 from nnunet_hecktor.prognosis.stage_io import (
-    load_prediction_inputs, load_training_inputs, prediction_inputs, say, small_matrix_threads,
+    load_prediction_inputs, load_training_inputs, prediction_inputs, small_matrix_threads,
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -95,7 +98,7 @@ def fit_hpv(clinical_csv, output_dir, features_csv=None, feature_set: str = "all
     patients, y, dropped = hpv_targets(inputs.clinical, list(inputs.frame.index))
     report["patients_without_hpv_status"] = dropped
     if dropped:
-        say(f"note: {len(dropped)} patients without HPV Status are left out")
+        logger.info(f"note: {len(dropped)} patients without HPV Status are left out")
     counts = np.bincount(y, minlength=2)
     if counts.min() < 2:
         raise HecktorError(f"HPV Status needs at least 2 patients of each class, found {counts[1]} positive and "
@@ -106,7 +109,7 @@ def fit_hpv(clinical_csv, output_dir, features_csv=None, feature_set: str = "all
     if not 0.0 <= l1_ratio <= 1.0:
         raise HecktorError(f"--l1-ratio must lie between 0 and 1, got {l1_ratio}")
     estimator = hpv_pipeline(inputs.roles, calibration, random_state, l1_ratio)
-    say(f"hpv: {len(patients)} patients ({counts[1]} positive, {counts[0]} negative), {X.shape[1]} inputs "
+    logger.info(f"hpv: {len(patients)} patients ({counts[1]} positive, {counts[0]} negative), {X.shape[1]} inputs "
         f"({len(inputs.image_columns)} image, {len(inputs.clinical_columns)} clinical), {len(folds)} folds ({cv})")
     result = cross_validate_classifier(X, y, estimator, folds, random_state=random_state, progress=progress,
                                        threshold_rule=threshold_rule)
@@ -169,7 +172,7 @@ def fit_hpv(clinical_csv, output_dir, features_csv=None, feature_set: str = "all
     with atomic_path(paths["oof"]) as tmp:
         oof.to_csv(tmp, index=False, float_format="%.6g")
     write_json_atomic(paths["summary"], json_safe(summary))
-    say(f"cross-validated HPV: AUC {honest.auc:.3f}, balanced accuracy {honest.balanced_accuracy:.3f} "
+    logger.info(f"cross-validated HPV: AUC {honest.auc:.3f}, balanced accuracy {honest.balanced_accuracy:.3f} "
         f"(thresholds from training folds, rule {threshold_rule}; "
         f"{optimistic.balanced_accuracy:.3f} at the final threshold "
         f"{threshold:.3f}, {at_half.balanced_accuracy:.3f} at 0.5)\nfinal model: {description}")
@@ -231,6 +234,6 @@ def predict_hpv(model_path, output_csv, features_csv=None, clinical_csv=None, ex
         predictions.to_csv(tmp, index=False, float_format="%.6g")
     shift = "" if expected_prevalence is None else (
         f", probabilities adjusted from prevalence {model.training_prevalence:.3f} to {expected_prevalence:.3f}")
-    say(f"HPV status of {len(predictions)} patients written to {output_csv} ({int(status.sum())} positive; "
+    logger.info(f"HPV status of {len(predictions)} patients written to {output_csv} ({int(status.sum())} positive; "
         f"threshold {t_new:.4f}{shift})")
     return predictions

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-import sys
+import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,8 +17,10 @@ from nnunet_hecktor.prognosis.stage_data import (
 )
 from nnunet_hecktor.prognosis.threads import small_matrix_threads
 
+logger = logging.getLogger(__name__)
+
 __all__ = ["clinical_csv_columns", "load_prediction_inputs", "load_training_inputs", "plain_warnings",
-           "prediction_inputs", "say", "small_matrix_threads"]
+           "prediction_inputs", "small_matrix_threads"]
 
 
 def clinical_csv_columns(path: str | Path) -> list[str]:
@@ -36,17 +38,12 @@ class plain_warnings:
 
     def __enter__(self):
         self._saved = warnings.showwarning
-        warnings.showwarning = lambda message, category, *args, **kwargs: say(f"warning: {message}")
+        warnings.showwarning = lambda message, category, *args, **kwargs: logger.warning(str(message))
         return self
 
     def __exit__(self, *exc):
         warnings.showwarning = self._saved
         return False
-
-
-def say(message: str) -> None:
-    """A progress/summary line on stderr (stdout stays free for the caller)."""
-    print(message, file=sys.stderr, flush=True)
 
 
 def load_training_inputs(task: str, features_csv, clinical_csv, feature_set: str, clinical_columns,
@@ -83,7 +80,7 @@ def load_training_inputs(task: str, features_csv, clinical_csv, feature_set: str
             warnings.warn(f"{len(no_clinical)} patients of the feature table have no clinical row and are left out: "
                           f"{', '.join(no_clinical[:10])}", stacklevel=2)
         if no_features:
-            say(f"note: {len(no_features)} patients of the clinical table have no features and are not used")
+            logger.info(f"note: {len(no_features)} patients of the clinical table have no features and are not used")
         patients = [p for p in table.index if p in clinical]
     else:
         patients = list(clinical)

@@ -6,6 +6,7 @@ training patients have mean 0 and standard deviation 1 (a z-score, comparable ac
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +24,15 @@ from nnunet_hecktor.prognosis.plots import plot_kaplan_meier
 from nnunet_hecktor.prognosis.stage_data import centre_groups, survival_targets
 from nnunet_hecktor.strict_json import json_safe
 from nnunet_hecktor.prognosis.stage_io import (
-    load_prediction_inputs, load_training_inputs, prediction_inputs, say, small_matrix_threads,
+    load_prediction_inputs, load_training_inputs, prediction_inputs, small_matrix_threads,
 )
 from nnunet_hecktor.prognosis.survival_models import (
     ENSEMBLE, SURVIVAL_CANDIDATES, RiskEnsemble, RiskScale, survival_pipeline,
 )
 
 from sksurv.base import SurvivalAnalysisMixin  # a hard dependency
+
+logger = logging.getLogger(__name__)
 
 FINAL_CHOICES: tuple[str, ...] = ("best", ENSEMBLE) + SURVIVAL_CANDIDATES
 MODEL_DESCRIPTIONS: dict[str, str] = {
@@ -115,14 +118,14 @@ def fit_survival(clinical_csv, output_dir, features_csv=None, feature_set: str =
     patients, time, event, dropped = survival_targets(inputs.clinical, list(inputs.frame.index))
     report["patients_without_outcome"] = dropped
     if dropped:
-        say(f"note: {len(dropped)} patients without RFS/Relapse are left out")
+        logger.info(f"note: {len(dropped)} patients without RFS/Relapse are left out")
     if event.sum() < 2:
         raise HecktorError(f"only {int(event.sum())} relapses among {len(patients)} patients: too few to fit a model")
     X = inputs.frame.loc[patients]
     groups = centre_groups(inputs.clinical, patients)
     folds = make_folds(event.astype(int), groups, cv, n_splits, random_state)
     candidates = {m: survival_pipeline(inputs.roles, m, random_state, n_jobs) for m in models}
-    say(f"survival: {len(patients)} patients, {int(event.sum())} relapses, {X.shape[1]} inputs "
+    logger.info(f"survival: {len(patients)} patients, {int(event.sum())} relapses, {X.shape[1]} inputs "
         f"({len(inputs.image_columns)} image, {len(inputs.clinical_columns)} clinical), {len(folds)} folds ({cv}), "
         f"models: {', '.join(models)}")
     result = cross_validate_survival(X, time, event, candidates, folds, ensemble=len(models) > 1, progress=progress)
@@ -175,7 +178,7 @@ def fit_survival(clinical_csv, output_dir, features_csv=None, feature_set: str =
     with atomic_path(paths["oof"]) as tmp:
         oof.to_csv(tmp, index=False, float_format="%.6g")
     write_json_atomic(paths["summary"], json_safe(summary))
-    say(_summary_lines(cv_summary, chosen, description))
+    logger.info(_summary_lines(cv_summary, chosen, description))
     return SurvivalFit(model, summary, oof, paths)
 
 
@@ -236,5 +239,5 @@ def predict_survival(model_path, output_csv, features_csv=None, clinical_csv=Non
     output_csv = Path(output_csv)
     with atomic_path(output_csv) as tmp:
         predictions.to_csv(tmp, index=False, float_format="%.6g")
-    say(f"risk of {len(predictions)} patients written to {output_csv} (model: {model.chosen})")
+    logger.info(f"risk of {len(predictions)} patients written to {output_csv} (model: {model.chosen})")
     return predictions
