@@ -287,5 +287,5 @@ def predict_hpv(model_path, output_csv, features_csv=None, clinical_csv=None, ex
     shift = "" if expected_prevalence is None else (
         f", probabilities adjusted from prevalence {model.training_prevalence:.3f} to {expected_prevalence:.3f}")
     logger.info(f"HPV status of {len(predictions)} patients written to {output_csv} ({int(status.sum())} positive; "
-        f"threshold {t_new:.4f}{shift})")
+                f"threshold {t_new:.4f}{shift})")
     return predictions
