@@ -23,10 +23,11 @@ def _image(origin=(100.123456, -20.5, 7.0), spacing=(1.0, 1.0, 2.0), size=(8, 8,
 
 
 def test_origins_1e4_mm_apart_print_differently():
-    a = GridGeometry((8, 8, 4), (1.0, 1.0, 2.0), (100.123456, -20.5, 7.0), IDENTITY)
-    b = GridGeometry((8, 8, 4), (1.0, 1.0, 2.0), (100.123556, -20.5, 7.0), IDENTITY)
+    # with 6 significant digits both origins printed as (-250, -20.5, 7)
+    a = GridGeometry((8, 8, 4), (1.0, 1.0, 2.0), (-250.0, -20.5, 7.0), IDENTITY)
+    b = GridGeometry((8, 8, 4), (1.0, 1.0, 2.0), (-250.0001, -20.5, 7.0), IDENTITY)
     text = describe_grid_difference(a, b)
-    assert text == "origin (100.123556, -20.5, 7.0) vs (100.123456, -20.5, 7.0) mm"
+    assert text == "origin (-250.0001, -20.5, 7.0) vs (-250.0, -20.5, 7.0) mm"
     assert describe_grid_difference(a, a) == "identical"
 
 
