@@ -12,7 +12,8 @@ Compared side by side in one run (wall clock of the whole command, subprocesses,
 - ``nnUNetv2_predict -npp 1 -nps 1``: stock with one preprocessing and one export worker (context).
 
 Same folds, checkpoint and mirroring everywhere (``--no-mirroring`` turns it off for all); the
-baseline is nnUNetv2_predict with its default worker counts (3 preprocessing, 3 export processes). Ratios are relative to ``nnUNetv2_predict``.
+baseline is nnUNetv2_predict with its default worker counts (3 preprocessing, 3 export processes).
+Ratios are relative to ``nnUNetv2_predict``.
 A stage breakdown (in-process, per case) follows.
 
 The model: fold 0 of ``HecktorMultiTaskTrainer_tiny`` (narrow ``nnUNetPlansTiny``) trained on a
@@ -30,7 +31,6 @@ Run:  python benchmarks/bench_predict.py [--patients 8] [--size test|benchmark] 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess

@@ -12,7 +12,7 @@ known outcome. No trained segmentation model is available to this benchmark, so 
 errors (boundary shifts, missed small nodes, occasional missed primaries, false-positive
 node blobs); their Dice against the ground truth is printed so the degradation can be judged.
 Two error models are run on the same cohort (``--segmentation-errors``): ``best_2025``, set so
-the Dice is near the best HECKTOR 2025 entries listed in HECKTOR.md section 5 (GTVp DSC
+the Dice is near the best entries of the HECKTOR 2025 leaderboard (GTVp DSC
 0.73-0.74, GTVn DSCagg 0.72-0.76), and ``weak_nodes``, the first version of this benchmark,
 whose GTVn is clearly worse (DSCagg about 0.6, more nodes missed) and GTVp a little better.
 Image features are only as good as the segmentation they are measured on; the two rows show
@@ -69,7 +69,7 @@ class SegmentationErrors:
     p_false_node: float
 
 
-#: ``best_2025`` is set so the Dice lands near the best HECKTOR 2025 entries of HECKTOR.md section 5
+#: ``best_2025`` is set so the Dice lands near the best entries of the HECKTOR 2025 leaderboard
 #: (GTVp DSC 0.73-0.74, GTVn DSCagg 0.72-0.76); ``weak_nodes``, the first version of this
 #: benchmark, misses more nodes and moves their boundaries more (GTVn DSCagg about 0.6).
 SEGMENTATION_ERRORS: dict[str, SegmentationErrors] = {
@@ -147,7 +147,7 @@ def generating_node_masks(patient, ground_truth_images: dict, size: str, shape) 
 def simulate_predictions(cohort_dir: Path, patient_ids, out_dir: Path, seed: int, errors: SegmentationErrors,
                          ground_truth: dict) -> dict[str, float]:
     """Write degraded labels ``out_dir/<PID>.nii.gz``; return their Dice against the ground truth
-    (GTVp mean over patients, GTVp and GTVn aggregated as in HECKTOR.md) and the node recall."""
+    (GTVp mean over patients, GTVp and GTVn aggregated as in docs/explanations/hecktor-metrics.md) and the node recall."""
     import SimpleITK as sitk
 
     from nnunet_hecktor.synthetic import draw_patients
@@ -459,7 +459,7 @@ def main(argv=None) -> int:
             results.append(run_size(size, quality, args))
     out = Path(args.workdir) / "results.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    from nnunet_hecktor.prognosis.stage_io import json_safe
+    from nnunet_hecktor.strict_json import json_safe
 
     out.write_text(json.dumps(json_safe(results), indent=2))
     print_table(results)

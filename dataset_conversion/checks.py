@@ -13,10 +13,12 @@ import numpy as np
 
 from nnunet_hecktor import schema
 from nnunet_hecktor.errors import InputDataError
+from nnunet_hecktor.metrics.components import bounding_box
 
 from .geometry import ROUNDOFF_TOLERANCE_VOXELS, GridGeometry, describe_grid_difference, grid_offset_voxels
 
-#: A PET whose 99th percentile exceeds this is probably in Bq/mL rather than SUV (shared/HECKTOR.md).
+#: A PET whose 99th percentile exceeds this is probably in Bq/mL rather than SUV: SUV in the head and neck,
+#: brain included, stays well below 100, while activity concentrations are in the thousands.
 PET_SUV_P99_LIMIT: float = 100.0
 _LABEL_NAMES = {value: name for name, value in schema.LABELS.items()}
 
@@ -118,7 +120,7 @@ def label_statistics(label_image, voxel_volume_ml: float) -> dict[str, dict[str,
         components = 0
         if counts[value]:
             # Components inside the label's bounding box only: much cheaper on 512x512x200 volumes.
-            box = _bounding_box(array == value)
+            box = bounding_box(array == value)
             sub = sitk.GetImageFromArray((array[box] == value).astype(np.uint8))
             cc = sitk.ConnectedComponentImageFilter()
             cc.SetFullyConnected(True)
@@ -133,12 +135,3 @@ def label_statistics(label_image, voxel_volume_ml: float) -> dict[str, dict[str,
 def label_voxel_counts(array: np.ndarray) -> dict[int, int]:
     """Voxels of GTVp (1) and GTVn (2). (``np.bincount`` would cast a 512x512x200 uint8 volume to int64.)"""
     return {value: int(np.count_nonzero(array == value)) for value in (schema.GTVP, schema.GTVN)}
-
-
-def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
-    box = []
-    for axis in range(mask.ndim):
-        other = tuple(a for a in range(mask.ndim) if a != axis)
-        present = np.flatnonzero(mask.any(axis=other))
-        box.append(slice(int(present[0]), int(present[-1]) + 1))
-    return tuple(box)

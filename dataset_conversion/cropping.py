@@ -46,10 +46,7 @@ import numpy as np
 
 from nnunet_hecktor.errors import HecktorError, InputDataError
 
-from .geometry import (
-    ROUNDOFF_TOLERANCE_VOXELS, GridGeometry, covered_index_box, describe_grid_difference, grid_offset_voxels,
-    physical_box_to_index_box,
-)
+from .geometry import GridGeometry, covered_index_box, describe_grid_difference, physical_box_to_index_box, same_grid
 
 CROP_MODES: tuple[str, ...] = ("overlap", "headneck")
 DEFAULT_HEADNECK_BOX_MM: tuple[float, float, float] = (200.0, 200.0, 310.0)
@@ -245,7 +242,7 @@ def apply_crop(image, record: "CropRecord | dict | str | Path", what: str = "ima
 
     record = load_crop_record(record)
     geometry = GridGeometry.of(image)
-    if grid_offset_voxels(record.original_ct, geometry) > ROUNDOFF_TOLERANCE_VOXELS:
+    if not same_grid(record.original_ct, geometry):
         raise InputDataError(f"{what} is not on the original CT grid of the crop record "
                              f"({describe_grid_difference(record.original_ct, geometry)})", record.patient)
     if record.is_full:
@@ -280,8 +277,7 @@ def uncrop_to_original(seg_image, crop_record: "CropRecord | dict | str | Path")
 
     record = load_crop_record(crop_record)
     geometry = GridGeometry.of(seg_image)
-    if geometry.size != record.cropped_ct.size or \
-            grid_offset_voxels(record.cropped_ct, geometry) > ROUNDOFF_TOLERANCE_VOXELS:
+    if not same_grid(record.cropped_ct, geometry):
         raise InputDataError("segmentation is not on the cropped CT grid of the crop record "
                              f"({describe_grid_difference(record.cropped_ct, geometry)})", record.patient)
     cropped = sitk.GetArrayViewFromImage(seg_image)

@@ -1,4 +1,10 @@
-"""Image grids: geometry records for the report, grid comparison up to round-off, index <-> mm.
+"""Image grids: geometry records for the report, the one same-grid check, index <-> mm.
+
+Every "are these two images on the same voxel grid?" question in the package (conversion: label
+vs CT; prediction: converted PET vs CT; evaluation: prediction vs ground truth; prognosis:
+segmentation vs CT) is answered by :func:`same_grid` with the one tolerance
+:data:`ROUNDOFF_TOLERANCE_VOXELS`, and explained by :func:`describe_grid_difference`, which prints
+coordinates at full precision (``repr``) so that two origins 1e-4 mm apart print differently.
 
 Conventions: ITK order (x, y, z) for sizes, indices, spacings (mm) and origins (mm, LPS physical space);
 ``direction`` is the row-major 3x3 direction matrix; numpy arrays from SimpleITK are (z, y, x).
@@ -9,12 +15,15 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+from nnunet_hecktor.errors import InputDataError
+
 import numpy as np
 
 #: Two grids of equal size whose voxel centres are all closer than this fraction of a voxel differ only by
-#: round-off (float32 headers, DICOM -> NIfTI tools); the label is then snapped onto the CT grid. 1 % of a
-#: voxel cannot change which voxel a point falls into in any practical sense, while a real mismatch
-#: (other spacing, shifted origin) is at least a sizeable fraction of a voxel.
+#: round-off (float32 headers, DICOM -> NIfTI tools): they are the same grid (a label is then snapped onto
+#: the CT grid, a prediction is scored voxel by voxel). 1 % of a voxel cannot change which voxel a point
+#: falls into in any practical sense, while a real mismatch (other spacing, shifted origin) is at least a
+#: sizeable fraction of a voxel.
 ROUNDOFF_TOLERANCE_VOXELS: float = 0.01
 
 
@@ -98,22 +107,40 @@ def grid_offset_voxels(a: GridGeometry, b: GridGeometry) -> float:
     return float(distance / min(a.spacing))
 
 
-def describe_grid_difference(reference: GridGeometry, other: GridGeometry) -> str:
-    """Human-readable difference between two grids (what differs and by how much)."""
+def same_grid(a, b, tolerance_voxels: float = ROUNDOFF_TOLERANCE_VOXELS) -> bool:
+    """Whether two grids are the same up to round-off: equal size and every voxel centre within
+    ``tolerance_voxels`` (of ``a``'s smallest spacing) of its counterpart.
+
+    Parameters
+    ----------
+    a, b : GridGeometry or SimpleITK.Image
+        3-D grids (ITK order).
+    tolerance_voxels : float
+        The package's one tolerance, :data:`ROUNDOFF_TOLERANCE_VOXELS`, unless a caller has a reason.
+    """
+    a = a if isinstance(a, GridGeometry) else GridGeometry.of(a)
+    b = b if isinstance(b, GridGeometry) else GridGeometry.of(b)
+    return a == b or grid_offset_voxels(a, b) <= tolerance_voxels
+
+
+def describe_grid_difference(reference, other) -> str:
+    """Human-readable difference between two grids: each of size, spacing, origin and direction that
+    differs at all, as ``other vs reference``, at full float precision; "identical" when none does."""
+    reference = reference if isinstance(reference, GridGeometry) else GridGeometry.of(reference)
+    other = other if isinstance(other, GridGeometry) else GridGeometry.of(other)
     parts = []
     if reference.size != other.size:
-        parts.append(f"size {list(other.size)} vs {list(reference.size)}")
-    if not np.allclose(reference.spacing, other.spacing, rtol=0, atol=1e-6):
-        parts.append(f"spacing {_fmt(other.spacing)} vs {_fmt(reference.spacing)} mm")
-    if not np.allclose(reference.origin, other.origin, rtol=0, atol=1e-6):
-        parts.append(f"origin {_fmt(other.origin)} vs {_fmt(reference.origin)} mm")
-    if not np.allclose(reference.direction, other.direction, rtol=0, atol=1e-6):
-        parts.append(f"direction {_fmt(other.direction)} vs {_fmt(reference.direction)}")
+        parts.append(f"size {tuple(other.size)} vs {tuple(reference.size)}")
+    for name, unit in (("spacing", " mm"), ("origin", " mm"), ("direction", "")):
+        mine, theirs = getattr(other, name), getattr(reference, name)
+        if mine != theirs:
+            parts.append(f"{name} {format_coordinates(mine)} vs {format_coordinates(theirs)}{unit}")
     return ", ".join(parts) or "identical"
 
 
-def _fmt(values) -> str:
-    return "[" + ", ".join(f"{v:.6g}" for v in values) + "]"
+def format_coordinates(values) -> str:
+    """``(x, y, z)`` with each value's shortest exact ``repr``: distinct floats always print differently."""
+    return "(" + ", ".join(repr(float(v)) for v in values) + ")"
 
 
 def covered_index_box(grid: GridGeometry, other: GridGeometry) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
@@ -143,3 +170,51 @@ def _index_box_of_corners(grid: GridGeometry, corners: np.ndarray) -> tuple[tupl
     if np.any(stop <= start):
         return None
     return tuple(int(v) for v in start), tuple(int(v) for v in stop)
+
+
+@dataclass(frozen=True)
+class GeometryTolerance:
+    """What counts as round-off.
+
+    Attributes
+    ----------
+    voxels : float
+        Largest accepted distance between corresponding voxel centres, in voxels of the ground
+        truth's smallest spacing (default: the package's one tolerance,
+        :data:`~nnunet_hecktor.dataset_conversion.geometry.ROUNDOFF_TOLERANCE_VOXELS`).
+    """
+
+    voxels: float = ROUNDOFF_TOLERANCE_VOXELS
+
+
+def geometry_differences(reference, other, tolerance: GeometryTolerance = GeometryTolerance()) -> list[str]:
+    """Describe how the grid of ``other`` differs from ``reference`` (SimpleITK images); empty if it does not."""
+    if reference.GetDimension() != other.GetDimension():
+        return [f"dimension {other.GetDimension()} vs {reference.GetDimension()}"]
+    problems: list[str] = []
+    if reference.GetNumberOfComponentsPerPixel() != other.GetNumberOfComponentsPerPixel():
+        problems.append(f"{other.GetNumberOfComponentsPerPixel()} vs {reference.GetNumberOfComponentsPerPixel()} "
+                        "components per voxel")
+    if not same_grid(reference, other, tolerance.voxels):
+        problems.append(describe_grid_difference(reference, other))
+    return problems
+
+
+def check_same_geometry(reference, other, patient: str | None = None, path=None,
+                        what: str = "prediction", reference_what: str = "ground truth",
+                        tolerance: GeometryTolerance = GeometryTolerance()) -> None:
+    """Raise :class:`InputDataError` naming patient and file when ``other`` is not on ``reference``'s grid.
+
+    Parameters
+    ----------
+    reference, other : SimpleITK.Image
+    patient : str, optional
+    path : path-like, optional
+        File of ``other`` (named in the message).
+    what, reference_what : str
+        Words for the message, e.g. "prediction" / "ground truth".
+    """
+    problems = geometry_differences(reference, other, tolerance)
+    if problems:
+        raise InputDataError(f"{what} is not on the {reference_what} grid ({'; '.join(problems)}); "
+                             "nothing is resampled, export it on the original CT grid", patient, path)

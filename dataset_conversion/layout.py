@@ -1,6 +1,6 @@
 """Find the patients, their images and the clinical CSVs in a HECKTOR source folder.
 
-Three layouts are recognised (shared/HECKTOR.md section 1):
+Three layouts are recognised (the 2025 release ships the first):
 
 ``release``
     the 2025 release root: ``<root>/Task 1/<PID>/<PID>__CT.nii.gz`` ... with one folder per task,

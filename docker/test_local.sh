@@ -29,7 +29,7 @@ done
 if [ -n "$KEEP" ]; then WORK="$KEEP"; mkdir -p "$WORK"; else WORK="$(mktemp -d -t hecktor-local-XXXXXX)"; trap 'rm -rf "$WORK"' EXIT; fi
 INPUT="$WORK/input"
 rm -rf "$INPUT"
-python -c "from nnunet_hecktor.challenge.fake_input import make_fake_challenge_input as m; f = m('$INPUT'); print('fake input:', f.ct.name, f.pet.name, 'ehr.json keys:', sorted(f.ehr_content), 'absent:', list(f.omitted_keys))"
+python -c "from nnunet_hecktor.synthetic.challenge_input import make_fake_challenge_input as m; f = m('$INPUT'); print('fake input:', f.ct.name, f.pet.name, 'ehr.json keys:', sorted(f.ehr_content), 'absent:', list(f.omitted_keys))"
 
 USE_DOCKER=0
 if [ -n "$IMAGE" ]; then

@@ -107,6 +107,17 @@ class HPVLoss(torch.nn.Module):
     def forward(self, logit: torch.Tensor, label) -> torch.Tensor:
         return hpv_bce_loss(logit, label, self.positive_weight, self.negative_weight)
 
+    @property
+    def calibrated_prevalence(self) -> float | None:
+        """The prevalence this loss calibrates the head's probabilities to: the sampled prevalence with
+        each class's weight applied, ``w_pos p / (w_pos p + w_neg (1 - p))`` (0.5 for ``"balanced"`` and
+        ``"pos_weight"``); ``None`` when the prevalence is unknown. The threshold policy predicts
+        positive at probabilities of at least this value."""
+        if self.prevalence is None:
+            return None
+        positive = self.positive_weight * self.prevalence
+        return float(positive / (positive + self.negative_weight * (1.0 - self.prevalence)))
+
     def extra_repr(self) -> str:
         return (f"weighting={self.weighting!r}, prevalence={self.prevalence}, "
                 f"w_pos={self.positive_weight:.3g}, w_neg={self.negative_weight:.3g}")

@@ -342,11 +342,6 @@ def build_multitask_network(plans_manager, configuration_manager, num_input_chan
         num_input_channels, num_output_channels, enable_deep_supervision, head_config)
 
 
-def is_head_key(key: str) -> bool:
-    """True for state-dict keys of the heads (after DDP/compile prefixes are stripped)."""
-    return _strip_wrapper_prefixes(key).startswith(HEADS_PREFIX)
-
-
 def split_state_dict(state_dict: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split a multi-task state dict into ``(segmentation, heads)``.
 

@@ -9,7 +9,7 @@ both roles a patient plays: as a case (pushed up against the bank's risk sets) a
 control in the risk sets of the bank's events (pushed down). The "risk-set-only"
 variant, which uses the bank only to enlarge the risk sets of the current events, lacks
 the second role and drifts away from the full-data fit (see
-``benchmarks/bench_cox_bank.py`` and DESIGN.md "Survival with a batch of 2").
+``benchmarks/bench_cox_bank.py`` and docs/explanations/multitask-heads.md).
 
 In DDP, feed the bank the batch gathered over all ranks
 (:func:`nnunet_hecktor.heads.distributed.gather_with_grad`): every rank then holds the

@@ -1,6 +1,6 @@
 """Typed parsing and validation of HECKTOR clinical tables (CSV rows and ``ehr.json``).
 
-Conventions (shared/HECKTOR.md section 2):
+Conventions (those of the 2025 release's clinical CSVs, docs/reference/conventions.md):
 
 - Missing values are empty cells in the CSVs and absent keys in ``ehr.json``; they become ``None``.
 - ``Gender``, ``Tobacco Consumption``, ``Alcohol Consumption``, ``Treatment``: 0/1, written ``0.0``/``1.0``;
@@ -94,7 +94,8 @@ def parse_value(column: str, raw: Any) -> Any:
     return str(raw).strip()
 
 
-def parse_clinical_row(row: Mapping[str, Any], patient: str | None = None, source: str | Path | None = None) -> ClinicalRecord:
+def parse_clinical_row(row: Mapping[str, Any], patient: str | None = None,
+                       source: str | Path | None = None) -> ClinicalRecord:
     """Parse a raw row (CSV dict or ehr.json dict) into a typed record.
 
     Parameters
@@ -150,7 +151,8 @@ def read_clinical_csv(path: str | Path) -> dict[str, ClinicalRecord]:
             reader = csv.DictReader(handle)
             header = [h.strip() for h in (reader.fieldnames or [])]
             if schema.COL_PATIENT not in header:
-                raise InputDataError(f"no {schema.COL_PATIENT!r} column (columns: {', '.join(header) or 'none'})", None, path)
+                raise InputDataError(f"no {schema.COL_PATIENT!r} column (columns: {', '.join(header) or 'none'})",
+                                     None, path)
             records: dict[str, ClinicalRecord] = {}
             for line_number, row in enumerate(reader, start=2):
                 row = {(k.strip() if isinstance(k, str) else k): v for k, v in row.items()}

@@ -1,4 +1,4 @@
-"""HECKTOR data conventions shared by every part of the plugin (see shared/HECKTOR.md).
+"""HECKTOR data conventions shared by every part of the plugin (see docs/reference/conventions.md).
 
 Label values: 0 background, 1 GTVp (primary tumour), 2 GTVn (all involved nodes).
 Risk scores: higher = earlier relapse. HPV: 1 = positive (the positive class).

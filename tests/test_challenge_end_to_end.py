@@ -34,7 +34,7 @@ def _snapshot(folder: Path) -> dict:
 @pytest.fixture(scope="module")
 def patient(tiny_dataset):
     """A labelled synthetic patient: its files, typed clinical record and ehr.json content."""
-    from nnunet_hecktor.challenge.fake_input import ehr_from_record
+    from nnunet_hecktor.synthetic.challenge_input import ehr_from_record
     from nnunet_hecktor.clinical import read_clinical_csv
     from nnunet_hecktor.dataset_conversion import discover_layout
 
@@ -47,7 +47,7 @@ def patient(tiny_dataset):
 
 @pytest.fixture(scope="module")
 def fake_input(patient, tmp_path_factory):
-    from nnunet_hecktor.challenge.fake_input import write_challenge_input
+    from nnunet_hecktor.synthetic.challenge_input import write_challenge_input
 
     root = tmp_path_factory.mktemp("challenge") / "input"
     fake = write_challenge_input(root, patient["sources"].ct, patient["sources"].pet, patient["ehr"],
@@ -129,7 +129,7 @@ def test_segmentation_only_model_cannot_do_tasks_2_and_3(tiny_model, fake_input,
 
 
 def test_cli_reports_bad_input_clearly(tiny_model, fake_input, tmp_path, capsys):
-    from nnunet_hecktor.challenge.fake_input import write_challenge_input
+    from nnunet_hecktor.synthetic.challenge_input import write_challenge_input
     from nnunet_hecktor.cli import main
 
     bad = write_challenge_input(tmp_path / "input", sitk.ReadImage(str(fake_input.ct)),

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from nnunet_hecktor.challenge.fake_input import ehr_from_record, write_challenge_input
+from nnunet_hecktor.synthetic.challenge_input import ehr_from_record, write_challenge_input
 from nnunet_hecktor.challenge.io import (
     HPV_OUTPUT, RFS_OUTPUT, SEGMENTATION_OUTPUT, check_outputs, read_challenge_input, write_hpv_output,
     write_rfs_output, write_segmentation_output,

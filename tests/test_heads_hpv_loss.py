@@ -80,3 +80,24 @@ def test_bad_arguments():
         class_weights(0.5, "focal")
     with pytest.raises(ValueError, match="labels for 2 logits"):
         hpv_bce_loss(torch.zeros(2), [1.0])
+
+
+@pytest.mark.parametrize("weighting, expected", [("balanced", 0.5), ("pos_weight", 0.5), ("none", 0.9)])
+def test_calibrated_prevalence_is_where_the_weighted_loss_puts_a_constant_model(weighting, expected):
+    """A model with one free logit, trained with the loss, predicts exactly the calibrated prevalence:
+    the threshold policy's prior for the network head."""
+    labels = torch.tensor([1.0] * 9 + [0.0])
+    loss_fn = HPVLoss(hpv_prevalence(labels.tolist()), weighting)
+    assert loss_fn.calibrated_prevalence == pytest.approx(expected)
+    logit = torch.zeros(1, requires_grad=True)
+    optimiser = torch.optim.LBFGS([logit], lr=1.0, max_iter=100)
+
+    def closure():
+        optimiser.zero_grad()
+        loss = loss_fn(logit.expand(10), labels)
+        loss.backward()
+        return loss
+
+    optimiser.step(closure)
+    assert float(torch.sigmoid(logit)) == pytest.approx(expected, abs=1e-4)
+    assert HPVLoss(None, weighting).calibrated_prevalence is None

@@ -46,8 +46,8 @@ C_INDEX_CASES = [
     # Tied risks count 0.5.
     ("tied risks", [1, 2, 3], [1, 1, 1], [1, 1, 1], 0.5, 3),
     ("one tied risk pair", [1, 2, 3], [1, 1, 0], [2, 2, 1], (2 + 0.5) / 3, 3),
-    # Risks within 1e-8 are tied (sksurv's tolerance).
-    ("risks within tolerance", [1, 2], [1, 1], [1.0 + 5e-9, 1.0], 0.5, 1),
+    # Only exactly equal risks tie (lifelines' rule): 5e-9 apart is concordant, not a tie.
+    ("risks 5e-9 apart", [1, 2], [1, 1], [1.0 + 5e-9, 1.0], 1.0, 1),
 ]
 
 
@@ -75,6 +75,26 @@ def test_c_index_matches_lifelines_and_sksurv(seed):
     ours = harrell_c_index(time, event, risk)
     assert ours == pytest.approx(lifelines_ci(time, -risk, event), abs=1e-12)
     assert ours == pytest.approx(concordance_index_censored(event, time, risk)[0], abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_c_index_tiny_risks_and_exact_ties_match_lifelines(seed):
+    """Risks of order 1e-9 are ordered, not tied (sksurv's default tolerance 1e-8 would tie them all)."""
+    from lifelines.utils import concordance_index as lifelines_ci
+
+    from nnunet_hecktor.prognosis.icare import univariate_concordance
+
+    rng = np.random.default_rng(seed)
+    n = 60
+    time = rng.integers(1, 20, n).astype(float)
+    event = rng.random(n) < 0.5
+    risk = np.abs(20.0 - time + rng.normal(scale=4.0, size=n)) * 1e-10  # informative, all below 1e-8
+    risk[:10] = risk[10]  # some exact ties as well
+    expected = lifelines_ci(time, -risk, event)
+    assert expected > 0.6  # the tiny risks carry an ordering (a 1e-8 tolerance would give 0.5)
+    assert harrell_c_index(time, event, risk) == pytest.approx(expected, abs=1e-12)
+    assert bootstrap_c_index(time, event, risk, np.ones((1, n)))[0] == pytest.approx(expected, abs=1e-12)
+    assert univariate_concordance(risk[:, None], time, event)[0] == pytest.approx(expected, abs=1e-12)
 
 
 def test_c_index_input_errors():
@@ -203,8 +223,13 @@ def test_percentile_interval():
 
 # ------------------------------------------------------------------ risk groups
 def test_median_split_puts_ties_low():
+    from nnunet_hecktor.metrics.risk_groups import risk_groups
+
     high, threshold = median_risk_split([1, 2, 2, 3])
     assert threshold == 2 and high.tolist() == [False, False, False, True]
+    # the prognosis figures use the same rule (one tie rule for every report)
+    assert risk_groups([1, 2, 2, 3], 2)[0].tolist() == [0, 0, 0, 1]
+    assert risk_groups([1, 2, 3, 4, 5, 6], 3)[0].tolist() == [0, 0, 1, 1, 2, 2]
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -239,17 +264,16 @@ def test_logrank_three_groups_matches_lifelines_and_sksurv():
     assert chi2 == pytest.approx(sk_chi2, rel=1e-6) and p == pytest.approx(sk_p, rel=1e-6)
 
 
-def test_roc_points_match_sklearn():
-    from sklearn.metrics import roc_curve
+def test_roc_points_table_and_area():
+    from nnunet_hecktor.metrics.classification import roc_points
 
-    from nnunet_hecktor.evaluation.plots import roc_points
-
+    # score >= threshold is positive; thresholds 0.9, 0.5, 0.2
+    fpr, tpr = roc_points([1, 0, 1, 0], [0.9, 0.5, 0.5, 0.2])
+    assert fpr.tolist() == [0.0, 0.0, 0.5, 1.0] and tpr.tolist() == [0.0, 0.5, 1.0, 1.0]
     rng = np.random.default_rng(0)
     y = (rng.random(50) < 0.6).astype(int)
     score = np.round(rng.random(50), 1)
     fpr, tpr = roc_points(y, score)
-    ref_fpr, ref_tpr, _ = roc_curve(y, score, drop_intermediate=False)
-    assert np.allclose(fpr, ref_fpr) and np.allclose(tpr, ref_tpr)
     assert np.trapezoid(tpr, fpr) == pytest.approx(roc_auc(y, score))
 
 

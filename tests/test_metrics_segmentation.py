@@ -1,4 +1,4 @@
-"""HECKTOR Task 1 metrics: hand-checked tables (shared/HECKTOR.md section 3)."""
+"""HECKTOR Task 1 metrics: hand-checked tables (definitions: docs/explanations/hecktor-metrics.md)."""
 
 from __future__ import annotations
 
@@ -206,7 +206,8 @@ def test_f1_is_aggregated_over_patients_not_averaged():
         gt_b[0, 0, s:s + 4] = 2
     pred_b = np.zeros_like(gt_a)
     pred_b[0, 0, 30:34] = 2
-    stats = [patient_segmentation_stats(gt_a, gt_a, (1, 1, 1), "A"), patient_segmentation_stats(gt_b, pred_b, (1, 1, 1), "B")]
+    stats = [patient_segmentation_stats(gt_a, gt_a, (1, 1, 1), "A"),
+             patient_segmentation_stats(gt_b, pred_b, (1, 1, 1), "B")]
     result = aggregate_task1(stats)
     assert (result.gtvn_tp, result.gtvn_fp, result.gtvn_fn) == (1, 1, 3)
     assert result.gtvn_f1_agg == pytest.approx(2 / (2 + 1 + 3))  # mean of per-patient F1 would be 0.5

@@ -10,7 +10,8 @@ from sklearn.pipeline import Pipeline
 from nnunet_hecktor.errors import HecktorError
 from nnunet_hecktor.metrics.classification import balanced_accuracy, best_balanced_accuracy_threshold
 from nnunet_hecktor.prognosis.cross_validation import cross_validate_classifier, cross_validate_survival, make_folds
-from nnunet_hecktor.prognosis.hpv_models import adjust_for_prevalence, adjusted_decision, choose_threshold, hpv_pipeline
+from nnunet_hecktor.metrics.classification import choose_threshold
+from nnunet_hecktor.prognosis.hpv_models import adjust_for_prevalence, adjusted_decision, hpv_pipeline
 from nnunet_hecktor.prognosis.hpv_stage import fit_hpv, predict_hpv
 from nnunet_hecktor.prognosis.model_store import load_model
 from nnunet_hecktor.prognosis.preprocessing import ColumnRoles, make_preprocessor
@@ -153,10 +154,10 @@ def test_balanced_accuracy_decision_is_unchanged_by_a_prevalence_shift():
     np.testing.assert_array_equal(labels_acc, (p_new >= 0.5).astype(int))
 
 
-def test_hpv_fit_prevalence_rule_thresholds_at_training_prevalence(tables, tmp_path):
+def test_hpv_fit_default_policy_thresholds_at_training_prevalence(tables, tmp_path):
     features_csv, clinical_csv = tables
     fit = fit_hpv(clinical_csv, tmp_path / "hpv", features_csv=features_csv, n_splits=3, progress=False,
-                  make_plots=False, threshold_rule="prevalence")
+                  make_plots=False)  # the package's policy: the prevalence rule
     oof = fit.oof
     y = oof["HPV Status"].to_numpy()
     assert fit.summary["threshold_rule"] == "prevalence"
@@ -186,10 +187,10 @@ def test_choose_threshold_rejects_unknown_rule_and_search_without_probabilities(
         choose_threshold(np.array([0, 1]), "search")
 
 
-def test_hpv_fit_default_threshold_maximises_oof_balanced_accuracy(tables, tmp_path):
+def test_hpv_fit_search_rule_maximises_oof_balanced_accuracy(tables, tmp_path):
     features_csv, clinical_csv = tables
     fit = fit_hpv(clinical_csv, tmp_path / "hpv", features_csv=features_csv, n_splits=3, progress=False,
-                  make_plots=False)
+                  make_plots=False, threshold_rule="search")
     assert fit.summary["threshold_rule"] == "search"
     oof = fit.oof
     assert (tmp_path / "hpv" / "oof_predictions.csv").is_file()
@@ -203,6 +204,17 @@ def test_hpv_fit_default_threshold_maximises_oof_balanced_accuracy(tables, tmp_p
     assert fit.model.training_prevalence == pytest.approx(y.mean())
     assert "HPV Status" not in fit.model.clinical_columns and "CenterID" not in fit.model.clinical_columns
     assert fit.summary["cross_validation"]["nested_threshold"]["auc"] > 0.6
+
+    # The in-memory API (a challenge container's path) gives what predict_hpv writes.
+    from nnunet_hecktor.clinical import read_clinical_csv
+    from nnunet_hecktor.prognosis.features import read_feature_table
+    from nnunet_hecktor.prognosis.hpv_stage import hpv_prediction, predict_hpv
+
+    written = predict_hpv(tmp_path / "hpv" / "model.joblib", tmp_path / "p.csv", features_csv, clinical_csv)
+    frame, threshold = hpv_prediction(fit.model, read_feature_table(features_csv), read_clinical_csv(clinical_csv))
+    assert threshold == fit.model.threshold
+    np.testing.assert_allclose(frame["hpv_probability"].to_numpy(), written["hpv_probability"].to_numpy())
+    np.testing.assert_array_equal(frame["hpv_status"].to_numpy(), written["hpv_status"].to_numpy())
 
 
 def test_saved_models_predict_identically_and_check_their_inputs(tables, tmp_path):

@@ -18,22 +18,10 @@ import numpy as np
 from nnunet_hecktor.fileio import atomic_path, write_json_atomic
 from nnunet_hecktor.metrics.classification import binary_metrics
 from nnunet_hecktor.metrics.survival import concordance_index
+from nnunet_hecktor.strict_json import json_safe
 
 VALIDATION_HEADS_JSON = "validation_heads.json"
 VALIDATION_HEADS_CSV = "validation_heads.csv"
-
-
-def _finite_or_none(value: Any) -> Any:
-    """JSON has no NaN: undefined metrics become null."""
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_or_none(v) for v in value]
-    return value
 
 
 def mean_per_patient(patient_ids: Sequence[Any], *columns: Sequence[float]) -> tuple[list, list[np.ndarray]]:
@@ -112,5 +100,5 @@ def write_validation_heads(output_folder: str | Path, rows: Iterable[Mapping[str
             for row in rows:
                 writer.writerow({k: ("" if v is None or (isinstance(v, float) and not math.isfinite(v)) else v)
                                  for k, v in row.items()})
-    write_json_atomic(json_path, _finite_or_none(dict(summary)))
+    write_json_atomic(json_path, json_safe(dict(summary)))
     return json_path, csv_path

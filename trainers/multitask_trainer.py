@@ -18,8 +18,9 @@ with ``find_unused_parameters=False``).
 Patient data: ``clinical.csv`` (see :mod:`nnunet_hecktor.trainers.patient_data`); the clinical
 encoder's statistics are fitted on the training fold only and stored as network buffers.
 
-At the end of training the HPV decision threshold is chosen on the training fold (heads evaluated on
-GTVp-centred patches of the training patients, maximising balanced accuracy) for each saved set of
+At the end of training the HPV decision threshold is set by the package's threshold policy
+(:func:`nnunet_hecktor.metrics.classification.choose_threshold`: the prevalence the head's
+probabilities are calibrated to, 0.5 with class-balanced loss weights) for each saved set of
 weights and stored in the checkpoint; then the fold's validation patients are evaluated on whole
 volumes (:func:`~nnunet_hecktor.trainers.head_inference.predict_heads`) and written to
 ``validation_heads.json`` / ``validation_heads.csv``.
@@ -42,7 +43,7 @@ from torch import distributed as dist
 from nnunet_hecktor import schema
 from nnunet_hecktor.heads import (HeadConfig, HPVLoss, RiskBank, build_multitask_network,
                                   cox_partial_likelihood_loss, gather_patient_outputs)
-from nnunet_hecktor.metrics.classification import best_balanced_accuracy_threshold
+from nnunet_hecktor.metrics.classification import choose_threshold
 
 from .head_inference import predict_heads
 from .head_metrics import hpv_metrics, mean_per_patient, survival_metrics, write_validation_heads
@@ -446,7 +447,7 @@ class HecktorMultiTaskTrainer(HecktorSWATrainer):
                 p = np.array([r["hpv_probability"] for r in rows], dtype=float)
                 known = np.isfinite(y)
                 if known.any():
-                    threshold.fill_(best_balanced_accuracy_threshold(y[known].astype(int), p[known]))
+                    threshold.fill_(choose_threshold(y[known], calibrated_prevalence=self.hpv_loss.calibrated_prevalence))
                 m = hpv_metrics(y, p, float(threshold))
                 self.print_to_log_file(
                     f"HPV threshold for the {kind} weights (training fold, GTVp-centred patches): "
@@ -511,7 +512,7 @@ class HecktorMultiTaskTrainer(HecktorSWATrainer):
             "trainer": self.__class__.__name__,
             "weights": self.validation_weights_description(),
             "n_patients": len(rows),
-            "hpv": {**hpv, "threshold_chosen_on": "training fold (max balanced accuracy), stored in the checkpoint"},
+            "hpv": {**hpv, "threshold_chosen_on": "threshold policy (the head's calibrated prevalence), in the checkpoint"},
             "rfs": surv,
             "head_patch": {
                 "centre_from": sources,

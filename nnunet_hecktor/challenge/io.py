@@ -1,4 +1,4 @@
-"""The grand-challenge container interface of HECKTOR 2025 (shared/HECKTOR.md section 4).
+"""The grand-challenge container interface of HECKTOR 2025 (docs/how-to/challenge-container.md).
 
 Input (``/input``)::
 
@@ -174,8 +174,10 @@ def check_outputs(output_dir: str | os.PathLike, tasks, reference_ct=None) -> li
     (on ``reference_ct``'s grid when given: size, spacing, origin, direction); Task 2 one finite
     JSON number; Task 3 one JSON boolean.
     """
-    import SimpleITK as sitk
     import numpy as np
+    import SimpleITK as sitk
+
+    from nnunet_hecktor.dataset_conversion.geometry import describe_grid_difference, same_grid
 
     root = Path(output_dir)
     expected = {OUTPUT_OF_TASK[int(t)] for t in tasks}
@@ -189,11 +191,9 @@ def check_outputs(output_dir: str | os.PathLike, tasks, reference_ct=None) -> li
         values = set(np.unique(sitk.GetArrayViewFromImage(image)).tolist())
         if not values <= {0, 1, 2}:
             problems.append(f"{SEGMENTATION_OUTPUT}: values {sorted(values)} outside {{0, 1, 2}}")
-        if reference_ct is not None:
-            for name in ("Size", "Spacing", "Origin", "Direction"):
-                a, b = getattr(image, f"Get{name}")(), getattr(reference_ct, f"Get{name}")()
-                if not np.allclose(a, b, rtol=0, atol=1e-6):
-                    problems.append(f"{SEGMENTATION_OUTPUT}: {name.lower()} {a} differs from the CT's {b}")
+        if reference_ct is not None and not same_grid(reference_ct, image):
+            problems.append(f"{SEGMENTATION_OUTPUT}: not on the CT's grid "
+                            f"({describe_grid_difference(reference_ct, image)})")
     for path, kind in ((RFS_OUTPUT, "number"), (HPV_OUTPUT, "boolean")):
         if path in expected & present:
             try:

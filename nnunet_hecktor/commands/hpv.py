@@ -6,13 +6,15 @@ import argparse
 
 NAME = "hpv"
 ORDER = 52
-HELP = "fit / apply the patient-level HPV classifier (threshold maximising balanced accuracy, prevalence shift)"
+HELP = "fit / apply the patient-level HPV classifier (threshold for balanced accuracy, prevalence shift)"
 DESCRIPTION = """\
 fit: cross-validate a well-regularised logistic regression (optionally calibrated) on clinical
 variables, image features and the network's HPV probability (net_hpv_probability, when the feature
-table has it); choose the decision threshold that maximises balanced accuracy on the out-of-fold
-probabilities; refit on all patients. Preprocessing is fitted inside each training fold; the reported
-cross-validated balanced accuracy uses thresholds chosen inside each training fold.
+table has it); choose the decision threshold by the package's threshold policy (the training
+prevalence of HPV positives, the Bayes rule for balanced accuracy; --threshold-rule search maximises
+balanced accuracy on the out-of-fold probabilities instead); refit on all patients. Preprocessing is
+fitted inside each training fold; the reported cross-validated balanced accuracy uses thresholds
+chosen inside each training fold.
 Writes OUTPUT/model.joblib, oof_predictions.csv, cv_summary.json and roc_oof.png.
 
 predict: write PatientID,hpv_probability,hpv_status (1 = HPV positive). With --expected-prevalence the
@@ -35,10 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_fit_arguments(fit)
     fit.add_argument("--calibration", choices=("none", "sigmoid", "isotonic"), default="none",
                      help="wrap the logistic regression in CalibratedClassifierCV (default none)")
-    fit.add_argument("--threshold-rule", choices=("search", "prevalence"), default="search",
-                     help="decision threshold: 'search' maximises balanced accuracy on the out-of-fold "
-                          "probabilities (default); 'prevalence' uses the training prevalence of HPV positives "
-                          "(the Bayes rule for balanced accuracy when the probabilities are calibrated)")
+    fit.add_argument("--threshold-rule", choices=("prevalence", "search"), default=None,
+                     help="decision threshold: 'prevalence' (the package's policy, default) uses the training "
+                          "prevalence of HPV positives (the Bayes rule for balanced accuracy on calibrated "
+                          "probabilities); 'search' maximises balanced accuracy on the out-of-fold probabilities")
     fit.add_argument("--l1-ratio", type=float, default=None,
                      help="elastic-net mixing of the logistic regression: 0 = L2 (default), 1 = L1")
     predict = actions.add_parser("predict", help="HPV probability and status from a saved HPV model")
@@ -63,11 +65,13 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.action == "fit":
         penalty = {} if args.l1_ratio is None else {"l1_ratio": args.l1_ratio}
+        if args.threshold_rule is not None:  # else fit_hpv's default: the package's one policy
+            penalty["threshold_rule"] = args.threshold_rule
         fit_hpv(args.clinical, args.output, features_csv=args.features, feature_set=args.feature_set,
                 calibration=args.calibration, cv=args.cv, n_splits=args.folds, random_state=args.seed,
                 allow_ground_truth_features=args.allow_ground_truth_features,
                 clinical_columns=args.clinical_columns, progress=not args.quiet, make_plots=not args.no_plots,
-                threshold_rule=args.threshold_rule, **penalty)
+                **penalty)
     else:
         predict_hpv(args.model, args.output, features_csv=args.features, clinical_csv=args.clinical,
                     expected_prevalence=args.expected_prevalence, decision=args.decision, threshold=args.threshold)

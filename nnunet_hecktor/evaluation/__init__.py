@@ -4,5 +4,5 @@ Public API: :func:`nnunet_hecktor.evaluation.evaluate.evaluate` (everything, wri
 per_patient.csv and PNGs), :func:`nnunet_hecktor.evaluation.segmentation.evaluate_segmentation_folders`
 (Task 1 statistics per patient), :func:`nnunet_hecktor.evaluation.outcome.evaluate_task2` /
 :func:`~nnunet_hecktor.evaluation.outcome.evaluate_task3`, and
-:func:`nnunet_hecktor.evaluation.geometry.check_same_geometry`.
+:func:`nnunet_hecktor.dataset_conversion.geometry.check_same_geometry` (the grid check).
 """

@@ -29,7 +29,8 @@ import numpy as np
 
 from nnunet_hecktor import schema
 from nnunet_hecktor.errors import HecktorError
-from nnunet_hecktor.evaluation.geometry import GeometryTolerance
+from nnunet_hecktor.dataset_conversion.geometry import GeometryTolerance
+from nnunet_hecktor.strict_json import json_safe
 from nnunet_hecktor.evaluation.outcome import (
     COL_HPV_PROBABILITY,
     COL_HPV_STATUS,
@@ -49,19 +50,6 @@ PER_PATIENT_FILE = "per_patient.csv"
 DICE_PLOT = "dice_distribution.png"
 KM_PLOT = "kaplan_meier.png"
 ROC_PLOT = "roc_hpv.png"
-
-
-def json_safe(value: Any) -> Any:
-    """Recursively turn numpy scalars into Python numbers and NaN/inf into ``None`` (valid JSON)."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 @dataclass

@@ -89,19 +89,9 @@ def plot_kaplan_meier(time, event, risk, destination: str | os.PathLike) -> None
     plt.close(fig)
 
 
-def roc_points(y_true, score) -> tuple[np.ndarray, np.ndarray]:
-    """(false-positive rate, true-positive rate) at every distinct threshold, from (0, 0) to (1, 1)."""
-    y = np.asarray(y_true).astype(bool)
-    score = np.asarray(score, dtype=float)
-    thresholds = np.unique(score)[::-1]
-    tpr = [(score[y] >= t).mean() for t in thresholds]
-    fpr = [(score[~y] >= t).mean() for t in thresholds]
-    return np.concatenate(([0.0], fpr)), np.concatenate(([0.0], tpr))
-
-
 def plot_roc(y_true, probability, destination: str | os.PathLike, y_pred=None) -> None:
     """ROC curve of the HPV-positive probability; the hard-label operating point is marked when given."""
-    from nnunet_hecktor.metrics.classification import binary_metrics
+    from nnunet_hecktor.metrics.classification import binary_metrics, roc_points
 
     plt = _figure()
     y = np.asarray(y_true).astype(int)

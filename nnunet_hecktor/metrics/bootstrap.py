@@ -10,7 +10,7 @@ matrix product. This gives exactly the value the metric would have on the resamp
 - C-index: ``w^T K w / w^T M w`` with ``K`` the concordance score of each ordered pair and
   ``M`` its comparability; two copies of one patient share time and event status and are
   never comparable, matching what a resampled data set would give.
-- AUC: ``w_pos^T A w_neg / (Σw_pos Σw_neg)`` with ``A`` the pairwise win matrix (ties 0.5).
+- AUC: ``w_pos^T A w_neg / (Σw_pos Σw_neg)`` with ``A`` the pairwise win matrix (exact ties 0.5).
 
 Intervals are percentile intervals (default 95 %) over the replicates where the metric is
 defined (e.g. a replicate without a comparable pair has no C-index); the number of valid
@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from nnunet_hecktor.metrics.segmentation import Task1Arrays
+from nnunet_hecktor.metrics.survival import concordance_pair_matrices, pair_score
 
 
 @dataclass(frozen=True)
@@ -101,32 +102,13 @@ def bootstrap_task1(arrays: Task1Arrays, weights: np.ndarray) -> dict[str, np.nd
     return {"gtvp_dice_mean": gtvp, "gtvn_dice_agg": gtvn_dice, "gtvn_f1_agg": gtvn_f1}
 
 
-def concordance_pair_matrices(time, event, risk, tied_tol: float = 1e-8) -> tuple[np.ndarray, np.ndarray]:
-    """Pair matrices of Harrell's C-index with the HECKTOR tie rules.
+def bootstrap_c_index(time, event, risk, weights: np.ndarray) -> np.ndarray:
+    """Harrell's C-index of each bootstrap replicate (NaN where no pair is comparable).
 
-    Returns
-    -------
-    score : ndarray (n, n)
-        For a comparable ordered pair (i = the case with the earlier event, j = control):
-        1 if ``risk[i] > risk[j]`` (beyond ``tied_tol``), 0.5 if tied, 0 otherwise; 0 for
-        non-comparable pairs.
-    comparable : ndarray (n, n) of float
-        1 where (i, j) is comparable: ``event[i]`` and (``time[j] > time[i]``, or equal times
-        with ``j`` censored).
+    Pair rules and tie rule are those of :mod:`nnunet_hecktor.metrics.survival` (only exactly
+    equal risks tie, as lifelines).
     """
-    time = np.asarray(time, dtype=float).ravel()
-    event = np.asarray(event).astype(bool).ravel()
-    risk = np.asarray(risk, dtype=float).ravel()
-    comparable = event[:, None] & ((time[None, :] > time[:, None]) | ((time[None, :] == time[:, None]) & ~event[None, :]))
-    diff = risk[:, None] - risk[None, :]
-    tied = np.abs(diff) <= tied_tol
-    score = np.where(tied, 0.5, (diff > 0).astype(float)) * comparable
-    return score, comparable.astype(float)
-
-
-def bootstrap_c_index(time, event, risk, weights: np.ndarray, tied_tol: float = 1e-8) -> np.ndarray:
-    """Harrell's C-index of each bootstrap replicate (NaN where no pair is comparable)."""
-    score, comparable = concordance_pair_matrices(time, event, risk, tied_tol)
+    score, comparable = concordance_pair_matrices(time, event, risk)
     w = np.asarray(weights, dtype=float)
     numerator = np.einsum("bi,bi->b", w @ score, w)
     denominator = np.einsum("bi,bi->b", w @ comparable, w)
@@ -153,7 +135,7 @@ def bootstrap_binary(y_true, y_pred, weights: np.ndarray, score=None) -> dict[st
     out = {"balanced_accuracy": balanced, "sensitivity": sensitivity, "specificity": specificity}
     if score is not None:
         s = np.asarray(score, dtype=float).ravel()
-        wins = (s[y][:, None] > s[~y][None, :]).astype(float) + 0.5 * (s[y][:, None] == s[~y][None, :])
+        wins = pair_score(s[y][:, None] - s[~y][None, :])  # Mann-Whitney: exact ties count 0.5
         numerator = np.einsum("bi,bi->b", w[:, y] @ wins, w[:, ~y])
         out["auc"] = _ratio(numerator, n_pos * n_neg, math.nan)
     return out

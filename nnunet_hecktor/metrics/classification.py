@@ -1,4 +1,17 @@
-"""HPV status metrics (HECKTOR Task 3). Positive class = HPV positive (label 1)."""
+"""HPV status metrics (HECKTOR Task 3) and the one HPV decision-threshold policy.
+
+Positive class = HPV positive (label 1).
+
+**Threshold policy** (:func:`choose_threshold`, default :data:`DEFAULT_THRESHOLD_RULE` =
+``"prevalence"``; docs/explanations/threshold-policy.md): predict positive when the probability is at
+least the prevalence of positives that the probabilities are calibrated to. For calibrated
+probabilities this is the Bayes rule for balanced accuracy (the class-conditional likelihood ratio
+exceeds 1), so no search over noisy scores is needed: with about one HPV-negative patient in ten a
+searched threshold rests on a handful of patients. The prognosis stage's logistic regression is
+calibrated to the training prevalence; the network's HPV head, trained with class weights, to the
+weighted prevalence (0.5 for balanced weights, see ``HPVLoss.calibrated_prevalence``). ``"search"``
+(maximise balanced accuracy on out-of-fold probabilities) stays available.
+"""
 
 from __future__ import annotations
 
@@ -24,16 +37,26 @@ def _safe_ratio(num: float, den: float) -> float:
 
 
 def roc_auc(y_true, score) -> float:
-    """Area under the ROC curve (Mann-Whitney form, ties count 0.5); NaN with one class only."""
+    """Area under the ROC curve (scikit-learn's ``roc_auc_score``; exact ties count 0.5); NaN with one class only."""
     y = np.asarray(y_true).astype(bool).ravel()
-    s = np.asarray(score, dtype=float).ravel()
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
+    if y.all() or not y.any():
         return float("nan")
-    from scipy.stats import rankdata
+    from sklearn.metrics import roc_auc_score
 
-    ranks = rankdata(s)  # average ranks handle ties
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return float(roc_auc_score(y, np.asarray(score, dtype=float).ravel()))
+
+
+def roc_points(y_true, score) -> tuple[np.ndarray, np.ndarray]:
+    """(false-positive rate, true-positive rate) of every distinct threshold, from (0, 0) to (1, 1).
+
+    scikit-learn's ``roc_curve`` with all thresholds kept (``drop_intermediate=False``); a patient
+    is called positive when ``score >= threshold``.
+    """
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(np.asarray(y_true).astype(bool).ravel(), np.asarray(score, dtype=float).ravel(),
+                            drop_intermediate=False)
+    return fpr, tpr
 
 
 def binary_metrics(y_true, y_pred, score=None) -> BinaryMetrics:
@@ -83,3 +106,44 @@ def best_balanced_accuracy_threshold(y_true, probability) -> float:
     scores = np.array([balanced_accuracy(y, (s >= t).astype(int)) for t in candidates])
     best = np.flatnonzero(np.isclose(scores, scores.max()))
     return float(candidates[best[np.argmin(np.abs(candidates[best] - 0.5))]])
+
+
+#: Decision-threshold rules: ``prevalence`` = the prevalence the probabilities are calibrated to (Bayes
+#: rule for balanced accuracy); ``search`` = the maximiser of balanced accuracy on out-of-fold probabilities.
+THRESHOLD_RULES: tuple[str, ...] = ("prevalence", "search")
+#: The package's policy (benchmarks/bench_hpv_threshold.py; docs/explanations/threshold-policy.md).
+DEFAULT_THRESHOLD_RULE: str = "prevalence"
+
+
+def choose_threshold(y_train, rule: str = DEFAULT_THRESHOLD_RULE, out_of_fold_probability=None,
+                     calibrated_prevalence: float | None = None) -> float:
+    """Decision threshold (predict HPV positive if ``p >= threshold``) from training rows.
+
+    Parameters
+    ----------
+    y_train : array of 0/1
+        Training labels (1 = HPV positive).
+    rule : {"prevalence", "search"}
+        ``prevalence`` (the policy): ``calibrated_prevalence`` when given, else the training share of
+        positives. ``search``: the threshold maximising balanced accuracy on ``out_of_fold_probability``.
+    out_of_fold_probability : array, optional
+        Needed for ``search``.
+    calibrated_prevalence : float, optional
+        The prevalence the probabilities are calibrated to when it is not the training share of
+        positives (a model trained with class weights).
+
+    Returns
+    -------
+    float
+        0.5 when the training rows hold one class only.
+    """
+    y = np.asarray(y_train).astype(int)
+    if rule not in THRESHOLD_RULES:
+        raise ValueError(f"threshold rule must be one of {', '.join(THRESHOLD_RULES)}, not {rule!r}")
+    if y.min(initial=1) == y.max(initial=0):
+        return 0.5
+    if rule == "prevalence":
+        return float(y.mean() if calibrated_prevalence is None else calibrated_prevalence)
+    if out_of_fold_probability is None:
+        raise ValueError("the 'search' threshold rule needs out-of-fold probabilities")
+    return best_balanced_accuracy_threshold(y, out_of_fold_probability)

@@ -76,7 +76,8 @@ def union_bounding_box(*arrays: np.ndarray, pad: int | Sequence[int] = 0) -> Bou
     shape = arrays[0].shape
     pads = np.broadcast_to(np.asarray(pad, dtype=int), (len(shape),))
     return tuple(
-        slice(max(min(b[d].start for b in boxes) - int(pads[d]), 0), min(max(b[d].stop for b in boxes) + int(pads[d]), shape[d]))
+        slice(max(min(b[d].start for b in boxes) - int(pads[d]), 0),
+              min(max(b[d].stop for b in boxes) + int(pads[d]), shape[d]))
         for d in range(len(shape))
     )
 

@@ -1,8 +1,12 @@
-"""Risk groups for Task 2 reporting: median split, Kaplan-Meier curves and the log-rank test.
+"""Risk groups for Task 2 reporting: quantile split, Kaplan-Meier curves and the log-rank test.
 
 Convention: risk higher = earlier relapse; ``time`` is RFS in days, ``event`` 1 = relapse.
-Kaplan-Meier and the log-rank test are written here with numpy (a few lines each; importing
-scikit-survival costs seconds) and checked against lifelines in the tests.
+Kaplan-Meier and the log-rank test are scikit-survival's (``kaplan_meier_estimator``,
+``compare_survival``); this module only adds the one grouping rule used by every report:
+
+**Tie rule of the split.** Patients are cut at the risk quantiles; a patient whose risk equals a
+cut goes to the *lower* group (``high`` = risk strictly above the median for two groups). Risks
+[1, 2, 2, 3] give groups [0, 0, 0, 1].
 """
 
 from __future__ import annotations
@@ -34,43 +38,45 @@ class RiskGroupComparison:
         return asdict(self)
 
 
-def median_risk_split(risk) -> tuple[np.ndarray, float]:
-    """Return (``high`` mask: risk > median, median)."""
+def risk_groups(risk, n_groups: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Group index of each patient by risk quantiles (0 = lowest risk); ties at a cut go to the lower group.
+
+    Returns
+    -------
+    (groups, cuts)
+        ``groups`` ndarray (n,) of int in ``[0, n_groups)``; ``cuts`` the ``n_groups - 1`` quantiles.
+    """
     risk = np.asarray(risk, dtype=float).ravel()
-    threshold = float(np.median(risk)) if risk.size else math.nan
-    return risk > threshold, threshold
+    if risk.size == 0:
+        return np.zeros(0, dtype=int), np.full(n_groups - 1, math.nan)
+    cuts = np.quantile(risk, np.linspace(0, 1, n_groups + 1)[1:-1])
+    return np.searchsorted(cuts, risk, side="left"), cuts
+
+
+def median_risk_split(risk) -> tuple[np.ndarray, float]:
+    """Return (``high`` mask: risk > median, median): :func:`risk_groups` with two groups."""
+    groups, cuts = risk_groups(risk, 2)
+    return groups == 1, float(cuts[0])
 
 
 def logrank_test(time, event, group) -> tuple[float, float]:
-    """Log-rank chi² statistic and p-value (chi² with K - 1 degrees of freedom) between the groups.
+    """Log-rank chi² statistic and p-value between the groups (scikit-survival's ``compare_survival``).
 
     NaN, NaN when fewer than two groups are present or no event was observed.
     """
-    from scipy.special import gammaincc  # chi² survival function, without importing scipy.stats
-
     time = np.asarray(time, dtype=float).ravel()
     event = np.asarray(event).astype(bool).ravel()
-    groups, index = np.unique(np.asarray(group).ravel(), return_inverse=True)
-    if groups.size < 2 or not event.any():
+    group = np.asarray(group).ravel()
+    if np.unique(group).size < 2 or not event.any():
         return math.nan, math.nan
-    event_times = np.unique(time[event])
-    # at_risk[t, g]: patients of group g with time >= t; deaths[t, g]: events of g at t.
-    at_risk = np.stack([(time[None, index == g] >= event_times[:, None]).sum(axis=1) for g in range(groups.size)], 1)
-    deaths = np.stack([((time[None, (index == g) & event] == event_times[:, None])).sum(axis=1)
-                       for g in range(groups.size)], 1)
-    n, d = at_risk.sum(axis=1).astype(float), deaths.sum(axis=1).astype(float)
-    expected = (d[:, None] * at_risk / n[:, None]).sum(axis=0)
-    observed = deaths.sum(axis=0)
-    share = at_risk / n[:, None]
-    factor = np.where(n > 1, d * (n - d) / np.maximum(n - 1, 1), 0.0)
-    covariance = (factor[:, None, None] * (np.einsum("tg,gh->tgh", share, np.eye(groups.size))
-                                            - share[:, :, None] * share[:, None, :])).sum(axis=0)
-    diff = (observed - expected)[:-1]
+    from sksurv.compare import compare_survival
+    from sksurv.util import Surv
+
     try:
-        statistic = float(diff @ np.linalg.solve(covariance[:-1, :-1], diff))
+        chi2, p_value = compare_survival(Surv.from_arrays(event, time), group)
     except np.linalg.LinAlgError:
         return math.nan, math.nan
-    return statistic, float(gammaincc((groups.size - 1) / 2.0, statistic / 2.0))
+    return float(chi2), float(p_value)
 
 
 def compare_risk_groups(time, event, risk) -> RiskGroupComparison:
@@ -83,12 +89,12 @@ def compare_risk_groups(time, event, risk) -> RiskGroupComparison:
 
 
 def kaplan_meier(time, event) -> tuple[np.ndarray, np.ndarray]:
-    """Kaplan-Meier estimate: (distinct observed times, survival probability just after each time)."""
+    """Kaplan-Meier estimate (scikit-survival): distinct observed times, survival just after each time."""
     time = np.asarray(time, dtype=float).ravel()
     event = np.asarray(event).astype(bool).ravel()
     if time.size == 0:
         return np.array([]), np.array([])
-    times = np.unique(time)
-    at_risk = (time[None, :] >= times[:, None]).sum(axis=1)
-    deaths = ((time[None, :] == times[:, None]) & event[None, :]).sum(axis=1)
-    return times, np.cumprod(1.0 - deaths / at_risk)
+    from sksurv.nonparametric import kaplan_meier_estimator
+
+    times, survival = kaplan_meier_estimator(event, time)
+    return np.asarray(times, dtype=float), np.asarray(survival, dtype=float)

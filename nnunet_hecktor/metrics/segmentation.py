@@ -1,4 +1,4 @@
-"""HECKTOR Task 1 segmentation metrics (shared/HECKTOR.md section 3).
+"""HECKTOR Task 1 segmentation metrics (docs/explanations/hecktor-metrics.md).
 
 Labels: 0 background, 1 GTVp (primary tumour), 2 GTVn (lymph nodes). Volumes are in mm³
 (voxel count x voxel volume). The metrics:
@@ -37,7 +37,7 @@ DEFAULT_CONNECTIVITY = 26
 
 @dataclass(frozen=True)
 class SegmentationMetricOptions:
-    """The open choices of the Task 1 metrics (defaults = HECKTOR.md section 3).
+    """The open choices of the Task 1 metrics (defaults: the organisers' choices, docs/explanations/hecktor-metrics.md).
 
     Attributes
     ----------

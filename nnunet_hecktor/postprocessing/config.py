@@ -204,12 +204,6 @@ class PostprocessingConfig:
     def needs_probabilities(self) -> bool:
         return bool(self.probability_threshold)
 
-    @property
-    def uses_mm(self) -> bool:
-        """True when a rule depends on the voxel spacing."""
-        return (any(r > 0 for r in self.closing_radius_mm.values()) or self.gtvn_max_distance_mm is not None
-                or (bool(self.min_component_size) and self.min_component_size_unit == "mm3"))
-
     def is_identity(self) -> bool:
         """True when no rule is on."""
         return self == PostprocessingConfig(connectivity=self.connectivity,
@@ -234,7 +228,8 @@ class PostprocessingConfig:
             if v > 0:
                 lines.append(f"remove {names[k]} components < {v:g} {self.min_component_size_unit}")
         if self.gtvp_single_lesion:
-            lines.append(f"GTVp single lesion: extra components {'removed' if self.gtvp_single_lesion == 'remove' else 'relabelled GTVn'}")
+            action = "removed" if self.gtvp_single_lesion == "remove" else "relabelled GTVn"
+            lines.append(f"GTVp single lesion: extra components {action}")
         for k, v in sorted(self.max_components.items()):
             lines.append(f"keep at most {v} {names[k]} components")
         if self.gtvn_max_distance_mm is not None:

@@ -116,13 +116,13 @@ def close_label(seg: np.ndarray, label: int, radius_mm: float, spacing: Sequence
     pad = 2 * half + 1
     lo = [b.start - p for b, p in zip(box, pad)]
     hi = [b.stop + p for b, p in zip(box, pad)]
-    work = np.zeros([h - l for l, h in zip(lo, hi)], dtype=bool)
-    inner = tuple(slice(b.start - l, b.stop - l) for b, l in zip(box, lo))
+    work = np.zeros([h - low for low, h in zip(lo, hi)], dtype=bool)
+    inner = tuple(slice(b.start - low, b.stop - low) for b, low in zip(box, lo))
     work[inner] = mask[box]
     closed = ndimage.binary_erosion(ndimage.binary_dilation(work, structure), structure)
     # Back to array coordinates, clipped to the array.
-    src = tuple(slice(max(l, 0) - l, min(h, n) - l) for l, h, n in zip(lo, hi, seg.shape))
-    dst = tuple(slice(max(l, 0), min(h, n)) for l, h, n in zip(lo, hi, seg.shape))
+    src = tuple(slice(max(low, 0) - low, min(h, n) - low) for low, h, n in zip(lo, hi, seg.shape))
+    dst = tuple(slice(max(low, 0), min(h, n)) for low, h, n in zip(lo, hi, seg.shape))
     add = closed[src] & (seg[dst] == 0)
     if not add.any():
         return seg
@@ -251,18 +251,18 @@ def rule_steps(config: PostprocessingConfig, spacing: Sequence[float],
     for label in (GTVP, GTVN):
         radius = config.closing_radius_mm.get(label, 0.0)
         if radius > 0:
-            steps.append((f"closing:{names[label]}", lambda s, l=label, r=radius: close_label(s, l, r, spacing)))
+            steps.append((f"closing:{names[label]}", lambda s, lab=label, r=radius: close_label(s, lab, r, spacing)))
     for label in (GTVP, GTVN):
         size = config.min_component_size.get(label, 0.0)
         if size > 0:
             steps.append((f"min_size:{names[label]}",
-                          lambda s, l=label, m=size: remove_small_components(s, l, m, voxel_volume, c)))
+                          lambda s, lab=label, m=size: remove_small_components(s, lab, m, voxel_volume, c)))
     if config.gtvp_single_lesion:
         steps.append(("gtvp_single_lesion", lambda s: keep_single_gtvp(s, config.gtvp_single_lesion, c)))
     for label in (GTVP, GTVN):
         if label in config.max_components:
             steps.append((f"max_components:{names[label]}",
-                          lambda s, l=label, k=config.max_components[label]: keep_largest_components(s, l, k, c)))
+                          lambda s, lab=label, k=config.max_components[label]: keep_largest_components(s, lab, k, c)))
     if config.gtvn_max_distance_mm is not None:
         steps.append(("gtvn_distance", lambda s: remove_distant_gtvn(s, spacing, config.gtvn_max_distance_mm,
                                                                      config.gtvn_distance_if_no_gtvp, c)))

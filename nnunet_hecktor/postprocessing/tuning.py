@@ -30,9 +30,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from nnunet_hecktor.errors import HecktorError, InputDataError
-from nnunet_hecktor.evaluation.geometry import check_same_geometry
-from nnunet_hecktor.evaluation.parallel import parallel_map
-from nnunet_hecktor.evaluation.segmentation import list_cases, read_label_image
+from nnunet_hecktor.dataset_conversion.geometry import check_same_geometry
+from nnunet_hecktor.parallel import parallel_map
+from nnunet_hecktor.label_files import list_cases, read_label_image
 from nnunet_hecktor.metrics.components import union_bounding_box
 from nnunet_hecktor.metrics.segmentation import (
     OBJECTIVES,
@@ -45,6 +45,7 @@ from nnunet_hecktor.postprocessing.apply import array_spacing, load_probabilitie
 from nnunet_hecktor.postprocessing.config import PostprocessingConfig, save_config
 from nnunet_hecktor.postprocessing.rules import apply_probability_threshold, pad_for, postprocess_segmentation, rule_steps
 from nnunet_hecktor.schema import FILE_ENDING, GTVN, GTVP
+from nnunet_hecktor.strict_json import json_safe
 
 #: Coordinates in the order the rules are applied, with their default grids (None / 0 = off, the baseline).
 DEFAULT_GRID: dict[str, list] = {
@@ -409,14 +410,8 @@ def tune_postprocessing(results_dir: str | os.PathLike, gt_dir: str | os.PathLik
                    "pkl_note": "nnU-Net's postprocessing.pkl applies the rules with one spacing (pkl_spacing_mm, the "
                                "dataset median) to every case and without probability thresholds; "
                                "'after_with_pkl_spacing' shows its figures. nnunet-hecktor postprocess is exact."})
-    save_config(result.config, output_json, {"tuning": _json_safe(report)})
+    save_config(result.config, output_json, {"tuning": json_safe(report)})
     return result
-
-
-def _json_safe(value):
-    from nnunet_hecktor.evaluation.evaluate import json_safe
-
-    return json_safe(value)
 
 
 __all__ = ["DEFAULT_GRID", "COORDINATES", "tune_postprocessing", "search_postprocessing", "load_cases",

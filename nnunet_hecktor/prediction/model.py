@@ -229,7 +229,6 @@ def load_predictor(model_dir: str | os.PathLike, folds: Sequence | None = None,
         Folder/fold/checkpoint problems, an unknown trainer, weights that do not fit the
         architecture, no CUDA device, or a segmentation-only model without ``segmentation_only``.
     """
-    import torch
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
     path, chosen = check_model_folder(model_dir, folds, checkpoint)

@@ -34,7 +34,7 @@ import numpy as np
 from nnunet_hecktor.errors import HecktorError, InputDataError
 
 from .ensemble import EnsembleHeadOutput, FoldHeadOutput, ensemble_heads
-from .model import DEFAULT_CHECKPOINT, ModelInfo, load_predictor
+from .model import DEFAULT_CHECKPOINT, load_predictor
 from .preparation import PreparedCase
 
 
@@ -108,10 +108,6 @@ class HecktorPredictor:
         self.predict_heads = self.info.multitask and not segmentation_only
         self.label_manager = self.predictor.label_manager
         self._preprocessor = self.predictor.configuration_manager.preprocessor_class(verbose=False)
-
-    @property
-    def model_info(self) -> ModelInfo:
-        return self.info
 
     # -- 1. preprocessing -----------------------------------------------------------------------
     def _reader_is_simpleitk(self) -> bool:

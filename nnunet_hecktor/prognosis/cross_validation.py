@@ -14,7 +14,8 @@ import numpy as np
 from sklearn.base import clone
 
 from nnunet_hecktor.errors import HecktorError
-from nnunet_hecktor.metrics.survival import concordance_index
+from nnunet_hecktor.metrics.classification import DEFAULT_THRESHOLD_RULE
+from nnunet_hecktor.metrics.survival import harrell_c_index
 from nnunet_hecktor.prognosis.survival_models import ENSEMBLE, RiskScale
 from nnunet_hecktor.prognosis.threads import small_matrix_threads
 
@@ -109,10 +110,6 @@ class SurvivalCVResult:
         return out
 
 
-def _c_index(time, event, risk) -> float:
-    return concordance_index(time, event, risk).c_index
-
-
 @small_matrix_threads
 def cross_validate_survival(X, time, event, candidates: dict[str, Any], folds: list[Fold],
                             ensemble: bool = True, keep_fitted: bool = False,
@@ -160,9 +157,9 @@ def cross_validate_survival(X, time, event, candidates: dict[str, Any], folds: l
             fitted[name].append(model)
     if ENSEMBLE in oof:
         oof[ENSEMBLE] = np.mean([oof[name] for name in candidates], axis=0)
-    fold_c = {name: [_c_index(time[f.validation], event[f.validation], oof[name][f.validation]) for f in folds]
+    fold_c = {name: [harrell_c_index(time[f.validation], event[f.validation], oof[name][f.validation]) for f in folds]
               for name in names}
-    pooled = {name: _c_index(time, event, oof[name]) for name in names}
+    pooled = {name: harrell_c_index(time, event, oof[name]) for name in names}
     return SurvivalCVResult(folds, oof, fold_c, pooled, fitted if keep_fitted else {})
 
 
@@ -196,19 +193,19 @@ def _frozen_hyperparameters(estimator, fitted):
 @small_matrix_threads
 def cross_validate_classifier(X, y, estimator, folds: list[Fold], inner_splits: int = 4, random_state: int = 0,
                               keep_fitted: bool = False, progress: bool = False,
-                              threshold_rule: str = "search") -> ClassifierCVResult:
+                              threshold_rule: str = DEFAULT_THRESHOLD_RULE) -> ClassifierCVResult:
     """Out-of-fold probabilities of the positive class, with an honestly chosen threshold per fold.
 
     Each outer fold's threshold comes from its training rows only, so the validation rows
-    inform neither the model nor the threshold applied to them: ``threshold_rule="search"``
-    (default) maximises balanced accuracy on *inner* out-of-fold probabilities of the training
-    rows; ``"prevalence"`` uses the training rows' share of positives (Bayes rule for balanced
-    accuracy, see :func:`~nnunet_hecktor.prognosis.hpv_models.choose_threshold`).
+    inform neither the model nor the threshold applied to them: ``threshold_rule="prevalence"``
+    (the default policy) uses the training rows' share of positives (Bayes rule for balanced
+    accuracy); ``"search"`` maximises balanced accuracy on *inner* out-of-fold probabilities of the
+    training rows (see :func:`~nnunet_hecktor.metrics.classification.choose_threshold`).
     """
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from tqdm import tqdm
 
-    from nnunet_hecktor.prognosis.hpv_models import THRESHOLD_RULES, choose_threshold
+    from nnunet_hecktor.metrics.classification import THRESHOLD_RULES, choose_threshold
 
     if threshold_rule not in THRESHOLD_RULES:
         raise HecktorError(f"threshold rule must be one of {', '.join(THRESHOLD_RULES)}, not {threshold_rule!r}")

@@ -24,7 +24,7 @@ from nnunet_hecktor.prognosis.feature_catalogue import (
 from nnunet_hecktor.prognosis.lesion_measures import SUV_PEAK_RADIUS_MM
 from nnunet_hecktor.prognosis.patient_features import compute_features
 from nnunet_hecktor.prognosis.patient_images import (
-    PatientFiles, infer_seg_source, load_patient, match_patients, prepare_images,
+    PatientFiles, infer_seg_source, load_patient, match_patients, prepare_feature_images,
 )
 
 
@@ -56,9 +56,9 @@ def features_from_images(ct_image, pet_image, seg_image, patient: str | None = N
     Raises
     ------
     InputDataError
-        See :func:`nnunet_hecktor.prognosis.patient_images.prepare_images`.
+        See :func:`nnunet_hecktor.prognosis.patient_images.prepare_feature_images`.
     """
-    loaded = prepare_images(ct_image, pet_image, seg_image, patient)
+    loaded = prepare_feature_images(ct_image, pet_image, seg_image, patient)
     for message in loaded.warnings:
         py_warnings.warn(message, stacklevel=2)
     return compute_features(loaded.ct, loaded.pet, loaded.seg, loaded.spacing_zyx, loaded.origin_xyz,

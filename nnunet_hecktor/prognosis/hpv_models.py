@@ -31,10 +31,6 @@ from nnunet_hecktor.prognosis.preprocessing import ColumnRoles, make_preprocesso
 
 CALIBRATIONS: tuple[str, ...] = ("none", "sigmoid", "isotonic")
 DECISIONS: tuple[str, ...] = ("balanced_accuracy", "accuracy")
-#: How the decision threshold is chosen on training rows: ``prevalence`` = the share of positives
-#: (Bayes rule for balanced accuracy on calibrated probabilities); ``search`` = the threshold
-#: maximising balanced accuracy on out-of-fold probabilities of the training rows.
-THRESHOLD_RULES: tuple[str, ...] = ("prevalence", "search")
 #: Elastic-net mixing used by default (0 = ridge). On the cohorts of
 #: ``benchmarks/bench_prognosis.py`` neither 0.5 nor ridge was better overall: the difference in
 #: out-of-fold balanced accuracy (0.5 minus ridge, means of 10 repeated 5-fold CVs) ranged from
@@ -136,37 +132,6 @@ def hpv_pipeline(roles: ColumnRoles, calibration: str = "none", random_state: in
         return pipeline
     return CalibratedClassifierCV(pipeline, method=calibration, cv=StratifiedKFold(3, shuffle=True,
                                   random_state=random_state))
-
-
-def choose_threshold(y_train, rule: str = "prevalence", out_of_fold_probability=None) -> float:
-    """Decision threshold (predict HPV positive if ``p >= threshold``) from training rows.
-
-    Parameters
-    ----------
-    y_train : array of 0/1
-        Training labels (1 = HPV positive).
-    rule : {"prevalence", "search"}
-        ``prevalence``: the training share of positives. For calibrated probabilities
-        ``p(x)``, balanced accuracy is maximised by predicting positive when
-        ``p(x) >= prevalence`` (the class-conditional likelihood ratio exceeds 1), so no search
-        over noisy out-of-fold scores is needed: with ~10 % HPV negatives a searched threshold
-        rests on a handful of patients and does not generalise. ``search``: the threshold
-        maximising balanced accuracy on ``out_of_fold_probability`` of the training rows.
-    out_of_fold_probability : array, optional
-        Needed for ``search``.
-    """
-    from nnunet_hecktor.metrics.classification import best_balanced_accuracy_threshold
-
-    y = np.asarray(y_train).astype(int)
-    if rule not in THRESHOLD_RULES:
-        raise ValueError(f"threshold rule must be one of {', '.join(THRESHOLD_RULES)}, not {rule!r}")
-    if y.min(initial=1) == y.max(initial=0):
-        return 0.5
-    if rule == "prevalence":
-        return float(y.mean())
-    if out_of_fold_probability is None:
-        raise ValueError("the 'search' threshold rule needs out-of-fold probabilities")
-    return best_balanced_accuracy_threshold(y, out_of_fold_probability)
 
 
 def _logit(p):

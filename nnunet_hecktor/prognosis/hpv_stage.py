@@ -1,18 +1,19 @@
 """``nnunet-hecktor hpv fit|predict``: the patient-level HPV status classifier (1 = HPV positive).
 
 The decision threshold targets balanced accuracy (the HECKTOR Task 3 metric; 0.5 is a poor
-threshold when ~90 % of patients are positive). By default (``threshold_rule="search"``) it is the
-threshold that maximises balanced accuracy on the out-of-fold probabilities; ``"prevalence"`` uses
-the training prevalence of HPV positives instead, the Bayes rule for balanced accuracy on calibrated
-probabilities, which does not rest on the few HPV-negative patients the way a searched threshold
-does. Reported cross-validated balanced accuracy uses, for each fold, a threshold from that fold's
-training rows only (the maximiser on inner out-of-fold probabilities, or their prevalence); the
+threshold when ~90 % of patients are positive) and follows the package's one threshold policy
+(:mod:`nnunet_hecktor.metrics.classification`): by default the training prevalence of HPV positives,
+the Bayes rule for balanced accuracy on calibrated probabilities; ``threshold_rule="search"``
+maximises balanced accuracy on the out-of-fold probabilities instead. Reported cross-validated
+balanced accuracy uses, for each fold, a threshold from that fold's training rows only (their
+prevalence, or the maximiser on inner out-of-fold probabilities); the
 figure at the final threshold is reported too (optimistic for ``search``, which chooses it on these
 same out-of-fold probabilities).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,17 +23,22 @@ import numpy as np
 from nnunet_hecktor import schema
 from nnunet_hecktor.errors import HecktorError
 from nnunet_hecktor.fileio import atomic_path, write_json_atomic
-from nnunet_hecktor.metrics.classification import BinaryMetrics, binary_metrics
+from nnunet_hecktor.metrics.classification import (
+    DEFAULT_THRESHOLD_RULE, THRESHOLD_RULES, BinaryMetrics, binary_metrics, choose_threshold,
+)
 from nnunet_hecktor.prognosis.cross_validation import cross_validate_classifier, fold_assignment, make_folds
 from nnunet_hecktor.prognosis.hpv_models import (
-    CALIBRATIONS, DECISIONS, DEFAULT_L1_RATIO, THRESHOLD_RULES, adjusted_decision, choose_threshold, hpv_pipeline,
+    CALIBRATIONS, DECISIONS, DEFAULT_L1_RATIO, adjusted_decision, hpv_pipeline,
 )
 from nnunet_hecktor.prognosis.model_store import PrognosisModel, load_model, save_model
 from nnunet_hecktor.prognosis.plots import plot_roc
 from nnunet_hecktor.prognosis.stage_data import centre_groups, hpv_targets
+from nnunet_hecktor.strict_json import json_safe
 from nnunet_hecktor.prognosis.stage_io import (
-    json_safe, load_prediction_inputs, load_training_inputs, prediction_inputs, say, small_matrix_threads,
+    load_prediction_inputs, load_training_inputs, prediction_inputs, small_matrix_threads,
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -50,11 +56,124 @@ def _metrics_json(m: BinaryMetrics) -> dict[str, float]:
             "specificity": m.specificity, "auc": m.auc, "n_positive": m.n_positive, "n_negative": m.n_negative}
 
 
+@dataclass
+class _TrainingData:
+    """The patients of an HPV fit: inputs, labels, centres and folds."""
+
+    inputs: Any  # StageInputs
+    report: dict[str, Any]
+    patients: list[str]
+    X: Any  # DataFrame
+    y: np.ndarray
+    groups: np.ndarray
+    folds: list
+
+
+def _check_fit_options(calibration: str, threshold_rule: str, l1_ratio: float) -> None:
+    if calibration not in CALIBRATIONS:
+        raise HecktorError(f"--calibration must be one of {', '.join(CALIBRATIONS)}")
+    if threshold_rule not in THRESHOLD_RULES:
+        raise HecktorError(f"threshold rule must be one of {', '.join(THRESHOLD_RULES)}, not {threshold_rule!r}")
+    if not 0.0 <= l1_ratio <= 1.0:
+        raise HecktorError(f"--l1-ratio must lie between 0 and 1, got {l1_ratio}")
+
+
+def _training_data(clinical_csv, features_csv, feature_set, clinical_columns, allow_ground_truth_features, cv,
+                   n_splits, random_state) -> _TrainingData:
+    """Read the tables, keep the patients with an HPV Status (the others are listed), make the folds."""
+    inputs, report = load_training_inputs("hpv", features_csv, clinical_csv, feature_set, clinical_columns,
+                                          allow_ground_truth_features)
+    patients, y, dropped = hpv_targets(inputs.clinical, list(inputs.frame.index))
+    report["patients_without_hpv_status"] = dropped
+    if dropped:
+        logger.info(f"note: {len(dropped)} patients without HPV Status are left out")
+    counts = np.bincount(y, minlength=2)
+    if counts.min() < 2:
+        raise HecktorError(f"HPV Status needs at least 2 patients of each class, found {counts[1]} positive and "
+                           f"{counts[0]} negative")
+    groups = centre_groups(inputs.clinical, patients)
+    return _TrainingData(inputs, report, patients, inputs.frame.loc[patients], y, groups,
+                         make_folds(y, groups, cv, n_splits, random_state))
+
+
+def _cross_validation_figures(data: _TrainingData, result, threshold: float) -> dict[str, Any]:
+    """Out-of-fold figures: each fold's own threshold (honest), the final threshold (optimistic), 0.5."""
+    y, oof_p = data.y, result.oof_probability
+    per_fold = {}
+    for fold in data.folds:
+        v = fold.validation
+        per_fold[fold.name] = _metrics_json(binary_metrics(y[v], (oof_p[v] >= result.nested_threshold[v]).astype(int),
+                                                           oof_p[v]))
+        per_fold[fold.name]["threshold"] = result.fold_thresholds[fold.name]
+    return {"nested_threshold": _metrics_json(binary_metrics(y, (oof_p >= result.nested_threshold).astype(int), oof_p)),
+            "final_threshold_on_oof": _metrics_json(binary_metrics(y, (oof_p >= threshold).astype(int), oof_p)),
+            "threshold_0.5": _metrics_json(binary_metrics(y, (oof_p >= 0.5).astype(int), oof_p)),
+            "per_fold": per_fold, "brier_score": float(np.mean((oof_p - y) ** 2))}
+
+
+def _describe_model(n_patients: int, l1_ratio: float, calibration: str, threshold: float, threshold_rule: str) -> str:
+    penalty = "L2" if l1_ratio == 0 else ("L1" if l1_ratio == 1 else f"elastic net, l1_ratio {l1_ratio:g}")
+    return (f"logistic regression ({penalty}, penalty by inner CV on log-loss"
+            f"{'' if calibration == 'none' else f', {calibration} calibration'}) refitted on all "
+            f"{n_patients} patients; threshold {threshold:.4f} "
+            + ("= training prevalence of HPV positives (Bayes rule for balanced accuracy)"
+               if threshold_rule == "prevalence" else "maximises out-of-fold balanced accuracy"))
+
+
+def _oof_table(data: _TrainingData, result, threshold: float):
+    import pandas as pd
+
+    oof_p = result.oof_probability
+    return pd.DataFrame({
+        schema.COL_PATIENT: data.patients, "centre": data.groups, "fold": fold_assignment(data.folds, len(data.y)),
+        schema.COL_HPV: data.y, "hpv_probability": oof_p, "hpv_status": (oof_p >= threshold).astype(int),
+        "fold_threshold": result.nested_threshold,
+        "hpv_status_fold_threshold": (oof_p >= result.nested_threshold).astype(int),
+    })
+
+
+def _summary(data: _TrainingData, model: PrognosisModel, cv_figures: dict, threshold_rule: str, cv: str,
+             random_state: int, feature_set: str) -> dict[str, Any]:
+    counts = np.bincount(data.y, minlength=2)
+    return {
+        "task": "HPV status (1 = positive)", "final_model_description": model.description,
+        "threshold": model.threshold, "training_prevalence": model.training_prevalence,
+        "cv_scheme": cv, "n_folds": len(data.folds), "random_state": random_state,
+        "n_patients": len(data.patients), "n_positive": int(counts[1]), "n_negative": int(counts[0]),
+        "feature_set": feature_set, "seg_source": model.seg_source,
+        "image_columns": data.inputs.image_columns, "clinical_columns": data.inputs.clinical_columns,
+        "input_roles": data.inputs.roles.to_json(),
+        "cross_validation": cv_figures,
+        "threshold_rule": threshold_rule,
+        "figures_note": ("nested_threshold: each fold's threshold chosen on its training rows only (honest); "
+                         "final_threshold_on_oof: the final threshold (all patients' prevalence, or for the "
+                         "'search' rule chosen on these same predictions: optimistic); threshold_0.5 for comparison"),
+        "left_out": data.report,
+    }
+
+
+def _write_outputs(output_dir: Path, model: PrognosisModel, oof, summary: dict, make_plots: bool,
+                   cv: str) -> dict[str, Path]:
+    """``model.joblib``, ``oof_predictions.csv``, ``cv_summary.json`` and ``roc_oof.png``, each atomically."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"model": output_dir / "model.joblib", "oof": output_dir / "oof_predictions.csv",
+             "summary": output_dir / "cv_summary.json"}
+    if make_plots:
+        paths["roc"] = output_dir / "roc_oof.png"
+        plot_roc(oof[schema.COL_HPV].to_numpy(), oof["hpv_probability"].to_numpy(), model.threshold, paths["roc"],
+                 f"HPV, out-of-fold ({cv})")
+    save_model(model, paths["model"])
+    with atomic_path(paths["oof"]) as tmp:
+        oof.to_csv(tmp, index=False, float_format="%.6g")
+    write_json_atomic(paths["summary"], json_safe(summary))
+    return paths
+
+
 @small_matrix_threads
 def fit_hpv(clinical_csv, output_dir, features_csv=None, feature_set: str = "all", calibration: str = "none",
             cv: str = "kfold", n_splits: int = 5, random_state: int = 0, allow_ground_truth_features: bool = False,
             clinical_columns=None, progress: bool = True, make_plots: bool = True, l1_ratio: float = DEFAULT_L1_RATIO,
-            threshold_rule: str = "search") -> HpvFit:
+            threshold_rule: str = DEFAULT_THRESHOLD_RULE) -> HpvFit:
     """Cross-validate the HPV classifier, choose its threshold, refit on all patients, save it.
 
     Parameters
@@ -75,100 +194,40 @@ def fit_hpv(clinical_csv, output_dir, features_csv=None, feature_set: str = "all
         Elastic-net mixing of the logistic regression (0 = L2, 1 = L1; default
         :data:`~nnunet_hecktor.prognosis.hpv_models.DEFAULT_L1_RATIO`, 0 = ridge).
     threshold_rule : {"prevalence", "search"}
-        ``search`` (default): the threshold maximising balanced accuracy on the out-of-fold
-        probabilities; ``prevalence``: predict positive when the probability is at least the training
-        share of HPV positives (Bayes rule for balanced accuracy on calibrated probabilities).
+        The package's threshold policy (:func:`nnunet_hecktor.metrics.classification.choose_threshold`):
+        ``prevalence`` (default) predicts positive when the probability is at least the training share
+        of HPV positives (Bayes rule for balanced accuracy on calibrated probabilities); ``search``
+        maximises balanced accuracy on the out-of-fold probabilities.
     """
-    import pandas as pd
-
-    if calibration not in CALIBRATIONS:
-        raise HecktorError(f"--calibration must be one of {', '.join(CALIBRATIONS)}")
-    if threshold_rule not in THRESHOLD_RULES:
-        raise HecktorError(f"threshold rule must be one of {', '.join(THRESHOLD_RULES)}, not {threshold_rule!r}")
-    output_dir = Path(output_dir)
-    inputs, report = load_training_inputs("hpv", features_csv, clinical_csv, feature_set, clinical_columns,
-                                          allow_ground_truth_features)
-    patients, y, dropped = hpv_targets(inputs.clinical, list(inputs.frame.index))
-    report["patients_without_hpv_status"] = dropped
-    if dropped:
-        say(f"note: {len(dropped)} patients without HPV Status are left out")
-    counts = np.bincount(y, minlength=2)
-    if counts.min() < 2:
-        raise HecktorError(f"HPV Status needs at least 2 patients of each class, found {counts[1]} positive and "
-                           f"{counts[0]} negative")
-    X = inputs.frame.loc[patients]
-    groups = centre_groups(inputs.clinical, patients)
-    folds = make_folds(y, groups, cv, n_splits, random_state)
-    if not 0.0 <= l1_ratio <= 1.0:
-        raise HecktorError(f"--l1-ratio must lie between 0 and 1, got {l1_ratio}")
+    _check_fit_options(calibration, threshold_rule, l1_ratio)
+    data = _training_data(clinical_csv, features_csv, feature_set, clinical_columns, allow_ground_truth_features,
+                          cv, n_splits, random_state)
+    counts = np.bincount(data.y, minlength=2)
+    inputs = data.inputs
+    logger.info(f"hpv: {len(data.patients)} patients ({counts[1]} positive, {counts[0]} negative), {data.X.shape[1]} "
+                f"inputs ({len(inputs.image_columns)} image, {len(inputs.clinical_columns)} clinical), "
+                f"{len(data.folds)} folds ({cv})")
     estimator = hpv_pipeline(inputs.roles, calibration, random_state, l1_ratio)
-    say(f"hpv: {len(patients)} patients ({counts[1]} positive, {counts[0]} negative), {X.shape[1]} inputs "
-        f"({len(inputs.image_columns)} image, {len(inputs.clinical_columns)} clinical), {len(folds)} folds ({cv})")
-    result = cross_validate_classifier(X, y, estimator, folds, random_state=random_state, progress=progress,
-                                       threshold_rule=threshold_rule)
-    oof_p = result.oof_probability
-    threshold = choose_threshold(y, threshold_rule, oof_p)
-    honest = binary_metrics(y, (oof_p >= result.nested_threshold).astype(int), oof_p)
-    optimistic = binary_metrics(y, (oof_p >= threshold).astype(int), oof_p)
-    at_half = binary_metrics(y, (oof_p >= 0.5).astype(int), oof_p)
-    per_fold = {}
-    for fold in folds:
-        v = fold.validation
-        per_fold[fold.name] = _metrics_json(binary_metrics(y[v], (oof_p[v] >= result.nested_threshold[v]).astype(int),
-                                                           oof_p[v]))
-        per_fold[fold.name]["threshold"] = result.fold_thresholds[fold.name]
-    final = estimator.fit(X, y)
-    prevalence = float(y.mean())
-    penalty = "L2" if l1_ratio == 0 else ("L1" if l1_ratio == 1 else f"elastic net, l1_ratio {l1_ratio:g}")
-    description = (f"logistic regression ({penalty}, penalty by inner CV on log-loss"
-                   f"{'' if calibration == 'none' else f', {calibration} calibration'}) refitted on all "
-                   f"{len(patients)} patients; threshold {threshold:.4f} "
-                   + ("= training prevalence of HPV positives (Bayes rule for balanced accuracy)"
-                      if threshold_rule == "prevalence" else "maximises out-of-fold balanced accuracy"))
-    cv_figures = {"nested_threshold": _metrics_json(honest), "final_threshold_on_oof": _metrics_json(optimistic),
-                  "threshold_0.5": _metrics_json(at_half), "per_fold": per_fold,
-                  "brier_score": float(np.mean((oof_p - y) ** 2))}
+    result = cross_validate_classifier(data.X, data.y, estimator, data.folds, random_state=random_state,
+                                       progress=progress, threshold_rule=threshold_rule)
+    threshold = choose_threshold(data.y, threshold_rule, result.oof_probability)
+    cv_figures = _cross_validation_figures(data, result, threshold)
     model = PrognosisModel(
-        task="hpv", estimator=final, image_columns=inputs.image_columns, clinical_columns=inputs.clinical_columns,
-        feature_set=feature_set, chosen="logistic" if calibration == "none" else f"logistic+{calibration}",
-        description=description, seg_source=inputs.seg_source if inputs.image_columns else None,
-        threshold=float(threshold), training_prevalence=prevalence, cv=cv_figures,
+        task="hpv", estimator=estimator.fit(data.X, data.y), image_columns=inputs.image_columns,
+        clinical_columns=inputs.clinical_columns, feature_set=feature_set,
+        chosen="logistic" if calibration == "none" else f"logistic+{calibration}",
+        description=_describe_model(len(data.patients), l1_ratio, calibration, threshold, threshold_rule),
+        seg_source=inputs.seg_source if inputs.image_columns else None, threshold=float(threshold),
+        training_prevalence=float(data.y.mean()), cv=cv_figures,
     )
-    oof = pd.DataFrame({
-        schema.COL_PATIENT: patients, "centre": groups, "fold": fold_assignment(folds, len(patients)),
-        schema.COL_HPV: y, "hpv_probability": oof_p, "hpv_status": (oof_p >= threshold).astype(int),
-        "fold_threshold": result.nested_threshold,
-        "hpv_status_fold_threshold": (oof_p >= result.nested_threshold).astype(int),
-    })
-    summary = {
-        "task": "HPV status (1 = positive)", "final_model_description": description,
-        "threshold": float(threshold), "training_prevalence": prevalence,
-        "cv_scheme": cv, "n_folds": len(folds), "random_state": random_state,
-        "n_patients": len(patients), "n_positive": int(counts[1]), "n_negative": int(counts[0]),
-        "feature_set": feature_set, "seg_source": model.seg_source,
-        "image_columns": inputs.image_columns, "clinical_columns": inputs.clinical_columns,
-        "input_roles": inputs.roles.to_json(),
-        "cross_validation": cv_figures,
-        "threshold_rule": threshold_rule,
-        "figures_note": ("nested_threshold: each fold's threshold chosen on its training rows only (honest); "
-                         "final_threshold_on_oof: the final threshold (all patients' prevalence, or for the "
-                         "'search' rule chosen on these same predictions: optimistic); threshold_0.5 for comparison"),
-        "left_out": report,
-    }
-    output_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"model": output_dir / "model.joblib", "oof": output_dir / "oof_predictions.csv",
-             "summary": output_dir / "cv_summary.json"}
-    if make_plots:
-        paths["roc"] = output_dir / "roc_oof.png"
-        plot_roc(y, oof_p, threshold, paths["roc"], f"HPV, out-of-fold ({cv})")
-    save_model(model, paths["model"])
-    with atomic_path(paths["oof"]) as tmp:
-        oof.to_csv(tmp, index=False, float_format="%.6g")
-    write_json_atomic(paths["summary"], json_safe(summary))
-    say(f"cross-validated HPV: AUC {honest.auc:.3f}, balanced accuracy {honest.balanced_accuracy:.3f} "
-        f"(thresholds from training folds, rule {threshold_rule}; "
-        f"{optimistic.balanced_accuracy:.3f} at the final threshold "
-        f"{threshold:.3f}, {at_half.balanced_accuracy:.3f} at 0.5)\nfinal model: {description}")
+    oof = _oof_table(data, result, threshold)
+    summary = _summary(data, model, cv_figures, threshold_rule, cv, random_state, feature_set)
+    paths = _write_outputs(Path(output_dir), model, oof, summary, make_plots, cv)
+    honest, optimistic, at_half = (cv_figures[k] for k in ("nested_threshold", "final_threshold_on_oof", "threshold_0.5"))
+    logger.info(f"cross-validated HPV: AUC {honest['auc']:.3f}, balanced accuracy {honest['balanced_accuracy']:.3f} "
+                f"(thresholds from training folds, rule {threshold_rule}; "
+                f"{optimistic['balanced_accuracy']:.3f} at the final threshold "
+                f"{threshold:.3f}, {at_half['balanced_accuracy']:.3f} at 0.5)\nfinal model: {model.description}")
     return HpvFit(model, summary, oof, paths)
 
 
@@ -227,6 +286,6 @@ def predict_hpv(model_path, output_csv, features_csv=None, clinical_csv=None, ex
         predictions.to_csv(tmp, index=False, float_format="%.6g")
     shift = "" if expected_prevalence is None else (
         f", probabilities adjusted from prevalence {model.training_prevalence:.3f} to {expected_prevalence:.3f}")
-    say(f"HPV status of {len(predictions)} patients written to {output_csv} ({int(status.sum())} positive; "
-        f"threshold {t_new:.4f}{shift})")
+    logger.info(f"HPV status of {len(predictions)} patients written to {output_csv} ({int(status.sum())} positive; "
+                f"threshold {t_new:.4f}{shift})")
     return predictions

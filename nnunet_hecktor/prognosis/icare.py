@@ -1,7 +1,7 @@
 """ICARE-style survival models: binary-weighted averages of standardised features, and their bagging.
 
 The HECKTOR 2022 outcome winner used a bagged ICARE model over nnU-Net-derived features
-(shared/DESIGN.md). One model: standardise the features, rank them by how far their
+(Rebaud et al., "Simplicity is all you need", HECKTOR 2022). One model: standardise the features, rank them by how far their
 univariate C-index lies from 0.5, keep those far enough from it while skipping any feature
 highly correlated with one already kept, give each kept feature the weight +1 or -1 by the
 direction of its C-index, and predict the average weighted value. The bagged model fits one
@@ -19,11 +19,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
+from sksurv.base import SurvivalAnalysisMixin  # score() = Harrell's C-index, as for sksurv's own estimators
 
-try:  # sksurv's mixin gives score() = Harrell's C-index, as for its own estimators
-    from sksurv.base import SurvivalAnalysisMixin
-except ImportError:  # pragma: no cover - sksurv is a hard dependency
-    SurvivalAnalysisMixin = object
+from nnunet_hecktor.metrics.survival import concordance_counts
 
 
 def survival_arrays(y) -> tuple[np.ndarray, np.ndarray]:
@@ -38,11 +36,9 @@ def survival_arrays(y) -> tuple[np.ndarray, np.ndarray]:
 def univariate_concordance(X, time, event, max_block: int = 8_000_000) -> np.ndarray:
     """Harrell's C-index of every column of ``X`` used as a risk score (higher = earlier event).
 
-    Same pair rules as :func:`nnunet_hecktor.metrics.survival.concordance_index` (a pair is
-    comparable when the shorter time is an event; at equal times only when exactly one is an
-    event; equal values count 0.5), except that only exactly equal values count as tied.
-    Pairs with a NaN in the column are left out; a column without a usable comparable pair
-    gets 0.5.
+    Computed by :func:`nnunet_hecktor.metrics.survival.concordance_counts` (its pair rules and
+    tie rule: only exactly equal values tie). Pairs with a NaN in the column are left out; a
+    column without a usable comparable pair gets 0.5.
 
     Parameters
     ----------
@@ -56,34 +52,10 @@ def univariate_concordance(X, time, event, max_block: int = 8_000_000) -> np.nda
     -------
     numpy.ndarray ``(n_features,)``
     """
-    X = np.asarray(X, dtype=float)
-    if X.ndim == 1:
-        X = X[:, None]
-    time = np.asarray(time, dtype=float)
-    event = np.asarray(event, dtype=bool)
-    n, p = X.shape
-    valid = ~np.isnan(X)
-    has_nan = not valid.all()
-    Xf = np.where(valid, X, 0.0)
-    signed = np.zeros(p)  # sum over comparable pairs of sign(x_case - x_control)
-    total = np.zeros(p)  # number of usable comparable pairs
-    cases = np.flatnonzero(event)
-    chunk = max(1, int(max_block // max(1, n * p)))
-    for start in range(0, cases.size, chunk):
-        idx = cases[start:start + chunk]
-        t_i = time[idx, None]
-        comparable = ((time[None, :] > t_i) | ((time[None, :] == t_i) & ~event[None, :])).astype(float)
-        signs = np.sign(Xf[idx, None, :] - Xf[None, :, :])  # (c, n, p)
-        if has_nan:
-            v = valid.astype(float)
-            signs *= v[idx, None, :] * v[None, :, :]
-            total += ((comparable @ v) * v[idx]).sum(axis=0)
-        else:
-            total += comparable.sum()
-        signed += np.einsum("cn,cnk->k", comparable, signs)
-    # concordant + 0.5 tied = (total + signed) / 2
+    concordant, discordant, tied = concordance_counts(X, time, event, max_block=max_block)
+    total = concordant + discordant + tied
     with np.errstate(invalid="ignore", divide="ignore"):
-        c = 0.5 + 0.5 * signed / total
+        c = (concordant + 0.5 * tied) / total
     return np.where(total > 0, c, 0.5)
 
 

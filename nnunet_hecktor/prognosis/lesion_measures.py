@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from nnunet_hecktor.metrics.components import bounding_box
+
 #: Radius of a 1 mL sphere, in mm: (3 * 1000 mm^3 / (4 pi))^(1/3) = 6.2035 mm.
 SUV_PEAK_RADIUS_MM: float = (3000.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
 
@@ -34,21 +36,6 @@ def voxel_volume_mm3(spacing_zyx) -> float:
 def volume_ml(mask: np.ndarray, spacing_zyx) -> float:
     """Volume of ``mask`` in mL (voxel count x voxel volume); 0 for an empty mask."""
     return float(np.count_nonzero(mask)) * voxel_volume_mm3(spacing_zyx) / 1000.0
-
-
-def bounding_box(mask: np.ndarray, margin_zyx=(0, 0, 0)) -> tuple[slice, slice, slice] | None:
-    """Slices of the smallest box holding ``mask``, grown by ``margin_zyx`` voxels and clipped
-    to the array; ``None`` for an empty mask."""
-    if not mask.any():
-        return None
-    box = []
-    for axis in range(3):
-        other = tuple(a for a in range(3) if a != axis)
-        present = np.flatnonzero(mask.any(axis=other))
-        lo = max(0, int(present[0]) - int(margin_zyx[axis]))
-        hi = min(mask.shape[axis], int(present[-1]) + 1 + int(margin_zyx[axis]))
-        box.append(slice(lo, hi))
-    return tuple(box)
 
 
 def surface_area_mm2(mask: np.ndarray, spacing_zyx) -> float:
@@ -106,7 +93,7 @@ def suv_peak(pet: np.ndarray, mask: np.ndarray, spacing_zyx, radius_mm: float = 
     """
     kernel = ball_kernel(spacing_zyx, radius_mm)
     half = [k // 2 for k in kernel.shape]
-    box = bounding_box(mask, half)
+    box = bounding_box(mask, pad=half)
     if box is None:
         return 0.0
     pet_box = np.asarray(pet[box], dtype=np.float64)
@@ -138,16 +125,6 @@ def connected_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
 
     labels, count = ndimage.label(np.asarray(mask, dtype=bool), structure=CONNECTIVITY_26)
     return labels, int(count)
-
-
-def index_to_physical(index_zyx: np.ndarray, origin_xyz, spacing_xyz, direction) -> np.ndarray:
-    """Map continuous ``(z, y, x)`` voxel indices (rows of ``index_zyx``) to physical points (x, y, z) in mm.
-
-    ``origin_xyz``, ``spacing_xyz`` and ``direction`` (row-major 3 x 3) follow ITK conventions.
-    """
-    index_xyz = np.asarray(index_zyx, dtype=float).reshape(-1, 3)[:, ::-1]
-    matrix = np.asarray(direction, dtype=float).reshape(3, 3)
-    return np.asarray(origin_xyz, dtype=float) + (index_xyz * np.asarray(spacing_xyz, dtype=float)) @ matrix.T
 
 
 def component_centroids_zyx(labels: np.ndarray, count: int) -> np.ndarray:

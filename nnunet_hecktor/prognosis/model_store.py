@@ -31,12 +31,9 @@ def package_versions() -> dict[str, str]:
 
     versions = {"nnunet_hecktor": __version__, "python": platform.python_version(), "numpy": numpy.__version__,
                 "scipy": scipy.__version__, "pandas": pandas.__version__, "scikit-learn": sklearn.__version__}
-    try:
-        import sksurv
+    import sksurv
 
-        versions["scikit-survival"] = sksurv.__version__
-    except ImportError:  # pragma: no cover
-        pass
+    versions["scikit-survival"] = sksurv.__version__
     return versions
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from nnunet_hecktor import schema
+from nnunet_hecktor.dataset_conversion.geometry import GridGeometry
+from nnunet_hecktor.metrics.components import bounding_box
 from nnunet_hecktor.prognosis import lesion_measures as lm
 from nnunet_hecktor.prognosis.feature_catalogue import STRUCTURES, empty_features
 
@@ -36,11 +38,12 @@ def compute_features(ct: np.ndarray, pet: np.ndarray, seg: np.ndarray, spacing_z
     if not (ct.shape == pet.shape == seg.shape):
         raise ValueError(f"CT {ct.shape}, PET {pet.shape} and segmentation {seg.shape} differ in shape")
     spacing_zyx = tuple(float(s) for s in spacing_zyx)
-    spacing_xyz = spacing_zyx[::-1]
+    grid = GridGeometry(tuple(int(n) for n in seg.shape[::-1]), spacing_zyx[::-1],
+                        tuple(float(o) for o in origin_xyz), tuple(float(d) for d in direction))
     features = empty_features()
     lesion = seg > 0
     margin = [k // 2 + 1 for k in lm.ball_kernel(spacing_zyx).shape]
-    box = lm.bounding_box(lesion, margin)
+    box = bounding_box(lesion, pad=margin)
     if box is None:
         return features
     # Everything below happens in the bounding box: whole CT grids are ~50 M voxels.
@@ -76,7 +79,7 @@ def compute_features(ct: np.ndarray, pet: np.ndarray, seg: np.ndarray, spacing_z
     features["gtvn_lesion_count"] = float(node_count)
 
     def to_mm(index_zyx: np.ndarray) -> np.ndarray:
-        return lm.index_to_physical(index_zyx + offset, origin_xyz, spacing_xyz, direction)
+        return grid.index_to_physical((np.reshape(index_zyx, (-1, 3)) + offset)[:, ::-1])
 
     node_points = to_mm(lm.component_centroids_zyx(node_labels, node_count))
     lesion_points = node_points

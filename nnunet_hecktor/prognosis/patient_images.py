@@ -24,7 +24,11 @@ import numpy as np
 from nnunet_hecktor import schema
 from nnunet_hecktor.errors import HecktorError, InputDataError
 from nnunet_hecktor.fileio import read_image
-from nnunet_hecktor.prognosis.lesion_measures import ball_kernel, bounding_box
+from nnunet_hecktor.dataset_conversion.checks import PET_SUV_P99_LIMIT
+from nnunet_hecktor.dataset_conversion.geometry import describe_grid_difference, same_grid
+from nnunet_hecktor.dataset_conversion.resampling import resample_pet_to_ct
+from nnunet_hecktor.metrics.components import bounding_box
+from nnunet_hecktor.prognosis.lesion_measures import ball_kernel
 
 IMAGE_ENDINGS: tuple[str, ...] = (".nii.gz", ".nii", ".mha")
 _CHANNEL = re.compile(r"^(?P<pid>.+)_(?P<channel>\d{4})$")
@@ -133,25 +137,6 @@ def infer_seg_source(seg_dirs: list[str | Path], images_dir: str | Path) -> str 
     return votes.pop() if len(votes) == 1 else None
 
 
-def same_grid(a, b, tolerance: float = 1e-3) -> bool:
-    """Whether two SimpleITK images share size, spacing, origin and direction (within ``tolerance``
-    relative to the spacing for lengths)."""
-    if tuple(a.GetSize()) != tuple(b.GetSize()):
-        return False
-    spacing = np.asarray(a.GetSpacing())
-    return (np.allclose(spacing, b.GetSpacing(), rtol=tolerance, atol=0)
-            and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=tolerance * spacing.min())
-            and np.allclose(a.GetDirection(), b.GetDirection(), atol=tolerance))
-
-
-def _fmt(values) -> str:
-    return "(" + ", ".join(f"{x:.4g}" for x in values) + ")"
-
-
-def _describe(image) -> str:
-    return f"size {tuple(image.GetSize())}, spacing {_fmt(image.GetSpacing())}, origin {_fmt(image.GetOrigin())}"
-
-
 @dataclass
 class LoadedPatient:
     """Arrays ``(z, y, x)`` on the segmentation grid, cropped to the lesions' bounding box plus the
@@ -166,26 +151,22 @@ class LoadedPatient:
     warnings: list[str]
 
 
-#: PET above this 99th percentile is probably still in Bq/mL, not SUV (HECKTOR.md section 1).
-PET_SUV_SANITY_LIMIT = 100.0
-
-
 def load_patient(files: PatientFiles) -> LoadedPatient:
-    """Read CT, PET and segmentation files, then :func:`prepare_images`.
+    """Read CT, PET and segmentation files, then :func:`prepare_feature_images`.
 
     Raises
     ------
     InputDataError
-        Unreadable files, or any problem :func:`prepare_images` reports.
+        Unreadable files, or any problem :func:`prepare_feature_images` reports.
     """
     pid = files.patient_id
     seg_image = read_image(files.seg, pid, "segmentation")
     ct_image = read_image(files.ct, pid, "CT")
     pet_image = read_image(files.pet, pid, "PET")
-    return prepare_images(ct_image, pet_image, seg_image, pid, files.ct, files.pet, files.seg)
+    return prepare_feature_images(ct_image, pet_image, seg_image, pid, files.ct, files.pet, files.seg)
 
 
-def prepare_images(ct_image, pet_image, seg_image, patient: str | None = None, ct_path=None, pet_path=None,
+def prepare_feature_images(ct_image, pet_image, seg_image, patient: str | None = None, ct_path=None, pet_path=None,
                    seg_path=None) -> LoadedPatient:
     """Check a segmentation against its CT and put the PET on the segmentation grid (linear
     interpolation, 0 outside the PET) when it is not already there; crop to the lesions.
@@ -213,19 +194,19 @@ def prepare_images(ct_image, pet_image, seg_image, patient: str | None = None, c
     values = set(np.unique(seg).astype(int).tolist())
     if not values <= {0, schema.GTVP, schema.GTVN}:
         raise InputDataError(f"label values {sorted(values - {0, 1, 2})} outside {{0, 1, 2}}", pid, seg_path)
-    if not same_grid(ct_image, seg_image):
-        raise InputDataError(f"CT grid ({_describe(ct_image)}) differs from the segmentation grid "
-                             f"({_describe(seg_image)}); segmentations must lie on the CT grid", pid, seg_path)
+    if not same_grid(seg_image, ct_image):
+        raise InputDataError(f"CT grid differs from the segmentation grid ({describe_grid_difference(seg_image, ct_image)}"
+                             "); segmentations must lie on the CT grid", pid, seg_path)
     warnings = []
     pet_native = sitk.GetArrayViewFromImage(pet_image)
-    if pet_native.size and float(np.percentile(pet_native[::2, ::2, ::2], 99)) > PET_SUV_SANITY_LIMIT:
-        warnings.append(f"{pid or 'patient'}: PET 99th percentile above {PET_SUV_SANITY_LIMIT:g}; is it in Bq/mL "
+    if pet_native.size and float(np.percentile(pet_native[::2, ::2, ::2], 99)) > PET_SUV_P99_LIMIT:
+        warnings.append(f"{pid or 'patient'}: PET 99th percentile above {PET_SUV_P99_LIMIT:g}; is it in Bq/mL "
                         f"instead of SUV? ({pet_path or 'PET image'})")
     # Only the lesions' bounding box (plus the SUVpeak ball) is needed: cropping before
     # resampling the PET saves most of the work on full-size CT grids.
     spacing_zyx = tuple(seg_image.GetSpacing())[::-1]
     margin = [k // 2 + 1 for k in ball_kernel(spacing_zyx).shape]
-    box = bounding_box(seg > 0, margin) or (slice(0, 1),) * 3
+    box = bounding_box(seg > 0, pad=margin) or (slice(0, 1),) * 3
     index_xyz = [int(b.start) for b in box][::-1]
     size_xyz = [int(b.stop - b.start) for b in box][::-1]
     seg_roi = sitk.RegionOfInterest(seg_image, size_xyz, index_xyz)
@@ -233,7 +214,7 @@ def prepare_images(ct_image, pet_image, seg_image, patient: str | None = None, c
     if same_grid(pet_image, seg_image):
         pet_roi = sitk.RegionOfInterest(pet_image, size_xyz, index_xyz)
     else:
-        pet_roi = sitk.Resample(pet_image, seg_roi, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+        pet_roi = resample_pet_to_ct(pet_image, seg_roi, "linear")
     return LoadedPatient(
         ct=sitk.GetArrayFromImage(ct_roi).astype(np.float32, copy=False),
         pet=sitk.GetArrayFromImage(pet_roi).astype(np.float32, copy=False),

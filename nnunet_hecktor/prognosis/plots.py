@@ -18,25 +18,17 @@ def _figure():
     return plt
 
 
-def risk_groups(risk, n_groups: int = 2) -> np.ndarray:
-    """Group index of each patient by risk quantiles (0 = lowest risk)."""
-    risk = np.asarray(risk, dtype=float)
-    edges = np.quantile(risk, np.linspace(0, 1, n_groups + 1)[1:-1])
-    return np.searchsorted(edges, risk, side="right")
-
-
 def plot_kaplan_meier(time, event, risk, path: str | Path, title: str, n_groups: int = 2) -> dict:
     """Kaplan-Meier curves of relapse-free survival per out-of-fold risk group; returns the log-rank test.
 
-    Groups split at the risk quantiles (median for two groups); times in days.
+    Groups split at the risk quantiles (median for two groups) with the tie rule of
+    :func:`nnunet_hecktor.metrics.risk_groups.risk_groups`; times in days.
     """
-    from sksurv.compare import compare_survival
-    from sksurv.nonparametric import kaplan_meier_estimator
-    from sksurv.util import Surv
+    from nnunet_hecktor.metrics.risk_groups import kaplan_meier, logrank_test, risk_groups
 
     time = np.asarray(time, dtype=float)
     event = np.asarray(event, dtype=bool)
-    groups = risk_groups(risk, n_groups)
+    groups, _ = risk_groups(risk, n_groups)
     labels = {0: "low risk", n_groups - 1: "high risk"}
     plt = _figure()
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
@@ -44,13 +36,11 @@ def plot_kaplan_meier(time, event, risk, path: str | Path, title: str, n_groups:
         sel = groups == g
         if not sel.any():
             continue
-        t, s = kaplan_meier_estimator(event[sel], time[sel])
+        t, s = kaplan_meier(time[sel], event[sel])
         ax.step(np.concatenate([[0.0], t]), np.concatenate([[1.0], s]), where="post",
                 label=f"{labels.get(g, f'group {g + 1}')} (n={sel.sum()}, events={event[sel].sum()})")
-    test = {"chi2": float("nan"), "p_value": float("nan")}
-    if len(set(groups)) > 1 and event.any():
-        chi2, p = compare_survival(Surv.from_arrays(event, time), groups)
-        test = {"chi2": float(chi2), "p_value": float(p)}
+    chi2, p_value = logrank_test(time, event, groups)
+    test = {"chi2": chi2, "p_value": p_value}
     ax.set_xlabel("days since end of radiotherapy")
     ax.set_ylabel("relapse-free survival")
     ax.set_ylim(0, 1.02)
@@ -66,16 +56,14 @@ def plot_kaplan_meier(time, event, risk, path: str | Path, title: str, n_groups:
 
 def plot_roc(y_true, probability, threshold: float, path: str | Path, title: str) -> None:
     """ROC curve of out-of-fold HPV probabilities, with the chosen threshold's operating point."""
-    from sklearn.metrics import roc_curve
-
-    from nnunet_hecktor.metrics.classification import binary_metrics
+    from nnunet_hecktor.metrics.classification import binary_metrics, roc_points
 
     y = np.asarray(y_true, dtype=int)
     p = np.asarray(probability, dtype=float)
     plt = _figure()
     fig, ax = plt.subplots(figsize=(4.8, 4.8))
     if len(set(y)) > 1:
-        fpr, tpr, _ = roc_curve(y, p)
+        fpr, tpr = roc_points(y, p)
         metrics = binary_metrics(y, (p >= threshold).astype(int), p)
         ax.plot(fpr, tpr, label=f"AUC = {metrics.auc:.3f}")
         ax.plot([1 - metrics.specificity], [metrics.sensitivity], "o",

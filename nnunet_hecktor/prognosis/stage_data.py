@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -108,13 +107,6 @@ def clinical_roles(columns: list[str]) -> dict[str, list[str]]:
 def image_feature_columns(feature_table) -> list[str]:
     """The feature columns of a feature table (everything but ``seg_source``)."""
     return [c for c in feature_table.columns if c != SEG_SOURCE_COLUMN]
-
-
-def read_clinical(path: str | Path) -> dict[str, dict]:
-    """Clinical records by PatientID (see :func:`nnunet_hecktor.clinical.read_clinical_csv`)."""
-    from nnunet_hecktor.clinical import read_clinical_csv
-
-    return read_clinical_csv(path)
 
 
 def clinical_columns_in(records: dict[str, dict]) -> list[str]:

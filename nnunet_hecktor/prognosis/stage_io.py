@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import csv
-import sys
+import logging
 import warnings
 from pathlib import Path
 from typing import Any
 
+from nnunet_hecktor.clinical import read_clinical_csv
 from nnunet_hecktor.errors import HecktorError, InputDataError
 from nnunet_hecktor.prognosis.feature_catalogue import SEG_SOURCE_COLUMN
 from nnunet_hecktor.prognosis.model_store import PrognosisModel, check_input_columns
 from nnunet_hecktor.prognosis.stage_data import (
-    StageInputs, assemble_inputs, check_training_seg_source, image_feature_columns, read_clinical,
+    StageInputs, assemble_inputs, check_training_seg_source, image_feature_columns,
 )
 from nnunet_hecktor.prognosis.threads import small_matrix_threads
 
-__all__ = ["clinical_csv_columns", "json_safe", "load_prediction_inputs", "load_training_inputs", "plain_warnings",
-           "prediction_inputs", "say", "small_matrix_threads"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["clinical_csv_columns", "load_prediction_inputs", "load_training_inputs", "plain_warnings",
+           "prediction_inputs", "small_matrix_threads"]
 
 
 def clinical_csv_columns(path: str | Path) -> list[str]:
@@ -29,42 +32,18 @@ def clinical_csv_columns(path: str | Path) -> list[str]:
         raise InputDataError(f"cannot read clinical CSV ({exc.strerror})", None, path) from None
 
 
-def json_safe(obj):
-    """``obj`` with numpy scalars/arrays made plain and NaN/inf replaced by None (strict JSON)."""
-    import math
-
-    import numpy as np
-
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, np.ndarray)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if obj is None or isinstance(obj, (str, int, float, bool)):
-        return obj
-    return str(obj)
-
-
 class plain_warnings:
     """Context manager for the CLI: print warnings as ``warning: <message>`` lines on stderr
     (no source file and line, which mean nothing to a command-line user)."""
 
     def __enter__(self):
         self._saved = warnings.showwarning
-        warnings.showwarning = lambda message, category, *args, **kwargs: say(f"warning: {message}")
+        warnings.showwarning = lambda message, category, *args, **kwargs: logger.warning(str(message))
         return self
 
     def __exit__(self, *exc):
         warnings.showwarning = self._saved
         return False
-
-
-def say(message: str) -> None:
-    """A progress/summary line on stderr (stdout stays free for the caller)."""
-    print(message, file=sys.stderr, flush=True)
 
 
 def load_training_inputs(task: str, features_csv, clinical_csv, feature_set: str, clinical_columns,
@@ -83,7 +62,7 @@ def load_training_inputs(task: str, features_csv, clinical_csv, feature_set: str
 
     if clinical_csv is None:
         raise HecktorError("fitting needs the clinical table with the targets (--clinical)")
-    clinical = read_clinical(clinical_csv)
+    clinical = read_clinical_csv(clinical_csv)
     report: dict[str, Any] = {}
     table = None
     seg_source = None
@@ -101,7 +80,7 @@ def load_training_inputs(task: str, features_csv, clinical_csv, feature_set: str
             warnings.warn(f"{len(no_clinical)} patients of the feature table have no clinical row and are left out: "
                           f"{', '.join(no_clinical[:10])}", stacklevel=2)
         if no_features:
-            say(f"note: {len(no_features)} patients of the clinical table have no features and are not used")
+            logger.info(f"note: {len(no_features)} patients of the clinical table have no features and are not used")
         patients = [p for p in table.index if p in clinical]
     else:
         patients = list(clinical)
@@ -118,7 +97,7 @@ def load_prediction_inputs(model: PrognosisModel, features_csv, clinical_csv) ->
     from nnunet_hecktor.prognosis.features import read_feature_table
 
     table = read_feature_table(features_csv) if features_csv is not None else None
-    clinical = read_clinical(clinical_csv) if clinical_csv is not None else None
+    clinical = read_clinical_csv(clinical_csv) if clinical_csv is not None else None
     return prediction_inputs(model, table, clinical,
                              clinical_csv_columns(clinical_csv) if clinical_csv is not None else None,
                              features_csv, clinical_csv)
@@ -161,7 +140,8 @@ def prediction_inputs(model: PrognosisModel, feature_table=None, clinical: dict[
                           f"{'/'.join(sorted(sources))} ones: figures will not match deployment", stacklevel=2)
         elif model.seg_source != "predicted" and "predicted" in sources:
             warnings.warn("the model was trained on ground-truth segmentation features and is applied to predicted "
-                          "ones: expect worse results than its cross-validation (HECKTOR.md section 5)", stacklevel=2)
+                          "ones: expect worse results than its cross-validation (predicted masks are not ground truth)",
+                          stacklevel=2)
     patients = list(feature_table.index) if model.image_columns else list(clinical)
     # What the model actually uses decides which tables are needed (an "all" model trained
     # where no clinical column had values uses image features only).

@@ -19,10 +19,7 @@ from sklearn.base import BaseEstimator, clone
 from nnunet_hecktor.prognosis.icare import BaggedIcareSurvival, survival_arrays, univariate_concordance
 from nnunet_hecktor.prognosis.preprocessing import ColumnRoles, make_preprocessor
 
-try:
-    from sksurv.base import SurvivalAnalysisMixin
-except ImportError:  # pragma: no cover
-    SurvivalAnalysisMixin = object
+from sksurv.base import SurvivalAnalysisMixin  # a hard dependency
 
 SURVIVAL_CANDIDATES: tuple[str, ...] = ("coxnet", "rsf", "gbsa", "icare")
 ENSEMBLE = "ensemble"

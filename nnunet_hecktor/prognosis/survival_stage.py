@@ -6,6 +6,7 @@ training patients have mean 0 and standard deviation 1 (a z-score, comparable ac
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,17 +22,17 @@ from nnunet_hecktor.prognosis.cross_validation import cross_validate_survival, f
 from nnunet_hecktor.prognosis.model_store import PrognosisModel, load_model, save_model
 from nnunet_hecktor.prognosis.plots import plot_kaplan_meier
 from nnunet_hecktor.prognosis.stage_data import centre_groups, survival_targets
+from nnunet_hecktor.strict_json import json_safe
 from nnunet_hecktor.prognosis.stage_io import (
-    json_safe, load_prediction_inputs, load_training_inputs, prediction_inputs, say, small_matrix_threads,
+    load_prediction_inputs, load_training_inputs, prediction_inputs, small_matrix_threads,
 )
 from nnunet_hecktor.prognosis.survival_models import (
     ENSEMBLE, SURVIVAL_CANDIDATES, RiskEnsemble, RiskScale, survival_pipeline,
 )
 
-try:
-    from sksurv.base import SurvivalAnalysisMixin
-except ImportError:  # pragma: no cover
-    SurvivalAnalysisMixin = object
+from sksurv.base import SurvivalAnalysisMixin  # a hard dependency
+
+logger = logging.getLogger(__name__)
 
 FINAL_CHOICES: tuple[str, ...] = ("best", ENSEMBLE) + SURVIVAL_CANDIDATES
 MODEL_DESCRIPTIONS: dict[str, str] = {
@@ -79,6 +80,105 @@ def _choose(final: str, cv_summary: dict[str, dict]) -> str:
     return final
 
 
+@dataclass
+class _SurvivalData:
+    """The patients of a survival fit: inputs, outcomes, centres and folds."""
+
+    inputs: Any  # StageInputs
+    report: dict[str, Any]
+    patients: list[str]
+    X: Any  # DataFrame
+    time: np.ndarray
+    event: np.ndarray
+    groups: np.ndarray
+    folds: list
+
+
+def _check_survival_options(models: list[str], final: str) -> None:
+    unknown = [m for m in models if m not in SURVIVAL_CANDIDATES]
+    if unknown or not models:
+        raise HecktorError(f"unknown survival model(s) {', '.join(unknown) or '(none given)'}; "
+                           f"choose from {', '.join(SURVIVAL_CANDIDATES)}")
+    if final not in FINAL_CHOICES:
+        raise HecktorError(f"--final must be one of {', '.join(FINAL_CHOICES)}")
+
+
+def _survival_data(clinical_csv, features_csv, feature_set, clinical_columns, allow_ground_truth_features, cv,
+                   n_splits, random_state) -> _SurvivalData:
+    """Read the tables, keep the patients with RFS and Relapse (the others are listed), make the folds."""
+    inputs, report = load_training_inputs("survival", features_csv, clinical_csv, feature_set, clinical_columns,
+                                          allow_ground_truth_features)
+    patients, time, event, dropped = survival_targets(inputs.clinical, list(inputs.frame.index))
+    report["patients_without_outcome"] = dropped
+    if dropped:
+        logger.info(f"note: {len(dropped)} patients without RFS/Relapse are left out")
+    if event.sum() < 2:
+        raise HecktorError(f"only {int(event.sum())} relapses among {len(patients)} patients: too few to fit a model")
+    groups = centre_groups(inputs.clinical, patients)
+    return _SurvivalData(inputs, report, patients, inputs.frame.loc[patients], time, event, groups,
+                         make_folds(event.astype(int), groups, cv, n_splits, random_state))
+
+
+def _final_estimator(chosen: str, models: list[str], candidates: dict, n_patients: int):
+    """The chosen candidate (or the ensemble of all) and its description."""
+    if chosen == ENSEMBLE:
+        return (RiskEnsemble([(m, candidates[m]) for m in models]),
+                f"ensemble: mean of the standardised risks of {', '.join(models)}, each refitted on all "
+                f"{n_patients} patients")
+    return candidates[chosen], f"{MODEL_DESCRIPTIONS[chosen]}, refitted on all {n_patients} patients"
+
+
+def _survival_oof_table(data: _SurvivalData, oof_risk: dict[str, np.ndarray], chosen: str):
+    import pandas as pd
+
+    return pd.DataFrame({
+        schema.COL_PATIENT: data.patients, "centre": data.groups, "fold": fold_assignment(data.folds, len(data.patients)),
+        schema.COL_RFS: data.time, schema.COL_RELAPSE: data.event.astype(int),
+        "risk": oof_risk[chosen],
+        **{f"risk_{name}": values for name, values in oof_risk.items()},
+    })
+
+
+def _survival_summary(data: _SurvivalData, model: PrognosisModel, cv_summary: dict, final: str, cv: str,
+                      random_state: int, feature_set: str) -> dict[str, Any]:
+    return {
+        "task": "survival (recurrence-free survival; risk higher = earlier relapse)",
+        "final_model": model.chosen, "final_model_description": model.description,
+        "selection": "highest pooled out-of-fold C-index" if final == "best" else f"requested: {final}",
+        "selection_note": "the chosen model's cross-validated figure is slightly optimistic: it won the comparison",
+        "cv_scheme": cv, "n_folds": len(data.folds), "random_state": random_state,
+        "n_patients": len(data.patients), "n_events": int(data.event.sum()),
+        "feature_set": feature_set, "seg_source": model.seg_source,
+        "image_columns": data.inputs.image_columns, "clinical_columns": data.inputs.clinical_columns,
+        "input_roles": data.inputs.roles.to_json(),
+        "cross_validation": cv_summary,
+        "oof_c_index_final": cv_summary[model.chosen]["pooled_oof_c_index"],
+        "left_out": data.report,
+        "icare_selected_features": _icare_features(model.estimator),
+    }
+
+
+def _write_survival_outputs(output_dir: Path, model: PrognosisModel, oof, summary: dict, data: _SurvivalData,
+                            make_plots: bool, cv: str) -> dict[str, Path]:
+    """``model.joblib``, ``oof_predictions.csv``, ``cv_summary.json`` and ``km_oof.png``, each atomically.
+
+    The log-rank test of the out-of-fold median split goes into ``summary`` when the figure is drawn.
+    """
+    output_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"model": output_dir / "model.joblib", "oof": output_dir / "oof_predictions.csv",
+             "summary": output_dir / "cv_summary.json"}
+    if make_plots:
+        paths["km"] = output_dir / "km_oof.png"
+        summary["oof_logrank_median_split"] = plot_kaplan_meier(
+            data.time, data.event, oof["risk"].to_numpy(), paths["km"],
+            f"out-of-fold risk groups ({model.chosen}, {cv}), C = {summary['oof_c_index_final']:.3f}")
+    save_model(model, paths["model"])
+    with atomic_path(paths["oof"]) as tmp:
+        oof.to_csv(tmp, index=False, float_format="%.6g")
+    write_json_atomic(paths["summary"], json_safe(summary))
+    return paths
+
+
 @small_matrix_threads
 def fit_survival(clinical_csv, output_dir, features_csv=None, feature_set: str = "all",
                  models=SURVIVAL_CANDIDATES, final: str = "best", cv: str = "kfold", n_splits: int = 5,
@@ -102,82 +202,30 @@ def fit_survival(clinical_csv, output_dir, features_csv=None, feature_set: str =
     cv : {"kfold", "centre"}
         Stratified k-fold on the event, or leave one centre out.
     """
-    import pandas as pd
-
     models = list(models)
-    unknown = [m for m in models if m not in SURVIVAL_CANDIDATES]
-    if unknown or not models:
-        raise HecktorError(f"unknown survival model(s) {', '.join(unknown) or '(none given)'}; "
-                           f"choose from {', '.join(SURVIVAL_CANDIDATES)}")
-    if final not in FINAL_CHOICES:
-        raise HecktorError(f"--final must be one of {', '.join(FINAL_CHOICES)}")
-    output_dir = Path(output_dir)
-    inputs, report = load_training_inputs("survival", features_csv, clinical_csv, feature_set, clinical_columns,
-                                          allow_ground_truth_features)
-    patients, time, event, dropped = survival_targets(inputs.clinical, list(inputs.frame.index))
-    report["patients_without_outcome"] = dropped
-    if dropped:
-        say(f"note: {len(dropped)} patients without RFS/Relapse are left out")
-    if event.sum() < 2:
-        raise HecktorError(f"only {int(event.sum())} relapses among {len(patients)} patients: too few to fit a model")
-    X = inputs.frame.loc[patients]
-    groups = centre_groups(inputs.clinical, patients)
-    folds = make_folds(event.astype(int), groups, cv, n_splits, random_state)
+    _check_survival_options(models, final)
+    data = _survival_data(clinical_csv, features_csv, feature_set, clinical_columns, allow_ground_truth_features,
+                          cv, n_splits, random_state)
+    inputs = data.inputs
     candidates = {m: survival_pipeline(inputs.roles, m, random_state, n_jobs) for m in models}
-    say(f"survival: {len(patients)} patients, {int(event.sum())} relapses, {X.shape[1]} inputs "
-        f"({len(inputs.image_columns)} image, {len(inputs.clinical_columns)} clinical), {len(folds)} folds ({cv}), "
-        f"models: {', '.join(models)}")
-    result = cross_validate_survival(X, time, event, candidates, folds, ensemble=len(models) > 1, progress=progress)
+    logger.info(f"survival: {len(data.patients)} patients, {int(data.event.sum())} relapses, {data.X.shape[1]} "
+                f"inputs ({len(inputs.image_columns)} image, {len(inputs.clinical_columns)} clinical), "
+                f"{len(data.folds)} folds ({cv}), models: {', '.join(models)}")
+    result = cross_validate_survival(data.X, data.time, data.event, candidates, data.folds,
+                                     ensemble=len(models) > 1, progress=progress)
     cv_summary = result.summary()
     chosen = _choose(final, cv_summary)
-    if chosen == ENSEMBLE:
-        estimator = RiskEnsemble([(m, candidates[m]) for m in models])
-        description = (f"ensemble: mean of the standardised risks of {', '.join(models)}, each refitted on all "
-                       f"{len(patients)} patients")
-    else:
-        estimator = candidates[chosen]
-        description = f"{MODEL_DESCRIPTIONS[chosen]}, refitted on all {len(patients)} patients"
-    final_model = StandardisedRisk(estimator).fit(X, _surv(event, time))
-
+    estimator, description = _final_estimator(chosen, models, candidates, len(data.patients))
     model = PrognosisModel(
-        task="survival", estimator=final_model, image_columns=inputs.image_columns,
-        clinical_columns=inputs.clinical_columns, feature_set=feature_set, chosen=chosen, description=description,
-        seg_source=inputs.seg_source if inputs.image_columns else None, cv=cv_summary,
+        task="survival", estimator=StandardisedRisk(estimator).fit(data.X, _surv(data.event, data.time)),
+        image_columns=inputs.image_columns, clinical_columns=inputs.clinical_columns, feature_set=feature_set,
+        chosen=chosen, description=description, seg_source=inputs.seg_source if inputs.image_columns else None,
+        cv=cv_summary,
     )
-    oof = pd.DataFrame({
-        schema.COL_PATIENT: patients, "centre": groups, "fold": fold_assignment(folds, len(patients)),
-        schema.COL_RFS: time, schema.COL_RELAPSE: event.astype(int),
-        "risk": result.oof_risk[chosen],
-        **{f"risk_{name}": values for name, values in result.oof_risk.items()},
-    })
-    summary = {
-        "task": "survival (recurrence-free survival; risk higher = earlier relapse)",
-        "final_model": chosen, "final_model_description": description,
-        "selection": "highest pooled out-of-fold C-index" if final == "best" else f"requested: {final}",
-        "selection_note": "the chosen model's cross-validated figure is slightly optimistic: it won the comparison",
-        "cv_scheme": cv, "n_folds": len(folds), "random_state": random_state,
-        "n_patients": len(patients), "n_events": int(event.sum()),
-        "feature_set": feature_set, "seg_source": model.seg_source,
-        "image_columns": inputs.image_columns, "clinical_columns": inputs.clinical_columns,
-        "input_roles": inputs.roles.to_json(),
-        "cross_validation": cv_summary,
-        "oof_c_index_final": cv_summary[chosen]["pooled_oof_c_index"],
-        "left_out": report,
-        "icare_selected_features": _icare_features(final_model),
-    }
-    output_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"model": output_dir / "model.joblib", "oof": output_dir / "oof_predictions.csv",
-             "summary": output_dir / "cv_summary.json"}
-    if make_plots:
-        paths["km"] = output_dir / "km_oof.png"
-        summary["oof_logrank_median_split"] = plot_kaplan_meier(
-            time, event, result.oof_risk[chosen], paths["km"],
-            f"out-of-fold risk groups ({chosen}, {cv}), C = {cv_summary[chosen]['pooled_oof_c_index']:.3f}")
-    save_model(model, paths["model"])
-    with atomic_path(paths["oof"]) as tmp:
-        oof.to_csv(tmp, index=False, float_format="%.6g")
-    write_json_atomic(paths["summary"], json_safe(summary))
-    say(_summary_lines(cv_summary, chosen, description))
+    oof = _survival_oof_table(data, result.oof_risk, chosen)
+    summary = _survival_summary(data, model, cv_summary, final, cv, random_state, feature_set)
+    paths = _write_survival_outputs(Path(output_dir), model, oof, summary, data, make_plots, cv)
+    logger.info(_summary_lines(cv_summary, chosen, description))
     return SurvivalFit(model, summary, oof, paths)
 
 
@@ -238,5 +286,5 @@ def predict_survival(model_path, output_csv, features_csv=None, clinical_csv=Non
     output_csv = Path(output_csv)
     with atomic_path(output_csv) as tmp:
         predictions.to_csv(tmp, index=False, float_format="%.6g")
-    say(f"risk of {len(predictions)} patients written to {output_csv} (model: {model.chosen})")
+    logger.info(f"risk of {len(predictions)} patients written to {output_csv} (model: {model.chosen})")
     return predictions

@@ -14,6 +14,7 @@ import numpy as np
 from nnunet_hecktor import schema
 from nnunet_hecktor.errors import HecktorError
 from nnunet_hecktor.fileio import write_image_atomic, write_json_atomic
+from nnunet_hecktor.strict_json import json_safe
 from nnunet_hecktor.synthetic import anatomy, writer
 from nnunet_hecktor.synthetic.geometry import draw_grids, size_preset
 from nnunet_hecktor.synthetic.patients import (
@@ -63,7 +64,8 @@ class CohortSummary:
                 f"-> {self.out_dir}")
 
 
-def _render_and_write(patient: SyntheticPatient, seed: int, size: str, destinations: dict[str, list[Path]]) -> dict[str, Any]:
+def _render_and_write(patient: SyntheticPatient, seed: int, size: str,
+                      destinations: dict[str, list[Path]]) -> dict[str, Any]:
     """Render the images of one patient and write them to every destination (worker function).
 
     Uses only the patient's own generators, so the bytes do not depend on the process count.
@@ -155,17 +157,6 @@ def _best_achievable(surv: list[SyntheticPatient], hpv: list[SyntheticPatient]) 
             "oracle_threshold": oracle_threshold,
         })
     return result
-
-
-def _json_safe(obj: Any) -> Any:
-    """NaN/inf become null so the file is strict JSON."""
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
 
 
 def _ground_truth(patients, seed, size, layout, task, best, rendered) -> dict[str, Any]:
@@ -268,7 +259,7 @@ def make_cohort(out_dir, n_patients: int = 12, seed: int = 0, layout: str = "rel
     hpv = _with_targets(written, layout, task, 3, schema.COL_HPV)
     best = _best_achievable(surv, hpv)
     gt_path = out_dir / writer.GROUND_TRUTH_NAME
-    write_json_atomic(gt_path, _json_safe(_ground_truth(written, seed, size, layout, task if layout == "task" else None,
+    write_json_atomic(gt_path, json_safe(_ground_truth(written, seed, size, layout, task if layout == "task" else None,
                                              best, rendered)))
 
     shown_tasks = (1, 2, 3) if layout == "flat" else tasks

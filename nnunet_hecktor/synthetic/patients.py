@@ -38,7 +38,7 @@ from nnunet_hecktor.synthetic.lesions import Lesion, draw_lesions
 #: Bumped whenever a change alters what a given seed produces.
 GENERATOR_VERSION = "1"
 
-#: Released Task 1 cohort sizes per centre (HECKTOR.md) used as sampling weights; CHUV gets
+#: Task 1 cohort sizes per centre of the 2025 training release, used as sampling weights; CHUV gets
 #: a few patients too so every CenterID code appears in bigger cohorts.
 CENTRE_WEIGHTS: dict[str, float] = {
     "MDA": 396, "CHUP": 72, "CHUS": 72, "CHUM": 56, "HGJ": 55, "CHUV": 30, "HMR": 18, "USZ": 11,

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Mapping
 
 from nnunet_hecktor import schema
 
-from .io import CT_FOLDER, EHR_FILE, PET_FOLDER
+from nnunet_hecktor.challenge.io import CT_FOLDER, EHR_FILE, PET_FOLDER
 
 #: Columns the challenge passes in ehr.json (inputs only; the targets are what is predicted).
 EHR_COLUMNS: tuple[str, ...] = (schema.COL_CENTER, schema.COL_AGE, schema.COL_GENDER, schema.COL_TOBACCO,
