@@ -75,7 +75,7 @@ def list_prediction_files(folder: str | os.PathLike, endings: tuple[str, ...] = 
     return {pid: paths[0] for pid, paths in sorted(found.items())}
 
 
-def _missing_hint(pred_dir: Path, found: Mapping[str, Path]) -> str:
+def _missing_hint(pred_dir: Path, found: Mapping[str, Path], gt: Mapping[str, Path]) -> str:
     """Why predictions may not have been found: what the folder holds instead."""
     from nnunet_hecktor.challenge.io import SEGMENTATION_OUTPUT
 
@@ -86,6 +86,11 @@ def _missing_hint(pred_dir: Path, found: Mapping[str, Path]) -> str:
     if any((p / SEGMENTATION_OUTPUT).is_file() for p in entries if p.is_dir()):
         return (f"; {pred_dir} holds challenge container outputs (<case>/{SEGMENTATION_OUTPUT.as_posix()}): "
                 "give it as --challenge-outputs (with --case-map when folders are not named by PatientID)")
+    unmatched = [path.name for pid, path in found.items() if pid not in gt]
+    if unmatched:
+        return (f"; {pred_dir} holds {len(unmatched)} prediction file(s) whose names match no ground-truth "
+                f"PatientID, e.g. {', '.join(unmatched[:3])} (expected <PatientID> + one of "
+                f"{', '.join(PREDICTION_ENDINGS)})")
     others = [p.name for p in entries if p.is_file() and p.name not in {f.name for f in found.values()}]
     if not others:
         return f"; {pred_dir} holds no other file"
@@ -131,7 +136,7 @@ def pair_cases(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike | Mapping[
     if missing:
         shown = ", ".join(missing[:20]) + (f" ... ({len(missing)} in all)" if len(missing) > 20 else "")
         if hint is None:
-            hint = _missing_hint(Path(pred_dir), pred)
+            hint = _missing_hint(Path(pred_dir), pred, gt)
         raise InputDataError(f"prediction missing for {len(missing)} of {len(gt)} patients with ground truth: "
                              f"{shown}{hint}", None, where)
     return [(pid, gt[pid], pred[pid]) for pid in gt], [pid for pid in pred if pid not in gt]
