@@ -193,3 +193,17 @@ def test_inference_csv_bad_values_become_missing(tmp_path):
     text = substitutions_csv_text(substitutions)
     assert text.splitlines()[0] == "PatientID,field,value,used,reason"
     assert text.splitlines()[1].startswith("A-001,Age,121,,age '121' outside 0-120 years")
+
+
+def test_model_input_columns_are_exactly_what_the_encoder_reads():
+    """The inference policy reads MODEL_INPUT_COLUMNS only: each changes the encoding, nothing else does."""
+    from nnunet_hecktor.clinical import MODEL_INPUT_COLUMNS
+    from nnunet_hecktor.heads.clinical_encoding import ClinicalEncoder
+
+    encoder = ClinicalEncoder().fit([{"Age": 60.0}, {"Age": 70.0}])
+    base = encoder.encode_as_lists([{}])[0]
+    values = {"Age": 61.0, "Gender": 1, "Tobacco Consumption": 1, "Alcohol Consumption": 0,
+              "Performance Status": 70, "Treatment": 1, "M-stage": "M1", "CenterID": 9, "HPV Status": 1,
+              "Relapse": 1, "RFS": 100.0}
+    changes = {c for c, v in values.items() if encoder.encode_as_lists([{c: v}])[0] != base}
+    assert changes == set(MODEL_INPUT_COLUMNS)
