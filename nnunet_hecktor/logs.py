@@ -48,4 +48,5 @@ def configure_cli_logging(quiet: bool = False) -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
     log.setLevel(logging.WARNING if quiet else logging.INFO)
-    log.propagate = False
+    # Records still propagate: with no root handler (the command line) nothing is shown twice, and
+    # handlers the caller installed on the root (pytest's caplog, an application's) keep seeing them.
