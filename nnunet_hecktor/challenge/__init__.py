@@ -2,6 +2,7 @@
 
 - :func:`run_challenge`: ``/input`` (CT + PET ``.mha``, ``ehr.json``) -> the official output of a task.
 - :mod:`.io`: the container interface (input reading, the three output writers).
+- :mod:`.fallback`: the safest valid outputs when a case cannot be predicted.
 - :mod:`.packaging`: a ``docker build`` context with a trained model (``docker/build.sh``).
 - :mod:`.fake_input`: a fake ``/input`` tree for local tests.
 - ``python -m nnunet_hecktor.challenge``: the container's entry point.
@@ -15,6 +16,7 @@ _EXPORTS = {
     "run_challenge": "run", "ChallengeResult": "run",
     "read_challenge_input": "io", "ChallengeCase": "io",
     "write_segmentation_output": "io", "write_rfs_output": "io", "write_hpv_output": "io",
+    "fallback_values": "fallback", "FallbackValues": "fallback", "empty_segmentation_for": "fallback",
     "stage_model": "packaging", "stage_build_context": "packaging",
     "write_challenge_input": "fake_input", "make_fake_challenge_input": "fake_input",
 }
