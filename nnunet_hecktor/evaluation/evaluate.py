@@ -262,7 +262,10 @@ def _check_coverage(clinical: dict, predictions: PredictionTable, predictions_so
 
 def _tasks_2_and_3(clinical: dict, predictions: PredictionTable, predictions_source: str, clinical_csv, rows: dict,
                    score_subset: bool, n_bootstrap: int, seed: int, level: float) -> dict:
-    """The ``task2``/``task3`` blocks of the tasks whose prediction column is present; rows get targets + predictions."""
+    """The ``task2``/``task3`` blocks of the tasks whose prediction column is present.
+
+    ``rows`` receive each predicted patient's targets and predictions.
+    """
     if not (predictions.has(COL_RISK) or predictions.has(COL_HPV_STATUS)):
         raise HecktorError(f"{predictions_source}: no 'risk' or 'hpv_status' values to evaluate")
     left_out = _check_coverage(clinical, predictions, predictions_source, clinical_csv, score_subset)
@@ -289,7 +292,8 @@ def _tasks_2_and_3(clinical: dict, predictions: PredictionTable, predictions_sou
     return blocks
 
 
-def _write_results(output_dir, metrics: dict, per_patient: list[dict], clinical, predictions, plots: bool) -> list[Path]:
+def _write_results(output_dir, metrics: dict, per_patient: list[dict], clinical, predictions,
+                   plots: bool) -> list[Path]:
     """``metrics.json``, ``per_patient.csv`` and the figures (nothing when ``output_dir`` is None)."""
     if output_dir is None:
         return []
