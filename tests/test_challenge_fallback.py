@@ -49,6 +49,16 @@ def _write_case(root: Path, source: dict, variant: str) -> Path:
                "Tumour side": "left"}
     elif variant == "2d_dummy":
         ct, pet = _dummy_2d(), _dummy_2d()
+    elif variant == "vector_ct":
+        ct = sitk.Compose(ct, ct, ct)
+    elif variant == "4d_ct":
+        array = sitk.GetArrayFromImage(ct)
+        ct = sitk.GetImageFromArray(np.stack([array, array]), isVector=False)
+    elif variant == "tiny_3d":
+        ct, pet = sitk.Image([1, 1, 1], sitk.sitkInt16), sitk.Image([1, 1, 1], sitk.sitkFloat32)
+    elif variant == "pet_elsewhere":
+        pet = sitk.Image(pet)
+        pet.SetOrigin([o + 5000.0 for o in pet.GetOrigin()])
     elif variant == "nan_ct":
         array = sitk.GetArrayFromImage(ct).astype(np.float32)
         array[0, 0, 0] = np.nan
@@ -65,7 +75,7 @@ def _write_case(root: Path, source: dict, variant: str) -> Path:
     return fake.ct
 
 
-# variant -> (tasks that must be predicted, tasks with fallback output, expected grid: "ct" | size tuple,
+# variant -> (tasks that must be predicted, tasks with fallback output, expected grid: "ct" | size tuple | None (4-D),
 #             text expected in the error log)
 ROWS = {
     "unseen_clinical": ((1, 2, 3), (), "ct", None),
@@ -74,6 +84,11 @@ ROWS = {
     "zero_byte_ct": ((), (1, 2, 3), (1, 1, 1), "CT"),
     "text_ct": ((), (1, 2, 3), (1, 1, 1), "CT"),
     "two_cts": ((), (1, 2, 3), (1, 1, 1), "2 CT images"),
+    "vector_ct": ((), (1, 2, 3), "ct", "CT must have one value per voxel, got 3 components"),
+    "4d_ct": ((), (1, 2, 3), None, "CT must be a 3-D image, got 4-D"),
+    # failures inside the prediction, after the input was read
+    "tiny_3d": ((), (1, 2, 3), (1, 1, 1), "segmentation failed"),
+    "pet_elsewhere": ((), (1, 2, 3), "ct", "PET and CT do not overlap physically"),
 }
 
 
@@ -93,20 +108,24 @@ def test_every_case_gets_its_three_outputs(variant, tiny_model, source, tmp_path
                                use_mirroring=False, verbose=False)
     reference = source["ct"] if grid == "ct" else None
     assert check_outputs(out, [1, 2, 3], reference) == []
+    seg = sitk.ReadImage(str(out / SEG))
+    if grid is None:  # 4-D CT: the mask keeps the CT's own (4-D) grid
+        assert seg.GetSize() == (*source["ct"].GetSize(), 2)
     assert sorted(result.fallback) == list(fallback)
     assert sorted(set(result.outputs) - set(result.fallback)) == list(predicted)
-    seg = sitk.ReadImage(str(out / SEG))
-    if grid != "ct":
+    if grid not in ("ct", None):
         assert seg.GetSize() == grid
     if fallback:
         assert not sitk.GetArrayFromImage(seg).any()
         values = fallback_values(tiny_model.model_dir, [0])
-        assert "validation_heads.csv of folds 0" in values.source
+        assert values.risk_source == "mean over folds 0 of the median out-of-fold risk in validation_heads.csv"
+        assert f"training cohort median: {values.risk_source}" in result.fallback[2]
         assert json.loads((out / "rfs.json").read_text()) == pytest.approx(values.risk)
         assert json.loads((out / "hpv-status.json").read_text()) is values.hpv_positive
         errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
-        assert errors and error in errors[0], errors
-        assert "reading the input failed" in errors[0]
+        assert len(errors) == 1 and error in errors[0], errors
+        step = "segmentation" if variant in ("tiny_3d", "pet_elsewhere") else "reading the input"
+        assert f"{step} failed" in errors[0] and result.errors[0].startswith(step)
     else:
         assert result.errors == []
         warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]

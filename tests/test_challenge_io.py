@@ -142,7 +142,8 @@ def test_fallback_values_from_validation_heads(tmp_path, folds, risks, hpv, expe
         (tmp_path / f"fold_{fold}" / "validation_heads.csv").write_text("\n".join(lines) + "\n")
     values = fallback_values(tmp_path, list(folds) or [0])
     assert values.risk == pytest.approx(expected_risk) and values.hpv_positive is expected_hpv
-    assert ("no validation_heads.csv" in values.source) == (not folds)
+    assert ("no validation_heads.csv" in values.risk_source) == (not folds)
+    assert ("no validation_heads.csv" in values.hpv_source) == (not folds)
 
 
 def test_missing_input_folder(tmp_path):

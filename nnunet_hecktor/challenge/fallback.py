@@ -51,13 +51,14 @@ class FallbackValues:
         Higher = earlier relapse (the cohort's median predicted risk).
     hpv_positive : bool
         True = HPV positive (the cohort's majority class).
-    source : str
-        Where the values come from, for the log.
+    risk_source, hpv_source : str
+        Where each value comes from, for the log.
     """
 
     risk: float
     hpv_positive: bool
-    source: str
+    risk_source: str
+    hpv_source: str
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -67,7 +68,8 @@ class FallbackValues:
         risk = float(data["risk"])
         if not math.isfinite(risk):
             raise ValueError(f"fallback risk {risk} is not finite")
-        return cls(risk, bool(data["hpv_positive"]), str(data.get("source", "challenge_model.json")))
+        return cls(risk, bool(data["hpv_positive"]), str(data.get("risk_source", "challenge_model.json")),
+                   str(data.get("hpv_source", "challenge_model.json")))
 
 
 def _read_rows(path: Path) -> list[dict[str, str]]:
@@ -117,16 +119,16 @@ def fallback_values(model_dir: str | os.PathLike, folds: Sequence) -> FallbackVa
             label = _number(row.get("hpv_true"))
             if label in (0.0, 1.0) and row.get("PatientID"):
                 hpv[row["PatientID"]] = int(label)
+    none = f"no {VALIDATION_HEADS_CSV} in the folds of {model_dir}: default"
     if not medians:
-        return FallbackValues(DEFAULT_RISK, DEFAULT_HPV_POSITIVE,
-                              f"no {VALIDATION_HEADS_CSV} in the folds of {model_dir}: risk {DEFAULT_RISK}, HPV "
-                              f"{'positive' if DEFAULT_HPV_POSITIVE else 'negative'} (training release majority)")
+        return FallbackValues(DEFAULT_RISK, DEFAULT_HPV_POSITIVE, none, f"{none} (training release majority)")
     positives = sum(hpv.values())
     hpv_positive = positives * 2 >= len(hpv) if hpv else DEFAULT_HPV_POSITIVE
     return FallbackValues(
         float(sum(medians) / len(medians)), bool(hpv_positive),
-        f"{VALIDATION_HEADS_CSV} of folds {', '.join(used)}: mean of the folds' median out-of-fold risk; "
-        f"majority HPV class of {len(hpv)} patients ({positives} positive)")
+        f"mean over folds {', '.join(used)} of the median out-of-fold risk in {VALIDATION_HEADS_CSV}",
+        f"majority class of {len(hpv)} patients in {VALIDATION_HEADS_CSV} ({positives} positive)" if hpv
+        else f"{none} (training release majority)")
 
 
 def empty_segmentation_for(ct_path: str | os.PathLike | None):

@@ -331,12 +331,12 @@ def _write_fallbacks(tasks, output: Path, result: ChallengeResult, case, input_d
         if 2 in missing:
             result.risk = values.risk
             result.outputs[2] = write_rfs_output(values.risk, output)
-            result.fallback[2] = f"risk {values.risk:.6g} (training cohort median; {values.source})"
+            result.fallback[2] = f"risk {values.risk:.6g} (training cohort median: {values.risk_source})"
         if 3 in missing:
             result.hpv_positive, result.hpv_probability = values.hpv_positive, None
             result.outputs[3] = write_hpv_output(values.hpv_positive, output)
             result.fallback[3] = (f"HPV {'positive' if values.hpv_positive else 'negative'} "
-                                  f"(training cohort majority; {values.source})")
+                                  f"(training cohort majority: {values.hpv_source})")
 
 
 def _log_summary(result: ChallengeResult, output: Path, verbose: bool, case_id: str) -> None:
