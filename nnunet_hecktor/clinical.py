@@ -328,15 +328,15 @@ class ClinicalSubstitution:
 SUBSTITUTION_COLUMNS: tuple[str, ...] = (schema.COL_PATIENT, "field", "value", "used", "reason")
 
 
-def _input_key_map(row: Mapping[str, Any]) -> dict[str, str]:
-    """Model input column -> the key of ``row`` that holds it (exact spelling first, then case/space-insensitive)."""
+def _input_key_map(row: Mapping[str, Any], columns: tuple[str, ...]) -> dict[str, str]:
+    """Column -> the key of ``row`` that holds it (exact spelling first, then case/space-insensitive)."""
     def squash(text: str) -> str:
         return " ".join(str(text).split()).lower()
 
-    wanted = {squash(c): c for c in MODEL_INPUT_COLUMNS}
+    wanted = {squash(c): c for c in columns}
     found: dict[str, str] = {}
     for key in row:
-        if isinstance(key, str) and key in MODEL_INPUT_COLUMNS:
+        if isinstance(key, str) and key in columns:
             found[key] = key
     for key in row:
         if not isinstance(key, str):
@@ -347,7 +347,8 @@ def _input_key_map(row: Mapping[str, Any]) -> dict[str, str]:
     return found
 
 
-def parse_inference_record(row: Mapping[str, Any], patient: str | None = None
+def parse_inference_record(row: Mapping[str, Any], patient: str | None = None,
+                           columns: tuple[str, ...] = MODEL_INPUT_COLUMNS
                            ) -> tuple[ClinicalRecord, list[ClinicalSubstitution]]:
     """Parse a raw clinical row under the inference policy (see the module docstring).
 
@@ -357,12 +358,16 @@ def parse_inference_record(row: Mapping[str, Any], patient: str | None = None
         Column name -> raw value (a CSV row or the content of ``ehr.json``). Absent keys are missing.
     patient : str, optional
         PatientID for the substitutions (taken from the row when absent).
+    columns : tuple of str
+        Columns to read (default :data:`MODEL_INPUT_COLUMNS`: ``CenterID``, targets and unknown keys
+        are not read). Other callers that must never lose a patient over a value (conversion) can
+        pass every known column (e.g. ``schema.CLINICAL_COLUMNS[1:]``).
 
     Returns
     -------
     record : dict
-        Every column of :data:`schema.CLINICAL_COLUMNS` (``None`` unless a model input that parsed),
-        plus ``PatientID``. ``CenterID``, targets and unknown keys are not read.
+        Every column of :data:`schema.CLINICAL_COLUMNS` (``None`` unless one of ``columns`` that
+        parsed), plus ``PatientID``.
     substitutions : list of ClinicalSubstitution
         Values treated as missing, and alternative spellings mapped to the release encoding.
         Nothing is logged here: the caller reports them (one warning per dropped value).
@@ -372,7 +377,7 @@ def parse_inference_record(row: Mapping[str, Any], patient: str | None = None
         patient = None if is_missing(pid) else str(pid).strip()
     record: ClinicalRecord = {column: None for column in schema.CLINICAL_COLUMNS}
     substitutions: list[ClinicalSubstitution] = []
-    for column, key in _input_key_map(row).items():
+    for column, key in _input_key_map(row, tuple(c for c in columns if c != schema.COL_PATIENT)).items():
         raw = row[key]
         renamed = key if key != column else None
         try:

@@ -207,3 +207,16 @@ def test_model_input_columns_are_exactly_what_the_encoder_reads():
               "Relapse": 1, "RFS": 100.0}
     changes = {c for c, v in values.items() if encoder.encode_as_lists([{c: v}])[0] != base}
     assert changes == set(MODEL_INPUT_COLUMNS)
+
+
+def test_lenient_parsing_of_every_column_for_other_callers():
+    """Conversion can use the same policy over every known column (targets and CenterID included)."""
+    from nnunet_hecktor import schema
+    from nnunet_hecktor.clinical import parse_inference_record
+
+    row = {"PatientID": "X-001", "CenterID": "Hospital X", "RFS": "-3", "Relapse": "1.0", "HPV Status": "positive",
+           "Performance Status": "70"}
+    record, substitutions = parse_inference_record(row, columns=schema.CLINICAL_COLUMNS)
+    assert record["Relapse"] == 1 and record["Performance Status"] == 70
+    assert record["CenterID"] is None and record["RFS"] is None and record["HPV Status"] is None
+    assert [(s.column, s.used) for s in substitutions] == [("CenterID", None), ("RFS", None), ("HPV Status", None)]
