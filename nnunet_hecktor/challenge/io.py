@@ -71,7 +71,8 @@ class ChallengeCase:
     substitutions: list = field(default_factory=list)
 
 
-def _image_stem(path: Path) -> str:
+def image_stem(path: Path) -> str:
+    """File name without its image ending (``<uuid>.mha`` -> ``<uuid>``)."""
     name = path.name
     for ending in IMAGE_ENDINGS:
         if name.lower().endswith(ending):
@@ -146,7 +147,7 @@ def read_challenge_input(input_dir: str | os.PathLike, read_ehr: bool = True) ->
     else:
         notes.append(f"no {EHR_FILE}: every clinical value is treated as missing")
         ehr_path = None
-    case_id = str(clinical.get("PatientID") or _image_stem(ct_path))
+    case_id = str(clinical.get("PatientID") or image_stem(ct_path))
     ct = read_image(ct_path, case_id, "CT")
     check_scalar_3d(ct, case_id, ct_path, "CT")
     pet = read_image(pet_path, case_id, "PET")

@@ -43,8 +43,8 @@ from typing import Sequence
 from nnunet_hecktor.errors import HecktorError
 
 from .fallback import FallbackValues, empty_segmentation_for, fallback_values
-from .io import OUTPUT_OF_TASK, TASKS, find_ct_file, read_challenge_input, write_hpv_output, write_rfs_output, \
-    write_segmentation_output
+from .io import (OUTPUT_OF_TASK, TASKS, find_ct_file, image_stem, read_challenge_input, write_hpv_output,
+                 write_rfs_output, write_segmentation_output)
 
 CHALLENGE_MODEL_FILE = "challenge_model.json"
 logger = logging.getLogger(__name__)
@@ -245,7 +245,9 @@ def _run(task, input_dir, output_dir, model_dir, folds, checkpoint, device, post
     _info(verbose, "%s", model.info.describe())
     result = ChallengeResult(tasks)
     steps = _CaseSteps(result, strict)
-    case_id = Path(input_dir).name
+    ct_file = find_ct_file(input_dir)
+    # Until the input is read: the CT's name (a UUID in the container), else the input folder's.
+    case_id = image_stem(ct_file) if ct_file is not None else Path(input_dir).name
     case = prediction = None
 
     with steps.step("reading the input", case_id):
