@@ -48,14 +48,14 @@ for TASK in "${TASKS[@]}"; do
         docker volume create "$VOLUME" >/dev/null
         docker run --rm --platform=linux/amd64 --network none "${GPU[@]}" \
             --volume "$INPUT":/input:ro --volume "$OUTPUT":/output --volume "$VOLUME":/tmp \
-            --env HECKTOR_TASK="$TASK" "$IMAGE" || status=1
+            --env HECKTOR_TASK="$TASK" "$IMAGE" --strict || status=1
         docker volume rm "$VOLUME" >/dev/null
     else
         FAKE_HOME="$WORK/home-task$TASK"; rm -rf "$FAKE_HOME"; mkdir -p "$FAKE_HOME"
         HOME="$FAKE_HOME" HECKTOR_TASK="$TASK" HECKTOR_MODEL="$MODEL_DIR" HECKTOR_INPUT="$INPUT" \
             HECKTOR_OUTPUT="$OUTPUT" HECKTOR_DEVICE="${HECKTOR_DEVICE:-auto}" \
             MPLCONFIGDIR="$WORK/tmp/matplotlib" XDG_CACHE_HOME="$WORK/tmp/cache" \
-            python -m nnunet_hecktor.challenge || status=1
+            python -m nnunet_hecktor.challenge --strict || status=1
         if [ -n "$(ls -A "$FAKE_HOME")" ]; then echo "FAIL: the run wrote into HOME: $(ls -A "$FAKE_HOME")"; status=1; fi
     fi
     python - "$OUTPUT" "$TASK" "$INPUT" <<'PY' || status=1

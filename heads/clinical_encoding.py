@@ -12,7 +12,7 @@ Layout (``N_CLINICAL_FEATURES = 24`` columns, see :data:`CLINICAL_FEATURE_NAMES`
     Alcohol=0, Alcohol=1, Alcohol_missing
     Treatment=0, Treatment=1, Treatment_missing
     M-stage=M0, M-stage=M1, M-stage=Mx, M-stage_missing
-    ECOG=0 .. ECOG=4, ECOG_missing                       Karnofsky 80/90/100 mapped to ECOG
+    ECOG=0 .. ECOG=4, ECOG_missing                       Karnofsky 10-100 mapped to ECOG
 
 Records are the typed dictionaries of :mod:`nnunet_hecktor.clinical` (keys are the
 column names of :mod:`nnunet_hecktor.schema`, missing = ``None`` or absent key).

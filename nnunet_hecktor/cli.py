@@ -99,6 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 2
+    from nnunet_hecktor.logs import configure_cli_logging
+
+    configure_cli_logging(quiet=bool(getattr(args, "quiet", False)))
     try:
         return int(args._run(args) or 0)
     except HecktorError as exc:

@@ -5,20 +5,38 @@ Conventions (those of the 2025 release's clinical CSVs, docs/reference/conventio
 - Missing values are empty cells in the CSVs and absent keys in ``ehr.json``; they become ``None``.
 - ``Gender``, ``Tobacco Consumption``, ``Alcohol Consumption``, ``Treatment``: 0/1, written ``0.0``/``1.0``;
   raw polarity kept (returned as ``int``).
-- ``Performance Status``: ECOG 0-4 or Karnofsky 80/90/100, returned raw as ``int``;
-  :func:`performance_status_to_ecog` maps both onto ECOG.
-- ``M-stage``: ``"M0"``, ``"M1"`` or ``"Mx"`` (case-insensitive on input, canonical on output).
+- ``Performance Status``: ECOG 0-4 or Karnofsky 10-100 (multiples of 10; the release shows 80/90/100),
+  returned raw as ``int``; :func:`performance_status_to_ecog` maps both onto ECOG.
+- ``M-stage``: ``"M0"``, ``"M1"`` or ``"Mx"`` (case-insensitive on input, canonical on output);
+  the sub-stages ``M1a``/``M1b``/``M1c`` are ``"M1"``.
+- ``Gender``: besides 0/1, the spellings of :data:`SEX_SPELLINGS` (``Male``, ``M``, ``female``, ...) are
+  read as 1 = male, 0 = female: the release's polarity is undocumented, but about 80 % of head and neck
+  cancer patients are men and ``Gender`` 1 is the release's majority value.
 - ``HPV Status``: 1 positive, 0 negative. ``Relapse``: 1 event, 0 censored. ``RFS``: days, >= 0.
-- ``CenterID``: int code (schema.CENTER_CODES). ``Age``: years, float.
+- ``CenterID``: any integer code (an open set: schema.CENTER_CODES lists the training release's;
+  never a model input). ``Age``: years, float, 0-120.
 
 Columns are addressed by name; unknown extra columns are kept as raw strings.
+
+Two policies use these parsers:
+
+- **strict** (:func:`parse_clinical_row`, :func:`read_clinical_csv`, :func:`read_ehr_json`): a malformed
+  value raises :class:`~nnunet_hecktor.errors.InputDataError` naming patient, file and column. For
+  training tables and evaluation targets, where a wrong value must be fixed at the source.
+- **inference** (:func:`parse_inference_record`, :func:`read_inference_csv`, :func:`read_inference_ehr_json`):
+  clinical values are advisory. Only :data:`MODEL_INPUT_COLUMNS` are read (``CenterID``, the targets and
+  unknown keys are ignored); a value that cannot be parsed or is out of range becomes missing (the
+  encoder's missing indicator); every such value, and every alternative spelling that was mapped, is
+  returned as a :class:`ClinicalSubstitution` naming patient, column and value. Nothing raises for a value.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -26,6 +44,23 @@ from nnunet_hecktor import schema
 from nnunet_hecktor.errors import InputDataError
 
 ClinicalRecord = dict[str, Any]
+
+logger = logging.getLogger(__name__)
+
+#: Columns the models take as inputs (network heads, prognosis stage). ``CenterID`` never is (the test
+#: phases bring centres absent from training), nor are the targets.
+MODEL_INPUT_COLUMNS: tuple[str, ...] = (
+    schema.COL_AGE, schema.COL_GENDER, schema.COL_TOBACCO, schema.COL_ALCOHOL, schema.COL_PERFORMANCE,
+    schema.COL_TREATMENT, schema.COL_MSTAGE,
+)
+#: Karnofsky performance scale values accepted in ``Performance Status`` (besides ECOG 0-4).
+KARNOFSKY_SCALE: tuple[int, ...] = tuple(range(10, 101, 10))
+#: Plausible ages in years; outside is a typo (strict: error; inference: missing).
+AGE_RANGE: tuple[float, float] = (0.0, 120.0)
+#: Spelled-out sexes (lower case) -> the release's raw ``Gender`` code (1 = male, 0 = female, see above).
+SEX_SPELLINGS: dict[str, int] = {"male": 1, "m": 1, "man": 1, "female": 0, "f": 0, "woman": 0}
+#: M-stage sub-stages -> the release's stage.
+M_SUBSTAGES: dict[str, str] = {"m1a": "M1", "m1b": "M1", "m1c": "M1", "m0": "M0", "mx": "Mx", "m1": "M1"}
 
 
 def is_missing(raw: Any) -> bool:
@@ -57,8 +92,26 @@ def _as_integer(raw: Any, column: str, allowed: tuple[int, ...]) -> int:
     return int(value)
 
 
+def canonical_spelling(column: str, raw: Any) -> Any:
+    """``raw`` with an alternative spelling of clear meaning replaced by the release's encoding.
+
+    ``Gender``: :data:`SEX_SPELLINGS` (``"Male"`` -> 1, ``"F"`` -> 0); ``M-stage``: ``"M1a"``/``"M1b"``/``"M1c"``
+    -> ``"M1"`` (case and surrounding spaces ignored). Anything else is returned unchanged.
+    """
+    if not isinstance(raw, str):
+        return raw
+    key = raw.strip().lower()
+    if column == schema.COL_GENDER and key in SEX_SPELLINGS:
+        return SEX_SPELLINGS[key]
+    if column == schema.COL_MSTAGE and key.replace(" ", "") in M_SUBSTAGES:
+        return M_SUBSTAGES[key.replace(" ", "")]
+    return raw
+
+
 def parse_value(column: str, raw: Any) -> Any:
     """Parse one raw clinical value of ``column``; ``None`` for missing.
+
+    Alternative spellings of clear meaning are accepted (:func:`canonical_spelling`).
 
     Raises
     ------
@@ -69,28 +122,39 @@ def parse_value(column: str, raw: Any) -> Any:
         return None
     if column == schema.COL_PATIENT:
         return str(raw).strip()
+    raw = canonical_spelling(column, raw)
     if column == schema.COL_AGE:
         age = _as_float(raw, column)
-        if not 0 <= age <= 120:
-            raise ValueError(f"column {column!r}: age {raw!r} outside 0-120 years")
+        low, high = AGE_RANGE
+        if not low <= age <= high:
+            raise ValueError(f"column {column!r}: age {raw!r} outside {low:g}-{high:g} years")
         return age
     if column in schema.BINARY_COLUMNS or column in (schema.COL_HPV, schema.COL_RELAPSE):
         return _as_integer(raw, column, (0, 1))
     if column == schema.COL_PERFORMANCE:
-        return _as_integer(raw, column, schema.ECOG_VALUES + schema.KARNOFSKY_VALUES)
+        value = _as_float(raw, column)
+        if value != int(value) or int(value) not in schema.ECOG_VALUES + KARNOFSKY_SCALE:
+            raise ValueError(f"column {column!r}: expected ECOG 0-4 or Karnofsky 10-100 (multiples of 10), "
+                             f"got {raw!r}")
+        return int(value)
     if column == schema.COL_MSTAGE:
         text = str(raw).strip()
         for stage in schema.M_STAGES:
             if text.lower() == stage.lower():
                 return stage
-        raise ValueError(f"column {column!r}: unknown M-stage {raw!r} (expected one of {', '.join(schema.M_STAGES)})")
+        raise ValueError(f"column {column!r}: unknown M-stage {raw!r} (expected one of "
+                         f"{', '.join(schema.M_STAGES)}, M1a, M1b, M1c)")
     if column == schema.COL_RFS:
         rfs = _as_float(raw, column)
         if rfs < 0:
             raise ValueError(f"column {column!r}: negative RFS {raw!r} (days)")
         return rfs
     if column == schema.COL_CENTER:
-        return _as_integer(raw, column, tuple(sorted(set(schema.CENTER_CODES.values()))))
+        # An open set: centres absent from training are normal (shared/HECKTOR.md section 1).
+        value = _as_float(raw, column)
+        if value != int(value):
+            raise ValueError(f"column {column!r}: expected an integer centre code, got {raw!r}")
+        return int(value)
     return str(raw).strip()
 
 
@@ -214,3 +278,202 @@ def format_value(value: Any) -> str:
     if isinstance(value, (int, float)):
         return repr(float(value))
     return str(value)
+
+
+# -- inference policy -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ClinicalSubstitution:
+    """A clinical value that the inference policy did not use as given.
+
+    Attributes
+    ----------
+    patient : str or None
+    column : str
+        The model input column (as the model knows it).
+    raw : Any
+        The value as given (``repr`` in messages).
+    used : Any
+        What the model received: ``None`` = missing (the encoder's missing indicator), or the
+        release encoding an alternative spelling was mapped to.
+    reason : str
+        Why (the parser's message, or ``"alternative spelling"``).
+    key : str or None
+        The key as written when it differs from ``column`` (case or spaces).
+    """
+
+    patient: str | None
+    column: str
+    raw: Any
+    used: Any
+    reason: str
+    key: str | None = None
+
+    @property
+    def is_missing(self) -> bool:
+        """True when the value was dropped (treated as missing), False when it was mapped."""
+        return self.used is None
+
+    def describe(self) -> str:
+        """One line: ``CHUP-000: Age = 121: age 121 outside 0-120 years -> missing``."""
+        who = f"{self.patient}: " if self.patient else ""
+        where = f"{self.column}" + (f" (key {self.key!r})" if self.key else "")
+        result = "missing" if self.used is None else repr(self.used)
+        return f"{who}{where} = {self.raw!r}: {self.reason} -> {result}"
+
+    def as_row(self) -> dict[str, str]:
+        """``PatientID, field, value, used, reason`` for a CSV."""
+        return {schema.COL_PATIENT: self.patient or "", "field": self.column, "value": str(self.raw),
+                "used": "" if self.used is None else str(self.used), "reason": self.reason}
+
+
+SUBSTITUTION_COLUMNS: tuple[str, ...] = (schema.COL_PATIENT, "field", "value", "used", "reason")
+
+
+def _input_key_map(row: Mapping[str, Any], columns: tuple[str, ...]) -> dict[str, str]:
+    """Column -> the key of ``row`` that holds it (exact spelling first, then case/space-insensitive)."""
+    def squash(text: str) -> str:
+        return " ".join(str(text).split()).lower()
+
+    wanted = {squash(c): c for c in columns}
+    found: dict[str, str] = {}
+    for key in row:
+        if isinstance(key, str) and key in columns:
+            found[key] = key
+    for key in row:
+        if not isinstance(key, str):
+            continue
+        column = wanted.get(squash(key))
+        if column is not None and column not in found:
+            found[column] = key
+    return found
+
+
+def parse_inference_record(row: Mapping[str, Any], patient: str | None = None,
+                           columns: tuple[str, ...] = MODEL_INPUT_COLUMNS
+                           ) -> tuple[ClinicalRecord, list[ClinicalSubstitution]]:
+    """Parse a raw clinical row under the inference policy (see the module docstring).
+
+    Parameters
+    ----------
+    row : mapping
+        Column name -> raw value (a CSV row or the content of ``ehr.json``). Absent keys are missing.
+    patient : str, optional
+        PatientID for the substitutions (taken from the row when absent).
+    columns : tuple of str
+        Columns to read (default :data:`MODEL_INPUT_COLUMNS`: ``CenterID``, targets and unknown keys
+        are not read). Other callers that must never lose a patient over a value (conversion) can
+        pass every known column (e.g. ``schema.CLINICAL_COLUMNS[1:]``).
+
+    Returns
+    -------
+    record : dict
+        Every column of :data:`schema.CLINICAL_COLUMNS` (``None`` unless one of ``columns`` that
+        parsed), plus ``PatientID``.
+    substitutions : list of ClinicalSubstitution
+        Values treated as missing, and alternative spellings mapped to the release encoding.
+        Nothing is logged here: the caller reports them (one warning per dropped value).
+    """
+    if patient is None:
+        pid = row.get(schema.COL_PATIENT)
+        patient = None if is_missing(pid) else str(pid).strip()
+    record: ClinicalRecord = {column: None for column in schema.CLINICAL_COLUMNS}
+    substitutions: list[ClinicalSubstitution] = []
+    for column, key in _input_key_map(row, tuple(c for c in columns if c != schema.COL_PATIENT)).items():
+        raw = row[key]
+        renamed = key if key != column else None
+        try:
+            value = parse_value(column, raw)
+        except ValueError as exc:
+            reason = str(exc).replace(f"column {column!r}: ", "")
+            substitutions.append(ClinicalSubstitution(patient, column, raw, None, reason, renamed))
+            continue
+        record[column] = value
+        mapped = canonical_spelling(column, raw)
+        if isinstance(raw, str) and mapped is not raw and str(mapped).lower() != raw.strip().lower():
+            substitutions.append(ClinicalSubstitution(patient, column, raw, value, "alternative spelling", renamed))
+        elif renamed is not None:
+            substitutions.append(ClinicalSubstitution(patient, column, raw, value, f"key {key!r} read as {column!r}",
+                                                      renamed))
+    if patient is not None:
+        record[schema.COL_PATIENT] = patient
+    return record, substitutions
+
+
+def read_inference_csv(path: str | Path) -> tuple[dict[str, ClinicalRecord], list[ClinicalSubstitution]]:
+    """Read a clinical CSV for prediction (inference policy: a bad value is missing, never an error).
+
+    Returns
+    -------
+    records : dict
+        PatientID -> record (:func:`parse_inference_record`), in file order.
+    substitutions : list of ClinicalSubstitution
+
+    Raises
+    ------
+    InputDataError
+        What makes the table itself unusable: unreadable file, no ``PatientID`` column, an empty or
+        duplicate PatientID (which row is meant is ambiguous).
+    """
+    path = Path(path)
+    records: dict[str, ClinicalRecord] = {}
+    substitutions: list[ClinicalSubstitution] = []
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            if schema.COL_PATIENT not in header:
+                raise InputDataError(f"no {schema.COL_PATIENT!r} column (columns: {', '.join(header) or 'none'})",
+                                     None, path)
+            for line_number, row in enumerate(reader, start=2):
+                row = {k.strip(): v for k, v in row.items() if isinstance(k, str)}
+                pid = (row.get(schema.COL_PATIENT) or "").strip()
+                if not pid:
+                    raise InputDataError(f"line {line_number}: empty {schema.COL_PATIENT}", None, path)
+                if pid in records:
+                    raise InputDataError(f"duplicate PatientID (second row at line {line_number})", pid, path)
+                records[pid], found = parse_inference_record(row, pid)
+                substitutions += found
+    except UnicodeDecodeError as exc:
+        raise InputDataError(f"not a UTF-8 text CSV ({exc.reason})", None, path) from None
+    except OSError as exc:
+        raise InputDataError(f"cannot read clinical CSV ({exc.strerror})", None, path) from None
+    return records, substitutions
+
+
+def read_inference_ehr_json(path: str | Path, patient: str | None = None
+                            ) -> tuple[ClinicalRecord, list[ClinicalSubstitution]]:
+    """Read the challenge container's ``ehr.json`` under the inference policy.
+
+    An unreadable file or one that is not a JSON object gives a record with every value missing and
+    one substitution (column ``"ehr.json"``) saying why; nothing raises.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        reason = f"unreadable ({exc}); every clinical value treated as missing"
+        return parse_inference_record({}, patient)[0], [ClinicalSubstitution(patient, path.name, "", None, reason)]
+    if not isinstance(data, dict):
+        reason = f"not a JSON object ({type(data).__name__}); every clinical value treated as missing"
+        return parse_inference_record({}, patient)[0], [ClinicalSubstitution(patient, path.name, data, None, reason)]
+    return parse_inference_record(data, patient)
+
+
+def log_substitutions(substitutions: list[ClinicalSubstitution], log: logging.Logger | None = None) -> None:
+    """One WARNING per value treated as missing, one INFO per mapped spelling."""
+    log = log or logger
+    for s in substitutions:
+        log.log(logging.WARNING if s.is_missing else logging.INFO, "clinical value: %s", s.describe())
+
+
+def substitutions_csv_text(substitutions: list[ClinicalSubstitution]) -> str:
+    """The substitutions as CSV text (:data:`SUBSTITUTION_COLUMNS`)."""
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=SUBSTITUTION_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for s in substitutions:
+        writer.writerow(s.as_row())
+    return buffer.getvalue()

@@ -128,7 +128,8 @@ def test_segmentation_only_model_cannot_do_tasks_2_and_3(tiny_model, fake_input,
     assert check_outputs(tmp_path / "out1", [1]) == []
 
 
-def test_cli_reports_bad_input_clearly(tiny_model, fake_input, tmp_path, capsys):
+def test_cli_strict_reports_bad_input_clearly(tiny_model, fake_input, tmp_path, capsys):
+    """--strict keeps fail-fast behaviour (without it the case gets fallback outputs: test_challenge_fallback)."""
     from nnunet_hecktor.synthetic.challenge_input import write_challenge_input
     from nnunet_hecktor.cli import main
 
@@ -136,7 +137,7 @@ def test_cli_reports_bad_input_clearly(tiny_model, fake_input, tmp_path, capsys)
                                 sitk.ReadImage(str(fake_input.pet)), None)
     sitk.WriteImage(sitk.ReadImage(str(bad.ct)), str(bad.ct.parent / "second.mha"))
     code = main(["challenge", "--task", "1", "--input", str(bad.root), "--output", str(tmp_path / "out"),
-                 "--model", str(tiny_model.model_dir), "--device", "cpu"])
+                 "--model", str(tiny_model.model_dir), "--device", "cpu", "--strict"])
     assert code == 1
     assert "2 CT images" in capsys.readouterr().err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*"))

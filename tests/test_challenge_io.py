@@ -55,8 +55,6 @@ def test_ehr_json_absent_means_all_missing(fake_input):
     ("two_cts", r"2 CT images \(.*\.mha, .*\.mha\); expected exactly one"),
     ("two_pets", r"2 PET images"),
     ("unreadable_ct", r"CT file is unreadable"),
-    ("bad_ehr", r"ehr\.json"),
-    ("bad_ehr_value", r"Age"),
 ])
 def test_input_errors(fake_input, problem, message):
     root = fake_input.root
@@ -73,12 +71,79 @@ def test_input_errors(fake_input, problem, message):
     elif problem == "unreadable_ct":
         data = fake_input.ct.read_bytes()
         fake_input.ct.write_bytes(data[: len(data) // 3])
-    elif problem == "bad_ehr":
-        fake_input.ehr.write_text("{not json")
-    elif problem == "bad_ehr_value":
-        fake_input.ehr.write_text(json.dumps({"Age": "old"}))
     with pytest.raises(InputDataError, match=message):
         read_challenge_input(root)
+
+
+@pytest.mark.parametrize("ehr, expected, substituted", [
+    ("{not json", {"Age": None}, ["ehr.json"]),
+    (json.dumps({"Age": "old", "CenterID": 99, "Tumour side": "left"}), {"Age": None}, ["Age"]),
+    (json.dumps({"Age": 121, "Performance Status": 70, "M-stage": "M1a", "Gender": "Male"}),
+     {"Age": None, "Performance Status": 70, "M-stage": "M1", "Gender": 1}, ["Age", "M-stage", "Gender"]),
+])
+def test_ehr_values_are_advisory(fake_input, ehr, expected, substituted):
+    """A bad ehr.json never stops the case: bad values are missing, and each is reported."""
+    fake_input.ehr.write_text(ehr)
+    case = read_challenge_input(fake_input.root)
+    for column, value in expected.items():
+        assert case.clinical[column] == value
+    assert [s.column for s in case.substitutions] == substituted
+
+
+def test_task1_never_reads_ehr_json(fake_input):
+    fake_input.ehr.write_text("{not json")
+    case = read_challenge_input(fake_input.root, read_ehr=False)
+    assert case.clinical == {} and case.ehr_path is None and case.substitutions == []
+
+
+@pytest.mark.parametrize("ct, expected_size, grid", [
+    ("3d", (8, 7, 6), "the CT's grid"),
+    ("2d_dummy", (1, 1), "the CT's grid (2-D"),
+    ("nan", (8, 7, 6), "the CT's grid"),
+    ("zero_bytes", (1, 1, 1), "smallest valid grid"),
+    ("text_file", (1, 1, 1), "smallest valid grid"),
+    ("absent", (1, 1, 1), "smallest valid grid"),
+])
+def test_fallback_segmentation_grid(tmp_path, ct, expected_size, grid):
+    from nnunet_hecktor.challenge.fallback import empty_segmentation_for
+
+    path = tmp_path / "ct.mha"
+    reference = None
+    if ct in ("3d", "nan"):
+        reference = _image(value=float("nan") if ct == "nan" else 1.0)
+        sitk.WriteImage(reference, str(path))
+    elif ct == "2d_dummy":
+        sitk.WriteImage(sitk.Image([1, 1], sitk.sitkFloat32), str(path))
+    elif ct == "zero_bytes":
+        path.write_bytes(b"")
+    elif ct == "text_file":
+        path.write_text("not an image")
+    mask, description = empty_segmentation_for(path if ct != "absent" else None)
+    assert mask.GetSize() == expected_size and mask.GetPixelID() == sitk.sitkUInt8
+    assert not sitk.GetArrayFromImage(mask).any()
+    assert grid in description
+    if reference is not None:
+        assert mask.GetSpacing() == reference.GetSpacing() and mask.GetOrigin() == reference.GetOrigin()
+
+
+@pytest.mark.parametrize("folds, risks, hpv, expected_risk, expected_hpv", [
+    ({0: [1.0, 2.0, 10.0], 1: [-1.0, 0.0, 1.0]}, None, {0: [1, 1, 0], 1: [0, 1, 1]}, (2.0 + 0.0) / 2, True),
+    ({0: [0.5, 0.7]}, None, {0: [0, 0]}, 0.6, False),
+    ({0: [0.5, 0.7]}, None, {0: [0, 1]}, 0.6, True),  # a tie is positive (the release's majority)
+    ({}, None, {}, 0.0, True),  # no validation_heads.csv: documented defaults
+])
+def test_fallback_values_from_validation_heads(tmp_path, folds, risks, hpv, expected_risk, expected_hpv):
+    from nnunet_hecktor.challenge.fallback import fallback_values
+
+    for fold, values in folds.items():
+        (tmp_path / f"fold_{fold}").mkdir()
+        lines = ["PatientID,hpv_true,hpv_probability,risk"]
+        lines += [f"P{fold}-{i},{h},0.5,{r}" for i, (r, h) in enumerate(zip(values, hpv[fold]))]
+        (tmp_path / f"fold_{fold}" / "validation_heads.csv").write_text("\n".join(lines) + "\n")
+    values = fallback_values(tmp_path, list(folds) or [0])
+    assert values.risk == pytest.approx(expected_risk) and values.hpv_positive is expected_hpv
+    assert ("no validation_heads.csv" in values.risk_source) == (not folds)
+    assert ("no validation_heads.csv" in values.hpv_source) == (not folds)
 
 
 def test_missing_input_folder(tmp_path):
@@ -148,6 +213,7 @@ def test_stage_model_ships_only_the_chosen_checkpoints(tmp_path):
     info = json.loads((staged / "challenge_model.json").read_text())
     assert (info["folds"], info["checkpoint"], info["postprocessing"]) == ([0, 2], "checkpoint_swa.pth",
                                                                           "postprocessing.json")
+    assert info["fallback"]["risk"] == 0.0 and info["fallback"]["hpv_positive"] is True  # no validation_heads
     with pytest.raises(HecktorError, match="not empty"):
         stage_model(model, staged)
     with pytest.raises(HecktorError, match="fold 4 not found"):

@@ -25,6 +25,13 @@ from nnunet_hecktor.errors import InputDataError
     ("RFS", "1234.5", 1234.5),
     ("RFS", "0", 0.0),
     ("CenterID", "2.0", 2),
+    ("CenterID", "9", 9),  # an open set: centres absent from training are normal
+    ("Performance Status", "70", 70),  # Karnofsky 10-100
+    ("Performance Status", 10, 10),
+    ("M-stage", "M1a", "M1"),
+    ("M-stage", " m1C ", "M1"),
+    ("Gender", "Male", 1),
+    ("Gender", "f", 0),
     ("Treatment", None, None),
     ("Treatment", float("nan"), None),
 ])
@@ -39,8 +46,11 @@ def test_parse_value_accepts_release_encodings(column, raw, expected):
     ("RFS", "-3", "negative RFS"),
     ("Relapse", "2.0", "expected one of {0, 1}"),
     ("Relapse", "0.5", "expected one of {0, 1}"),
-    ("Performance Status", "70", "expected one of"),
-    ("CenterID", "9", "expected one of"),
+    ("Performance Status", "75", "Karnofsky 10-100"),
+    ("Performance Status", "5", "ECOG 0-4"),
+    ("CenterID", "2.5", "integer centre code"),
+    ("Age", "121", "outside 0-120 years"),
+    ("Gender", "other", "expected a number"),
 ])
 def test_parse_value_rejects_malformed(column, raw, message):
     with pytest.raises(ValueError, match=message):
@@ -94,3 +104,119 @@ def test_read_ehr_json_absent_keys_are_missing(tmp_path):
 @pytest.mark.parametrize("value, text", [(None, ""), (1, "1.0"), (0.0, "0.0"), ("M0", "M0"), (61.5, "61.5")])
 def test_format_value_round_trips_release_encoding(value, text):
     assert format_value(value) == text
+
+
+# -- inference policy (issue 10): every row is an input and what the model gets ---------------------------
+
+@pytest.mark.parametrize("row, expected, substituted", [
+    # unknown keys ignored, CenterID never an input (any value accepted, nothing reported)
+    ({"CenterID": 9, "Favourite colour": "blue"}, {}, []),
+    ({"CenterID": "Hospital X"}, {}, []),
+    # Karnofsky kept raw (the encoder maps it onto ECOG like the release's 80/90/100)
+    ({"Performance Status": 70}, {"Performance Status": 70}, []),
+    ({"Performance Status": 75}, {"Performance Status": None}, [("Performance Status", 75, None)]),
+    ({"Performance Status": 5}, {"Performance Status": None}, [("Performance Status", 5, None)]),
+    ({"M-stage": "M1a"}, {"M-stage": "M1"}, [("M-stage", "M1a", "M1")]),
+    ({"M-stage": "M1b"}, {"M-stage": "M1"}, [("M-stage", "M1b", "M1")]),
+    ({"M-stage": "m0"}, {"M-stage": "M0"}, []),  # only the case differs: not a substitution
+    ({"M-stage": "M2"}, {"M-stage": None}, [("M-stage", "M2", None)]),
+    ({"Age": 121}, {"Age": None}, [("Age", 121, None)]),
+    ({"Age": -1}, {"Age": None}, [("Age", -1, None)]),
+    ({"Age": "sixty"}, {"Age": None}, [("Age", "sixty", None)]),
+    ({"Age": float("inf")}, {"Age": None}, [("Age", float("inf"), None)]),
+    ({"Age": 61}, {"Age": 61.0}, []),
+    ({"Gender": "Male"}, {"Gender": 1}, [("Gender", "Male", 1)]),
+    ({"Gender": "male"}, {"Gender": 1}, [("Gender", "male", 1)]),
+    ({"Gender": "M"}, {"Gender": 1}, [("Gender", "M", 1)]),
+    ({"Gender": "Female"}, {"Gender": 0}, [("Gender", "Female", 0)]),
+    ({"Gender": "F"}, {"Gender": 0}, [("Gender", "F", 0)]),
+    ({"Gender": "unknown gender"}, {"Gender": None}, [("Gender", "unknown gender", None)]),
+    ({"Gender": 2}, {"Gender": None}, [("Gender", 2, None)]),
+    ({"Tobacco Consumption": True}, {"Tobacco Consumption": None}, [("Tobacco Consumption", True, None)]),
+    ({"Treatment": ""}, {"Treatment": None}, []),  # empty = missing, as in the release
+    # a key spelled with another case is read, and reported
+    ({"age": 50}, {"Age": 50.0}, [("Age", 50, 50.0)]),
+    # targets are not model inputs: never read at inference
+    ({"HPV Status": "positive", "RFS": -3}, {"HPV Status": None, "RFS": None}, []),
+])
+def test_inference_policy(row, expected, substituted):
+    from nnunet_hecktor.clinical import parse_inference_record
+
+    record, substitutions = parse_inference_record({"PatientID": "XYZ-001", **row})
+    for column, value in expected.items():
+        assert record[column] == value, column
+    assert record["CenterID"] is None and record["PatientID"] == "XYZ-001"
+    assert [(s.column, s.raw, s.used) for s in substitutions] == substituted
+    for s in substitutions:
+        assert s.patient == "XYZ-001"
+        assert s.column in s.describe() and repr(s.raw) in s.describe()
+
+
+def test_inference_substitutions_are_logged_once_each(caplog):
+    import logging
+
+    from nnunet_hecktor.clinical import log_substitutions, parse_inference_record
+
+    _, substitutions = parse_inference_record({"Age": 121, "M-stage": "M1c", "Gender": "x"}, "P-1")
+    with caplog.at_level(logging.INFO, logger="nnunet_hecktor.clinical"):
+        log_substitutions(substitutions)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert any("Age = 121" in w and "missing" in w for w in warnings)
+    assert any("Gender = 'x'" in w for w in warnings)
+
+
+@pytest.mark.parametrize("content, reason", [
+    ("{not json", "unreadable"),
+    ("[1, 2]", "not a JSON object"),
+    (b"\xff\xfe\x00", "unreadable"),
+])
+def test_inference_ehr_json_never_raises(tmp_path, content, reason):
+    from nnunet_hecktor.clinical import read_inference_ehr_json
+
+    path = tmp_path / "ehr.json"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    record, substitutions = read_inference_ehr_json(path, "P-1")
+    assert all(record[c] is None for c in ("Age", "Gender", "M-stage"))
+    assert len(substitutions) == 1 and reason in substitutions[0].reason
+
+
+def test_inference_csv_bad_values_become_missing(tmp_path):
+    from nnunet_hecktor.clinical import read_inference_csv, substitutions_csv_text
+
+    path = tmp_path / "clinical.csv"
+    path.write_text("PatientID,Age,Performance Status,CenterID,M-stage\nA-001,121,70,99,M1a\nA-002,60,,x,M0\n")
+    records, substitutions = read_inference_csv(path)
+    assert records["A-001"]["Age"] is None and records["A-001"]["Performance Status"] == 70
+    assert records["A-001"]["M-stage"] == "M1" and records["A-002"]["Age"] == 60.0
+    assert [(s.patient, s.column) for s in substitutions] == [("A-001", "Age"), ("A-001", "M-stage")]
+    text = substitutions_csv_text(substitutions)
+    assert text.splitlines()[0] == "PatientID,field,value,used,reason"
+    assert text.splitlines()[1].startswith("A-001,Age,121,,age '121' outside 0-120 years")
+
+
+def test_model_input_columns_are_exactly_what_the_encoder_reads():
+    """The inference policy reads MODEL_INPUT_COLUMNS only: each changes the encoding, nothing else does."""
+    from nnunet_hecktor.clinical import MODEL_INPUT_COLUMNS
+    from nnunet_hecktor.heads.clinical_encoding import ClinicalEncoder
+
+    encoder = ClinicalEncoder().fit([{"Age": 60.0}, {"Age": 70.0}])
+    base = encoder.encode_as_lists([{}])[0]
+    values = {"Age": 61.0, "Gender": 1, "Tobacco Consumption": 1, "Alcohol Consumption": 0,
+              "Performance Status": 70, "Treatment": 1, "M-stage": "M1", "CenterID": 9, "HPV Status": 1,
+              "Relapse": 1, "RFS": 100.0}
+    changes = {c for c, v in values.items() if encoder.encode_as_lists([{c: v}])[0] != base}
+    assert changes == set(MODEL_INPUT_COLUMNS)
+
+
+def test_lenient_parsing_of_every_column_for_other_callers():
+    """Conversion can use the same policy over every known column (targets and CenterID included)."""
+    from nnunet_hecktor import schema
+    from nnunet_hecktor.clinical import parse_inference_record
+
+    row = {"PatientID": "X-001", "CenterID": "Hospital X", "RFS": "-3", "Relapse": "1.0", "HPV Status": "positive",
+           "Performance Status": "70"}
+    record, substitutions = parse_inference_record(row, columns=schema.CLINICAL_COLUMNS)
+    assert record["Relapse"] == 1 and record["Performance Status"] == 70
+    assert record["CenterID"] is None and record["RFS"] is None and record["HPV Status"] is None
+    assert [(s.column, s.used) for s in substitutions] == [("CenterID", None), ("RFS", None), ("HPV Status", None)]

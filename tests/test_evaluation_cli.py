@@ -11,7 +11,7 @@ import pytest
 import SimpleITK as sitk
 
 from nnunet_hecktor.cli import main
-from nnunet_hecktor.errors import InputDataError
+from nnunet_hecktor.errors import HecktorError, InputDataError
 from nnunet_hecktor.evaluation.evaluate import evaluate
 from nnunet_hecktor.evaluation.outcome import read_predictions_csv
 from nnunet_hecktor.metrics.segmentation import SegmentationMetricOptions
@@ -96,8 +96,9 @@ def _args(root, *extra):
 
 
 def test_evaluate_end_to_end(cohort, capsys):
-    assert main(_args(cohort)) == 0
+    assert main(_args(cohort, "--score-subset")) == 0  # EXTRA-004 has targets but no prediction
     printed = capsys.readouterr().out
+    assert "left out 1 patients with a target but no prediction" in printed
     assert "Task 1 (4 patients)" in printed and "Task 2" in printed and "Task 3" in printed
     metrics = json.loads((cohort / "out" / "metrics.json").read_text())
     task1 = metrics["task1"]
@@ -222,14 +223,18 @@ def test_predictions_csv_without_a_task(tmp_path, cohort):
     table = read_predictions_csv(path)
     assert table.columns == ("risk",)
     metrics = evaluate(clinical_csv=cohort / "clinical.csv", predictions_csv=path, n_bootstrap=0,
-                       progress=False).metrics
+                       progress=False, score_subset=True).metrics
     assert "task2" in metrics and "task3" not in metrics and "task1" not in metrics
 
 
 def test_prediction_row_missing_for_ground_truth_patient_is_not_silent(cohort):
     (cohort / "predictions.csv").write_text("PatientID,risk\nCHUP-000,1\n")
+    with pytest.raises(HecktorError, match="Task 2: 3 patients .* have RFS and Relapse but no prediction .*: "
+                                           "CHUP-001, MDA-002, EXTRA-004"):
+        evaluate(clinical_csv=cohort / "clinical.csv", predictions_csv=cohort / "predictions.csv",
+                 n_bootstrap=0, progress=False)
     metrics = evaluate(clinical_csv=cohort / "clinical.csv", predictions_csv=cohort / "predictions.csv",
-                       n_bootstrap=0, progress=False).metrics
+                       n_bootstrap=0, progress=False, score_subset=True).metrics
     assert metrics["task2"]["n"] == 1
     assert metrics["task2"]["clinical_patients_without_prediction"] == 3
 

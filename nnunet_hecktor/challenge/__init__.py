@@ -2,6 +2,7 @@
 
 - :func:`run_challenge`: ``/input`` (CT + PET ``.mha``, ``ehr.json``) -> the official output of a task.
 - :mod:`.io`: the container interface (input reading, the three output writers).
+- :mod:`.fallback`: the safest valid outputs when a case cannot be predicted.
 - :mod:`.packaging`: a ``docker build`` context with a trained model (``docker/build.sh``).
 - ``python -m nnunet_hecktor.challenge``: the container's entry point.
 """
@@ -14,6 +15,7 @@ _EXPORTS = {
     "run_challenge": "run", "ChallengeResult": "run",
     "read_challenge_input": "io", "ChallengeCase": "io",
     "write_segmentation_output": "io", "write_rfs_output": "io", "write_hpv_output": "io",
+    "fallback_values": "fallback", "FallbackValues": "fallback", "empty_segmentation_for": "fallback",
     "stage_model": "packaging", "stage_build_context": "packaging",
 }
 

@@ -49,11 +49,15 @@ class ChallengeCase:
     ct, pet : SimpleITK.Image
         CT and PET, each on its own grid.
     clinical : dict
-        Typed clinical record (:func:`nnunet_hecktor.clinical.read_ehr_json`); missing = None.
+        Typed clinical record under the inference policy
+        (:func:`nnunet_hecktor.clinical.read_inference_ehr_json`); missing = None; ``{}`` when
+        ``ehr.json`` was not read (Task 1 alone) or is absent.
     ct_path, pet_path : Path
     ehr_path : Path or None
-        None when there is no ``ehr.json`` (every clinical value missing).
+        None when there is no ``ehr.json`` (every clinical value missing) or it was not read.
     notes : list of str
+    substitutions : list of ClinicalSubstitution
+        ``ehr.json`` values treated as missing or mapped (:mod:`nnunet_hecktor.clinical`).
     """
 
     case_id: str
@@ -64,9 +68,11 @@ class ChallengeCase:
     pet_path: Path
     ehr_path: Path | None
     notes: list[str] = field(default_factory=list)
+    substitutions: list = field(default_factory=list)
 
 
-def _image_stem(path: Path) -> str:
+def image_stem(path: Path) -> str:
+    """File name without its image ending (``<uuid>.mha`` -> ``<uuid>``)."""
     name = path.name
     for ending in IMAGE_ENDINGS:
         if name.lower().endswith(ending):
@@ -96,17 +102,32 @@ def find_single_image(input_dir: Path, folder: Path, what: str) -> Path:
     return images[0]
 
 
-def read_challenge_input(input_dir: str | os.PathLike) -> ChallengeCase:
+def find_ct_file(input_dir: str | os.PathLike) -> Path | None:
+    """The CT file of an input folder when there is exactly one candidate (for the fallback grid), else None."""
+    try:
+        return find_single_image(Path(input_dir).expanduser(), CT_FOLDER, "CT")
+    except (HecktorError, OSError):
+        return None
+
+
+def read_challenge_input(input_dir: str | os.PathLike, read_ehr: bool = True) -> ChallengeCase:
     """Read the container's input folder (see the module docstring).
+
+    Parameters
+    ----------
+    input_dir : path-like
+    read_ehr : bool
+        Read ``ehr.json`` (Tasks 2 and 3). Its values are advisory (inference policy of
+        :mod:`nnunet_hecktor.clinical`): a bad value or file makes values missing, never an error.
 
     Raises
     ------
     HecktorError
         The input folder does not exist.
     InputDataError
-        No CT/PET, several CTs/PETs, an unreadable or non-3-D image, or a malformed ``ehr.json``.
+        No CT/PET, several CTs/PETs, an unreadable or non-3-D image.
     """
-    from nnunet_hecktor.clinical import read_ehr_json
+    from nnunet_hecktor.clinical import read_inference_ehr_json
     from nnunet_hecktor.dataset_conversion.checks import check_scalar_3d
     from nnunet_hecktor.fileio import read_image
 
@@ -117,12 +138,16 @@ def read_challenge_input(input_dir: str | os.PathLike) -> ChallengeCase:
     pet_path = find_single_image(root, PET_FOLDER, "PET")
     ehr_path: Path | None = root / EHR_FILE
     notes = []
-    if ehr_path.is_file():
-        clinical = read_ehr_json(ehr_path)
+    substitutions: list = []
+    clinical: dict = {}
+    if not read_ehr:
+        ehr_path = None
+    elif ehr_path.is_file():
+        clinical, substitutions = read_inference_ehr_json(ehr_path)
     else:
         notes.append(f"no {EHR_FILE}: every clinical value is treated as missing")
-        clinical, ehr_path = {}, None
-    case_id = str(clinical.get("PatientID") or _image_stem(ct_path))
+        ehr_path = None
+    case_id = str(clinical.get("PatientID") or image_stem(ct_path))
     ct = read_image(ct_path, case_id, "CT")
     check_scalar_3d(ct, case_id, ct_path, "CT")
     pet = read_image(pet_path, case_id, "PET")
@@ -130,7 +155,7 @@ def read_challenge_input(input_dir: str | os.PathLike) -> ChallengeCase:
     for folder in IGNORED_FOLDERS:
         if (root / folder).exists():
             notes.append(f"{folder} present: not used")
-    return ChallengeCase(case_id, ct, pet, clinical, ct_path, pet_path, ehr_path, notes)
+    return ChallengeCase(case_id, ct, pet, clinical, ct_path, pet_path, ehr_path, notes, substitutions)
 
 
 def write_segmentation_output(segmentation, output_dir: str | os.PathLike) -> Path:

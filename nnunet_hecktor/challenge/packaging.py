@@ -11,7 +11,9 @@ reads ``/input`` and writes ``/output``. :func:`stage_build_context` writes such
     the model folder reduced to what prediction reads (``plans.json``, ``dataset.json``,
     ``dataset_fingerprint.json``, ``fold_K/<checkpoint>`` of the chosen folds), the optional
     post-processing JSON as ``postprocessing.json``, and ``challenge_model.json`` recording
-    folds, checkpoint and post-processing (read by :func:`~nnunet_hecktor.challenge.run.run_challenge`);
+    folds, checkpoint, post-processing and the fallback outputs of a failed case (the training
+    cohort's median risk and majority HPV class, :mod:`.fallback`; computed here so that no
+    per-patient file ships in the image), read by :func:`~nnunet_hecktor.challenge.run.run_challenge`;
 ``Dockerfile``
     ``docker/Dockerfile`` of this repository.
 
@@ -75,6 +77,8 @@ def stage_model(model_dir: str | os.PathLike, destination: str | os.PathLike, fo
     from nnunet_hecktor.fileio import write_json_atomic
     from nnunet_hecktor.prediction.model import check_model_folder
 
+    from .fallback import fallback_values
+
     source, chosen = check_model_folder(model_dir, folds, checkpoint)
     destination = Path(destination)
     if destination.exists() and any(destination.iterdir()):
@@ -95,6 +99,7 @@ def stage_model(model_dir: str | os.PathLike, destination: str | os.PathLike, fo
         pp_name = POSTPROCESSING_FILE
     write_json_atomic(destination / CHALLENGE_MODEL_FILE, {
         "source": str(source), "folds": list(chosen), "checkpoint": checkpoint, "postprocessing": pp_name,
+        "fallback": fallback_values(source, chosen).to_json(),
     })
     return destination
 

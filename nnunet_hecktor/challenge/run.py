@@ -14,12 +14,26 @@ folder, for models whose plans use a non-SimpleITK image reader.
 A model folder prepared by :func:`nnunet_hecktor.challenge.packaging.stage_model` carries a
 ``challenge_model.json`` with the folds, checkpoint and post-processing to use; explicit arguments
 override it.
+
+A case never ends without its outputs: when a step fails for this case (an unreadable or degenerate
+image, such as the 1x1 2-D dummies of the organisers' ``do_test_run.sh``, or an error inside the
+prediction), the error and its reason are logged and the safest valid output of each task not yet
+written is written instead (:mod:`.fallback`: an empty mask on the CT grid, the training cohort's
+median risk, the majority HPV class). ``strict=True`` (``--strict``) keeps fail-fast behaviour for
+local testing. Problems that are not the case's (bad arguments, a model folder that cannot be
+loaded, a segmentation-only model asked for Task 2 or 3, an unwritable output folder) always stop
+the run: they would fail every case alike and must be fixed before submission.
+
+Task 1 never reads ``ehr.json``. For Tasks 2 and 3 its values are advisory (the inference policy of
+:mod:`nnunet_hecktor.clinical`): unknown keys are ignored, ``CenterID`` is never an input, a value
+that cannot be parsed or is out of range is missing, with one warning naming key and value.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -28,10 +42,12 @@ from typing import Sequence
 
 from nnunet_hecktor.errors import HecktorError
 
-from .io import OUTPUT_OF_TASK, TASKS, read_challenge_input, write_hpv_output, write_rfs_output, \
-    write_segmentation_output
+from .fallback import FallbackValues, empty_segmentation_for, fallback_values
+from .io import (OUTPUT_OF_TASK, TASKS, find_ct_file, image_stem, read_challenge_input, write_hpv_output,
+                 write_rfs_output, write_segmentation_output)
 
 CHALLENGE_MODEL_FILE = "challenge_model.json"
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,8 +64,15 @@ class ChallengeResult:
     hpv_positive : bool or None
         Task 3 value (True = HPV positive).
     hpv_probability : float or None
+        None when the HPV output is the fallback.
     seconds : float
     notes : list of str
+    errors : list of str
+        Steps that failed for this case, with the reason (empty when everything was predicted).
+    fallback : dict
+        Task -> what was written instead of a prediction (see :mod:`.fallback`).
+    substitutions : list of ClinicalSubstitution
+        ``ehr.json`` values treated as missing or mapped.
     """
 
     tasks: tuple[int, ...]
@@ -59,6 +82,9 @@ class ChallengeResult:
     hpv_probability: float | None = None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    fallback: dict[int, str] = field(default_factory=dict)
+    substitutions: list = field(default_factory=list)
 
 
 def read_model_defaults(model_dir: str | os.PathLike) -> dict:
@@ -112,7 +138,8 @@ def _tasks(task: int | Sequence[int]) -> tuple[int, ...]:
 def run_challenge(task: int | Sequence[int], input_dir: str | os.PathLike, output_dir: str | os.PathLike,
                   model_dir: str | os.PathLike, folds: Sequence | None = None, checkpoint: str | None = None,
                   device: str = "auto", postprocessing: str | os.PathLike | None = None,
-                  use_mirroring: bool = True, tile_step_size: float = 0.5, verbose: bool = True) -> ChallengeResult:
+                  use_mirroring: bool = True, tile_step_size: float = 0.5, verbose: bool = True,
+                  strict: bool = False) -> ChallengeResult:
     """Run the container's job: read ``input_dir``, write the official output of ``task`` into ``output_dir``.
 
     Parameters
@@ -134,28 +161,69 @@ def run_challenge(task: int | Sequence[int], input_dir: str | os.PathLike, outpu
     tile_step_size : float
         Sliding-window step (fraction of the patch).
     verbose : bool
-        Print what is done (the container log).
+        Log progress at INFO level (the container log); warnings and errors are logged either way.
+    strict : bool
+        Raise on the first failure of the case instead of writing the fallback outputs.
 
     Returns
     -------
     ChallengeResult
+        ``errors`` and ``fallback`` say what failed and what was written instead.
 
     Raises
     ------
-    HecktorError, InputDataError
-        Bad input (no CT, two CTs, unreadable image, malformed ehr.json), bad model folder, or a
-        segmentation-only model asked for Task 2 or 3.
+    HecktorError
+        Bad arguments or model folder, a segmentation-only model asked for Task 2 or 3, an
+        unwritable output folder; with ``strict``, also bad input (no CT, two CTs, an unreadable
+        or non-3-D image) and any failure of the prediction.
     """
     with caches_in_temporary_folder():
         return _run(task, input_dir, output_dir, model_dir, folds, checkpoint, device, postprocessing, use_mirroring,
-                    tile_step_size, verbose)
+                    tile_step_size, verbose, strict)
+
+
+def _info(verbose: bool, message: str, *args) -> None:
+    if verbose:
+        logger.info(message, *args)
+
+
+def _model_fallback(model_dir: Path, folds: Sequence, defaults: dict) -> FallbackValues:
+    """The staged value of ``challenge_model.json``, else computed from the model folder."""
+    if defaults.get("fallback"):
+        try:
+            return FallbackValues.from_json(defaults["fallback"])
+        except (KeyError, TypeError, ValueError) as exc:
+            logger.warning("%s: unusable 'fallback' entry (%s); computed from the model folder instead",
+                           model_dir / CHALLENGE_MODEL_FILE, exc)
+    return fallback_values(model_dir, folds)
+
+
+class _CaseSteps:
+    """The steps of one case; each failure is recorded (or raised under ``strict``) and the run goes on."""
+
+    def __init__(self, result: ChallengeResult, strict: bool):
+        self.result = result
+        self.strict = strict
+
+    @contextlib.contextmanager
+    def step(self, name: str, case_id: str):
+        try:
+            yield
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure of this case must still leave its outputs
+            if self.strict:
+                raise
+            reason = str(exc) or type(exc).__name__
+            if not isinstance(exc, HecktorError):
+                reason = f"{type(exc).__name__}: {reason}"
+            self.result.errors.append(f"{name}: {reason}")
+            logger.error("case %s: %s failed: %s", case_id, name, reason)
 
 
 def _run(task, input_dir, output_dir, model_dir, folds, checkpoint, device, postprocessing, use_mirroring,
-         tile_step_size, verbose) -> ChallengeResult:
-    from nnunet_hecktor.prediction.ensemble import ensemble_heads
+         tile_step_size, verbose, strict) -> ChallengeResult:
     from nnunet_hecktor.prediction.predictor import HecktorPredictor
-    from nnunet_hecktor.prediction.preparation import prepare_images
 
     start = time.perf_counter()
     tasks = _tasks(task)
@@ -169,54 +237,123 @@ def _run(task, input_dir, output_dir, model_dir, folds, checkpoint, device, post
         from nnunet_hecktor.postprocessing.config import load_config
 
         pp_config = load_config(postprocessing)
-
-    case = read_challenge_input(input_dir)
     needs_heads = any(t in tasks for t in (2, 3))
     model = HecktorPredictor(model_dir, folds, checkpoint, device, use_mirroring, tile_step_size,
                              segmentation_only=not needs_heads)
     output = Path(output_dir).expanduser()
     output.mkdir(parents=True, exist_ok=True)
-    if verbose:
-        print(f"case {case.case_id}: CT {case.ct_path.name}, PET {case.pet_path.name}, "
-              f"ehr.json {'present' if case.ehr_path else 'absent'}; tasks {', '.join(map(str, tasks))}")
-        print(model.info.describe())
+    _info(verbose, "%s", model.info.describe())
+    result = ChallengeResult(tasks)
+    steps = _CaseSteps(result, strict)
+    ct_file = find_ct_file(input_dir)
+    # Until the input is read: the CT's name (a UUID in the container), else the input folder's.
+    case_id = image_stem(ct_file) if ct_file is not None else Path(input_dir).name
+    case = prediction = None
+
+    with steps.step("reading the input", case_id):
+        case = read_challenge_input(input_dir, read_ehr=needs_heads)
+        case_id = case.case_id
+        result.notes += case.notes
+        result.substitutions = list(case.substitutions)
+        _info(verbose, "case %s: CT %s, PET %s, ehr.json %s; tasks %s", case.case_id, case.ct_path.name,
+              case.pet_path.name, "not read (Task 1 needs none)" if not needs_heads
+              else ("present" if case.ehr_path else "absent"), ", ".join(map(str, tasks)))
         for note in case.notes:
-            print(f"  note: {note}")
+            _info(verbose, "  note: %s", note)
+        for s in case.substitutions:
+            logger.log(logging.WARNING if s.is_missing else logging.INFO, "case %s: ehr.json %s", case.case_id,
+                       s.describe())
+    if case is not None:
+        with steps.step("segmentation", case_id):
+            prediction = _segment(model, case, result)
+    if prediction is not None and 1 in tasks:
+        with steps.step("Task 1 export", case_id):
+            result.outputs[1] = write_segmentation_output(_export(model, prediction, pp_config, case), output)
+    if prediction is not None and needs_heads:
+        with steps.step("HPV and risk heads", case_id):
+            _heads(model, prediction, case, tasks, output, result)
+    _write_fallbacks(tasks, output, result, case, input_dir, model_dir, model.info.folds, defaults)
+    result.seconds = time.perf_counter() - start
+    _log_summary(result, output, verbose, case_id)
+    return result
+
+
+def _segment(model, case, result: ChallengeResult):
+    from nnunet_hecktor.prediction.preparation import prepare_images
+
     prepared = prepare_images(case.case_id, case.ct, case.pet, model.info.conversion,
                               ct_path=case.ct_path, pet_path=case.pet_path)
-    result = ChallengeResult(tasks, notes=list(case.notes) + list(prepared.warnings))
+    result.notes += list(prepared.warnings)
+    for note in prepared.warnings:
+        logger.warning("case %s: %s", case.case_id, note)
     preprocessed = model.preprocess(prepared)
-    logits = model.segmentation_logits(preprocessed)
-    if 1 in tasks:
-        need_probabilities = bool(pp_config is not None and pp_config.probability_threshold)
-        segmentation, probabilities = model.export_segmentation(preprocessed, logits, need_probabilities)
-        if pp_config is not None:
-            from nnunet_hecktor.postprocessing.apply import postprocess_image
+    return preprocessed, model.segmentation_logits(preprocessed)
 
-            segmentation = postprocess_image(segmentation, pp_config, probabilities, case.case_id)
-        result.outputs[1] = write_segmentation_output(segmentation, output)
-    if needs_heads:
-        try:
-            heads = ensemble_heads(model.head_outputs(preprocessed, logits, case.clinical))
-        except FloatingPointError as exc:
-            raise HecktorError(f"{case.case_id}: {exc}; nothing written for Tasks 2/3") from None
-        result.risk, result.hpv_positive, result.hpv_probability = heads.risk, heads.hpv_positive, heads.hpv_probability
-        if 2 in tasks:
-            result.outputs[2] = write_rfs_output(heads.risk, output)
-        if 3 in tasks:
-            result.outputs[3] = write_hpv_output(heads.hpv_positive, output)
-    result.seconds = time.perf_counter() - start
-    if verbose:
-        for t in tasks:
-            if t == 1:
-                value = "segmentation (uint8 0/1/2 on the original CT grid)"
-            elif t == 2:
-                value = f"risk {result.risk:.6g} (higher = earlier relapse)"
-            else:
-                value = (f"HPV {'positive' if result.hpv_positive else 'negative'} (probability "
-                         f"{result.hpv_probability:.3f}, threshold {heads.hpv_threshold:.3f})")
-            print(f"Task {t}: {value} -> {output / OUTPUT_OF_TASK[t]}")
-        for note in prepared.warnings:
-            print(f"  warning: {note}")
-        print(f"done in {result.seconds:.1f} s")
-    return result
+
+def _export(model, prediction, pp_config, case):
+    preprocessed, logits = prediction
+    need_probabilities = bool(pp_config is not None and pp_config.probability_threshold)
+    segmentation, probabilities = model.export_segmentation(preprocessed, logits, need_probabilities)
+    if pp_config is not None:
+        from nnunet_hecktor.postprocessing.apply import postprocess_image
+
+        segmentation = postprocess_image(segmentation, pp_config, probabilities, case.case_id)
+    return segmentation
+
+
+def _heads(model, prediction, case, tasks, output: Path, result: ChallengeResult) -> None:
+    from nnunet_hecktor.prediction.ensemble import ensemble_heads
+
+    preprocessed, logits = prediction
+    try:
+        heads = ensemble_heads(model.head_outputs(preprocessed, logits, case.clinical))
+    except FloatingPointError as exc:
+        raise HecktorError(str(exc)) from None
+    result.risk, result.hpv_positive, result.hpv_probability = heads.risk, heads.hpv_positive, heads.hpv_probability
+    result.notes.append(f"HPV threshold {heads.hpv_threshold:.3f}")
+    if 2 in tasks:
+        result.outputs[2] = write_rfs_output(heads.risk, output)
+    if 3 in tasks:
+        result.outputs[3] = write_hpv_output(heads.hpv_positive, output)
+
+
+def _write_fallbacks(tasks, output: Path, result: ChallengeResult, case, input_dir, model_dir, folds,
+                     defaults: dict) -> None:
+    """Write the fallback output of every task that has none yet (nothing when all were predicted)."""
+    missing = [t for t in tasks if t not in result.outputs]
+    if not missing:
+        return
+    if 1 in missing:
+        ct_path = case.ct_path if case is not None else find_ct_file(input_dir)
+        mask, grid = empty_segmentation_for(ct_path)
+        result.outputs[1] = write_segmentation_output(mask, output)
+        result.fallback[1] = f"empty mask on {grid}"
+    if 2 in missing or 3 in missing:
+        values = _model_fallback(Path(model_dir), folds, defaults)
+        if 2 in missing:
+            result.risk = values.risk
+            result.outputs[2] = write_rfs_output(values.risk, output)
+            result.fallback[2] = f"risk {values.risk:.6g} (training cohort median: {values.risk_source})"
+        if 3 in missing:
+            result.hpv_positive, result.hpv_probability = values.hpv_positive, None
+            result.outputs[3] = write_hpv_output(values.hpv_positive, output)
+            result.fallback[3] = (f"HPV {'positive' if values.hpv_positive else 'negative'} "
+                                  f"(training cohort majority: {values.hpv_source})")
+
+
+def _log_summary(result: ChallengeResult, output: Path, verbose: bool, case_id: str) -> None:
+    for t in result.tasks:
+        if t in result.fallback:
+            logger.warning("case %s: Task %d: FALLBACK %s -> %s", case_id, t, result.fallback[t],
+                           output / OUTPUT_OF_TASK[t])
+            continue
+        if t == 1:
+            value = "segmentation (uint8 0/1/2 on the original CT grid)"
+        elif t == 2:
+            value = f"risk {result.risk:.6g} (higher = earlier relapse)"
+        else:
+            value = (f"HPV {'positive' if result.hpv_positive else 'negative'} (probability "
+                     f"{result.hpv_probability:.3f})")
+        _info(verbose, "Task %d: %s -> %s", t, value, output / OUTPUT_OF_TASK[t])
+    _info(verbose, "done in %.1f s%s", result.seconds,
+          f" with {len(result.errors)} failed step(s); fallback outputs written" if result.errors else "")

@@ -19,7 +19,13 @@ OUTPUT receives:
   predictions.csv            PatientID,hpv_probability,hpv_status,risk
                              (hpv_status 1 = HPV positive; risk higher = earlier relapse)
   predictions_per_fold.csv   the same per fold (+ the fold's HPV threshold and head-patch centre)
+  predictions_clinical_substitutions.csv
+                             PatientID,field,value,used,reason: every clinical value not used as given
   prediction_settings.json   model, folds, checkpoint, preprocessing, ensembling rules, warnings
+
+Clinical values are advisory: unknown columns and CenterID are not read; Karnofsky 10-100, M1a/M1b/M1c
+and spelled-out sexes (Male/M/Female/F...) are mapped; any other value that cannot be parsed or is out
+of range (e.g. Age 121) is treated as missing, with a warning naming patient, column and value.
 
 Folds are ensembled as nnU-Net does for the segmentation (mean logits); hpv_probability = mean of
 the folds' probabilities, hpv_status = probability >= mean of the folds' stored thresholds,

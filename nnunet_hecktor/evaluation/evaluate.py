@@ -12,13 +12,21 @@ Writes into the output folder:
 
 Cohorts: Task 1 = every case of the ground-truth folder (each needs a prediction). Tasks 2 and 3
 = every row of ``predictions.csv``; patients absent from the clinical table or without the
-task's target are left out of that task and counted.
+task's target are left out of that task and counted. A patient with the task's target in the
+clinical table but no prediction is an error, as in Task 1, unless ``score_subset``
+(``--score-subset``) is given: then the predicted subset is scored and the patients left out are
+counted and listed (``patients_without_prediction``) and logged.
+
+Predictions are read from ``--pred`` (``<PID>.nii.gz``, ``.nii``, ``.mha`` or ``.nrrd``) and
+``--predictions`` (``predictions.csv``), or from the challenge container's output layout
+(``--challenge-outputs``, :mod:`.challenge_outputs`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -35,6 +43,7 @@ from nnunet_hecktor.evaluation.outcome import (
     COL_HPV_PROBABILITY,
     COL_HPV_STATUS,
     COL_RISK,
+    PredictionTable,
     evaluate_task2,
     evaluate_task3,
     read_predictions_csv,
@@ -44,6 +53,8 @@ from nnunet_hecktor.fileio import write_json_atomic, write_text_atomic
 from nnunet_hecktor.metrics.bootstrap import bootstrap_task1, percentile_interval, resampling_weights
 from nnunet_hecktor.metrics.segmentation import SegmentationMetricOptions, Task1Arrays, aggregate_task1
 from nnunet_hecktor.schema import FILE_ENDING
+
+logger = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
 PER_PATIENT_FILE = "per_patient.csv"
@@ -75,14 +86,18 @@ def evaluate(gt_dir: str | os.PathLike | None = None, pred_dir: str | os.PathLik
              seed: int = 0, level: float = 0.95,
              options: SegmentationMetricOptions = SegmentationMetricOptions(),
              tolerance: GeometryTolerance = GeometryTolerance(), file_ending: str = FILE_ENDING,
-             plots: bool = True, progress: bool = True) -> EvaluationResult:
+             plots: bool = True, progress: bool = True, score_subset: bool = False,
+             challenge_outputs: str | os.PathLike | None = None,
+             case_map: str | os.PathLike | None = None) -> EvaluationResult:
     """Compute the HECKTOR metrics and write ``metrics.json``, ``per_patient.csv`` and the PNGs.
 
     Parameters
     ----------
-    gt_dir, pred_dir : path-like, optional
-        Label and prediction folders (``<PID>.nii.gz``, 0 background / 1 GTVp / 2 GTVn, same grid)
-        for Task 1. Give both or neither.
+    gt_dir : path-like, optional
+        Label folder (``<PID>.nii.gz``, 0 background / 1 GTVp / 2 GTVn) for Task 1.
+    pred_dir : path-like, optional
+        Prediction folder (``<PID>`` + ``.nii.gz``, ``.nii``, ``.mha`` or ``.nrrd``, on the label's
+        grid). Task 1 needs ``gt_dir`` and ``pred_dir`` (or ``challenge_outputs``).
     clinical_csv : path-like, optional
         Clinical table with the targets ``RFS`` (days), ``Relapse`` (1 = event), ``HPV Status``
         (1 = positive). Needed with ``predictions_csv``.
@@ -103,14 +118,70 @@ def evaluate(gt_dir: str | os.PathLike | None = None, pred_dir: str | os.PathLik
     tolerance : GeometryTolerance
         Round-off accepted between prediction and label grids.
     file_ending : str
-        Image file ending (default ``.nii.gz``).
+        Label file ending (default ``.nii.gz``).
     plots, progress : bool
         Write the PNGs; show a progress bar.
+    score_subset : bool
+        Tasks 2/3: score only the predicted patients when some patients with a target have no
+        prediction (default: an error listing them).
+    challenge_outputs : path-like, optional
+        Folder of challenge container outputs, one folder per case (:mod:`.challenge_outputs`):
+        replaces ``pred_dir`` and ``predictions_csv``.
+    case_map : path-like, optional
+        CSV ``case,PatientID`` naming the patient of each case folder of ``challenge_outputs``
+        (default: folder name = PatientID).
 
     Returns
     -------
     EvaluationResult
     """
+    segmentations, predictions, predictions_source = _resolve_predictions(
+        gt_dir, pred_dir, clinical_csv, predictions_csv, challenge_outputs, case_map)
+    metrics: dict[str, Any] = {}
+    rows: dict[str, dict] = {}
+    if gt_dir is not None:
+        metrics["task1"] = _task1(gt_dir, segmentations, rows, options, num_processes, progress, file_ending,
+                                  tolerance, n_bootstrap, seed, level)
+    clinical = None
+    if predictions is not None:
+        from nnunet_hecktor.clinical import read_clinical_csv
+
+        clinical = read_clinical_csv(clinical_csv)
+        metrics.update(_tasks_2_and_3(clinical, predictions, predictions_source, clinical_csv, rows, score_subset,
+                                      n_bootstrap, seed, level))
+    metrics["settings"] = json_safe({
+        "gt": str(gt_dir) if gt_dir is not None else None,
+        "pred": str(pred_dir) if pred_dir is not None else None,
+        "clinical": str(clinical_csv) if clinical_csv is not None else None,
+        "predictions": str(predictions_csv) if predictions_csv is not None else None,
+        "challenge_outputs": str(challenge_outputs) if challenge_outputs is not None else None,
+        "case_map": str(case_map) if case_map is not None else None,
+        "score_subset": score_subset,
+        "segmentation_options": asdict(options),
+        "bootstrap": {"replicates": n_bootstrap, "seed": seed, "level": level, "method": "percentile",
+                      "resampling": "patients, with replacement, per task"},
+    })
+    metrics = json_safe(metrics)
+    per_patient = [rows[p] for p in sorted(rows)]
+    files = _write_results(output_dir, metrics, per_patient, clinical, predictions, plots)
+    return EvaluationResult(metrics, per_patient, files)
+
+
+def _resolve_predictions(gt_dir, pred_dir, clinical_csv, predictions_csv, challenge_outputs, case_map):
+    """Check which tasks the arguments ask for; return (Task 1 predictions, patient-level table, its source)."""
+    if challenge_outputs is not None and (pred_dir is not None or predictions_csv is not None):
+        raise HecktorError("give either the challenge outputs (--challenge-outputs) or --pred/--predictions, not both")
+    if case_map is not None and challenge_outputs is None:
+        raise HecktorError("--case-map maps the case folders of --challenge-outputs; give that folder too")
+    if challenge_outputs is not None:
+        from nnunet_hecktor.evaluation.challenge_outputs import read_challenge_outputs
+
+        if gt_dir is None and clinical_csv is None:
+            raise HecktorError("nothing to evaluate: give --gt (Task 1) and/or --clinical (Tasks 2, 3) with "
+                               "--challenge-outputs")
+        outputs = read_challenge_outputs(challenge_outputs, case_map)
+        table = outputs.predictions if clinical_csv is not None else None
+        return outputs.segmentations, table, str(challenge_outputs)
     if (gt_dir is None) != (pred_dir is None):
         raise HecktorError("give both a ground-truth folder (--gt) and a prediction folder (--pred), or neither")
     if (clinical_csv is None) != (predictions_csv is None):
@@ -118,79 +189,110 @@ def evaluate(gt_dir: str | os.PathLike | None = None, pred_dir: str | os.PathLik
                            "the patient-level predictions (--predictions)")
     if gt_dir is None and predictions_csv is None:
         raise HecktorError("nothing to evaluate: give --gt/--pred (Task 1) and/or --clinical/--predictions (Tasks 2, 3)")
+    table = read_predictions_csv(predictions_csv) if predictions_csv is not None else None
+    return pred_dir, table, str(predictions_csv)
 
-    metrics: dict[str, Any] = {}
-    rows: dict[str, dict] = {}
-    files: list[Path] = []
-    output = Path(output_dir) if output_dir is not None else None
 
-    task1_arrays = None
-    if gt_dir is not None:
-        folder = evaluate_segmentation_folders(gt_dir, pred_dir, options, num_processes, progress, file_ending, tolerance)
-        task1 = aggregate_task1(folder.stats, options)
-        task1_arrays = Task1Arrays.from_stats(folder.stats, options)
-        block = task1.to_dict()
-        block.pop("options")  # recorded once, under settings
-        block["extra_predictions_ignored"] = len(folder.extra_predictions)
-        if n_bootstrap > 0:
-            weights = resampling_weights(len(folder.stats), n_bootstrap, np.random.SeedSequence([seed, 1]))
-            block["ci95"] = _ci(bootstrap_task1(task1_arrays, weights), level)
-        metrics["task1"] = block
-        for stat in folder.stats:
-            rows.setdefault(stat.patient, {}).update(stat.as_row(options))
+def _task1(gt_dir, segmentations, rows: dict, options, num_processes, progress, file_ending, tolerance,
+           n_bootstrap, seed, level) -> dict:
+    """The ``task1`` block (aggregate, counts, bootstrap intervals); per-patient statistics go into ``rows``."""
+    folder = evaluate_segmentation_folders(gt_dir, segmentations, options, num_processes, progress, file_ending,
+                                           tolerance)
+    task1 = aggregate_task1(folder.stats, options)
+    block = task1.to_dict()
+    block.pop("options")  # recorded once, under settings
+    block["extra_predictions_ignored"] = len(folder.extra_predictions)
+    if n_bootstrap > 0:
+        arrays = Task1Arrays.from_stats(folder.stats, options)
+        weights = resampling_weights(len(folder.stats), n_bootstrap, np.random.SeedSequence([seed, 1]))
+        block["ci95"] = _ci(bootstrap_task1(arrays, weights), level)
+    for stat in folder.stats:
+        rows.setdefault(stat.patient, {}).update(stat.as_row(options))
+    return block
 
-    clinical = predictions = None
-    if predictions_csv is not None:
-        from nnunet_hecktor.clinical import read_clinical_csv
 
-        clinical = read_clinical_csv(clinical_csv)
-        predictions = read_predictions_csv(predictions_csv)
-        cohort = list(predictions.rows)
-        not_predicted = [p for p in clinical if p not in predictions.rows]
-        for pid in cohort:
-            row = rows.setdefault(pid, {"PatientID": pid})
-            record = clinical.get(pid) or {}
-            for column in (schema.COL_RFS, schema.COL_RELAPSE, schema.COL_HPV):
-                row[column] = record.get(column)
-            row.update(predictions.rows[pid])
-        if predictions.has(COL_RISK):
-            task2 = evaluate_task2(cohort, clinical, predictions, n_bootstrap, seed, level)
-            metrics["task2"] = task2.to_dict()
-            metrics["task2"]["clinical_patients_without_prediction"] = sum(
-                1 for p in not_predicted if clinical[p].get(schema.COL_RFS) is not None)
-            if task2.risk_groups is not None:
-                for pid in cohort:
-                    if pid in task2.excluded_patients:
-                        continue
+#: Task -> (prediction column, targets it needs, name).
+_OUTCOME_TASKS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "task2": (COL_RISK, (schema.COL_RFS, schema.COL_RELAPSE), "RFS and Relapse"),
+    "task3": (COL_HPV_STATUS, (schema.COL_HPV,), "HPV Status"),
+}
+
+
+def patients_without_prediction(clinical: dict, predictions: PredictionTable, targets: tuple[str, ...]) -> list[str]:
+    """Patients of the clinical table with every target of a task known but no prediction row."""
+    return [pid for pid, record in clinical.items()
+            if all(record.get(t) is not None for t in targets) and pid not in predictions.rows]
+
+
+def _check_coverage(clinical: dict, predictions: PredictionTable, predictions_source: str, clinical_csv,
+                    score_subset: bool) -> dict[str, list[str]]:
+    """Task -> patients with a target but no prediction; an error listing them unless ``score_subset``."""
+    left_out = {}
+    problems = []
+    for task, (column, targets, name) in _OUTCOME_TASKS.items():
+        if not predictions.has(column):
+            continue
+        missing = patients_without_prediction(clinical, predictions, targets)
+        left_out[task] = missing
+        if not missing:
+            continue
+        shown = ", ".join(missing[:20]) + (f" ... ({len(missing)} in all)" if len(missing) > 20 else "")
+        line = (f"Task {task[-1]}: {len(missing)} patients of {clinical_csv} have {name} but no prediction in "
+                f"{predictions_source}: {shown}")
+        if score_subset:
+            logger.warning("%s; left out (--score-subset)", line)
+        else:
+            problems.append(line)
+    if problems:
+        raise HecktorError("\n".join(problems) + "\n(give --score-subset to score only the predicted patients)")
+    return left_out
+
+
+def _tasks_2_and_3(clinical: dict, predictions: PredictionTable, predictions_source: str, clinical_csv, rows: dict,
+                   score_subset: bool, n_bootstrap: int, seed: int, level: float) -> dict:
+    """The ``task2``/``task3`` blocks of the tasks whose prediction column is present.
+
+    ``rows`` receive each predicted patient's targets and predictions.
+    """
+    if not (predictions.has(COL_RISK) or predictions.has(COL_HPV_STATUS)):
+        raise HecktorError(f"{predictions_source}: no 'risk' or 'hpv_status' values to evaluate")
+    left_out = _check_coverage(clinical, predictions, predictions_source, clinical_csv, score_subset)
+    cohort = list(predictions.rows)
+    for pid in cohort:
+        row = rows.setdefault(pid, {"PatientID": pid})
+        record = clinical.get(pid) or {}
+        for column in (schema.COL_RFS, schema.COL_RELAPSE, schema.COL_HPV):
+            row[column] = record.get(column)
+        row.update(predictions.rows[pid])
+    blocks = {}
+    if predictions.has(COL_RISK):
+        task2 = evaluate_task2(cohort, clinical, predictions, n_bootstrap, seed, level)
+        blocks["task2"] = task2.to_dict()
+        if task2.risk_groups is not None:
+            for pid in cohort:
+                if pid not in task2.excluded_patients:
                     rows[pid]["risk_group"] = "high" if rows[pid][COL_RISK] > task2.risk_groups.threshold else "low"
-        if predictions.has(COL_HPV_STATUS):
-            task3 = evaluate_task3(cohort, clinical, predictions, n_bootstrap, seed, level)
-            metrics["task3"] = task3.to_dict()
-            metrics["task3"]["clinical_patients_without_prediction"] = sum(
-                1 for p in not_predicted if clinical[p].get(schema.COL_HPV) is not None)
-        if not (predictions.has(COL_RISK) or predictions.has(COL_HPV_STATUS)):
-            raise HecktorError(f"{predictions_csv}: no 'risk' or 'hpv_status' values to evaluate")
+    if predictions.has(COL_HPV_STATUS):
+        blocks["task3"] = evaluate_task3(cohort, clinical, predictions, n_bootstrap, seed, level).to_dict()
+    for task, block in blocks.items():
+        block["clinical_patients_without_prediction"] = len(left_out[task])
+        block["patients_without_prediction"] = left_out[task]
+    return blocks
 
-    metrics["settings"] = json_safe({
-        "gt": str(gt_dir) if gt_dir is not None else None,
-        "pred": str(pred_dir) if pred_dir is not None else None,
-        "clinical": str(clinical_csv) if clinical_csv is not None else None,
-        "predictions": str(predictions_csv) if predictions_csv is not None else None,
-        "segmentation_options": asdict(options),
-        "bootstrap": {"replicates": n_bootstrap, "seed": seed, "level": level, "method": "percentile",
-                      "resampling": "patients, with replacement, per task"},
-    })
-    metrics = json_safe(metrics)
-    per_patient = [rows[p] for p in sorted(rows)]
 
-    if output is not None:
-        output.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(output / METRICS_FILE, metrics)
-        write_text_atomic(output / PER_PATIENT_FILE, _rows_to_csv(per_patient))
-        files += [output / METRICS_FILE, output / PER_PATIENT_FILE]
-        if plots:
-            files += _write_plots(output, metrics, per_patient, clinical, predictions)
-    return EvaluationResult(metrics, per_patient, files)
+def _write_results(output_dir, metrics: dict, per_patient: list[dict], clinical, predictions,
+                   plots: bool) -> list[Path]:
+    """``metrics.json``, ``per_patient.csv`` and the figures (nothing when ``output_dir`` is None)."""
+    if output_dir is None:
+        return []
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(output / METRICS_FILE, metrics)
+    write_text_atomic(output / PER_PATIENT_FILE, _rows_to_csv(per_patient))
+    files = [output / METRICS_FILE, output / PER_PATIENT_FILE]
+    if plots:
+        files += _write_plots(output, metrics, per_patient, clinical, predictions)
+    return files
 
 
 def _rows_to_csv(rows: list[dict]) -> str:
@@ -267,12 +369,18 @@ def format_summary(metrics: dict) -> str:
         p = (t.get("risk_groups") or {}).get("p_value")
         lines.append(f"Task 2 ({t['n']} patients, {t['n_events']} events): C-index {fmt(t['c_index'], ci)} over "
                      f"{t['comparable_pairs']} comparable pairs; log-rank p (median split) {fmt(p)}; "
-                     f"excluded {t['excluded_not_in_clinical'] + t['excluded_unknown_target']}")
+                     f"excluded {t['excluded_not_in_clinical'] + t['excluded_unknown_target']}"
+                     + _left_out(t))
     if "task3" in metrics:
         t = metrics["task3"]
         ci = t.get("ci95") or {}
         lines.append(f"Task 3 ({t['n']} patients, {t['n_positive']} HPV+): balanced accuracy "
                      f"{fmt(t['balanced_accuracy'], ci.get('balanced_accuracy'))}, sensitivity {fmt(t['sensitivity'])}, "
                      f"specificity {fmt(t['specificity'])}, AUC {fmt(t['auc'], ci.get('auc'))}; excluded "
-                     f"{t['excluded_not_in_clinical'] + t['excluded_unknown_target']}")
+                     f"{t['excluded_not_in_clinical'] + t['excluded_unknown_target']}" + _left_out(t))
     return "\n".join(lines)
+
+
+def _left_out(block: dict) -> str:
+    n = block.get("clinical_patients_without_prediction") or 0
+    return f"; left out {n} patients with a target but no prediction (--score-subset)" if n else ""

@@ -9,10 +9,20 @@ Example
 
 See :mod:`.outputs` for the files written, :mod:`.predictor` for how a case is predicted and
 :mod:`.ensemble` for how folds are combined.
+
+Clinical values follow the inference policy of :mod:`nnunet_hecktor.clinical`: they are advisory.
+Unknown columns and ``CenterID`` are not read; Karnofsky 10-100, ``M1a``/``M1b``/``M1c`` and spelled-out
+sexes are mapped; any other value that cannot be parsed or is out of range becomes missing (the
+encoder's missing indicator) with one warning naming patient, column and value. Every substitution is
+listed in ``predictions_clinical_substitutions.csv`` and in the summary.
+
+Progress goes to a tqdm bar; everything else is reported through :mod:`logging` (logger
+``nnunet_hecktor.prediction.api``), which the command line shows.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -26,7 +36,9 @@ from nnunet_hecktor.errors import HecktorError, InputDataError
 from .ensemble import ENSEMBLE_RULES
 from .inputs import InputCases, find_input_cases
 from .model import DEFAULT_CHECKPOINT, ModelInfo
-from .outputs import SETTINGS_JSON, write_prediction_tables, write_segmentation
+from .outputs import SETTINGS_JSON, write_prediction_tables, write_segmentation, write_substitutions
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -47,6 +59,8 @@ class PredictionSummary:
         PatientID -> warnings.
     without_clinical : list of str
         Patients predicted with every clinical variable missing (no row in the clinical table).
+    substitutions : list of ClinicalSubstitution
+        Clinical values of the predicted patients treated as missing or mapped (inference policy).
     seconds : float
     """
 
@@ -57,6 +71,7 @@ class PredictionSummary:
     files: list[Path] = field(default_factory=list)
     warnings: dict[str, list[str]] = field(default_factory=dict)
     without_clinical: list[str] = field(default_factory=list)
+    substitutions: list = field(default_factory=list)
     seconds: float = 0.0
 
     def describe(self) -> str:
@@ -67,6 +82,13 @@ class PredictionSummary:
         if self.without_clinical:
             lines.append(f"  no clinical row (all clinical inputs missing) for {len(self.without_clinical)}: "
                          + ", ".join(self.without_clinical[:10]) + (" ..." if len(self.without_clinical) > 10 else ""))
+        if self.substitutions:
+            dropped = sum(s.is_missing for s in self.substitutions)
+            lines.append(f"  clinical substitutions: {dropped} values treated as missing, "
+                         f"{len(self.substitutions) - dropped} mapped (listed in the substitutions file):")
+            lines += [f"    {s.describe()}" for s in self.substitutions[:20]]
+            if len(self.substitutions) > 20:
+                lines.append(f"    ... ({len(self.substitutions)} in all)")
         for pid, warnings in self.warnings.items():
             for warning in warnings:
                 lines.append(f"  warning: {pid}: {warning}")
@@ -75,27 +97,49 @@ class PredictionSummary:
         return "\n".join(lines)
 
 
-def load_clinical(cases: InputCases, clinical_csv: str | os.PathLike | None) -> tuple[dict, str]:
-    """Typed clinical records by PatientID, and where they came from.
+def load_clinical(cases: InputCases, clinical_csv: str | os.PathLike | None) -> tuple[dict, str, list]:
+    """Clinical records of the cases to predict (inference policy), where they came from, and the substitutions.
 
     An explicit ``clinical_csv`` wins; otherwise the task CSVs of a HECKTOR layout are merged (as the
-    converter does); otherwise there is none (every clinical input missing).
-    """
-    from nnunet_hecktor.clinical import read_clinical_csv
+    converter does, raw values as written); otherwise there is none (every clinical input missing).
+    Values are parsed with :func:`nnunet_hecktor.clinical.parse_inference_record`: a bad value is
+    missing, never an error.
 
+    Returns
+    -------
+    records : dict
+        PatientID -> typed record.
+    source : str
+    substitutions : list of ClinicalSubstitution
+        Only those of the patients in ``cases``.
+
+    Raises
+    ------
+    InputDataError, HecktorError
+        The table itself is unusable (unreadable, no PatientID column, duplicate PatientIDs, or task
+        CSVs that disagree about a patient).
+    """
+    from nnunet_hecktor.clinical import parse_inference_record, read_inference_csv
+
+    wanted = {c.patient_id for c in cases.cases}
     if clinical_csv is not None:
-        return read_clinical_csv(clinical_csv), str(Path(clinical_csv))
-    if cases.clinical_sources:
+        records, substitutions = read_inference_csv(clinical_csv)
+        source = str(Path(clinical_csv))
+    elif cases.clinical_sources:
         from nnunet_hecktor.dataset_conversion import merge_clinical_csvs
 
         table = merge_clinical_csvs(cases.clinical_sources)
-        wanted = {c.patient_id for c in cases.cases}
-        errors = {pid: e for pid, e in table.row_errors.items() if pid in wanted}
-        if errors:
-            raise HecktorError("malformed clinical rows:\n  " + "\n  ".join(f"{p}: {e}" for p, e in errors.items()))
+        records, substitutions = {}, []
+        for pid in wanted & set(table.raw):
+            records[pid], found = parse_inference_record(table.raw[pid], pid)
+            substitutions += found
         names = ", ".join(str(s.path) for s in cases.clinical_sources)
-        return table.values, f"merged task CSVs of the input folder ({names})"
-    return {}, "none (every clinical input missing)"
+        source = f"merged task CSVs of the input folder ({names})"
+    else:
+        return {}, "none (every clinical input missing)", []
+    order = {c.patient_id: i for i, c in enumerate(cases.cases)}
+    substitutions = sorted((s for s in substitutions if s.patient in wanted), key=lambda s: order[s.patient])
+    return records, source, substitutions
 
 
 def _same_folder(output: Path, cases: InputCases) -> bool:
@@ -117,12 +161,14 @@ def predict(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model_d
         nnU-Net ``imagesTs``-style folder (``<PID>_0000`` CT, ``<PID>_0001`` PET on the CT grid).
     output_dir : path-like
         Receives ``<PID>.nii.gz`` (uint8 0/1/2 on the original CT grid), ``predictions.csv``,
-        ``predictions_per_fold.csv`` and ``prediction_settings.json`` (see :mod:`.outputs`).
+        ``predictions_per_fold.csv``, ``predictions_clinical_substitutions.csv`` and
+        ``prediction_settings.json`` (see :mod:`.outputs`).
     model_dir : path-like
         Trained nnU-Net model folder of ``HecktorMultiTaskTrainer`` (or a variant).
     clinical_csv : path-like, optional
         Clinical table (HECKTOR column names; empty cell = missing). Default: the task CSVs of a
-        HECKTOR input folder, else none. Patients without a row get every input missing.
+        HECKTOR input folder, else none. Patients without a row get every input missing. Values
+        are advisory (module docstring): a bad value is missing and reported, never an error.
     folds : sequence, optional
         Folds to ensemble (default: all with ``checkpoint``).
     checkpoint : str
@@ -145,7 +191,7 @@ def predict(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model_d
         PyTorch CPU threads during the run (default: unchanged). On a shared machine with more
         busy processes than cores, 1 avoids OpenMP threads spin-waiting on each other.
     progress : bool
-        Show a progress bar and print the summary.
+        Show a progress bar and log the summary (INFO).
 
     Returns
     -------
@@ -158,11 +204,33 @@ def predict(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model_d
         equal to the input folder, or (after every other patient was written) patients whose
         input data were bad.
     """
-    from tqdm import tqdm
-
-    from nnunet_hecktor.fileio import write_json_atomic
-
     start = time.perf_counter()
+    cases, output, pp_config = _resolve_inputs(input_dir, output_dir, crops_dir, patients, postprocessing)
+    from .predictor import HecktorPredictor
+
+    model = HecktorPredictor(model_dir, folds, checkpoint, device, use_mirroring, tile_step_size, segmentation_only)
+    clinical, clinical_source, substitutions = (load_clinical(cases, clinical_csv) if model.predict_heads
+                                                else ({}, "not used", []))
+    _log_plan(cases, model.info, clinical_source, pp_config, progress)
+    output.mkdir(parents=True, exist_ok=True)
+    summary = PredictionSummary(output.resolve(), model.info, substitutions=substitutions)
+    _log_substitutions(substitutions)
+    results = _predict_cases(model, cases, clinical, pp_config, output, summary, num_threads, progress)
+    summary.files = write_prediction_tables(results, output)
+    if model.predict_heads:
+        summary.files.append(write_substitutions(substitutions, output))
+    summary.seconds = time.perf_counter() - start
+    _write_settings(summary, cases, model, tile_step_size, postprocessing, pp_config, clinical_source, output)
+    if progress:
+        logger.info("%s", summary.describe())
+    if summary.failed:
+        raise HecktorError(f"{len(summary.failed)} of {len(cases.cases)} patients failed (the others were written "
+                           f"to {output}):\n  " + "\n  ".join(summary.failed.values()))
+    return summary
+
+
+def _resolve_inputs(input_dir, output_dir, crops_dir, patients, postprocessing):
+    """Cases to predict, the output folder (never the input folder) and the post-processing rules."""
     cases = find_input_cases(input_dir, crops_dir, list(patients) if patients else None)
     output = Path(output_dir).expanduser()
     if _same_folder(output, cases):
@@ -172,21 +240,35 @@ def predict(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model_d
         from nnunet_hecktor.postprocessing.config import load_config
 
         pp_config = load_config(postprocessing)
+    return cases, output, pp_config
 
-    from .predictor import HecktorPredictor, torch_threads
+
+def _log_plan(cases: InputCases, info: ModelInfo, clinical_source: str, pp_config, progress: bool) -> None:
+    if not progress:
+        return
+    logger.info("%s", cases.describe())
+    logger.info("%s", info.describe())
+    logger.info("  clinical: %s", clinical_source)
+    if pp_config is not None:
+        logger.info("  post-processing: %s", pp_config.describe())
+
+
+def _log_substitutions(substitutions: list) -> None:
+    """One warning per clinical value treated as missing (mapped spellings at INFO)."""
+    from nnunet_hecktor.clinical import log_substitutions
+
+    log_substitutions(substitutions, logger)
+
+
+def _predict_cases(model, cases: InputCases, clinical: dict, pp_config, output: Path, summary: PredictionSummary,
+                   num_threads: int | None, progress: bool) -> list:
+    """Predict and write every case; bad input data of one case is recorded in ``summary.failed``."""
+    from tqdm import tqdm
+
+    from .predictor import torch_threads
     from .preparation import prepare_case
 
-    model = HecktorPredictor(model_dir, folds, checkpoint, device, use_mirroring, tile_step_size, segmentation_only)
     info = model.info
-    clinical, clinical_source = load_clinical(cases, clinical_csv) if model.predict_heads else ({}, "not used")
-    if progress:
-        print(cases.describe())
-        print(info.describe())
-        print(f"  clinical: {clinical_source}")
-        if pp_config is not None:
-            print(f"  post-processing: {pp_config.describe()}")
-    output.mkdir(parents=True, exist_ok=True)
-    summary = PredictionSummary(output.resolve(), info)
     results = []
 
     def load(case):
@@ -205,33 +287,42 @@ def predict(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model_d
             if index + 1 < len(cases.cases):
                 pending = pool.submit(load, cases.cases[index + 1])
             bar.set_postfix_str(case.patient_id)
+            prediction = None
+            if error is None:
+                prediction, error = _predict_one(model, case.patient_id, preprocessed, clinical, pp_config, summary)
             if error is not None:
                 summary.failed[case.patient_id] = error
-                bar.update()
-                continue
-            record = clinical.get(case.patient_id)
-            if model.predict_heads and record is None:
-                summary.without_clinical.append(case.patient_id)
-            try:
-                prediction = model.predict(preprocessed, record, pp_config)
-            except InputDataError as exc:
-                summary.failed[case.patient_id] = str(exc)
-                bar.update()
-                continue
-            write_segmentation(prediction, output)
-            prediction.segmentation = None  # written; keep only the patient-level values in memory
-            results.append(prediction)
-            summary.predicted.append(case.patient_id)
-            if prediction.warnings:
-                summary.warnings[case.patient_id] = prediction.warnings
+            else:
+                write_segmentation(prediction, output)
+                prediction.segmentation = None  # written; keep only the patient-level values in memory
+                results.append(prediction)
+                summary.predicted.append(case.patient_id)
+                if prediction.warnings:
+                    summary.warnings[case.patient_id] = prediction.warnings
             bar.update()
     bar.close()
+    return results
 
-    summary.files = write_prediction_tables(results, output)
-    summary.seconds = time.perf_counter() - start
+
+def _predict_one(model, patient_id: str, preprocessed, clinical: dict, pp_config, summary: PredictionSummary):
+    """(prediction, None), or (None, reason) for bad input data."""
+    record = clinical.get(patient_id)
+    if model.predict_heads and record is None:
+        summary.without_clinical.append(patient_id)
+    try:
+        return model.predict(preprocessed, record, pp_config), None
+    except InputDataError as exc:
+        return None, str(exc)
+
+
+def _write_settings(summary: PredictionSummary, cases: InputCases, model, tile_step_size: float, postprocessing,
+                    pp_config, clinical_source: str, output: Path) -> None:
+    """``prediction_settings.json``: how the predictions were made, and what happened per patient."""
+    from nnunet_hecktor.fileio import write_json_atomic
+
     settings: dict[str, Any] = {
         "input": {"folder": str(cases.folder), "kind": cases.kind, "notes": cases.notes},
-        "model": info.to_json(),
+        "model": model.info.to_json(),
         "device": str(model.predictor.device),
         "tile_step_size": tile_step_size,
         "segmentation": "nnU-Net sliding window, logits averaged over folds (and mirrored copies), nnU-Net export, "
@@ -242,6 +333,10 @@ def predict(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model_d
                       "(else largest GTVn, else image centre), pooled over the predicted GTVp"
         if model.predict_heads else None,
         "clinical": clinical_source,
+        "clinical_policy": "inference: unknown columns and CenterID not read; Karnofsky 10-100, M1a/M1b/M1c and "
+                           "spelled-out sexes mapped; other unparsable or out-of-range values missing"
+        if model.predict_heads else None,
+        "clinical_substitutions": [s.as_row() for s in summary.substitutions],
         "patients_without_clinical_row": summary.without_clinical,
         "predicted": summary.predicted,
         "failed": summary.failed,
@@ -250,9 +345,3 @@ def predict(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model_d
     }
     write_json_atomic(output / SETTINGS_JSON, settings)
     summary.files.append(output / SETTINGS_JSON)
-    if progress:
-        print(summary.describe())
-    if summary.failed:
-        raise HecktorError(f"{len(summary.failed)} of {len(cases.cases)} patients failed (the others were written "
-                           f"to {output}):\n  " + "\n  ".join(summary.failed.values()))
-    return summary

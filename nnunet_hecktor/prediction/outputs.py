@@ -7,6 +7,10 @@
     0 = negative, risk score (higher = earlier relapse). Multi-task models only.
 ``predictions_per_fold.csv``
     The same per fold, with the fold's HPV threshold and where the head patch was centred.
+``predictions_clinical_substitutions.csv``
+    ``PatientID,field,value,used,reason``: every clinical value the inference policy did not use as
+    given (``used`` empty = treated as missing; else the release encoding it was mapped to).
+    Multi-task models only; a header alone when every value was used as given.
 ``prediction_settings.json``
     Model, folds, checkpoint, mirroring, preprocessing, post-processing, ensembling rules, clinical
     source, per-patient warnings, failures, timing.
@@ -28,6 +32,7 @@ from .predictor import CasePrediction
 PREDICTIONS_CSV = "predictions.csv"
 PER_FOLD_CSV = "predictions_per_fold.csv"
 SETTINGS_JSON = "prediction_settings.json"
+SUBSTITUTIONS_CSV = "predictions_clinical_substitutions.csv"
 PREDICTION_COLUMNS: tuple[str, ...] = (schema.COL_PATIENT, "hpv_probability", "hpv_status", "risk")
 PER_FOLD_COLUMNS: tuple[str, ...] = (schema.COL_PATIENT, "fold", "hpv_probability", "hpv_logit", "hpv_threshold",
                                      "risk", "patch_centre_from", "patch_centre_voxel")
@@ -91,3 +96,12 @@ def write_prediction_tables(predictions: list[CasePrediction], output_dir: str |
         write_text_atomic(output_dir / name, text)
         written.append(output_dir / name)
     return written
+
+
+def write_substitutions(substitutions: list, output_dir: str | os.PathLike) -> Path:
+    """Write ``predictions_clinical_substitutions.csv`` atomically (see the module docstring)."""
+    from nnunet_hecktor.clinical import substitutions_csv_text
+
+    path = Path(output_dir) / SUBSTITUTIONS_CSV
+    write_text_atomic(path, substitutions_csv_text(substitutions))
+    return path
