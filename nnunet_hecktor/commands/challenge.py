@@ -28,7 +28,7 @@ Task 1 never reads ehr.json; for Tasks 2 and 3 its values are advisory: unknown 
 CenterID is never an input, Karnofsky 10-100 / M1a-c / spelled-out sexes are mapped, and any other
 value that cannot be parsed or is out of range is treated as missing with a warning.
 Tasks 2 and 3 need a multi-task model. A model staged for the container (docker/build.sh) carries
- its folds, checkpoint and post-processing in challenge_model.json.
+its folds, checkpoint and post-processing in challenge_model.json.
 
 example:
   nnunet-hecktor challenge --task 1 --input /input --output /output --model /opt/app/model
