@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import pkgutil
 import sys
 from types import ModuleType
@@ -25,33 +24,7 @@ from typing import Sequence
 
 from nnunet_hecktor import __version__
 from nnunet_hecktor.errors import HecktorError
-
-
-class _PlainStderrHandler(logging.Handler):
-    """Library log records as plain lines on the *current* ``sys.stderr`` (INFO as the message itself,
-    WARNING and above prefixed ``warning:``/``error:``), as the commands printed them before."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            message = record.getMessage()
-            if record.levelno >= logging.WARNING:
-                message = f"{record.levelname.lower()}: {message}"
-            print(message, file=sys.stderr, flush=True)
-        except Exception:  # a logging call must never break the command
-            self.handleError(record)
-
-
-def setup_logging(level: int = logging.INFO) -> None:
-    """Print the library's log records (logger ``nnunet_hecktor``) on stderr, once per process.
-
-    Library modules report through ``logging.getLogger(__name__)`` and never print; this is the
-    one place that decides how their messages reach a command-line user.
-    """
-    logger = logging.getLogger("nnunet_hecktor")
-    if not any(isinstance(h, _PlainStderrHandler) for h in logger.handlers):
-        logger.addHandler(_PlainStderrHandler())
-    logger.setLevel(level)
-    logger.propagate = False
+from nnunet_hecktor.logs import configure_cli_logging
 
 
 def _command_modules() -> list[ModuleType]:
@@ -95,13 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console command; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging()
+    configure_cli_logging(quiet=bool(getattr(args, "quiet", False)))
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 2
-    from nnunet_hecktor.logs import configure_cli_logging
-
-    configure_cli_logging(quiet=bool(getattr(args, "quiet", False)))
     try:
         return int(args._run(args) or 0)
     except HecktorError as exc:

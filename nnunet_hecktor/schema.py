@@ -7,6 +7,7 @@ Risk scores: higher = earlier relapse. HPV: 1 = positive (the positive class).
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 LABELS: dict[str, int] = {"background": 0, "GTVp": 1, "GTVn": 2}
 GTVP: int = 1
@@ -63,3 +64,13 @@ TASK_CSV_NAMES: dict[int, str] = {t: f"HECKTOR_2025_Training_Task_{t}.csv" for t
 def centre_of(patient_id: str) -> str:
     """Return the centre prefix of a PatientID (``"CHUP-000"`` -> ``"CHUP"``)."""
     return patient_id.split("-", 1)[0]
+
+
+# The challenge container's output layout (HECKTOR 2025 template), per case folder: written by the
+# container, read back by the evaluation of challenge outputs.
+#: Task 1: uint8 {0, 1, 2} label image on the original CT grid.
+SEGMENTATION_OUTPUT = Path("images") / "tumor-lymph-node-segmentation" / "output.mha"
+#: Task 2: one JSON number, the risk score (higher = earlier relapse).
+RFS_OUTPUT = Path("rfs.json")
+#: Task 3: one JSON boolean, true = HPV positive.
+HPV_OUTPUT = Path("hpv-status.json")

@@ -51,12 +51,14 @@ def test_cli_prints_library_log_records_plainly(capsys):
     """Library modules log; the CLI's set-up prints INFO as the bare message and warnings prefixed."""
     import logging
 
-    from nnunet_hecktor.cli import setup_logging
+    from nnunet_hecktor.logs import configure_cli_logging
 
-    setup_logging()  # what main() does before running a command
-    setup_logging()  # idempotent: one handler
+    configure_cli_logging()  # what main() does before running a command
+    configure_cli_logging()  # idempotent: one handler
     capsys.readouterr()
     logging.getLogger("nnunet_hecktor.prognosis.hpv_stage").info("hpv: 12 patients")
     logging.getLogger("nnunet_hecktor.prognosis.stage_io").warning("column X ignored")
     logging.getLogger("nnunet_hecktor.prognosis").debug("not shown")
-    assert capsys.readouterr().err == "hpv: 12 patients\nwarning: column X ignored\n"
+    captured = capsys.readouterr()
+    assert captured.out == "hpv: 12 patients\n"
+    assert captured.err == "warning: column X ignored\n"

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from nnunet_hecktor.errors import HecktorError, InputDataError
+# The output layout is a convention shared with the evaluation of challenge outputs.
+from nnunet_hecktor.schema import HPV_OUTPUT, RFS_OUTPUT, SEGMENTATION_OUTPUT
 
 CT_FOLDER = Path("images") / "ct"
 PET_FOLDER = Path("images") / "pet"
@@ -32,9 +34,6 @@ IGNORED_FOLDERS: tuple[Path, ...] = (Path("images") / "ct-planning", Path("image
 IMAGE_ENDINGS: tuple[str, ...] = (".mha", ".mhd", ".tif", ".tiff", ".nii.gz", ".nii", ".nrrd")
 
 TASKS: tuple[int, ...] = (1, 2, 3)
-SEGMENTATION_OUTPUT = Path("images") / "tumor-lymph-node-segmentation" / "output.mha"
-RFS_OUTPUT = Path("rfs.json")
-HPV_OUTPUT = Path("hpv-status.json")
 OUTPUT_OF_TASK: dict[int, Path] = {1: SEGMENTATION_OUTPUT, 2: RFS_OUTPUT, 3: HPV_OUTPUT}
 
 

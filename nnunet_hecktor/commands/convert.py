@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import logging
-import sys
-from typing import Iterator
 
 NAME = "convert"
 ORDER = 10
@@ -57,47 +53,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
 
 
-@contextlib.contextmanager
-def conversion_console(quiet: bool) -> Iterator[None]:
-    """Print the converter's log while in the block: what was found and the summary (INFO, stdout; not
-    with ``quiet``) and warnings (stderr). Used by every command that converts (``convert``, ``demo``)."""
-    log = logging.getLogger("nnunet_hecktor.dataset_conversion")
-    info = logging.StreamHandler(sys.stdout)
-    info.setLevel(logging.INFO)
-    info.addFilter(lambda record: record.levelno < logging.WARNING)
-    info.setFormatter(logging.Formatter("%(message)s"))
-    warning = logging.StreamHandler(sys.stderr)
-    warning.setLevel(logging.WARNING)
-    warning.setFormatter(logging.Formatter("nnunet-hecktor convert: %(levelname)s: %(message)s"))
-    handlers = [warning] if quiet else [info, warning]
-    level, propagate = log.level, log.propagate
-    for handler in handlers:
-        log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False
-    try:
-        yield
-    finally:
-        for handler in handlers:
-            log.removeHandler(handler)
-        log.setLevel(level)
-        log.propagate = propagate
-
-
 def run(args: argparse.Namespace) -> int:
     from nnunet_hecktor.dataset_conversion import convert_dataset
     from nnunet_hecktor.errors import HecktorError
 
-    with conversion_console(args.quiet):
-        try:
-            convert_dataset(args.src, dataset_id=args.dataset_id, name=args.name, output=args.output,
-                            interpolation=args.interpolation, crop=args.crop,
-                            headneck_box_mm=tuple(args.headneck_box_mm), splits_file=args.splits,
-                            num_folds=args.num_folds, seed=args.seed, num_processes=args.num_processes,
-                            overwrite=args.overwrite, strict=args.strict, progress=not args.quiet)
-        except OSError as exc:
-            # What the converter does not turn into its own message (a folder vanishing mid-run, ...):
-            # still one line naming the file and the reason, never a traceback.
-            where = f"{exc.filename}: " if exc.filename else ""
-            raise HecktorError(f"{where}{exc.strerror or exc}") from None
+    # The converter logs what it found, per-patient warnings and its summary; the CLI's logging
+    # set-up (nnunet_hecktor.logs) prints them (only warnings with --quiet).
+    try:
+        convert_dataset(args.src, dataset_id=args.dataset_id, name=args.name, output=args.output,
+                        interpolation=args.interpolation, crop=args.crop,
+                        headneck_box_mm=tuple(args.headneck_box_mm), splits_file=args.splits,
+                        num_folds=args.num_folds, seed=args.seed, num_processes=args.num_processes,
+                        overwrite=args.overwrite, strict=args.strict, progress=not args.quiet)
+    except OSError as exc:
+        # What the converter does not turn into its own message (a folder vanishing mid-run, ...):
+        # still one line naming the file and the reason, never a traceback.
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise HecktorError(f"{where}{exc.strerror or exc}") from None
     return 0

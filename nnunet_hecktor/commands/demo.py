@@ -31,12 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnunet_hecktor.commands.convert import conversion_console
     from nnunet_hecktor.demo import run_demo
 
-    with conversion_console(quiet=False):  # the conversion step's layout and summary, as before
-        result = run_demo(args.output, patients=args.patients, test_patients=args.test_patients, seed=args.seed,
-                          dataset_id=args.dataset_id, num_processes=args.num_processes, device=args.device)
+    result = run_demo(args.output, patients=args.patients, test_patients=args.test_patients, seed=args.seed,
+                      dataset_id=args.dataset_id, num_processes=args.num_processes, device=args.device)
     steps = ", ".join(f"{k} {v:.1f} s" for k, v in result.steps.items())
     print(f"[demo] done in {result.output} ({steps})")
     headline = ("gtvp_dice_mean", "gtvn_dice_agg", "gtvn_f1_agg", "c_index", "balanced_accuracy", "auc", "n")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nnunet_hecktor import schema
-from nnunet_hecktor.challenge.io import HPV_OUTPUT, RFS_OUTPUT, SEGMENTATION_OUTPUT
+from nnunet_hecktor.schema import HPV_OUTPUT, RFS_OUTPUT, SEGMENTATION_OUTPUT
 from nnunet_hecktor.errors import HecktorError, InputDataError
 
 from .outcome import COL_HPV_STATUS, COL_RISK, PredictionTable

@@ -25,7 +25,7 @@ from nnunet_hecktor.metrics.segmentation import (
     SegmentationMetricOptions,
     patient_segmentation_stats,
 )
-from nnunet_hecktor.schema import FILE_ENDING
+from nnunet_hecktor.schema import FILE_ENDING, SEGMENTATION_OUTPUT
 
 #: File endings accepted for predicted label images (longest first: ``.nii.gz`` before ``.nii``).
 PREDICTION_ENDINGS: tuple[str, ...] = (".nii.gz", ".nii", ".mha", ".nrrd")
@@ -54,8 +54,6 @@ def list_prediction_files(folder: str | os.PathLike, endings: tuple[str, ...] = 
 
 def _missing_hint(pred_dir: Path, found: Mapping[str, Path], gt: Mapping[str, Path]) -> str:
     """Why predictions may not have been found: what the folder holds instead."""
-    from nnunet_hecktor.challenge.io import SEGMENTATION_OUTPUT
-
     try:
         entries = sorted(p for p in pred_dir.iterdir() if not p.name.startswith("."))
     except OSError:
