@@ -54,11 +54,15 @@ WEIGHTS_SWA = "swa"           # the SWA average
 def checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any] | None:
     """The plugin's extra state of a checkpoint (``None`` for checkpoints of other trainers).
 
-    The file is memory-mapped, so only the small metadata is read from disk.
+    The file is memory-mapped, so only the small metadata is read from disk. An unreadable file
+    gives ``None`` too (loading it for prediction reports the problem).
     """
     import torch
 
-    checkpoint = torch.load(os.fspath(path), map_location="cpu", weights_only=False, mmap=True)
+    try:
+        checkpoint = torch.load(os.fspath(path), map_location="cpu", weights_only=False, mmap=True)
+    except Exception:  # torch raises many types for truncated or foreign files
+        return None
     state = checkpoint.get(EXTRA_STATE_KEY) if isinstance(checkpoint, dict) else None
     return state if isinstance(state, dict) else None
 

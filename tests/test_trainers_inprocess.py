@@ -178,25 +178,33 @@ def test_gtvp_centred_patches_contain_the_primary_tumour(private_results):
     assert centred >= 3
 
 
-def test_swa_trainer_writes_an_averaged_checkpoint_in_nnunet_format(private_results):
+def test_swa_trainer_deploys_the_average_as_checkpoint_final(private_results):
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+    from nnunet_hecktor.checkpoints import (FINAL_CHECKPOINT, LAST_ITERATE_CHECKPOINT, LEGACY_SWA_CHECKPOINT,
+                                            unique_storage_bytes)
+
     trainer = make_trainer(private_results, cls=HecktorSWATrainer_tiny)
-    trainer.run_training()  # 2 epochs, then on_train_end: checkpoint_final.pth + checkpoint_swa.pth
-    final = torch.load(os.path.join(trainer.output_folder, "checkpoint_final.pth"), map_location="cpu",
-                       weights_only=False)
-    swa = torch.load(os.path.join(trainer.output_folder, "checkpoint_swa.pth"), map_location="cpu",
-                     weights_only=False)
-    assert swa["trainer_name"] == "HecktorSWATrainer_tiny" and swa["current_epoch"] == final["current_epoch"] == 2
-    assert set(swa) >= {"network_weights", "init_args", "inference_allowed_mirroring_axes", "optimizer_state"}
-    assert swa["hecktor"]["swa"]["n_averaged"] == 2
+    trainer.run_training()  # 2 epochs, then on_train_end: checkpoint_final.pth (average) + last iterate
+    folder = trainer.output_folder
+    final = torch.load(os.path.join(folder, FINAL_CHECKPOINT), map_location="cpu", weights_only=False)
+    last = torch.load(os.path.join(folder, LAST_ITERATE_CHECKPOINT), map_location="cpu", weights_only=False)
+    assert not os.path.exists(os.path.join(folder, LEGACY_SWA_CHECKPOINT))
+    assert final["trainer_name"] == "HecktorSWATrainer_tiny" and final["current_epoch"] == last["current_epoch"] == 2
+    assert set(final) >= {"network_weights", "init_args", "inference_allowed_mirroring_axes", "optimizer_state"}
+    assert (final["hecktor"]["weights"], final["hecktor"]["layout"], final["hecktor"]["swa"]) == ("swa", 2, None)
+    assert last["hecktor"]["weights"] == "iterate" and last["hecktor"]["swa"]["n_averaged"] == 2
     averaged = trainer.swa.averaged_state_dict()
-    assert all(torch.equal(swa["network_weights"][k], averaged[k]) for k in averaged)
-    assert any(not torch.equal(swa["network_weights"][k], final["network_weights"][k]) for k in averaged)
-    assert trainer.weights_in_use == "swa"  # the end-of-training validation would use the SWA weights
+    assert all(torch.equal(final["network_weights"][k], averaged[k]) for k in averaged)
+    assert any(not torch.equal(last["network_weights"][k], final["network_weights"][k]) for k in averaged)
+    assert trainer.weights_in_use == "swa"  # the end-of-training validation uses the deployed weights
+    assert trainer.validation_weights_description() == f"SWA average ({FINAL_CHECKPOINT})"
     stock = nnUNetTrainer.build_network_architecture(trainer.plans_manager, trainer.configuration_manager,
                                                      trainer.num_input_channels, 3, False)
-    stock.load_state_dict(swa["network_weights"], strict=True)
+    stock.load_state_dict(final["network_weights"], strict=True)
+    # The average is stored once (last iterate), aliased keys once: final is the size of nnU-Net's.
+    unique = unique_storage_bytes(final["network_weights"]) + unique_storage_bytes(final["optimizer_state"])
+    assert os.path.getsize(os.path.join(folder, FINAL_CHECKPOINT)) < 1.1 * unique
 
 
 def test_heads_on_a_whole_volume_and_the_training_fold_threshold(private_results):
