@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from nnunet_hecktor.checkpoints import LATEST_CHECKPOINT
 from nnunet_hecktor import schema
 from nnunet_hecktor.metrics.classification import best_balanced_accuracy_threshold
 from nnunet_hecktor.trainers import (HecktorMultiTaskTrainer_tiny, HecktorSWATrainer_tiny)
@@ -136,7 +137,7 @@ def test_resume_restores_heads_swa_risk_bank_and_sampler(private_results):
     first.on_train_start()
     run_epoch(first)
     assert first.swa.n_averaged == 1 and len(first.risk_bank) > 0
-    path = os.path.join(first.output_folder, "checkpoint_latest.pth")
+    path = os.path.join(first.output_folder, LATEST_CHECKPOINT)
     assert os.path.isfile(path)
     # The snapshot of epoch 0 was taken before nnU-Net wrote the checkpoint.
     assert torch.load(path, map_location="cpu", weights_only=False)["hecktor"]["swa"]["n_averaged"] == 1

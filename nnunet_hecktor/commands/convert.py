@@ -54,4 +54,11 @@ def run(args: argparse.Namespace) -> int:
                     splits_file=args.splits, num_folds=args.num_folds, seed=args.seed,
                     num_processes=args.num_processes, overwrite=args.overwrite, strict=args.strict,
                     progress=not args.quiet)
+    if not args.quiet:  # the next steps are stock nnU-Net commands: say now what would stop them
+        import sys
+
+        from nnunet_hecktor.nnunet_env import setup_problems
+
+        for problem in setup_problems():
+            print(f"[convert] before nnU-Net: {problem}", file=sys.stderr)
     return 0
