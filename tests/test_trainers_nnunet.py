@@ -71,7 +71,7 @@ def test_deployed_checkpoints_are_the_size_of_nnunets(tiny_model, name):
     # Network + optimizer tensors, aliased keys counted once: what stock nnU-Net stores.
     checkpoint = _load(tiny_model.fold_dir / name)
     unique = unique_storage_bytes(checkpoint["network_weights"]) + unique_storage_bytes(checkpoint["optimizer_state"])
-    assert unique_storage_bytes(checkpoint) == unique
+    assert unique_storage_bytes(checkpoint) < 1.01 * unique   # + the small risk bank, no second set of weights
     assert (tiny_model.fold_dir / name).stat().st_size < 1.1 * unique
 
 
