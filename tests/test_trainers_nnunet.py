@@ -195,6 +195,27 @@ def test_models_trained_before_layout_2_deploy_their_swa_checkpoint(tiny_model, 
     assert resolve_checkpoint(legacy, [1]) == FINAL_CHECKPOINT
 
 
+def test_val_of_a_model_trained_before_layout_2_validates_its_swa_checkpoint(tiny_model, nnunet_env, tmp_path,
+                                                                            monkeypatch):
+    """``nnUNetv2_train --val`` loads checkpoint_final.pth; for an old fold (last iterate there) the trainer
+    switches to checkpoint_swa.pth, the weights its training validated."""
+    from nnunet_hecktor.trainers import HecktorMultiTaskTrainer_tiny
+
+    dataset = tiny_model.dataset
+    legacy = _legacy_model(tiny_model, tmp_path / "results" / dataset.dataset_name)
+    monkeypatch.setenv("nnUNet_results", str(tmp_path / "results"))
+    plans = json.loads((legacy / "plans.json").read_text())
+    dataset_json = json.loads((legacy / "dataset.json").read_text())
+    trainer = HecktorMultiTaskTrainer_tiny(plans, dataset.configuration, 0, dataset_json, device=torch.device("cpu"))
+    trainer.load_checkpoint(str(legacy / "fold_0" / FINAL_CHECKPOINT))   # what run_training does for --val
+    assert trainer.weights_in_use == "iterate"
+    trainer._use_deployed_weights_for_validation()
+    assert trainer.validation_weights_description() == f"SWA average ({LEGACY_SWA_CHECKPOINT})"
+    swa = _load(legacy / "fold_0" / LEGACY_SWA_CHECKPOINT)["network_weights"]
+    for k, v in trainer.plain_network.state_dict().items():
+        assert torch.equal(v, swa[k]), k
+
+
 def test_exported_stock_model_has_the_same_segmentation_network(tiny_model, tmp_path):
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
