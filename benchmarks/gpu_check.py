@@ -281,7 +281,8 @@ def report(training: dict, prediction: dict, args: argparse.Namespace) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
-    parser.add_argument("--smoke", action="store_true", help="tiny data and schedule (checks the script, e.g. on a CPU)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny data and schedule (checks the script, e.g. on a CPU)")
     parser.add_argument("--workdir", default=None, help="data, models and logs (default /tmp/nnunet_hecktor_gpu_check)")
     parser.add_argument("--json", default=None, help="write the results here (default WORKDIR/gpu_check.json)")
     parser.add_argument("--patients", type=int, default=None, help="synthetic patients (default 20; smoke 10)")
@@ -290,7 +291,8 @@ def main(argv=None) -> int:
     parser.add_argument("--val-iterations", type=int, default=None, help="validation iterations (default 10; smoke 2)")
     parser.add_argument("--warmup", type=int, default=None, help="first iterations left out (default 10; smoke 1)")
     parser.add_argument("--predict-cases", type=int, default=None, help="cases predicted (default 6; smoke 2)")
-    parser.add_argument("--processes", type=int, default=None, help="processes for data preparation (default 8; smoke 1)")
+    parser.add_argument("--processes", type=int, default=None,
+                        help="processes for data preparation (default 8; smoke 1)")
     parser.add_argument("--plans", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -28,7 +28,8 @@ def _fold(path, final_meta, with_swa):
 
 def test_deployed_checkpoint_is_final_except_for_swa_models_of_the_old_layout(tmp_path):
     new = _fold(tmp_path / "new", {"weights": "swa", "layout": 2}, with_swa=False)
-    new_with_extra = _fold(tmp_path / "extra", {"weights": "iterate", "layout": 2}, with_swa=True)  # validate_with_swa=False
+    # validate_with_swa = False: last iterate deployed, the average as an extra checkpoint_swa.pth
+    new_with_extra = _fold(tmp_path / "extra", {"weights": "iterate", "layout": 2}, with_swa=True)
     old = _fold(tmp_path / "old", {"weights": "final", "swa": None}, with_swa=True)
     old_no_swa = _fold(tmp_path / "old_noswa", {"weights": "last"}, with_swa=False)
     stock = _fold(tmp_path / "stock", None, with_swa=True)  # another trainer: no plugin metadata

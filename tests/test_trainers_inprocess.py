@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from nnunet_hecktor.checkpoints import LATEST_CHECKPOINT
 from nnunet_hecktor import schema
+from nnunet_hecktor.checkpoints import LATEST_CHECKPOINT
 from nnunet_hecktor.metrics.classification import best_balanced_accuracy_threshold
 from nnunet_hecktor.trainers import (HecktorMultiTaskTrainer_tiny, HecktorSWATrainer_tiny)
 from nnunet_hecktor.trainers.head_inference import predict_heads
@@ -235,3 +235,14 @@ def test_heads_on_a_whole_volume_and_the_training_fold_threshold(private_results
     known = np.isfinite(y)
     expected = best_balanced_accuracy_threshold(y[known].astype(int), p[known])
     assert float(trainer.plain_network.hecktor_heads.hpv_threshold) == pytest.approx(expected, abs=1e-6)
+
+
+def test_disabled_checkpointing_writes_nothing_and_says_so(private_results):
+    trainer = make_trainer(private_results, cls=HecktorSWATrainer_tiny)
+    trainer.disable_checkpointing = True
+    trainer.run_training()
+    assert not [f for f in os.listdir(trainer.output_folder) if f.endswith(".pth")]
+    with open(trainer.log_file) as handle:
+        log = handle.read()
+    assert "checkpointing disabled, not written" in log and "SWA: wrote" not in log
+    assert trainer.weights_in_use == "swa"   # the validation would still use the average

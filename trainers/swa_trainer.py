@@ -40,9 +40,6 @@ from nnunet_hecktor.fileio import atomic_path, write_text_atomic
 from .swa import (WeightAverager, clone_state_dict, has_batchnorm_running_stats, recompute_batchnorm_statistics,
                   swa_start_epoch)
 
-#: Kept for code written against earlier versions; the names live in :mod:`nnunet_hecktor.checkpoints`.
-SWA_CHECKPOINT = LEGACY_SWA_CHECKPOINT
-
 
 class HecktorSWATrainer(nnUNetTrainer):
     """nnU-Net segmentation training with stochastic weight averaging (SWA).
@@ -198,8 +195,11 @@ class HecktorSWATrainer(nnUNetTrainer):
         self.save_checkpoint(join(self.output_folder, name))
         self.current_epoch += 1
 
-    def _wrote(self, name: str) -> str:
-        return "checkpointing disabled, not written" if self.disable_checkpointing else f"wrote {name}"
+    def _log_written(self, what: str) -> None:
+        if self.disable_checkpointing:
+            self.print_to_log_file("SWA: checkpointing disabled, not written")
+        else:
+            self.print_to_log_file(f"SWA: wrote {what}")
 
     def on_train_end(self):
         if self.weights_in_use == WEIGHTS_SWA and self._loaded_checkpoint == FINAL_CHECKPOINT:
@@ -226,13 +226,13 @@ class HecktorSWATrainer(nnUNetTrainer):
         average = f"average of {self.swa.n_averaged} epochs, {self.swa.start_epoch}..{self.swa.last_epoch}"
         if self.validate_with_swa:
             self._save_at_end(LAST_ITERATE_CHECKPOINT)
-            self.print_to_log_file(f"SWA: last-iterate weights: {self._wrote(LAST_ITERATE_CHECKPOINT)}")
             self.plain_network.load_state_dict(swa_weights)
             self.weights_in_use = WEIGHTS_SWA
             self.finalise_weights(WEIGHTS_SWA)
             self.weights_file = FINAL_CHECKPOINT
             super().on_train_end()  # checkpoint_final.pth: the average, validated and deployed
-            self.print_to_log_file(f"SWA: {self._wrote(FINAL_CHECKPOINT)} with the SWA weights ({average})")
+            self._log_written(f"{FINAL_CHECKPOINT} (the SWA weights, {average}) and {LAST_ITERATE_CHECKPOINT} "
+                              "(last iterate)")
         else:
             # The last iterate is validated and deployed (stock layout); the average is an extra file.
             self.weights_file = FINAL_CHECKPOINT
@@ -242,7 +242,7 @@ class HecktorSWATrainer(nnUNetTrainer):
             self.weights_in_use = WEIGHTS_SWA
             self.finalise_weights(WEIGHTS_SWA)
             self._save_at_end(LEGACY_SWA_CHECKPOINT)
-            self.print_to_log_file(f"SWA: {self._wrote(LEGACY_SWA_CHECKPOINT)} ({average}; not deployed)")
+            self._log_written(f"{LEGACY_SWA_CHECKPOINT} ({average}; not deployed)")
             self.plain_network.load_state_dict(last)
             self.weights_in_use = WEIGHTS_ITERATE
 
