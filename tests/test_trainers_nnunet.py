@@ -95,8 +95,9 @@ def test_continue_redoes_the_end_of_training_exactly(resumed, tiny_model):
     after = {name: _load(fold / name) for name in before}
     final, last = after[FINAL_CHECKPOINT], after[LAST_ITERATE_CHECKPOINT]
     assert final["current_epoch"] == last["current_epoch"] == before[FINAL_CHECKPOINT]["current_epoch"]
-    assert last["hecktor"]["sampler"]["restarts"] == before[LAST_ITERATE_CHECKPOINT]["hecktor"]["sampler"]["restarts"] + 1
-    assert last["hecktor"]["risk_bank"]["patient_ids"] == before[LAST_ITERATE_CHECKPOINT]["hecktor"]["risk_bank"]["patient_ids"]
+    old = before[LAST_ITERATE_CHECKPOINT]["hecktor"]
+    assert last["hecktor"]["sampler"]["restarts"] == old["sampler"]["restarts"] + 1
+    assert last["hecktor"]["risk_bank"]["patient_ids"] == old["risk_bank"]["patient_ids"]
     assert last["hecktor"]["swa"]["n_averaged"] == 2 and final["hecktor"]["weights"] == "swa"
     for name in before:   # heads, the restored SWA average and the last iterate: unchanged
         for k, v in before[name]["network_weights"].items():
