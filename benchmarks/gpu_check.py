@@ -104,6 +104,7 @@ def train_worker(args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     folder = Path(os.environ["nnUNet_preprocessed"]) / DATASET_NAME
     plans = json.loads((folder / f"{args.plans}.json").read_text())
+    plans["continue_training"] = False  # nnU-Net 2.8's run_training adds this key to the plans it passes
     dataset_json = json.loads((folder / "dataset.json").read_text())
     if args.worker == STOCK:
         from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer as trainer_class

@@ -204,7 +204,7 @@ def test_val_of_a_model_trained_before_layout_2_validates_its_swa_checkpoint(tin
     dataset = tiny_model.dataset
     legacy = _legacy_model(tiny_model, tmp_path / "results" / dataset.dataset_name)
     monkeypatch.setenv("nnUNet_results", str(tmp_path / "results"))
-    plans = json.loads((legacy / "plans.json").read_text())
+    plans = dict(json.loads((legacy / "plans.json").read_text()), continue_training=False)
     dataset_json = json.loads((legacy / "dataset.json").read_text())
     trainer = HecktorMultiTaskTrainer_tiny(plans, dataset.configuration, 0, dataset_json, device=torch.device("cpu"))
     trainer.load_checkpoint(str(legacy / "fold_0" / FINAL_CHECKPOINT))   # what run_training does for --val
