@@ -38,6 +38,8 @@ import sys
 import time
 from pathlib import Path
 
+from nnunet_hecktor.checkpoints import FINAL_CHECKPOINT
+
 DATASET_ID = 989
 DATASET_NAME = f"Dataset{DATASET_ID:03d}_BenchPredict"
 PLANS = "nnUNetPlansTiny"
@@ -63,7 +65,7 @@ def build(workdir: Path, patients: int, size: str) -> tuple[Path, Path, Path]:
     raw = Path(env["nnUNet_raw"]) / DATASET_NAME
     model = Path(env["nnUNet_results"]) / DATASET_NAME / f"{TRAINER}__{PLANS}__{CONFIGURATION}"
     converted = workdir / f"converted_{size}_{patients}"
-    if (model / "fold_0" / "checkpoint_final.pth").is_file() and converted.is_dir() and source.is_dir():
+    if (model / "fold_0" / FINAL_CHECKPOINT).is_file() and converted.is_dir() and source.is_dir():
         return source, converted, model
     for path in (source, raw, converted, Path(env["nnUNet_preprocessed"]) / DATASET_NAME,
                  Path(env["nnUNet_results"]) / DATASET_NAME):

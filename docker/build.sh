@@ -6,7 +6,7 @@
 #   TASK       1 (segmentation), 2 (RFS risk) or 3 (HPV status); "1 2 3" is not allowed here:
 #              grand-challenge runs one container per task
 #   TAG        image tag (default hecktor-task<TASK>)
-#   options    --folds 0 1 2 3 4   --checkpoint checkpoint_swa.pth   --postprocessing pp.json
+#   options    --folds 0 1 2 3 4   --checkpoint NAME (default: the validated weights)   --postprocessing pp.json
 #
 # The build context (project source + the model reduced to the chosen folds' checkpoint) is staged
 # in a temporary folder by `python -m nnunet_hecktor.challenge.packaging` and removed afterwards.

@@ -121,7 +121,7 @@ def run_demo(output: str | Path, patients: int = 16, test_patients: int = 8, see
 
     result.predictions_dir = output / "predictions"
     step("predict", lambda: predict(test_src, result.predictions_dir, result.model_dir, folds=[0],
-                                    checkpoint="checkpoint_swa.pth", device=device))
+                                    device=device))
     evaluation = step("evaluate", lambda: evaluate(
         test_dataset / "labelsTr", result.predictions_dir, clinical_csv=test_dataset / "clinical.csv",
         predictions_csv=result.predictions_dir / "predictions.csv", output_dir=output / "evaluation",

@@ -74,3 +74,37 @@ def run_nnunet(name: str, args: Sequence[str], env: Mapping[str, str], log_file:
     if result.returncode != 0:
         tail = "\n".join((result.stdout + "\n" + result.stderr).strip().splitlines()[-25:])
         raise HecktorError(f"{name} failed (exit {result.returncode}):\n{tail}")
+
+
+#: The one set-up line that makes ``nnUNetv2_train/predict -tr Hecktor*`` find the plugin's trainers.
+TRAINER_PATH_SETUP = "export nnUNet_extTrainer=$(nnunet-hecktor trainer-path)"
+
+
+def setup_problems(env: Mapping[str, str] | None = None) -> list[str]:
+    """What in the environment would make a following stock ``nnUNetv2_*`` command fail, with the fix.
+
+    Parameters
+    ----------
+    env : mapping, optional
+        Environment to check (default ``os.environ``).
+
+    Returns
+    -------
+    list of str
+        One message per problem (empty when none): ``nnUNet_extTrainer`` missing the plugin's
+        trainer folder (nnU-Net then says it cannot find ``HecktorMultiTaskTrainer``), and
+        ``nnUNet_n_proc_DA=0`` exported for every command (``nnUNetv2_plan_and_preprocess`` passes
+        it to ``torch.set_num_threads``, which refuses 0).
+    """
+    env = os.environ if env is None else env
+    problems = []
+    folder = Path(plugin_trainer_folder())
+    listed = [Path(p).expanduser() for p in env.get("nnUNet_extTrainer", "").split(os.pathsep) if p]
+    if not any(p.exists() and p.resolve() == folder for p in listed):
+        problems.append("nnUNet_extTrainer does not point at the plugin's trainers, so nnUNetv2_train/predict "
+                        "-tr HecktorMultiTaskTrainer will stop with 'Could not find requested nnunet trainer'. "
+                        f"Set it once (e.g. in ~/.bashrc): {TRAINER_PATH_SETUP}")
+    if env.get("nnUNet_n_proc_DA", "").strip() == "0":
+        problems.append("nnUNet_n_proc_DA=0 makes nnUNetv2_plan_and_preprocess fail (nnU-Net 2.8 passes it to "
+                        "torch.set_num_threads); set it for training only: nnUNet_n_proc_DA=0 nnUNetv2_train ...")
+    return problems

@@ -12,7 +12,8 @@ module that needs nnU-Net data should reuse them instead of making its own:
     ``nnUNetPlans`` so CPU training takes seconds. Volumes are ~23x30x30 voxels (patch 24x32x32).
 ``tiny_model`` (:class:`TinyModel`)
     fold 0 of ``nnUNetv2_train 987 3d_fullres 0 -tr HecktorMultiTaskTrainer_tiny -p nnUNetPlansTiny
-    -device cpu``: checkpoint_final.pth, checkpoint_swa.pth, validation/, validation_heads.json ...
+    -device cpu``: checkpoint_final.pth (SWA average), checkpoint_final_last_iterate.pth, validation/,
+    validation_heads.json ...
 ``nnunet_env``  (function scope)
     sets the tiny dataset's nnU-Net variables in ``os.environ`` for in-process nnU-Net code.
 

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from nnunet_hecktor.checkpoints import FINAL_CHECKPOINT
 from nnunet_hecktor.errors import HecktorError
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
@@ -120,7 +121,7 @@ def test_segmentation_only_model_cannot_do_tasks_2_and_3(tiny_model, fake_input,
     from nnunet_hecktor.challenge.io import check_outputs
     from nnunet_hecktor.trainers.handover import export_segmentation_model
 
-    stock = export_segmentation_model(tiny_model.fold_dir, tmp_path / "stock", "checkpoint_final.pth").model_folder
+    stock = export_segmentation_model(tiny_model.fold_dir, tmp_path / "stock", FINAL_CHECKPOINT).model_folder
     with pytest.raises(HecktorError, match="not a multi-task model"):
         run_challenge(2, fake_input.root, tmp_path / "out2", stock, device="cpu", verbose=False)
     assert not (tmp_path / "out2" / "rfs.json").exists()

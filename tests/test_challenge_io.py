@@ -16,6 +16,7 @@ from nnunet_hecktor.challenge.io import (
     HPV_OUTPUT, RFS_OUTPUT, SEGMENTATION_OUTPUT, check_outputs, read_challenge_input, write_hpv_output,
     write_rfs_output, write_segmentation_output,
 )
+from nnunet_hecktor.checkpoints import BEST_CHECKPOINT, FINAL_CHECKPOINT, LEGACY_SWA_CHECKPOINT
 from nnunet_hecktor.errors import HecktorError, InputDataError
 
 
@@ -200,20 +201,24 @@ def test_stage_model_ships_only_the_chosen_checkpoints(tmp_path):
     model = tmp_path / "HecktorMultiTaskTrainer__nnUNetPlans__3d_fullres"
     for fold in (0, 1, 2):
         (model / f"fold_{fold}").mkdir(parents=True)
-        for name in ("checkpoint_final.pth", "checkpoint_swa.pth", "checkpoint_best.pth"):
+        for name in (FINAL_CHECKPOINT, LEGACY_SWA_CHECKPOINT, BEST_CHECKPOINT):
             (model / f"fold_{fold}" / name).write_bytes(b"weights")
     for name in ("plans.json", "dataset.json", "dataset_fingerprint.json"):
         (model / name).write_text("{}")
     pp = tmp_path / "pp.json"
     pp.write_text(json.dumps({"min_component_size": {"GTVn": 100}}))
-    staged = stage_model(model, tmp_path / "staged", [0, 2], "checkpoint_swa.pth", pp)
+    staged = stage_model(model, tmp_path / "staged", [0, 2], BEST_CHECKPOINT, pp)
     files = sorted(str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file())
-    assert files == ["challenge_model.json", "dataset.json", "dataset_fingerprint.json", "fold_0/checkpoint_swa.pth",
-                     "fold_2/checkpoint_swa.pth", "plans.json", "postprocessing.json"]
+    assert files == ["challenge_model.json", "dataset.json", "dataset_fingerprint.json", f"fold_0/{BEST_CHECKPOINT}",
+                     f"fold_2/{BEST_CHECKPOINT}", "plans.json", "postprocessing.json"]
     info = json.loads((staged / "challenge_model.json").read_text())
-    assert (info["folds"], info["checkpoint"], info["postprocessing"]) == ([0, 2], "checkpoint_swa.pth",
+    assert (info["folds"], info["checkpoint"], info["postprocessing"]) == ([0, 2], BEST_CHECKPOINT,
                                                                           "postprocessing.json")
     assert info["fallback"]["risk"] == 0.0 and info["fallback"]["hpv_positive"] is True  # no validation_heads
+    # Default: the deployed (validated) weights.
+    default = stage_model(model, tmp_path / "default", [1])
+    assert json.loads((default / "challenge_model.json").read_text())["checkpoint"] == FINAL_CHECKPOINT
+    assert (default / "fold_1" / FINAL_CHECKPOINT).is_file()
     with pytest.raises(HecktorError, match="not empty"):
         stage_model(model, staged)
     with pytest.raises(HecktorError, match="fold 4 not found"):

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from nnunet_hecktor.checkpoints import FINAL_CHECKPOINT, LAST_ITERATE_CHECKPOINT, LATEST_CHECKPOINT
 from nnunet_hecktor.errors import HecktorError
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
@@ -159,8 +160,8 @@ def test_cli_predict_and_clear_errors(tiny_model, layout, tmp_path, capsys):
     assert main(["predict", "-i", source, "-o", str(tmp_path / "e1"), "-m", model, "-f", "3", "--quiet"]) == 1
     assert "fold 3 not found" in capsys.readouterr().err
     assert main(["predict", "-i", source, "-o", str(tmp_path / "e2"), "-m", model, "--checkpoint",
-                 "checkpoint_latest.pth", "--quiet"]) == 1
-    assert "no fold has checkpoint_latest.pth" in capsys.readouterr().err
+                 LATEST_CHECKPOINT, "--quiet"]) == 1
+    assert f"no fold has {LATEST_CHECKPOINT}" in capsys.readouterr().err
     assert main(["predict", "-i", source, "-o", source, "-m", model, "--quiet"]) == 1
     assert "must not be the input folder" in capsys.readouterr().err
     assert not (tmp_path / "e1").exists() and not (tmp_path / "e2").exists()
@@ -183,7 +184,7 @@ def test_stock_model_needs_segmentation_only(tiny_model, source_predictions, lay
     from nnunet_hecktor.trainers.handover import export_segmentation_model
 
     _, out = source_predictions
-    exported = export_segmentation_model(tiny_model.fold_dir, tmp_path / "stock", "checkpoint_final.pth")
+    exported = export_segmentation_model(tiny_model.fold_dir, tmp_path / "stock", FINAL_CHECKPOINT)
     pid = sorted(layout.patients)[0]
     with pytest.raises(HecktorError, match="not a multi-task model.*--segmentation-only"):
         predict(_source(tiny_model.dataset), tmp_path / "x", exported.model_folder, patients=[pid], progress=False)
@@ -194,7 +195,7 @@ def test_stock_model_needs_segmentation_only(tiny_model, source_predictions, lay
     assert np.array_equal(stock, sitk.GetArrayFromImage(sitk.ReadImage(str(out / f"{pid}.nii.gz"))))
 
 
-def test_swa_checkpoint_with_postprocessing(tiny_model, layout, tmp_path):
+def test_named_checkpoint_with_postprocessing(tiny_model, layout, tmp_path):
     from nnunet_hecktor.postprocessing.apply import postprocess_image
     from nnunet_hecktor.postprocessing.config import load_config
     from nnunet_hecktor.prediction import predict
@@ -202,9 +203,9 @@ def test_swa_checkpoint_with_postprocessing(tiny_model, layout, tmp_path):
     pid = sorted(layout.patients)[1]
     pp = tmp_path / "pp.json"
     pp.write_text(json.dumps({"gtvp_single_lesion": "remove", "min_component_size": {"GTVn": 50}}))
-    common = dict(checkpoint="checkpoint_swa.pth", patients=[pid], use_mirroring=False, progress=False)
+    common = dict(checkpoint=LAST_ITERATE_CHECKPOINT, patients=[pid], use_mirroring=False, progress=False)
     raw = predict(_source(tiny_model.dataset), tmp_path / "raw", tiny_model.model_dir, **common)
-    assert raw.model.checkpoint == "checkpoint_swa.pth"
+    assert raw.model.checkpoint == LAST_ITERATE_CHECKPOINT
     predict(_source(tiny_model.dataset), tmp_path / "pp", tiny_model.model_dir, postprocessing=pp, **common)
     raw_image = sitk.ReadImage(str(tmp_path / "raw" / f"{pid}.nii.gz"))
     expected = postprocess_image(raw_image, load_config(pp), None, pid)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from nnunet_hecktor.checkpoints import BEST_CHECKPOINT, FINAL_CHECKPOINT, LATEST_CHECKPOINT, LEGACY_SWA_CHECKPOINT
 from nnunet_hecktor.errors import HecktorError, InputDataError
 from nnunet_hecktor.prediction.ensemble import FoldHeadOutput, ensemble_heads
 from nnunet_hecktor.prediction.inputs import find_input_cases
@@ -93,17 +95,18 @@ def _fake_model(root: Path, folds: dict) -> Path:
 
 
 def test_check_model_folder(tmp_path):
-    model = _fake_model(tmp_path, {0: ["checkpoint_final.pth", "checkpoint_swa.pth"], 1: ["checkpoint_final.pth"],
-                                   2: ["checkpoint_best.pth"]})
+    model = _fake_model(tmp_path, {0: [FINAL_CHECKPOINT, LEGACY_SWA_CHECKPOINT], 1: [FINAL_CHECKPOINT],
+                                   2: [BEST_CHECKPOINT]})
     assert check_model_folder(model)[1] == (0, 1)
-    assert check_model_folder(model, None, "checkpoint_swa.pth")[1] == (0,)
+    assert check_model_folder(model, None, LEGACY_SWA_CHECKPOINT)[1] == (0,)
     assert check_model_folder(model, ["1", "0"])[1] == (1, 0)
     with pytest.raises(HecktorError, match="fold 3 not found"):
         check_model_folder(model, [3])
-    with pytest.raises(HecktorError, match=r"fold_1: no checkpoint_swa\.pth \(checkpoints there: checkpoint_final"):
-        check_model_folder(model, [1], "checkpoint_swa.pth")
-    with pytest.raises(HecktorError, match="no fold has checkpoint_latest.pth"):
-        check_model_folder(model, None, "checkpoint_latest.pth")
+    missing = rf"fold_1: no {re.escape(LEGACY_SWA_CHECKPOINT)} \(checkpoints there: {re.escape(FINAL_CHECKPOINT)}"
+    with pytest.raises(HecktorError, match=missing):
+        check_model_folder(model, [1], LEGACY_SWA_CHECKPOINT)
+    with pytest.raises(HecktorError, match=f"no fold has {re.escape(LATEST_CHECKPOINT)}"):
+        check_model_folder(model, None, LATEST_CHECKPOINT)
     with pytest.raises(HecktorError, match="listed twice"):
         check_model_folder(model, [0, 0])
     with pytest.raises(HecktorError, match="this is a fold folder"):

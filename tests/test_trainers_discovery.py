@@ -89,6 +89,19 @@ def test_trainer_path_command_prints_the_folder(capsys):
     assert capsys.readouterr().out.strip() == plugin_trainer_folder()
 
 
+def test_trainer_path_check_names_the_set_up_line_when_nnunet_cannot_find_the_trainers(capsys, monkeypatch):
+    from nnunet_hecktor.nnunet_env import TRAINER_PATH_SETUP
+
+    monkeypatch.delenv("nnUNet_extTrainer", raising=False)
+    monkeypatch.delenv("nnUNet_n_proc_DA", raising=False)
+    assert cli_main(["trainer-path", "--check"]) == 1
+    err = capsys.readouterr().err
+    assert "HecktorMultiTaskTrainer" in err and TRAINER_PATH_SETUP in err
+    monkeypatch.setenv("nnUNet_extTrainer", plugin_trainer_folder())
+    assert cli_main(["trainer-path", "--check"]) == 0
+    assert "problem" not in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("architecture", [PLAIN, RESENC], ids=["PlainConvUNet", "ResidualEncoderUNet"])
 def test_network_from_the_static_builder_pickles_and_keeps_stock_keys(architecture):
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from nnunet_hecktor import schema
+from nnunet_hecktor.checkpoints import LATEST_CHECKPOINT
 from nnunet_hecktor.metrics.classification import choose_threshold
 from nnunet_hecktor.trainers import (HecktorMultiTaskTrainer_tiny, HecktorSWATrainer_tiny)
 from nnunet_hecktor.trainers.head_inference import predict_heads
@@ -136,7 +137,7 @@ def test_resume_restores_heads_swa_risk_bank_and_sampler(private_results):
     first.on_train_start()
     run_epoch(first)
     assert first.swa.n_averaged == 1 and len(first.risk_bank) > 0
-    path = os.path.join(first.output_folder, "checkpoint_latest.pth")
+    path = os.path.join(first.output_folder, LATEST_CHECKPOINT)
     assert os.path.isfile(path)
     # The snapshot of epoch 0 was taken before nnU-Net wrote the checkpoint.
     assert torch.load(path, map_location="cpu", weights_only=False)["hecktor"]["swa"]["n_averaged"] == 1
@@ -178,25 +179,33 @@ def test_gtvp_centred_patches_contain_the_primary_tumour(private_results):
     assert centred >= 3
 
 
-def test_swa_trainer_writes_an_averaged_checkpoint_in_nnunet_format(private_results):
+def test_swa_trainer_deploys_the_average_as_checkpoint_final(private_results):
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+    from nnunet_hecktor.checkpoints import (FINAL_CHECKPOINT, LAST_ITERATE_CHECKPOINT, LEGACY_SWA_CHECKPOINT,
+                                            unique_storage_bytes)
+
     trainer = make_trainer(private_results, cls=HecktorSWATrainer_tiny)
-    trainer.run_training()  # 2 epochs, then on_train_end: checkpoint_final.pth + checkpoint_swa.pth
-    final = torch.load(os.path.join(trainer.output_folder, "checkpoint_final.pth"), map_location="cpu",
-                       weights_only=False)
-    swa = torch.load(os.path.join(trainer.output_folder, "checkpoint_swa.pth"), map_location="cpu",
-                     weights_only=False)
-    assert swa["trainer_name"] == "HecktorSWATrainer_tiny" and swa["current_epoch"] == final["current_epoch"] == 2
-    assert set(swa) >= {"network_weights", "init_args", "inference_allowed_mirroring_axes", "optimizer_state"}
-    assert swa["hecktor"]["swa"]["n_averaged"] == 2
+    trainer.run_training()  # 2 epochs, then on_train_end: checkpoint_final.pth (average) + last iterate
+    folder = trainer.output_folder
+    final = torch.load(os.path.join(folder, FINAL_CHECKPOINT), map_location="cpu", weights_only=False)
+    last = torch.load(os.path.join(folder, LAST_ITERATE_CHECKPOINT), map_location="cpu", weights_only=False)
+    assert not os.path.exists(os.path.join(folder, LEGACY_SWA_CHECKPOINT))
+    assert final["trainer_name"] == "HecktorSWATrainer_tiny" and final["current_epoch"] == last["current_epoch"] == 2
+    assert set(final) >= {"network_weights", "init_args", "inference_allowed_mirroring_axes", "optimizer_state"}
+    assert (final["hecktor"]["weights"], final["hecktor"]["layout"], final["hecktor"]["swa"]) == ("swa", 2, None)
+    assert last["hecktor"]["weights"] == "iterate" and last["hecktor"]["swa"]["n_averaged"] == 2
     averaged = trainer.swa.averaged_state_dict()
-    assert all(torch.equal(swa["network_weights"][k], averaged[k]) for k in averaged)
-    assert any(not torch.equal(swa["network_weights"][k], final["network_weights"][k]) for k in averaged)
-    assert trainer.weights_in_use == "swa"  # the end-of-training validation would use the SWA weights
+    assert all(torch.equal(final["network_weights"][k], averaged[k]) for k in averaged)
+    assert any(not torch.equal(last["network_weights"][k], final["network_weights"][k]) for k in averaged)
+    assert trainer.weights_in_use == "swa"  # the end-of-training validation uses the deployed weights
+    assert trainer.validation_weights_description() == f"SWA average ({FINAL_CHECKPOINT})"
     stock = nnUNetTrainer.build_network_architecture(trainer.plans_manager, trainer.configuration_manager,
                                                      trainer.num_input_channels, 3, False)
-    stock.load_state_dict(swa["network_weights"], strict=True)
+    stock.load_state_dict(final["network_weights"], strict=True)
+    # The average is stored once (last iterate), aliased keys once: final is the size of nnU-Net's.
+    unique = unique_storage_bytes(final["network_weights"]) + unique_storage_bytes(final["optimizer_state"])
+    assert os.path.getsize(os.path.join(folder, FINAL_CHECKPOINT)) < 1.1 * unique
 
 
 def test_heads_on_a_whole_volume_and_the_training_fold_threshold(private_results):
@@ -227,3 +236,14 @@ def test_heads_on_a_whole_volume_and_the_training_fold_threshold(private_results
     if trainer.hpv_loss_weighting == "balanced" and 0 < y[known].mean() < 1:
         assert expected == pytest.approx(0.5)  # class-balanced loss: probabilities calibrated to 50/50
     assert float(trainer.plain_network.hecktor_heads.hpv_threshold) == pytest.approx(expected, abs=1e-6)
+
+
+def test_disabled_checkpointing_writes_nothing_and_says_so(private_results):
+    trainer = make_trainer(private_results, cls=HecktorSWATrainer_tiny)
+    trainer.disable_checkpointing = True
+    trainer.run_training()
+    assert not [f for f in os.listdir(trainer.output_folder) if f.endswith(".pth")]
+    with open(trainer.log_file) as handle:
+        log = handle.read()
+    assert "checkpointing disabled, not written" in log and "SWA: wrote" not in log
+    assert trainer.weights_in_use == "swa"   # the validation would still use the average

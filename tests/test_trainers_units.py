@@ -80,6 +80,48 @@ def test_averaged_state_dict_takes_the_dtypes_of_the_live_network():
         WeightAverager(0).averaged_state_dict()
 
 
+class _AliasedNet(torch.nn.Module):
+    """Registers one convolution twice, as nnU-Net's ConvDropoutNormReLU (conv / all_modules.0) does."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv3d(8, 32, 3)
+        self.all_modules = torch.nn.Sequential(self.conv, torch.nn.InstanceNorm3d(32, affine=True))
+
+
+def test_aliased_weights_are_averaged_once_and_saved_once(tmp_path):
+    from nnunet_hecktor.checkpoints import unique_storage_bytes
+
+    torch.manual_seed(2)
+    net = _AliasedNet()
+    averager = WeightAverager(0)
+    snapshots = []
+    for epoch in range(3):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(torch.randn_like(p))
+        snapshots.append({k: v.clone() for k, v in net.state_dict().items()})
+        averager.update(net.state_dict(), epoch)
+    avg = averager.averaged_state_dict()
+    expected = torch.stack([s["conv.weight"] for s in snapshots]).mean(0)
+    # An alias updated twice per snapshot would not be the mean.
+    torch.testing.assert_close(avg["conv.weight"], expected, rtol=0, atol=1e-6)
+    assert avg["all_modules.0.weight"].data_ptr() == avg["conv.weight"].data_ptr()
+    unique = unique_storage_bytes(net.state_dict())
+    assert unique_storage_bytes(avg) == unique
+    assert unique_storage_bytes({k: v.clone() for k, v in avg.items()}) > 1.5 * unique  # what a per-key copy costs
+
+    # Saved, loaded (resume) and averaged further: aliases stay shared and the mean stays exact.
+    torch.save(averager.state_dict(), tmp_path / "swa.pt")
+    resumed = WeightAverager(0)
+    resumed.load_state_dict(torch.load(tmp_path / "swa.pt", weights_only=False, mmap=True))
+    assert unique_storage_bytes(resumed.state_dict()["average"]) == unique
+    resumed.update(net.state_dict(), 3)
+    expected = torch.stack([s["conv.weight"] for s in snapshots] + [net.state_dict()["conv.weight"]]).mean(0)
+    torch.testing.assert_close(resumed.averaged_state_dict()["all_modules.0.weight"], expected, rtol=0, atol=1e-6)
+    assert (tmp_path / "swa.pt").stat().st_size < 1.2 * unique
+
+
 def test_instance_norm_needs_no_statistics_update_but_batch_norm_does():
     inorm = torch.nn.Sequential(torch.nn.Conv3d(1, 2, 3), torch.nn.InstanceNorm3d(2, affine=True))
     assert not has_batchnorm_running_stats(inorm)

@@ -26,6 +26,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from nnunet_hecktor.checkpoints import EXTRA_STATE_KEY, FINAL_CHECKPOINT
 from nnunet_hecktor.errors import HecktorError
 from nnunet_hecktor.fileio import atomic_path, write_json_atomic
 
@@ -169,8 +170,8 @@ def export_segmentation_model(fold_folder: str | os.PathLike, output_root: str |
         (``nnUNet_results=output_root nnUNetv2_predict -d NNN -tr nnUNetTrainer ...``, or
         ``nnUNetv2_predict_from_modelfolder -m <model folder>``).
     checkpoint_name : str, optional
-        Which checkpoint of the fold to export; default: ``checkpoint_swa.pth`` when present
-        (the deployed weights), else ``checkpoint_final.pth``.
+        Which checkpoint of the fold to export; default: the deployed (validated) weights,
+        ``checkpoint_final.pth`` (``checkpoint_swa.pth`` for folds trained before checkpoint layout 2).
     overwrite : bool
         Replace an existing exported checkpoint (never a checkpoint of the source folder).
 
@@ -189,7 +190,9 @@ def export_segmentation_model(fold_folder: str | os.PathLike, output_root: str |
         raise HecktorError(f"{model_folder}: not an nnU-Net model folder (<Trainer>__<plans>__<configuration>)")
     _, plans_name, configuration = parts
     if checkpoint_name is None:
-        checkpoint_name = "checkpoint_swa.pth" if (fold_folder / "checkpoint_swa.pth").is_file() else "checkpoint_final.pth"
+        from nnunet_hecktor.checkpoints import deployed_checkpoint
+
+        checkpoint_name = deployed_checkpoint([fold_folder])
     source = fold_folder / checkpoint_name
     checkpoint = _load_checkpoint(source)
     seg_weights, head_weights = split_state_dict(checkpoint["network_weights"])
@@ -197,7 +200,7 @@ def export_segmentation_model(fold_folder: str | os.PathLike, output_root: str |
     target_fold = target_model / fold_folder.name
     if target_model == model_folder:
         raise HecktorError(f"{target_model}: export target is the source model folder")
-    destination = target_fold / "checkpoint_final.pth"
+    destination = target_fold / FINAL_CHECKPOINT
     if destination.exists() and not overwrite:
         raise HecktorError(f"{destination} exists; pass --overwrite to replace it")
     for name in ("plans.json", "dataset.json"):
@@ -209,7 +212,7 @@ def export_segmentation_model(fold_folder: str | os.PathLike, output_root: str |
             with atomic_path(target_model / name) as tmp:
                 shutil.copyfile(model_folder / name, tmp)
     exported = {k: v for k, v in checkpoint.items()
-                if k not in ("optimizer_state", "grad_scaler_state", "hecktor")}
+                if k not in ("optimizer_state", "grad_scaler_state", EXTRA_STATE_KEY)}
     exported["network_weights"] = seg_weights
     exported["trainer_name"] = STOCK_TRAINER
     exported["exported_from"] = {"checkpoint": str(source), "trainer": checkpoint.get("trainer_name")}

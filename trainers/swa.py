@@ -44,6 +44,41 @@ def swa_start_epoch(num_epochs: int, fraction: float) -> int:
     return max(0, num_epochs - n_averaged)
 
 
+def _storage_key(tensor: torch.Tensor) -> tuple | None:
+    """Identity of the memory a tensor views (``None`` for empty tensors, which share nothing)."""
+    if tensor.numel() == 0:
+        return None
+    return (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape),
+            tuple(tensor.stride()), tensor.dtype)
+
+
+def map_state_dict(state_dict: Mapping[str, torch.Tensor],
+                   fn: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Apply ``fn`` once per distinct tensor; aliased entries of the result share one tensor.
+
+    nnU-Net's networks register some modules twice (``conv`` and ``all_modules.0``, the encoder
+    inside the decoder), so their state dicts hold several keys for one tensor. ``torch.save``
+    stores such a tensor once; a per-key copy would store it once per key (and a per-key running
+    mean would update it several times).
+    """
+    done: dict[tuple, torch.Tensor] = {}
+    out = {}
+    for k, v in state_dict.items():
+        key = _storage_key(v)
+        if key is not None and key in done:
+            out[k] = done[key]
+            continue
+        out[k] = fn(v)
+        if key is not None:
+            done[key] = out[k]
+    return out
+
+
+def clone_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Detached copies of a state dict, aliases kept (see :func:`map_state_dict`)."""
+    return map_state_dict(state_dict, lambda v: v.detach().clone())
+
+
 class WeightAverager:
     """Running equal-weight average of state dicts, kept on the CPU in float32.
 
@@ -55,7 +90,8 @@ class WeightAverager:
     Notes
     -----
     The average lives on the CPU so that it costs no accelerator memory; one copy of the
-    weights (e.g. ~120 MB for a default 3d_fullres U-Net) is the price.
+    weights (e.g. ~120 MB for a default 3d_fullres U-Net) is the price. Aliased state-dict
+    entries share one averaged tensor (:func:`map_state_dict`).
     """
 
     def __init__(self, start_epoch: int):
@@ -69,21 +105,29 @@ class WeightAverager:
         """Whether at least one snapshot has been averaged."""
         return self.n_averaged > 0
 
+    @staticmethod
+    def _as_average(v: torch.Tensor) -> torch.Tensor:
+        v = v.detach().to("cpu", copy=True)
+        return v.float() if v.is_floating_point() else v
+
     @torch.no_grad()
     def update(self, state_dict: Mapping[str, torch.Tensor], epoch: int) -> None:
         """Add one snapshot of the weights (the state dict of the network) to the average."""
         if self._average is None:
-            self._average = {k: v.detach().to("cpu", copy=True) for k, v in state_dict.items()}
-            for k, v in self._average.items():
-                if v.is_floating_point():
-                    self._average[k] = v.float()
+            self._average = map_state_dict(state_dict, self._as_average)
         else:
             if set(state_dict) != set(self._average):
                 raise ValueError("SWA: the network's state dict keys changed during training")
             # Running mean: avg += (w - avg) / (n + 1); exact for equal weights and stable in fp32.
             weight = 1.0 / (self.n_averaged + 1)
+            updated: set = set()
             for k, v in state_dict.items():
                 avg = self._average[k]
+                key = _storage_key(avg)
+                if key is not None and key in updated:
+                    continue  # an alias of a tensor already updated
+                if key is not None:
+                    updated.add(key)
                 if avg.is_floating_point():
                     avg.add_(v.detach().to("cpu", torch.float32) - avg, alpha=weight)
                 else:
@@ -102,7 +146,7 @@ class WeightAverager:
         return True
 
     def averaged_state_dict(self, like: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-        """The averaged weights (copies).
+        """The averaged weights (copies; aliased entries share one tensor).
 
         Parameters
         ----------
@@ -112,11 +156,9 @@ class WeightAverager:
         """
         if self._average is None:
             raise RuntimeError("SWA: no weights have been averaged yet")
-        out = {}
-        for k, v in self._average.items():
-            dtype = like[k].dtype if like is not None and k in like else v.dtype
-            out[k] = v.to(dtype=dtype, copy=True)
-        return out
+        dtypes = {k: (like[k].dtype if like is not None and k in like else v.dtype) for k, v in self._average.items()}
+        keys = {id(v): k for k, v in self._average.items()}
+        return map_state_dict(self._average, lambda v: v.to(dtype=dtypes[keys[id(v)]], copy=True))
 
     def state_dict(self) -> dict:
         """Everything needed to continue averaging after ``nnUNetv2_train --c``."""
@@ -128,12 +170,12 @@ class WeightAverager:
         }
 
     def load_state_dict(self, state: Mapping) -> None:
-        """Restore the state written by :meth:`state_dict`."""
+        """Restore the state written by :meth:`state_dict` (copied: the source may be memory-mapped)."""
         self.start_epoch = int(state["start_epoch"])
         self.n_averaged = int(state["n_averaged"])
         self.last_epoch = None if state["last_epoch"] is None else int(state["last_epoch"])
         avg = state["average"]
-        self._average = None if avg is None else {k: v.to("cpu") for k, v in avg.items()}
+        self._average = None if avg is None else map_state_dict(avg, self._as_average)
 
 
 def has_batchnorm_running_stats(network: nn.Module) -> bool:

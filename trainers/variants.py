@@ -83,6 +83,6 @@ class HecktorMultiTaskTrainerNoClinical(HecktorMultiTaskTrainer):
 
 
 class HecktorMultiTaskTrainerNoSWA(HecktorMultiTaskTrainer):
-    """No stochastic weight averaging (ablation); no checkpoint_swa.pth."""
+    """No stochastic weight averaging (ablation): checkpoint_final.pth holds the last iterate, as in stock nnU-Net."""
 
     swa_enabled = False

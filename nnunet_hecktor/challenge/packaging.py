@@ -20,7 +20,7 @@ reads ``/input`` and writes ``/output``. :func:`stage_build_context` writes such
 Command line (used by ``docker/build.sh``)::
 
     python -m nnunet_hecktor.challenge.packaging --model MODEL_DIR --context BUILD_DIR \\
-        [--folds 0 1 2 3 4] [--checkpoint checkpoint_swa.pth] [--postprocessing pp.json]
+        [--folds 0 1 2 3 4] [--checkpoint NAME] [--postprocessing pp.json]
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def project_root() -> Path:
 
 
 def stage_model(model_dir: str | os.PathLike, destination: str | os.PathLike, folds: Sequence | None = None,
-                checkpoint: str = "checkpoint_final.pth", postprocessing: str | os.PathLike | None = None) -> Path:
+                checkpoint: str | None = None, postprocessing: str | os.PathLike | None = None) -> Path:
     """Copy what prediction needs from a model folder into ``destination``.
 
     Parameters
@@ -64,8 +64,9 @@ def stage_model(model_dir: str | os.PathLike, destination: str | os.PathLike, fo
         New folder (must not exist or be empty).
     folds : sequence, optional
         Folds to ship (default: all with ``checkpoint``).
-    checkpoint : str
-        Checkpoint file name shipped for each fold.
+    checkpoint : str, optional
+        Checkpoint file name shipped for each fold (default: the deployed weights, see
+        :func:`~nnunet_hecktor.prediction.model.resolve_checkpoint`).
     postprocessing : path-like, optional
         Post-processing JSON, shipped as ``postprocessing.json`` (checked by loading it).
 
@@ -75,11 +76,12 @@ def stage_model(model_dir: str | os.PathLike, destination: str | os.PathLike, fo
         ``destination``.
     """
     from nnunet_hecktor.fileio import write_json_atomic
-    from nnunet_hecktor.prediction.model import check_model_folder
+    from nnunet_hecktor.prediction.model import check_model_folder, resolve_checkpoint
 
     from .fallback import fallback_values
 
     source, chosen = check_model_folder(model_dir, folds, checkpoint)
+    checkpoint = resolve_checkpoint(source, chosen, checkpoint)
     destination = Path(destination)
     if destination.exists() and any(destination.iterdir()):
         raise HecktorError(f"{destination} exists and is not empty")
@@ -105,7 +107,7 @@ def stage_model(model_dir: str | os.PathLike, destination: str | os.PathLike, fo
 
 
 def stage_build_context(model_dir: str | os.PathLike, context: str | os.PathLike, folds: Sequence | None = None,
-                        checkpoint: str = "checkpoint_final.pth",
+                        checkpoint: str | None = None,
                         postprocessing: str | os.PathLike | None = None) -> Path:
     """Write a ``docker build`` context: ``src/`` (this project), ``model/`` and ``Dockerfile``.
 
@@ -138,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", required=True, help="trained model folder")
     parser.add_argument("--context", required=True, help="new build-context folder")
     parser.add_argument("--folds", nargs="+", default=None)
-    parser.add_argument("--checkpoint", default="checkpoint_final.pth")
+    parser.add_argument("--checkpoint", default=None, help="default: the validated weights")
     parser.add_argument("--postprocessing", default=None)
     args = parser.parse_args(argv)
     try:

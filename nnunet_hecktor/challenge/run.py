@@ -153,8 +153,8 @@ def run_challenge(task: int | Sequence[int], input_dir: str | os.PathLike, outpu
     model_dir : path-like
         Trained model folder (or one staged by :mod:`.packaging`).
     folds, checkpoint, postprocessing
-        Default: from ``challenge_model.json`` in ``model_dir``, else all folds with
-        ``checkpoint_final.pth`` and no post-processing. Post-processing applies to Task 1.
+        Default: from ``challenge_model.json`` in ``model_dir``, else all folds with the deployed
+        (validated) weights and no post-processing. Post-processing applies to Task 1.
     device : {"auto", "cpu", "cuda", "cuda:N"}
     use_mirroring : bool
         nnU-Net's test-time mirroring.
@@ -229,7 +229,7 @@ def _run(task, input_dir, output_dir, model_dir, folds, checkpoint, device, post
     tasks = _tasks(task)
     defaults = read_model_defaults(model_dir)
     folds = folds if folds else defaults.get("folds")
-    checkpoint = checkpoint or defaults.get("checkpoint") or "checkpoint_final.pth"
+    checkpoint = checkpoint or defaults.get("checkpoint")  # None: the deployed weights
     if postprocessing is None and defaults.get("postprocessing"):
         postprocessing = Path(model_dir) / defaults["postprocessing"]
     pp_config = None

@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-f", "--folds", nargs="+", default=None,
                         help="folds to ensemble (default: challenge_model.json, else every fold with the checkpoint)")
     parser.add_argument("--checkpoint", default=None,
-                        help="checkpoint file (default: challenge_model.json, else checkpoint_final.pth)")
+                        help="checkpoint file (default: challenge_model.json, else the validated weights "
+                             "as for predict)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     parser.add_argument("--postprocessing", default=None, help="post-processing JSON for Task 1")
     parser.add_argument("--no-mirroring", action="store_true", help="disable test-time mirroring (faster)")

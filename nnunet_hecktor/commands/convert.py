@@ -70,4 +70,11 @@ def run(args: argparse.Namespace) -> int:
         # still one line naming the file and the reason, never a traceback.
         where = f"{exc.filename}: " if exc.filename else ""
         raise HecktorError(f"{where}{exc.strerror or exc}") from None
+    if not args.quiet:  # the next steps are stock nnU-Net commands: say now what would stop them
+        import sys
+
+        from nnunet_hecktor.nnunet_env import setup_problems
+
+        for problem in setup_problems():
+            print(f"[convert] before nnU-Net: {problem}", file=sys.stderr)
     return 0

@@ -11,8 +11,8 @@ DESCRIPTION = """\
 Write FOLD's segmentation weights (heads removed) as a stock nnU-Net model:
 OUTPUT_ROOT/DatasetNNN_Name/nnUNetTrainer__<plans>__<configuration>/fold_K/checkpoint_final.pth
 plus plans.json, dataset.json and dataset_fingerprint.json. It predicts with stock nnU-Net, no
-plugin needed. By default the deployed weights are exported: checkpoint_swa.pth when the fold has
-one, else checkpoint_final.pth.
+plugin needed. By default the deployed weights are exported: checkpoint_final.pth (the weights the
+training validated), or checkpoint_swa.pth for a fold trained before checkpoint layout 2.
 
 example:
   nnunet-hecktor export-seg $nnUNet_results/Dataset501_HECKTOR/HecktorMultiTaskTrainer__nnUNetPlans__3d_fullres/fold_0 \\
@@ -26,8 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-root", required=True,
                         help="results root to write into (e.g. a new folder; not the source model folder)")
     parser.add_argument("--checkpoint", default=None,
-                        help="checkpoint file name in the fold (default checkpoint_swa.pth if present, "
-                             "else checkpoint_final.pth)")
+                        help="checkpoint file name in the fold (default: the validated weights)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing exported checkpoint")
 
 

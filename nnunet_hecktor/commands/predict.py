@@ -34,7 +34,11 @@ risk = mean of the folds' raw risks. Mirroring (test-time augmentation) applies 
 example:
   nnunet-hecktor predict -i /data/hecktor_test -o predictions \\
       -m $nnUNet_results/Dataset501_HECKTOR/HecktorMultiTaskTrainer__nnUNetPlans__3d_fullres \\
-      -f 0 1 2 3 4 --checkpoint checkpoint_swa.pth --device cuda --postprocessing pp.json
+      -f 0 1 2 3 4 --device cuda --postprocessing pp.json
+
+By default each fold's deployed weights are used: checkpoint_final.pth, which holds the weights the
+training validated (the SWA average); for models trained before checkpoint layout 2,
+checkpoint_swa.pth. --checkpoint names another file (e.g. checkpoint_final_last_iterate.pth).
 """
 
 
@@ -45,9 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="trained model folder ($nnUNet_results/DatasetNNN_X/<Trainer>__<Plans>__<config>)")
     parser.add_argument("-f", "--folds", nargs="+", default=None,
                         help="folds to ensemble (default: every fold with the checkpoint)")
-    parser.add_argument("--checkpoint", default="checkpoint_final.pth",
-                        help="checkpoint file in each fold (checkpoint_final.pth, checkpoint_swa.pth; "
-                             "default checkpoint_final.pth)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="checkpoint file in each fold (default: the validated weights, see below)")
     parser.add_argument("--clinical", default=None,
                         help="clinical CSV (HECKTOR column names; empty = missing). Default: the task CSVs of a "
                              "HECKTOR input folder, else all clinical inputs missing")

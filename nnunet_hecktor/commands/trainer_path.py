@@ -20,7 +20,7 @@ example:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check", action="store_true",
-                        help="also import the trainers and list them (slower: imports nnU-Net)")
+                        help="also import the trainers, list them and check the environment (slower: imports nnU-Net)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,7 +32,13 @@ def run(args: argparse.Namespace) -> int:
 
         import nnunet_hecktor.trainers as trainers
 
+        from nnunet_hecktor.nnunet_env import setup_problems
+
         for name in trainers.__all__:
             getattr(trainers, name)
             print(f"  {name}", file=sys.stderr)
+        problems = setup_problems()
+        for problem in problems:
+            print(f"problem: {problem}", file=sys.stderr)
+        return 1 if problems else 0
     return 0

@@ -37,4 +37,10 @@ def run(args: argparse.Namespace) -> int:
                                        args.plans, args.trainer)
     print(f"[warm-start] wrote {path}; train with: nnUNetv2_train {args.dataset} {args.configuration} FOLD "
           f"-tr {args.trainer} -p {args.plans} -pretrained_weights {path}")
+    import sys
+
+    from nnunet_hecktor.nnunet_env import setup_problems
+
+    for problem in setup_problems():
+        print(f"[warm-start] before nnUNetv2_train: {problem}", file=sys.stderr)
     return 0

@@ -5,7 +5,7 @@ Example
 >>> from nnunet_hecktor.prediction import predict
 >>> summary = predict("hecktor_test/", "predictions/",
 ...                   "$nnUNet_results/Dataset501_HECKTOR/HecktorMultiTaskTrainer__nnUNetPlans__3d_fullres",
-...                   folds=[0, 1, 2, 3, 4], checkpoint="checkpoint_swa.pth", device="cuda")  # doctest: +SKIP
+...                   folds=[0, 1, 2, 3, 4], device="cuda")  # doctest: +SKIP
 
 See :mod:`.outputs` for the files written, :mod:`.predictor` for how a case is predicted and
 :mod:`.ensemble` for how folds are combined.
@@ -148,7 +148,8 @@ def _same_folder(output: Path, cases: InputCases) -> bool:
 
 def predict(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model_dir: str | os.PathLike,
             clinical_csv: str | os.PathLike | None = None, folds: Sequence | None = None,
-            checkpoint: str = DEFAULT_CHECKPOINT, device: str = "cpu", postprocessing: str | os.PathLike | None = None,
+            checkpoint: str | None = DEFAULT_CHECKPOINT, device: str = "cpu",
+            postprocessing: str | os.PathLike | None = None,
             use_mirroring: bool = True, tile_step_size: float = 0.5, segmentation_only: bool = False,
             patients: Sequence[str] | None = None, crops_dir: str | os.PathLike | None = None,
             num_threads: int | None = None, progress: bool = True) -> PredictionSummary:
@@ -171,8 +172,9 @@ def predict(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model_d
         are advisory (module docstring): a bad value is missing and reported, never an error.
     folds : sequence, optional
         Folds to ensemble (default: all with ``checkpoint``).
-    checkpoint : str
-        ``checkpoint_final.pth`` or ``checkpoint_swa.pth``.
+    checkpoint : str, optional
+        Checkpoint file of each fold; default: the deployed (validated) weights, see
+        :func:`~nnunet_hecktor.prediction.model.resolve_checkpoint`.
     device : {"cpu", "cuda", "cuda:N", "auto"}
     postprocessing : path-like, optional
         Post-processing JSON (``nnunet-hecktor tune-postprocessing``'s output), applied on the

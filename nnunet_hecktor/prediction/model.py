@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from nnunet_hecktor.checkpoints import DEPLOYED_CHECKPOINT, deployed_checkpoint
 from nnunet_hecktor.errors import HecktorError
 
 from .settings import ConversionSettings
 
-CHECKPOINTS: tuple[str, ...] = ("checkpoint_final.pth", "checkpoint_swa.pth", "checkpoint_best.pth")
-DEFAULT_CHECKPOINT = "checkpoint_final.pth"
+#: ``None`` = the deployed (validated) weights of the model, see :func:`resolve_checkpoint`.
+DEFAULT_CHECKPOINT: str | None = None
 _FOLD_DIR = re.compile(r"^fold_(\d+|all)$")
 
 
@@ -108,8 +109,33 @@ def _describe_folds(folds: dict) -> str:
     return "; ".join(f"fold_{f}: {', '.join(c) or 'no checkpoint'}" for f, c in folds.items())
 
 
+def resolve_checkpoint(model_dir: str | os.PathLike, folds: Sequence | None = None,
+                       checkpoint: str | None = None) -> str:
+    """The checkpoint file name to use: ``checkpoint`` when given, else the one deployed by default.
+
+    The default is :data:`~nnunet_hecktor.checkpoints.DEPLOYED_CHECKPOINT` (``checkpoint_final.pth``,
+    the weights the training validated), or ``checkpoint_swa.pth`` for models trained with SWA before
+    checkpoint layout 2 (:func:`~nnunet_hecktor.checkpoints.deployed_checkpoint`).
+
+    Raises
+    ------
+    HecktorError
+        The folds mix both layouts (name the checkpoint then).
+    """
+    if checkpoint:
+        return checkpoint
+    path = Path(model_dir).expanduser()
+    present = available_folds(path)
+    chosen = [_fold_id(f) for f in folds] if folds else [f for f in present if f != "all"]
+    fold_dirs = [path / f"fold_{f}" for f in chosen if DEPLOYED_CHECKPOINT in present.get(f, ())]
+    try:
+        return deployed_checkpoint(fold_dirs)
+    except ValueError as exc:
+        raise HecktorError(f"{path}: {exc} (e.g. --checkpoint {DEPLOYED_CHECKPOINT})") from None
+
+
 def check_model_folder(model_dir: str | os.PathLike, folds: Sequence | None = None,
-                       checkpoint: str = DEFAULT_CHECKPOINT) -> tuple[Path, tuple]:
+                       checkpoint: str | None = DEFAULT_CHECKPOINT) -> tuple[Path, tuple]:
     """Validate a model folder before loading it; return the folder and the folds to use.
 
     Parameters
@@ -118,8 +144,9 @@ def check_model_folder(model_dir: str | os.PathLike, folds: Sequence | None = No
         nnU-Net model folder (``<Trainer>__<Plans>__<configuration>``).
     folds : sequence of int or "all", optional
         Default: every fold whose folder has ``checkpoint``.
-    checkpoint : str
-        Checkpoint file name (``checkpoint_final.pth``, ``checkpoint_swa.pth``, ...).
+    checkpoint : str, optional
+        Checkpoint file name (``checkpoint_final.pth``, ...); default: the deployed weights
+        (:func:`resolve_checkpoint`).
 
     Raises
     ------
@@ -131,6 +158,7 @@ def check_model_folder(model_dir: str | os.PathLike, folds: Sequence | None = No
     path = Path(model_dir).expanduser()
     if not path.is_dir():
         raise HecktorError(f"model folder {path} does not exist")
+    checkpoint = resolve_checkpoint(path, folds, checkpoint)
     path = path.resolve()
     missing = [name for name in ("plans.json", "dataset.json") if not (path / name).is_file()]
     if missing:
@@ -200,7 +228,7 @@ def _threshold_of(state_dict: dict, fold) -> float:
 
 
 def load_predictor(model_dir: str | os.PathLike, folds: Sequence | None = None,
-                   checkpoint: str = DEFAULT_CHECKPOINT, device: str = "cpu", use_mirroring: bool = True,
+                   checkpoint: str | None = DEFAULT_CHECKPOINT, device: str = "cpu", use_mirroring: bool = True,
                    tile_step_size: float = 0.5, segmentation_only: bool = False, allow_tqdm: bool = False):
     """Build nnU-Net's predictor for a model folder and describe the model.
 
@@ -231,6 +259,8 @@ def load_predictor(model_dir: str | os.PathLike, folds: Sequence | None = None,
     """
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
+    if Path(model_dir).expanduser().is_dir():
+        checkpoint = resolve_checkpoint(model_dir, folds, checkpoint)
     path, chosen = check_model_folder(model_dir, folds, checkpoint)
     torch_device = resolve_device(device)
     dataset_json = json.loads((path / "dataset.json").read_text(encoding="utf-8"))

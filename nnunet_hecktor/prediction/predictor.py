@@ -89,8 +89,8 @@ class HecktorPredictor:
         ``$nnUNet_results/DatasetNNN_Name/<Trainer>__<Plans>__<configuration>``.
     folds : sequence of int or "all", optional
         Folds to ensemble (default: every fold with ``checkpoint``).
-    checkpoint : str
-        ``checkpoint_final.pth`` (default) or ``checkpoint_swa.pth`` (or any checkpoint name).
+    checkpoint : str, optional
+        Checkpoint file of each fold; default: the deployed (validated) weights.
     device : {"cpu", "cuda", "cuda:N", "auto"}
     use_mirroring : bool
         nnU-Net's test-time mirroring, for the segmentation and the heads.
@@ -101,7 +101,7 @@ class HecktorPredictor:
     """
 
     def __init__(self, model_dir: str | os.PathLike, folds: Sequence | None = None,
-                 checkpoint: str = DEFAULT_CHECKPOINT, device: str = "cpu", use_mirroring: bool = True,
+                 checkpoint: str | None = DEFAULT_CHECKPOINT, device: str = "cpu", use_mirroring: bool = True,
                  tile_step_size: float = 0.5, segmentation_only: bool = False):
         self.predictor, self.info = load_predictor(model_dir, folds, checkpoint, device, use_mirroring,
                                                    tile_step_size, segmentation_only)
