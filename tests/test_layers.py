@@ -23,7 +23,7 @@ LAYERS: dict[str, int] = {
     # 0: conventions and plumbing that know nothing of images, tasks or models
     "nnunet_hecktor": 0, "nnunet_hecktor.errors": 0, "nnunet_hecktor.schema": 0,
     "nnunet_hecktor.strict_json": 0, "nnunet_hecktor.parallel": 0, "nnunet_hecktor.lazy_exports": 0,
-    "nnunet_hecktor.logs": 0,
+    "nnunet_hecktor.logs": 0, "nnunet_hecktor.checkpoints": 0,
     # 1: image integrity, clinical parsing, nnU-Net environment, pure metrics
     "nnunet_hecktor.image_integrity": 1, "nnunet_hecktor.clinical": 1, "nnunet_hecktor.nnunet_env": 1,
     "nnunet_hecktor.metrics": 1,
