@@ -326,8 +326,9 @@ def convert_dataset(src: str | os.PathLike, dataset_id: int = 501, name: str = "
         Patients converted in parallel (worker processes started with ``spawn``; in a script, call from
         under ``if __name__ == "__main__":`` as ``multiprocessing`` requires).
     overwrite : bool
-        Delete an existing dataset folder and convert everything again. Without it, a re-run resumes:
-        patients converted from unchanged sources with the same options are skipped.
+        Empty an existing dataset folder (the lock of this run stays) and convert everything again.
+        Without it, a re-run resumes: patients converted from unchanged sources with the same options
+        are skipped.
     strict : bool
         Raise :class:`HecktorError` (non-zero exit on the command line) when any patient failed, and
         fail the Task 1 patients without a label file (otherwise converted as unlabelled cases with a

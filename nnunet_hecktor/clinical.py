@@ -441,12 +441,15 @@ def read_inference_csv(path: str | Path) -> tuple[dict[str, ClinicalRecord], lis
     return records, substitutions
 
 
-def read_inference_ehr_json(path: str | Path, patient: str | None = None
+def read_inference_ehr_json(path: str | Path, patient: str | None = None,
+                            columns: tuple[str, ...] = MODEL_INPUT_COLUMNS
                             ) -> tuple[ClinicalRecord, list[ClinicalSubstitution]]:
     """Read the challenge container's ``ehr.json`` under the inference policy.
 
-    An unreadable file or one that is not a JSON object gives a record with every value missing and
-    one substitution (column ``"ehr.json"``) saying why; nothing raises.
+    ``columns`` are the keys read, as in :func:`parse_inference_record` (default: the network's
+    inputs; a prognosis-stage model passes its own ``clinical_columns``, which may include
+    ``HPV Status`` for survival). An unreadable file or one that is not a JSON object gives a record
+    with every value missing and one substitution (column ``"ehr.json"``) saying why; nothing raises.
     """
     path = Path(path)
     try:
@@ -457,7 +460,7 @@ def read_inference_ehr_json(path: str | Path, patient: str | None = None
     if not isinstance(data, dict):
         reason = f"not a JSON object ({type(data).__name__}); every clinical value treated as missing"
         return parse_inference_record({}, patient)[0], [ClinicalSubstitution(patient, path.name, data, None, reason)]
-    return parse_inference_record(data, patient)
+    return parse_inference_record(data, patient, columns)
 
 
 def log_substitutions(substitutions: list[ClinicalSubstitution], log: logging.Logger | None = None) -> None:

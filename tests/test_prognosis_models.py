@@ -233,14 +233,27 @@ def test_saved_models_predict_identically_and_check_their_inputs(tables, tmp_pat
     assert list(pred["PatientID"]) == list(features["PatientID"])
     assert abs(pred["risk"].mean()) < 0.2  # z-score of the training risks
 
-    # One patient in memory, as in a challenge container: missing ehr.json keys are imputed.
-    from nnunet_hecktor.clinical import parse_clinical_row
+    # One patient in memory, as in a challenge container: the lenient ehr.json reader reads every
+    # column the model uses (HPV Status included); missing keys and unusable values are imputed.
+    import json
+
+    from nnunet_hecktor.clinical import read_inference_ehr_json
     from nnunet_hecktor.prognosis.survival_stage import survival_risk
 
+    assert "HPV Status" in model.clinical_columns
     one = features.set_index("PatientID").iloc[[5]]
-    record = parse_clinical_row({"Age": 61.0, "Gender": 1}, one.index[0])
-    single = survival_risk(model, one, {one.index[0]: record})
-    assert list(single.index) == [one.index[0]] and np.isfinite(single.iloc[0])
+    pid = one.index[0]
+    ehr = tmp_path / "ehr.json"
+    ehr.write_text(json.dumps({"Age": 121, "Gender": 1, "HPV Status": 1}))
+    record, substitutions = read_inference_ehr_json(ehr, pid, columns=tuple(model.clinical_columns))
+    assert record["Age"] is None and record["HPV Status"] == 1 and record["Gender"] == 1
+    assert [(s.column, s.is_missing) for s in substitutions] == [("Age", True)]
+    single = survival_risk(model, one, {pid: record})
+    assert list(single.index) == [pid] and np.isfinite(single.iloc[0])
+    # HPV Status is read, not dropped: a negative patient gets another risk.
+    ehr.write_text(json.dumps({"Age": 121, "Gender": 1, "HPV Status": 0}))
+    negative = survival_risk(model, one, {pid: read_inference_ehr_json(ehr, pid, tuple(model.clinical_columns))[0]})
+    assert negative.iloc[0] != single.iloc[0]
 
     with pytest.raises(HecktorError, match="is a survival model"):
         load_model(tmp_path / "surv" / "model.joblib", task="hpv")

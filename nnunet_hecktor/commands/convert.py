@@ -11,11 +11,12 @@ DESCRIPTION = """\
 Convert a HECKTOR source folder into $nnUNet_raw/DatasetNNN_NAME (or --output):
 imagesTr/<PID>_0000 = CT (unchanged), <PID>_0001 = PET resampled onto the CT grid,
 labelsTr/<PID> = uint8 {0 background, 1 GTVp, 2 GTVn}; patients without a label go to imagesTs.
-Also writes dataset.json, clinical.csv (all task CSVs merged, raw values), splits_final.json
+Also writes dataset.json, clinical.csv (task CSVs merged; unusable values empty), splits_final.json
 (5 patient-level folds stratified by centre, HPV and Relapse), conversion_report.json and
 crops/<PID>.json. SRC may be the release root ('Task 1', 'Task 2', 'Task 3'; 'Task_1' works too),
 one task folder, or a flat folder of <PID>__CT.nii.gz / <PID>__PT.nii.gz / <PID>.nii.gz.
-A re-run skips patients already converted from unchanged sources; --overwrite redoes everything.
+A re-run skips patients already converted from unchanged sources; --overwrite empties the folder
+(the lock stays) and redoes everything.
 A clinical value that cannot be parsed or is out of range becomes missing, with a warning naming
 patient, column and value (a patient is never left out for it). Column names are matched up to
 case and white space; ',', ';' and tab separated CSVs are read. Task 1 patients without a label
@@ -47,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-folds", type=int, default=5, help="folds of the stratified split (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the stratified split (default 0)")
     parser.add_argument("--num-processes", type=int, default=1, help="patients converted in parallel (default 1)")
-    parser.add_argument("--overwrite", action="store_true", help="delete the dataset folder and convert everything")
+    parser.add_argument("--overwrite", action="store_true", help="empty the dataset folder and convert everything")
     parser.add_argument("--strict", action="store_true",
                         help="exit non-zero when any patient failed; Task 1 patients without a label file fail")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")

@@ -112,8 +112,10 @@ def prediction_inputs(model: PrognosisModel, feature_table=None, clinical: dict[
     feature_table : DataFrame indexed by PatientID with ``seg_source``, optional
         As written by ``nnunet-hecktor features`` (a one-row table for a single patient works).
     clinical : dict, optional
-        PatientID -> typed clinical record (:func:`nnunet_hecktor.clinical.read_clinical_csv`, or
-        ``{pid: read_ehr_json(path)}`` in a challenge container).
+        PatientID -> typed clinical record (:func:`nnunet_hecktor.clinical.read_clinical_csv`; in a
+        challenge container, whose ``ehr.json`` values are advisory, ``{pid: record}`` with ``record, subs =
+        read_inference_ehr_json(path, pid, columns=tuple(model.clinical_columns))``: a bad value becomes
+        missing, listed in ``subs``, instead of an error).
     clinical_columns_present : list of str, optional
         Columns the clinical source has (a CSV header); default: every key of the records
         (:func:`nnunet_hecktor.clinical.parse_clinical_row` gives every known column, None when
