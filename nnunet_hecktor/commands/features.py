@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="predictions.csv of 'nnunet-hecktor predict': adds net_hpv_probability / net_risk")
     parser.add_argument("--num-processes", type=int, default=None,
                         help="patients processed in parallel (default: CPU count, at most 8)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary: only warnings and errors")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -42,7 +42,7 @@ def add_common_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-ground-truth-features", action="store_true",
                         help="train on features of ground-truth segmentations (warned: deployment sees predicted ones)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary: only warnings and errors")
 
 
 def add_common_predict_arguments(parser: argparse.ArgumentParser) -> None:
