@@ -108,7 +108,7 @@ class HecktorPredictor:
     previous_stage_dir : path-like, optional
         Cascade only: model folder of the previous stage (default: nnU-Net's sibling folder
         ``<Trainer>__<Plans>__<previous stage>``). Its folds are the cascade's folds when it has
-        them all, else every fold it has (``all`` when that is the only one).
+        them all, else its default (:func:`.model.check_model_folder`).
     """
 
     def __init__(self, model_dir: str | os.PathLike, folds: Sequence | None = None,
@@ -174,7 +174,8 @@ class HecktorPredictor:
         if self.previous_stage is not None:
             stage = self.previous_stage
             case = stage.preprocess(prepared)
-            previous = stage.export_array(case, stage.segmentation_logits(case))[None]
+            # Signed: nnU-Net's cropping marks voxels outside the non-zero mask with -1.
+            previous = np.asarray(stage.export_array(case, stage.segmentation_logits(case)), dtype=np.int16)[None]
         data, seg, properties = self._preprocessor.run_case_npy(
             data, previous, properties, self.predictor.plans_manager, self.predictor.configuration_manager,
             self.predictor.dataset_json)
@@ -285,14 +286,9 @@ class HecktorPredictor:
 
 
 def _previous_stage_folds(folder: Path, folds: Sequence, checkpoint: str) -> tuple | None:
-    """Folds of a cascade's previous stage: the cascade's own when present, else every fold there."""
+    """Folds of a cascade's previous stage: the cascade's own when it has them all, else its default."""
     present = {f for f, names in available_folds(folder).items() if checkpoint in names}
-    if set(folds) <= present:
-        return tuple(folds)
-    numbered = tuple(sorted(f for f in present if f != "all"))
-    if numbered:
-        return numbered
-    return ("all",) if "all" in present else None
+    return tuple(folds) if set(folds) <= present else None
 
 
 @contextlib.contextmanager
