@@ -107,7 +107,8 @@ def predict(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model_d
             checkpoint: str = DEFAULT_CHECKPOINT, device: str = "cpu", postprocessing: str | os.PathLike | None = None,
             use_mirroring: bool = True, tile_step_size: float = 0.5, segmentation_only: bool = False,
             patients: Sequence[str] | None = None, crops_dir: str | os.PathLike | None = None,
-            num_threads: int | None = None, progress: bool = True) -> PredictionSummary:
+            num_threads: int | None = None, previous_stage: str | os.PathLike | None = None,
+            progress: bool = True) -> PredictionSummary:
     """Predict every patient of a folder.
 
     Parameters
@@ -144,6 +145,9 @@ def predict(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model_d
     num_threads : int, optional
         PyTorch CPU threads during the run (default: unchanged). On a shared machine with more
         busy processes than cores, 1 avoids OpenMP threads spin-waiting on each other.
+    previous_stage : path-like, optional
+        For a ``3d_cascade_fullres`` model: the ``3d_lowres`` model folder (default: nnU-Net's
+        sibling folder ``<Trainer>__<Plans>__3d_lowres``).
     progress : bool
         Show a progress bar and print the summary.
 
@@ -176,12 +180,15 @@ def predict(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model_d
     from .predictor import HecktorPredictor, torch_threads
     from .preparation import prepare_case
 
-    model = HecktorPredictor(model_dir, folds, checkpoint, device, use_mirroring, tile_step_size, segmentation_only)
+    model = HecktorPredictor(model_dir, folds, checkpoint, device, use_mirroring, tile_step_size, segmentation_only,
+                             previous_stage)
     info = model.info
     clinical, clinical_source = load_clinical(cases, clinical_csv) if model.predict_heads else ({}, "not used")
     if progress:
         print(cases.describe())
         print(info.describe())
+        if model.previous_stage is not None:
+            print("  previous stage: " + model.previous_stage.info.describe().replace("\n", "\n  "))
         print(f"  clinical: {clinical_source}")
         if pp_config is not None:
             print(f"  post-processing: {pp_config.describe()}")
@@ -238,9 +245,8 @@ def predict(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model_d
                         "converter crop undone: uint8 0/1/2 on the original CT grid",
         "postprocessing": None if pp_config is None else {"file": str(postprocessing), "rules": pp_config.to_dict()},
         "ensemble": ENSEMBLE_RULES if model.predict_heads else None,
-        "head_patch": "training patch size centred on the largest GTVp component of the ensemble segmentation "
-                      "(else largest GTVn, else image centre), pooled over the predicted GTVp"
-        if model.predict_heads else None,
+        "head_patch": model.head_patch_rule() if model.predict_heads else None,
+        "previous_stage": None if model.previous_stage is None else model.previous_stage.info.to_json(),
         "clinical": clinical_source,
         "patients_without_clinical_row": summary.without_clinical,
         "predicted": summary.predicted,

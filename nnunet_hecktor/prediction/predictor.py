@@ -228,6 +228,15 @@ class HecktorPredictor:
         return original, probabilities
 
     # -- 3. heads -------------------------------------------------------------------------------
+    def head_patch_rule(self) -> str:
+        """Where the heads look, in words (for ``prediction_settings.json``)."""
+        rule = ("training patch size centred on the largest GTVp component of the ensemble segmentation "
+                "(else largest GTVn, else image centre), pooled over the predicted GTVp")
+        if len(self.predictor.configuration_manager.patch_size) == 2:
+            rule += ("; 2-D network: one patch per slice of that component, centred on it in-plane, outputs "
+                     "averaged with the component's area per slice as weight")
+        return rule
+
     def head_outputs(self, case: PreprocessedCase, logits, clinical: Mapping[str, Any] | None) -> list[FoldHeadOutput]:
         """Per-fold HPV probability and risk (patch centred on the ensemble segmentation)."""
         from nnunet_hecktor.heads.inference import predict_heads
