@@ -134,7 +134,7 @@ def test_every_configuration_trains_and_evaluates_its_heads(trained, configurati
         header = rows[0].split(",")
         slices = [int(r.split(",")[header.index("slices")]) for r in rows[1:]]
         assert all(s >= 1 for s in slices) and any(s > 1 for s in slices)
-        assert "slices" in summary["head_patch"]["rule"]
+        assert "slice" in summary["head_patch"]["rule"]
     else:
         assert first_conv.ndim == 5
     # The cascade's network takes CT, PET and the previous stage's one-hot GTVp and GTVn.
@@ -278,6 +278,7 @@ def test_cascade_segmentation_equals_nnunets_two_stage_prediction(trained, predi
         return predictor
 
     lowres = tmp_path / "lowres"
+    lowres.mkdir()
     stock("3d_lowres").predict_from_files_sequential(files, str(lowres), False, True, None)
     cascade = stock("3d_cascade_fullres").predict_from_files_sequential(files, None, False, True, str(lowres))
     for pid, array in zip(pids, cascade):
