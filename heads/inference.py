@@ -273,13 +273,13 @@ def predict_heads(network: nn.Module, image, segmentation, clinical: Mapping[str
     -------
     HeadPrediction
     """
-    net = _unwrap(network)
-    device = next(net.parameters()).device
     image = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
     spatial = image.shape[1:]
     if len(spatial) != 3 or len(patch_size) not in (2, 3):
         raise ValueError(f"expected a (C, z, y, x) image and a 2-D or 3-D patch size, got image shape "
                          f"{image.shape} and patch size {tuple(patch_size)}")
+    net = _unwrap(network)
+    device = next(net.parameters()).device
     seg = None
     if segmentation is not None:
         seg = np.asarray(segmentation)
