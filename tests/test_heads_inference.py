@@ -36,3 +36,25 @@ def test_2d_slices_fall_back_to_the_largest_node_then_the_middle_slice():
 def test_predict_heads_needs_a_volume_and_a_2d_or_3d_patch():
     with pytest.raises(ValueError, match="patch size"):
         predict_heads(None, np.zeros((2, 4, 4)), None, None, (4, 4))
+
+
+def test_prediction_does_not_import_the_training_package():
+    """Inference code lives in nnunet_hecktor.heads: no import of nnunet_hecktor.trainers anywhere in
+    nnunet_hecktor.prediction, also not inside functions."""
+    import ast
+    from pathlib import Path
+
+    import nnunet_hecktor.prediction as prediction
+
+    offending = []
+    for path in sorted(Path(prediction.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                names = [("." * node.level) + (node.module or "")]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            offending += [f"{path.name}:{node.lineno} {n}" for n in names
+                          if n.startswith("nnunet_hecktor.trainers") or n.startswith("..trainers")]
+    assert not offending, offending
