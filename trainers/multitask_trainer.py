@@ -463,7 +463,8 @@ class HecktorMultiTaskTrainer(HecktorSWATrainer):
     def _heads_on_cases(self, keys: list[str], segmentations: dict[str, np.ndarray] | None = None) -> list[dict]:
         """Whole-volume head outputs of preprocessed cases (``segmentations``: predicted; default: ground truth).
 
-        Under DDP each rank computes its share of ``keys`` and every rank returns all rows.
+        Under DDP each rank computes its share of ``keys`` (with ``segmentations``: the keys it
+        segmented) and every rank returns the rows of all ``keys``, in their order.
         """
         mirror_axes = self.inference_allowed_mirroring_axes if self.head_tta else None
         mine = shard(keys, self.is_ddp) if segmentations is None else [k for k in keys if k in segmentations]
