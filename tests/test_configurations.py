@@ -22,7 +22,6 @@ import copy
 import json
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 

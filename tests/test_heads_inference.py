@@ -56,5 +56,5 @@ def test_prediction_does_not_import_the_training_package():
             else:
                 continue
             offending += [f"{path.name}:{node.lineno} {n}" for n in names
-                          if n.startswith("nnunet_hecktor.trainers") or n.startswith("..trainers")]
+                          if n.startswith(("nnunet_hecktor.trainers", "..trainers"))]
     assert not offending, offending
