@@ -85,13 +85,18 @@ def _worker(rank: int, port: int, preprocessed_dir: str, errors) -> None:
                 return cases(case_keys)
 
             trainer._cases = recording_cases
+            gathered: list[list[dict]] = []
+            heads_on_cases = trainer._heads_on_cases
+
+            def recording_heads_on_cases(*args, **kwargs):
+                gathered.append(heads_on_cases(*args, **kwargs))
+                return gathered[-1]
+
+            trainer._heads_on_cases = recording_heads_on_cases
             train_keys, val_keys = trainer._train_keys, trainer._val_keys
-            trainer.set_deep_supervision_enabled(False)
-            rows = trainer._heads_on_cases(train_keys)
-            trainer.set_deep_supervision_enabled(True)
-            assert processed == train_keys[rank::WORLD]
-            processed.clear()
             trainer.finalise_weights("final")
+            assert processed == train_keys[rank::WORLD]
+            rows = gathered[0]
             threshold = float(trainer.plain_network.hecktor_heads.hpv_threshold)
             y = np.array([r["hpv_true"] for r in rows], dtype=float)
             p = np.array([r["hpv_probability"] for r in rows])
