@@ -6,6 +6,7 @@
 - :mod:`.risk_bank`: FIFO bank of detached risks for a pooled Cox loss with tiny batches.
 - :mod:`.hpv_loss`: class-weighted, masked BCE for HPV status.
 - :mod:`.distributed`: gathering risks across DDP ranks with gradients.
+- :mod:`.inference`: patient-level HPV probability and risk of a whole volume (3-D and 2-D networks).
 
 Conventions: risk higher = earlier relapse; RFS in days; HPV 1 = positive; NaN = unknown.
 """

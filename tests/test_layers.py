@@ -51,12 +51,6 @@ FORBIDDEN: set[tuple[str, str]] = {
     ("nnunet_hecktor.prediction", "nnunet_hecktor.prognosis"),
 }
 
-#: Known violations, each to be removed when the branch that fixes it is merged.
-KNOWN_EXCEPTIONS: set[tuple[str, str]] = {
-    # prediction/predictor.py imports trainers/head_inference.py; branch issue12 moves head_inference
-    # out of trainers/. The lead removes this line after merging it.
-    ("nnunet_hecktor.prediction", "nnunet_hecktor.trainers"),
-}
 
 
 def _module_name(path: Path, root: Path, package: str) -> str:
@@ -114,8 +108,6 @@ def layer_violations(roots: dict[Path, str]) -> list[str]:
                         or target.startswith(source + "."):
                     continue
                 edge = (source, target)
-                if edge in KNOWN_EXCEPTIONS:
-                    continue
                 if edge in FORBIDDEN:
                     problems.append(f"{path}:{line}: {source} -> {target} (forbidden edge)")
                 elif LAYERS[target] >= LAYERS[source]:

@@ -14,7 +14,7 @@ from nnunet_hecktor import schema
 from nnunet_hecktor.checkpoints import LATEST_CHECKPOINT
 from nnunet_hecktor.metrics.classification import choose_threshold
 from nnunet_hecktor.trainers import (HecktorMultiTaskTrainer_tiny, HecktorSWATrainer_tiny)
-from nnunet_hecktor.trainers.head_inference import predict_heads
+from nnunet_hecktor.heads.inference import predict_heads
 
 # Needs the preprocessed tiny dataset (real nnUNetv2_plan_and_preprocess).
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]

@@ -8,8 +8,9 @@ Trainers (use with ``nnUNetv2_train ... -tr NAME`` once ``nnUNet_extTrainer`` po
 - Variants (:mod:`.variants`): ``*_tiny``, ``*_5epochs``, ``*_100epochs``, ``*_250epochs``,
   ``HecktorMultiTaskTrainerNoClinical``, ``HecktorMultiTaskTrainerNoSWA``.
 
-Helpers: :mod:`.head_inference` (heads on a whole volume), :mod:`.handover` (warm start,
-export of a stock checkpoint), :mod:`.swa`, :mod:`.sampling`, :mod:`.patient_data`.
+Helpers: :mod:`.handover` (warm start, export of a stock checkpoint), :mod:`.swa`,
+:mod:`.sampling`, :mod:`.patient_data`. Heads on a whole volume (shared with prediction):
+:mod:`nnunet_hecktor.heads.inference`.
 
 The trainer classes are loaded lazily: importing a helper module does not import nnU-Net's
 training stack.

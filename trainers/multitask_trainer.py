@@ -22,8 +22,18 @@ At the end of training the HPV decision threshold is set by the package's thresh
 (:func:`nnunet_hecktor.metrics.classification.choose_threshold`: the prevalence the head's
 probabilities are calibrated to, 0.5 with class-balanced loss weights) for each saved set of
 weights and stored in the checkpoint; then the fold's validation patients are evaluated on whole
-volumes (:func:`~nnunet_hecktor.trainers.head_inference.predict_heads`) and written to
+volumes (:func:`~nnunet_hecktor.heads.inference.predict_heads`) and written to
 ``validation_heads.json`` / ``validation_heads.csv``.
+
+Every configuration nnU-Net plans works: ``2d`` (heads on slices, combined per patient as
+described in :mod:`nnunet_hecktor.heads.inference`), ``3d_fullres``, ``3d_lowres`` and
+``3d_cascade_fullres`` (the previous stage's segmentation enters the network as one-hot channels,
+in training as in the end-of-training evaluation).
+
+Multi-GPU (``-num_gpus N``): the patient sampler is seeded per rank, and the end-of-training
+work (heads on every training case for each saved set of weights, segmentation and heads of every
+validation case) is split across the ranks, which then exchange their rows in one
+``all_gather_object``: no rank waits in a collective while another works through the whole fold.
 """
 
 from __future__ import annotations
@@ -43,9 +53,9 @@ from torch import distributed as dist
 from nnunet_hecktor import schema
 from nnunet_hecktor.heads import (HeadConfig, HPVLoss, RiskBank, build_multitask_network,
                                   cox_partial_likelihood_loss, gather_patient_outputs)
+from nnunet_hecktor.heads.inference import predict_heads
 from nnunet_hecktor.metrics.classification import choose_threshold
 
-from .head_inference import predict_heads
 from .head_metrics import hpv_metrics, mean_per_patient, survival_metrics, write_validation_heads
 from .patient_data import PatientTable, effective_hpv_prevalence, hpv_sampling_weights, load_patient_table
 from .progress_plot import HEAD_LOG_KEYS, plot_head_progress
@@ -73,6 +83,22 @@ def _all_gather_lists(values: list, is_ddp: bool) -> list:
     gathered = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, values)
     return [v for part in gathered for v in part]
+
+
+def _rank_and_world(is_ddp: bool) -> tuple[int, int]:
+    return (dist.get_rank(), dist.get_world_size()) if is_ddp else (0, 1)
+
+
+def shard(keys: list[str], is_ddp: bool) -> list[str]:
+    """This rank's share of ``keys`` (every ``world_size``-th key, as nnU-Net's own validation)."""
+    rank, world = _rank_and_world(is_ddp)
+    return list(keys[rank::world])
+
+
+def gather_rows(rows: list[dict], keys: list[str], is_ddp: bool) -> list[dict]:
+    """Rows (each with ``PatientID``) of all ranks, in the order of ``keys``, on every rank."""
+    by_key = {r["PatientID"]: r for r in _all_gather_lists(rows, is_ddp)}
+    return [by_key[k] for k in keys]
 
 
 class HecktorMultiTaskTrainer(HecktorSWATrainer):
@@ -196,13 +222,14 @@ class HecktorMultiTaskTrainer(HecktorSWATrainer):
                       pad_sides=None, probabilistic_oversampling=self.probabilistic_oversampling,
                       gtvp_centred_fraction=self.gtvp_centred_fraction, centre_jitter=self.centre_jitter,
                       gtvp_label=schema.GTVP)
+        rank = _rank_and_world(self.is_ddp)[0]
         dl_tr = HecktorDataLoader(dataset_tr, self.batch_size, initial_patch_size, patch_size, labels,
                                   transforms=tr_transforms, patient_weights=self._patient_weights,
-                                  seed=self.sampler_seed, restart=self._restarts, **common)
+                                  seed=self.sampler_seed, restart=self._restarts, rank=rank, **common)
         # Validation patches: uniform patients, its own stream (seed + 1).
         dl_val = HecktorDataLoader(dataset_val, self.batch_size, patch_size, patch_size, labels,
                                    transforms=val_transforms, seed=self.sampler_seed + 1, restart=self._restarts,
-                                   **common)
+                                   rank=rank, **common)
         n_proc = get_allowed_n_proc_DA()
         if n_proc == 0:
             gen_tr, gen_val = SingleThreadedAugmenter(dl_tr, None), SingleThreadedAugmenter(dl_val, None)
@@ -415,50 +442,70 @@ class HecktorMultiTaskTrainer(HecktorSWATrainer):
                 log[key] = [float("nan")] * n
 
     # -- end of training: thresholds and whole-volume evaluation ----------------------------------------
-    def _heads_on_cases(self, keys: list[str], segmentations: dict[str, np.ndarray] | None = None) -> list[dict]:
-        """Whole-volume head outputs of preprocessed cases (``segmentations``: predicted; default: ground truth)."""
+    def _cases(self, keys: list[str]):
+        """``(key, network input (C, *spatial), ground-truth segmentation)`` of preprocessed cases.
+
+        For a cascade the previous stage's segmentation is appended as one-hot channels, as
+        nnU-Net's training transforms and its validation do.
+        """
+        from nnunetv2.utilities.label_handling.label_handling import convert_labelmap_to_one_hot
+
         dataset = self.dataset_class(self.preprocessed_dataset_folder, keys,
                                      folder_with_segs_from_previous_stage=self.folder_with_segs_from_previous_stage)
-        mirror_axes = self.inference_allowed_mirroring_axes if self.head_tta else None
-        rows = []
         for key in keys:
-            data, gt, _, _ = dataset.load_case(key)
-            seg = segmentations[key] if segmentations is not None else np.asarray(gt[:])
+            data, gt, seg_prev, _ = dataset.load_case(key)
+            data = np.asarray(data[:])
+            if self.is_cascaded:
+                data = np.vstack((data, convert_labelmap_to_one_hot(np.asarray(seg_prev[:]),
+                                                                    self.label_manager.foreground_labels,
+                                                                    output_dtype=data.dtype)))
+            yield key, data, np.asarray(gt[:])
+
+    def _heads_on_cases(self, keys: list[str], segmentations: dict[str, np.ndarray] | None = None) -> list[dict]:
+        """Whole-volume head outputs of preprocessed cases (``segmentations``: predicted; default: ground truth).
+
+        Under DDP each rank computes its share of ``keys`` (with ``segmentations``: the keys it
+        segmented) and every rank returns the rows of all ``keys``, in their order.
+        """
+        mirror_axes = self.inference_allowed_mirroring_axes if self.head_tta else None
+        mine = shard(keys, self.is_ddp) if segmentations is None else [k for k in keys if k in segmentations]
+        rows = []
+        for key, data, gt in self._cases(mine):
+            seg = segmentations[key] if segmentations is not None else gt
             i = int(self.patients.index_of([key])[0])
-            pred = predict_heads(self.network, np.asarray(data[:]), seg, self._encoded_clinical[i:i + 1],
+            pred = predict_heads(self.network, data, seg, self._encoded_clinical[i:i + 1],
                                  self.configuration_manager.patch_size, mirror_axes=mirror_axes)
             rows.append({"PatientID": key, "hpv_true": self.patients.hpv[i], "hpv_probability": pred.hpv_probability,
                          "hpv_predicted": int(pred.hpv_positive), "risk": pred.risk, "rfs_days": self.patients.rfs[i],
                          "relapse": self.patients.relapse[i], "patch_centre_from": pred.centre_source,
-                         "patch_centre_voxel": " ".join(map(str, pred.centre))})
-        return rows
+                         "patch_centre_voxel": " ".join(map(str, pred.centre)), "slices": pred.n_slices})
+        return gather_rows(rows, keys, self.is_ddp)
 
     def finalise_weights(self, kind: str) -> None:
         """Choose the HPV threshold on the training fold for the weights about to be saved."""
         super().finalise_weights(kind)
         if self.patients is None or not self._train_keys:
             return
-        threshold = torch.tensor(0.5, dtype=torch.float64)
+        threshold = 0.5
         self.set_deep_supervision_enabled(False)
         try:
-            if self.local_rank == 0:
-                rows = self._heads_on_cases(self._train_keys)
-                y = np.array([r["hpv_true"] for r in rows], dtype=float)
-                p = np.array([r["hpv_probability"] for r in rows], dtype=float)
-                known = np.isfinite(y)
-                if known.any():
-                    threshold.fill_(choose_threshold(y[known], calibrated_prevalence=self.hpv_loss.calibrated_prevalence))
-                m = hpv_metrics(y, p, float(threshold))
-                self.print_to_log_file(
-                    f"HPV threshold for the {kind} weights (training fold, GTVp-centred patches): "
-                    f"{float(threshold):.4f}; training-fold AUC {m['auc']:.3f}, balanced accuracy "
-                    f"{m['balanced_accuracy']:.3f} ({m['n_known']} patients with known HPV)")
-            if self.is_ddp:
-                threshold = threshold.to(self.device)
-                dist.broadcast(threshold, 0)
+            # Every rank gets the same gathered rows, hence the same threshold (no broadcast).
+            rows = self._heads_on_cases(self._train_keys)
         finally:
             self.set_deep_supervision_enabled(True)
-        self.plain_network.hecktor_heads.hpv_threshold.fill_(float(threshold))
+        y = np.array([r["hpv_true"] for r in rows], dtype=float)
+        p = np.array([r["hpv_probability"] for r in rows], dtype=float)
+        known = np.isfinite(y)
+        if known.any():
+            # The package's one threshold policy (metrics.classification): the prevalence the head's
+            # probabilities are calibrated to, not a search on the training fold.
+            threshold = float(choose_threshold(y[known], calibrated_prevalence=self.hpv_loss.calibrated_prevalence))
+        m = hpv_metrics(y, p, threshold)
+        self.print_to_log_file(
+            f"HPV threshold for the {kind} weights (training fold, GTVp-centred patches): "
+            f"{threshold:.4f}; training-fold AUC {m['auc']:.3f}, balanced accuracy "
+            f"{m['balanced_accuracy']:.3f} ({m['n_known']} patients with known HPV)")
+        self.plain_network.hecktor_heads.hpv_threshold.fill_(threshold)
 
     def _predict_validation_segmentations(self, keys: list[str]) -> dict[str, np.ndarray]:
         """Sliding-window segmentations of validation cases in preprocessed space (to place the head patch)."""
@@ -467,25 +514,25 @@ class HecktorMultiTaskTrainer(HecktorSWATrainer):
         predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True,
                                     use_mirroring=self.head_validation_mirroring, perform_everything_on_device=True,
                                     device=self.device, verbose=False, verbose_preprocessing=False, allow_tqdm=False)
-        predictor.manual_initialization(self.network, self.plans_manager, self.configuration_manager, None,
+        # Without the DDP wrapper: ranks run different numbers of forward passes here.
+        network = self.network.module if self.is_ddp else self.network
+        predictor.manual_initialization(network, self.plans_manager, self.configuration_manager, None,
                                         self.dataset_json, self.__class__.__name__,
                                         self.inference_allowed_mirroring_axes)
-        dataset = self.dataset_class(self.preprocessed_dataset_folder, keys,
-                                     folder_with_segs_from_previous_stage=self.folder_with_segs_from_previous_stage)
         out = {}
-        for key in keys:
-            data, _, _, _ = dataset.load_case(key)
+        for key, data, _ in self._cases(keys):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                logits = predictor.predict_sliding_window_return_logits(torch.from_numpy(np.asarray(data[:])))
+                logits = predictor.predict_sliding_window_return_logits(torch.from_numpy(data))
             out[key] = self.label_manager.convert_logits_to_segmentation(logits.float().cpu()).numpy()
         return out
 
-    def validate_heads(self) -> dict[str, Any]:
-        """Whole-volume HPV and risk evaluation of the fold's validation patients (rank 0).
+    def validate_heads(self) -> dict[str, Any] | None:
+        """Whole-volume HPV and risk evaluation of the fold's validation patients.
 
-        Writes ``validation_heads.json`` and ``validation_heads.csv`` into the fold folder and
-        returns the summary.
+        Under DDP every rank must call it: each segments its share of the patients. Rank 0 writes
+        ``validation_heads.json`` and ``validation_heads.csv`` into the fold folder and returns
+        the summary (other ranks return None).
         """
         if self.patients is None:
             tr, val = self.do_split()
@@ -497,10 +544,12 @@ class HecktorMultiTaskTrainer(HecktorSWATrainer):
         self.network.eval()
         self.set_deep_supervision_enabled(False)
         try:
-            segmentations = self._predict_validation_segmentations(self._val_keys)
+            segmentations = self._predict_validation_segmentations(shard(self._val_keys, self.is_ddp))
             rows = self._heads_on_cases(self._val_keys, segmentations)
         finally:
             self.set_deep_supervision_enabled(True)
+        if self.local_rank != 0:
+            return None
         threshold = float(self.plain_network.hecktor_heads.hpv_threshold)
         hpv = hpv_metrics([r["hpv_true"] for r in rows], [r["hpv_probability"] for r in rows], threshold)
         surv = survival_metrics([r["rfs_days"] for r in rows], [r["relapse"] for r in rows], [r["risk"] for r in rows])
@@ -517,7 +566,9 @@ class HecktorMultiTaskTrainer(HecktorSWATrainer):
             "head_patch": {
                 "centre_from": sources,
                 "rule": "largest predicted GTVp component, else largest GTVn component, else image centre; "
-                        "patch = training patch size; pooling over the predicted GTVp",
+                        "patch = training patch size; pooling over the predicted GTVp"
+                        + ("; 2-D: every slice of that region, outputs averaged with the region's area "
+                           "per slice as weight" if len(self.configuration_manager.patch_size) == 2 else ""),
                 "segmentation_mirroring": self.head_validation_mirroring,
                 "head_tta_mirroring": self.head_tta,
             },
@@ -532,7 +583,4 @@ class HecktorMultiTaskTrainer(HecktorSWATrainer):
 
     def perform_actual_validation(self, save_probabilities: bool = False):
         super().perform_actual_validation(save_probabilities)
-        if self.local_rank == 0:
-            self.validate_heads()
-        if self.is_ddp:
-            dist.barrier()
+        self.validate_heads()  # every rank: the work is sharded

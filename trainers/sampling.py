@@ -9,7 +9,15 @@ Two changes to ``nnUNetDataLoader``, each in the narrowest hook:
   centred on the primary tumour (the centroid of the GTVp voxel locations that nnU-Net's
   preprocessing stored, plus a uniform jitter) instead of on a random foreground voxel. Those
   samples are flagged in ``batch["tumour_centred"]``: only they feed the HPV and Cox losses,
-  so the heads learn from patches that show the primary tumour.
+  so the heads learn from patches that show the primary tumour. With a 2-D configuration the
+  slice is that of a GTVp voxel drawn at random (GTVp-bearing slices drawn in proportion to
+  their GTVp area) and the patch is centred in-plane on that slice's GTVp: the distribution
+  whose area-weighted mean :func:`nnunet_hecktor.heads.inference.predict_heads` takes at
+  inference.
+
+The sampler's generator is seeded with ``(seed, rank, restart, worker id)``: every DDP rank and
+every data-augmentation worker draws its own patient stream (stock nnU-Net's unseeded sampling
+also differs per process).
 
 Everything else (cropping, padding, augmentation, deep-supervision targets) is nnU-Net's.
 """
@@ -42,14 +50,16 @@ class HecktorDataLoader(nnUNetDataLoader):
     gtvp_label : int
         Label value of the primary tumour (1 in HECKTOR).
     seed : int
-        Seed of the patient sampler (combined with ``restart`` and the worker id).
+        Seed of the patient sampler (combined with ``rank``, ``restart`` and the worker id).
     restart : int
         How many times training was (re)started; resumed runs draw a fresh stream.
+    rank : int
+        DDP rank of the process (0 without DDP); each rank draws its own stream.
     """
 
     def __init__(self, *args, patient_weights: Mapping[str, float] | None = None,
                  gtvp_centred_fraction: float = 0.5, centre_jitter: float = 0.1,
-                 gtvp_label: int = schema.GTVP, seed: int = 12345, restart: int = 0, **kwargs):
+                 gtvp_label: int = schema.GTVP, seed: int = 12345, restart: int = 0, rank: int = 0, **kwargs):
         super().__init__(*args, **kwargs)
         if not 0.0 <= gtvp_centred_fraction <= 1.0:
             raise ValueError(f"gtvp_centred_fraction must be in [0, 1], got {gtvp_centred_fraction}")
@@ -58,6 +68,7 @@ class HecktorDataLoader(nnUNetDataLoader):
         self.gtvp_label = int(gtvp_label)
         self.seed = int(seed)
         self.restart = int(restart)
+        self.rank = int(rank)
         self.probabilities = self._probabilities(patient_weights)
         self._rng: np.random.Generator | None = None
         self._rng_thread: int | None = None
@@ -80,7 +91,7 @@ class HecktorDataLoader(nnUNetDataLoader):
         # generator is created lazily there (seeding in __init__ would give every worker the
         # same stream).
         if self._rng is None or self._rng_thread != self.thread_id:
-            self._rng = np.random.default_rng([self.seed, self.restart, int(self.thread_id)])
+            self._rng = np.random.default_rng([self.seed, self.rank, self.restart, int(self.thread_id)])
             self._rng_thread = self.thread_id
             if self._pending_state is not None:
                 self._rng.bit_generator.state = self._pending_state
@@ -92,12 +103,12 @@ class HecktorDataLoader(nnUNetDataLoader):
 
     def sampler_state(self) -> dict:
         """State of the in-process sampler (exact resume when data augmentation runs in-process)."""
-        return {"seed": self.seed, "restart": self.restart, "thread_id": int(self.thread_id),
+        return {"seed": self.seed, "rank": self.rank, "restart": self.restart, "thread_id": int(self.thread_id),
                 "bit_generator": self.rng.bit_generator.state}
 
     def load_sampler_state(self, state: Mapping) -> None:
-        """Continue the exact random stream of :meth:`sampler_state` (same worker id only)."""
-        if int(state.get("thread_id", 0)) == int(self.thread_id):
+        """Continue the exact random stream of :meth:`sampler_state` (same rank and worker id only)."""
+        if int(state.get("thread_id", 0)) == int(self.thread_id) and int(state.get("rank", 0)) == self.rank:
             self.seed = int(state["seed"])
             self.restart = int(state["restart"])
             self._rng = None
@@ -121,6 +132,11 @@ class HecktorDataLoader(nnUNetDataLoader):
         return self._gtvp_centred_bbox(np.asarray(data_shape), np.asarray(locations))
 
     def _gtvp_centred_bbox(self, data_shape: np.ndarray, locations: np.ndarray):
+        if self.patch_size_was_2d:
+            # One slice (patch depth 1): the slice of a random GTVp voxel, so slices are drawn in
+            # proportion to their GTVp area; the in-plane centre is that slice's GTVp centroid.
+            z = locations[self.rng.integers(len(locations)), 1]
+            locations = locations[locations[:, 1] == z]
         return gtvp_centred_bbox(data_shape, locations, self.patch_size, self.final_patch_size, self.need_to_pad,
                                  self.centre_jitter, self.rng)
 

@@ -66,6 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="converter crop records for imagesTs-style input (default: INPUT/../crops if present)")
     parser.add_argument("--threads", type=int, default=None,
                         help="PyTorch CPU threads (default: PyTorch's choice; 1 helps on an oversubscribed machine)")
+    parser.add_argument("--previous-stage", default=None,
+                        help="3d_cascade_fullres models: the 3d_lowres model folder (default: nnU-Net's sibling "
+                             "folder <Trainer>__<Plans>__3d_lowres)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
 
 
@@ -76,5 +79,5 @@ def run(args: argparse.Namespace) -> int:
             checkpoint=args.checkpoint, device=args.device, postprocessing=args.postprocessing,
             use_mirroring=not args.no_mirroring, tile_step_size=args.step_size,
             segmentation_only=args.segmentation_only, patients=args.patients, crops_dir=args.crops,
-            num_threads=args.threads, progress=not args.quiet)
+            num_threads=args.threads, previous_stage=args.previous_stage, progress=not args.quiet)
     return 0

@@ -152,7 +152,8 @@ def predict(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model_d
             postprocessing: str | os.PathLike | None = None,
             use_mirroring: bool = True, tile_step_size: float = 0.5, segmentation_only: bool = False,
             patients: Sequence[str] | None = None, crops_dir: str | os.PathLike | None = None,
-            num_threads: int | None = None, progress: bool = True) -> PredictionSummary:
+            num_threads: int | None = None, previous_stage: str | os.PathLike | None = None,
+            progress: bool = True) -> PredictionSummary:
     """Predict every patient of a folder.
 
     Parameters
@@ -192,6 +193,9 @@ def predict(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model_d
     num_threads : int, optional
         PyTorch CPU threads during the run (default: unchanged). On a shared machine with more
         busy processes than cores, 1 avoids OpenMP threads spin-waiting on each other.
+    previous_stage : path-like, optional
+        For a ``3d_cascade_fullres`` model: the ``3d_lowres`` model folder (default: nnU-Net's
+        sibling folder ``<Trainer>__<Plans>__3d_lowres``).
     progress : bool
         Show a progress bar and log the summary (INFO).
 
@@ -210,10 +214,11 @@ def predict(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model_d
     cases, output, pp_config = _resolve_inputs(input_dir, output_dir, crops_dir, patients, postprocessing)
     from .predictor import HecktorPredictor
 
-    model = HecktorPredictor(model_dir, folds, checkpoint, device, use_mirroring, tile_step_size, segmentation_only)
+    model = HecktorPredictor(model_dir, folds, checkpoint, device, use_mirroring, tile_step_size, segmentation_only,
+                             previous_stage)
     clinical, clinical_source, substitutions = (load_clinical(cases, clinical_csv) if model.predict_heads
                                                 else ({}, "not used", []))
-    _log_plan(cases, model.info, clinical_source, pp_config, progress)
+    _log_plan(cases, model, clinical_source, pp_config, progress)
     output.mkdir(parents=True, exist_ok=True)
     summary = PredictionSummary(output.resolve(), model.info, substitutions=substitutions)
     _log_substitutions(substitutions)
@@ -245,11 +250,13 @@ def _resolve_inputs(input_dir, output_dir, crops_dir, patients, postprocessing):
     return cases, output, pp_config
 
 
-def _log_plan(cases: InputCases, info: ModelInfo, clinical_source: str, pp_config, progress: bool) -> None:
+def _log_plan(cases: InputCases, model, clinical_source: str, pp_config, progress: bool) -> None:
     if not progress:
         return
     logger.info("%s", cases.describe())
-    logger.info("%s", info.describe())
+    logger.info("%s", model.info.describe())
+    if model.previous_stage is not None:
+        logger.info("  previous stage: %s", model.previous_stage.info.describe().replace("\n", "\n  "))
     logger.info("  clinical: %s", clinical_source)
     if pp_config is not None:
         logger.info("  post-processing: %s", pp_config.describe())
@@ -331,9 +338,8 @@ def _write_settings(summary: PredictionSummary, cases: InputCases, model, tile_s
                         "converter crop undone: uint8 0/1/2 on the original CT grid",
         "postprocessing": None if pp_config is None else {"file": str(postprocessing), "rules": pp_config.to_dict()},
         "ensemble": ENSEMBLE_RULES if model.predict_heads else None,
-        "head_patch": "training patch size centred on the largest GTVp component of the ensemble segmentation "
-                      "(else largest GTVn, else image centre), pooled over the predicted GTVp"
-        if model.predict_heads else None,
+        "head_patch": model.head_patch_rule() if model.predict_heads else None,
+        "previous_stage": None if model.previous_stage is None else model.previous_stage.info.to_json(),
         "clinical": clinical_source,
         "clinical_policy": "inference: unknown columns and CenterID not read; Karnofsky 10-100, M1a/M1b/M1c and "
                            "spelled-out sexes mapped; other unparsable or out-of-range values missing"

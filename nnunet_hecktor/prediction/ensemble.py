@@ -39,7 +39,7 @@ ENSEMBLE_RULES: dict[str, str] = {
 
 @dataclass(frozen=True)
 class FoldHeadOutput:
-    """One fold's patient-level outputs (see :class:`nnunet_hecktor.trainers.head_inference.HeadPrediction`)."""
+    """One fold's patient-level outputs (see :class:`nnunet_hecktor.heads.inference.HeadPrediction`)."""
 
     fold: object
     hpv_probability: float

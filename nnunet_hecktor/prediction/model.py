@@ -143,7 +143,8 @@ def check_model_folder(model_dir: str | os.PathLike, folds: Sequence | None = No
     model_dir : path-like
         nnU-Net model folder (``<Trainer>__<Plans>__<configuration>``).
     folds : sequence of int or "all", optional
-        Default: every fold whose folder has ``checkpoint``.
+        Default: every numbered fold whose folder has ``checkpoint``; ``("all",)`` when only
+        ``fold_all`` has it.
     checkpoint : str, optional
         Checkpoint file name (``checkpoint_final.pth``, ...); default: the deployed weights
         (:func:`resolve_checkpoint`).
@@ -174,6 +175,8 @@ def check_model_folder(model_dir: str | os.PathLike, folds: Sequence | None = No
     present = available_folds(path)
     if folds is None or len(folds) == 0:
         chosen = tuple(f for f, names in present.items() if checkpoint in names and f != "all")
+        if not chosen and checkpoint in present.get("all", ()):
+            chosen = ("all",)  # a model trained on every case only (nnUNetv2_train ... all)
         if not chosen:
             raise HecktorError(f"{path}: no fold has {checkpoint} ({_describe_folds(present)})")
         return path, chosen

@@ -14,10 +14,17 @@ Per case (:meth:`HecktorPredictor.predict`):
    (:func:`~nnunet_hecktor.dataset_conversion.uncrop_to_original`): labels 0/1/2 on the
    patient's original CT grid. Optional post-processing on that grid.
 3. **Heads** - for every fold, its weights (``predictor.list_of_parameters``) are loaded into the
-   predictor's network and :func:`nnunet_hecktor.trainers.head_inference.predict_heads` runs on the
+   predictor's network and :func:`nnunet_hecktor.heads.inference.predict_heads` runs on the
    preprocessed image, with the patch centred on the ensemble's segmentation in preprocessed space
    and the same mirroring as the segmentation; the folds are combined by
    :func:`.ensemble.ensemble_heads`.
+
+Every configuration works: ``2d`` (heads on the tumour's slices, area-weighted, see
+:mod:`nnunet_hecktor.heads.inference`), ``3d_fullres``, ``3d_lowres`` and ``3d_cascade_fullres``. For
+the cascade, the previous stage's model folder (nnU-Net's sibling folder
+``<Trainer>__<Plans>__3d_lowres``, or one given explicitly) predicts the case first; its
+segmentation, exported to the converted CT grid, is preprocessed with the case and appended as
+one-hot channels, as ``nnUNetv2_predict -prev_stage_predictions`` does.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import numpy as np
 from nnunet_hecktor.errors import HecktorError, InputDataError
 
 from .ensemble import EnsembleHeadOutput, FoldHeadOutput, ensemble_heads
-from .model import DEFAULT_CHECKPOINT, load_predictor
+from .model import DEFAULT_CHECKPOINT, available_folds, load_predictor
 from .preparation import PreparedCase
 
 
@@ -98,16 +105,33 @@ class HecktorPredictor:
         Sliding-window step (fraction of the patch).
     segmentation_only : bool
         Accept models without heads and skip the heads (see :func:`.model.load_predictor`).
+    previous_stage_dir : path-like, optional
+        Cascade only: model folder of the previous stage (default: nnU-Net's sibling folder
+        ``<Trainer>__<Plans>__<previous stage>``). Its folds are the cascade's folds when it has
+        them all, else its default (:func:`.model.check_model_folder`).
     """
 
     def __init__(self, model_dir: str | os.PathLike, folds: Sequence | None = None,
                  checkpoint: str | None = DEFAULT_CHECKPOINT, device: str = "cpu", use_mirroring: bool = True,
-                 tile_step_size: float = 0.5, segmentation_only: bool = False):
+                 tile_step_size: float = 0.5, segmentation_only: bool = False,
+                 previous_stage_dir: str | os.PathLike | None = None):
         self.predictor, self.info = load_predictor(model_dir, folds, checkpoint, device, use_mirroring,
                                                    tile_step_size, segmentation_only)
         self.predict_heads = self.info.multitask and not segmentation_only
         self.label_manager = self.predictor.label_manager
         self._preprocessor = self.predictor.configuration_manager.preprocessor_class(verbose=False)
+        self.previous_stage: HecktorPredictor | None = None
+        previous = self.predictor.configuration_manager.previous_stage_name
+        if previous is not None:
+            folder = Path(previous_stage_dir) if previous_stage_dir is not None else \
+                self.info.model_dir.parent / f"{self.info.trainer_name}__{self.info.plans_name}__{previous}"
+            if not folder.is_dir():
+                raise HecktorError(f"{self.info.model_dir} is a cascade stage: it needs the {previous} model's "
+                                   f"predictions, but {folder} does not exist (train {previous} first, or give "
+                                   "its model folder)")
+            self.previous_stage = HecktorPredictor(folder, _previous_stage_folds(folder, self.info.folds, checkpoint),
+                                                   checkpoint, device, use_mirroring, tile_step_size,
+                                                   segmentation_only=True)
 
     # -- 1. preprocessing -----------------------------------------------------------------------
     def _reader_is_simpleitk(self) -> bool:
@@ -138,13 +162,24 @@ class HecktorPredictor:
             return reader.read_images(files)
 
     def preprocess(self, prepared: PreparedCase) -> PreprocessedCase:
-        """Run the configuration's nnU-Net preprocessor on a prepared case."""
+        """Run the configuration's nnU-Net preprocessor on a prepared case (cascade: previous stage first)."""
         import torch
 
         data, properties = self.nnunet_input(prepared)
-        data, _, properties = self._preprocessor.run_case_npy(
-            data, None, properties, self.predictor.plans_manager, self.predictor.configuration_manager,
+        previous = None
+        if self.previous_stage is not None:
+            stage = self.previous_stage
+            case = stage.preprocess(prepared)
+            # Signed: nnU-Net's cropping marks voxels outside the non-zero mask with -1.
+            previous = np.asarray(stage.export_array(case, stage.segmentation_logits(case)), dtype=np.int16)[None]
+        data, seg, properties = self._preprocessor.run_case_npy(
+            data, previous, properties, self.predictor.plans_manager, self.predictor.configuration_manager,
             self.predictor.dataset_json)
+        if previous is not None:
+            from nnunetv2.utilities.label_handling.label_handling import convert_labelmap_to_one_hot
+
+            data = np.vstack((data, convert_labelmap_to_one_hot(seg[0], self.label_manager.foreground_labels,
+                                                                data.dtype)))
         tensor = torch.from_numpy(data).to(dtype=torch.float32, memory_format=torch.contiguous_format)
         return PreprocessedCase(prepared, tensor, properties)
 
@@ -153,17 +188,23 @@ class HecktorPredictor:
         """Fold-averaged sliding-window logits in preprocessed space (nnU-Net's own routine)."""
         return self.predictor.predict_logits_from_preprocessed_data(case.data).cpu()
 
+    def export_array(self, case: PreprocessedCase, logits, with_probabilities: bool = False):
+        """nnU-Net's export to the converted CT grid, as arrays: segmentation, or (segmentation, probabilities)."""
+        from nnunetv2.inference.export_prediction import convert_predicted_logits_to_segmentation_with_correct_shape
+
+        predictor = self.predictor
+        return convert_predicted_logits_to_segmentation_with_correct_shape(
+            logits, predictor.plans_manager, predictor.configuration_manager, self.label_manager, case.properties,
+            return_probabilities=with_probabilities)
+
     def export_segmentation(self, case: PreprocessedCase, logits, with_probabilities: bool = False):
         """nnU-Net's export, then the converter's crop undone: (uint8 image on the original CT grid, probs or None)."""
         import SimpleITK as sitk
-        from nnunetv2.inference.export_prediction import convert_predicted_logits_to_segmentation_with_correct_shape
 
         from nnunet_hecktor.dataset_conversion import uncrop_to_original
 
         predictor = self.predictor
-        result = convert_predicted_logits_to_segmentation_with_correct_shape(
-            logits, predictor.plans_manager, predictor.configuration_manager, self.label_manager, case.properties,
-            return_probabilities=with_probabilities)
+        result = self.export_array(case, logits, with_probabilities)
         segmentation, probabilities = result if with_probabilities else (result, None)
         prepared = case.prepared
         if self._reader_is_simpleitk():
@@ -183,9 +224,18 @@ class HecktorPredictor:
         return original, probabilities
 
     # -- 3. heads -------------------------------------------------------------------------------
+    def head_patch_rule(self) -> str:
+        """Where the heads look, in words (for ``prediction_settings.json``)."""
+        rule = ("training patch size centred on the largest GTVp component of the ensemble segmentation "
+                "(else largest GTVn, else image centre), pooled over the predicted GTVp")
+        if len(self.predictor.configuration_manager.patch_size) == 2:
+            rule += ("; 2-D network: one patch per slice of that component, centred on it in-plane, outputs "
+                     "averaged with the component's area per slice as weight")
+        return rule
+
     def head_outputs(self, case: PreprocessedCase, logits, clinical: Mapping[str, Any] | None) -> list[FoldHeadOutput]:
         """Per-fold HPV probability and risk (patch centred on the ensemble segmentation)."""
-        from nnunet_hecktor.trainers.head_inference import predict_heads
+        from nnunet_hecktor.heads.inference import predict_heads
 
         predictor = self.predictor
         segmentation = np.asarray(self.label_manager.convert_logits_to_segmentation(logits.float()))
@@ -238,6 +288,12 @@ class HecktorPredictor:
             except FloatingPointError as exc:
                 raise InputDataError(str(exc), prepared.patient_id) from None
         return CasePrediction(prepared.patient_id, segmentation, heads, folds, list(prepared.warnings))
+
+
+def _previous_stage_folds(folder: Path, folds: Sequence, checkpoint: str) -> tuple | None:
+    """Folds of a cascade's previous stage: the cascade's own when it has them all, else its default."""
+    present = {f for f, names in available_folds(folder).items() if checkpoint in names}
+    return tuple(folds) if set(folds) <= present else None
 
 
 @contextlib.contextmanager
