@@ -31,6 +31,7 @@ import SimpleITK as sitk
 import torch
 
 from conftest import NNUNET_TEST_VARIABLES, TINY_TRAINER, run_nnunet_command
+from nnunet_hecktor.checkpoints import FINAL_CHECKPOINT, LAST_ITERATE_CHECKPOINT
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
@@ -118,12 +119,12 @@ def _fold_dir(trained, configuration: str) -> Path:
 @pytest.mark.parametrize("configuration", CONFIGURATIONS)
 def test_every_configuration_trains_and_evaluates_its_heads(trained, configuration):
     fold_dir = _fold_dir(trained, configuration)
-    for name in ("checkpoint_final.pth", "checkpoint_swa.pth", "validation_heads.json", "validation/summary.json"):
+    for name in (FINAL_CHECKPOINT, LAST_ITERATE_CHECKPOINT, "validation_heads.json", "validation/summary.json"):
         assert (fold_dir / name).is_file(), f"{configuration}: no {name}"
     summary = json.loads((fold_dir / "validation_heads.json").read_text())
     expected = 10 if FOLDS[configuration] == "all" else len(trained.val_keys)
     assert summary["n_patients"] == expected
-    checkpoint = torch.load(fold_dir / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+    checkpoint = torch.load(fold_dir / FINAL_CHECKPOINT, map_location="cpu", weights_only=False)
     threshold = float(checkpoint["network_weights"]["hecktor_heads.hpv_threshold"])
     assert 0.0 < threshold < 1.0
     first_conv = next(v for k, v in checkpoint["network_weights"].items() if k.endswith(".weight") and v.ndim >= 4)
@@ -273,7 +274,7 @@ def test_cascade_segmentation_equals_nnunets_two_stage_prediction(trained, predi
                                     device=torch.device("cpu"), allow_tqdm=False)
         with plugin_trainers_findable():
             predictor.initialize_from_trained_model_folder(str(trained.model_dirs[configuration]),
-                                                           (FOLDS[configuration],), "checkpoint_final.pth")
+                                                           (FOLDS[configuration],), FINAL_CHECKPOINT)
         return predictor
 
     lowres = tmp_path / "lowres"
