@@ -48,46 +48,18 @@ DEFAULT_TRAINERS = ("HecktorSWATrainer_benchmark", "HecktorMultiTaskTrainer_benc
 CONFIGURATION = "3d_fullres"
 
 
-# --------------------------------------------------------------------------- figures with intervals
+# --------------------------------------------------------------------------- scoring
 
-def interval(values: np.ndarray) -> list[float] | None:
-    from nnunet_hecktor.metrics.bootstrap import percentile_interval
+def score_rows(rows: dict[str, dict], clinical_csv: Path, out_dir: Path, args) -> dict:
+    """Write ``rows`` as a ``predictions.csv`` and score it with ``evaluate`` (Tasks 2/3, bootstrap CIs)."""
+    from nnunet_hecktor.baselines.tables import write_predictions_csv
+    from nnunet_hecktor.evaluation.evaluate import evaluate
 
-    ci = percentile_interval(values)
-    return None if not math.isfinite(ci.low) else [round(ci.low, 4), round(ci.high, 4)]
-
-
-def risk_figures(time_, event, risk, n_bootstrap: int, seed: int) -> dict:
-    """Harrell's C-index (HECKTOR rules) with a patient bootstrap interval, on patients with known RFS."""
-    from nnunet_hecktor.metrics.bootstrap import bootstrap_c_index, resampling_weights
-    from nnunet_hecktor.metrics.survival import concordance_index
-
-    t, e, r = (np.asarray(a, dtype=float) for a in (time_, event, risk))
-    ok = np.isfinite(t) & np.isfinite(e) & np.isfinite(r)
-    if ok.sum() < 2 or e[ok].sum() == 0:
-        return {"c_index": None, "n": int(ok.sum())}
-    result = concordance_index(t[ok], e[ok].astype(int), r[ok])
-    w = resampling_weights(int(ok.sum()), n_bootstrap, seed)
-    return {"c_index": result.c_index, "ci95": interval(bootstrap_c_index(t[ok], e[ok].astype(int), r[ok], w)),
-            "n": int(ok.sum()), "events": int(e[ok].sum()), "comparable_pairs": int(result.comparable)}
-
-
-def hpv_figures(y, probability, status, n_bootstrap: int, seed: int) -> dict:
-    """AUC of the probability and balanced accuracy of the hard status, with bootstrap intervals."""
-    from nnunet_hecktor.metrics.bootstrap import bootstrap_binary, resampling_weights
-    from nnunet_hecktor.metrics.classification import binary_metrics
-
-    y, p = np.asarray(y, dtype=float), np.asarray(probability, dtype=float)
-    s = np.asarray(status, dtype=float)
-    ok = np.isfinite(y) & np.isfinite(p) & np.isfinite(s)
-    if ok.sum() < 2 or len(set(y[ok])) < 2:
-        return {"auc": None, "balanced_accuracy": None, "n": int(ok.sum())}
-    m = binary_metrics(y[ok].astype(int), s[ok].astype(int), p[ok])
-    reps = bootstrap_binary(y[ok].astype(int), s[ok].astype(int), resampling_weights(int(ok.sum()), n_bootstrap, seed),
-                            score=p[ok])
-    return {"auc": m.auc, "auc_ci95": interval(reps["auc"]), "balanced_accuracy": m.balanced_accuracy,
-            "balanced_accuracy_ci95": interval(reps["balanced_accuracy"]), "n": int(ok.sum()),
-            "negatives": int((y[ok] == 0).sum())}
+    path = write_predictions_csv(out_dir / "predictions.csv", rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return evaluate(None, None, clinical_csv, path, out_dir / "evaluation", n_bootstrap=args.bootstrap,
+                        seed=args.seed, plots=False, progress=False).metrics
 
 
 # --------------------------------------------------------------------------- steps
@@ -122,7 +94,7 @@ def make_cohorts(args, work: Path, clock: Clock) -> dict:
         if not (release / "synthetic_ground_truth.json").is_file():
             clock(f"synth {role}", lambda: make_cohort(release, n_patients=n, seed=seed, size=args.size,
                                                        num_processes=args.num_processes, progress=False,
-                                                       overwrite=True, **cohort_options(args)))
+                                                       overwrite=True, enriched=args.enriched))
         if not (dataset / "dataset.json").is_file():
             clock(f"convert {role}", lambda: convert_dataset(release, dataset_id=dataset_id, name=name,
                                                              output=dataset, num_processes=args.num_processes))
@@ -130,20 +102,6 @@ def make_cohorts(args, work: Path, clock: Clock) -> dict:
         out[role] = {"release": release, "dataset": dataset, "dataset_id": dataset_id, "truth": truth,
                      "clinical_csv": dataset / "clinical.csv"}
     return out
-
-
-def cohort_options(args) -> dict:
-    """Extra ``make_cohort`` options (only those this version of the generator knows)."""
-    import inspect
-
-    from nnunet_hecktor.synthetic import make_cohort
-
-    wanted = {"enrich": args.enrich} if args.enrich else {}
-    known = inspect.signature(make_cohort).parameters
-    missing = [k for k in wanted if k not in known]
-    if missing:
-        raise SystemExit(f"this synthetic generator has no option {', '.join(missing)}")
-    return wanted
 
 
 def preprocess(args, env: dict, cohorts: dict, work: Path, clock: Clock) -> str:
@@ -164,6 +122,15 @@ def preprocess(args, env: dict, cohorts: dict, work: Path, clock: Clock) -> str:
     return "nnUNetPlans"
 
 
+def has_heads(trainer: str) -> bool:
+    """True for the plugin's multi-task trainers (their predictions include HPV and risk)."""
+    import nnunet_hecktor.trainers as trainers
+    from nnunet_hecktor.trainers.multitask_trainer import HecktorMultiTaskTrainer
+
+    cls = getattr(trainers, trainer, None)
+    return isinstance(cls, type) and issubclass(cls, HecktorMultiTaskTrainer)
+
+
 def train_and_predict(trainer: str, plans: str, args, env: dict, cohorts: dict, work: Path, clock: Clock) -> dict:
     """Train fold 0, predict the new patients (heads too) and the training cohort (segmentation only)."""
     from nnunet_hecktor.nnunet_env import run_nnunet
@@ -178,7 +145,7 @@ def train_and_predict(trainer: str, plans: str, args, env: dict, cohorts: dict, 
             "nnUNetv2_train", [str(cohorts["train"]["dataset_id"]), CONFIGURATION, "0", "-tr", trainer, "-p", plans,
                                "-device", args.device], train_env, work / "logs" / f"train_{trainer}.log"))
     out = {"model_dir": model_dir}
-    for role, segmentation_only in (("test", False), ("train", True)):
+    for role, segmentation_only in (("test", not has_heads(trainer)), ("train", True)):
         pred_dir = work / "predictions" / trainer / role
         if not (pred_dir / "predict_settings.json").is_file() and not any(pred_dir.glob("*.nii.gz")):
             with warnings.catch_warnings():
@@ -202,8 +169,7 @@ def segmentation_figures(cohorts: dict, pred_dir: Path, work: Path, args, tag: s
         warnings.simplefilter("ignore")
         evaluate(cohorts["test"]["dataset"] / "labelsTr", pred_dir, output_dir=out_dir, n_bootstrap=args.bootstrap,
                  seed=args.seed, num_processes=args.num_processes, plots=False, progress=False)
-    metrics = json.loads((out_dir / "metrics.json").read_text())
-    return metrics.get("task1", metrics)
+    return json.loads((out_dir / "metrics.json").read_text())["task1"]
 
 
 def feature_table(cohort: dict, pred_dir: Path, out_csv: Path, args) -> Path:
@@ -247,36 +213,18 @@ def patient_level(cohorts: dict, train_features: Path, test_features: Path, work
 
 # --------------------------------------------------------------------------- main
 
-def outcome_rows(clinical_csv: Path, patients: list[str], scores: dict[str, dict], args) -> dict:
-    """Risk and HPV figures of every score on the new patients with known targets."""
-    from nnunet_hecktor.clinical import read_clinical_csv
+def _rows_from_predictions(path: Path) -> dict[str, dict]:
+    import pandas as pd
 
-    records = read_clinical_csv(clinical_csv)
-    rfs = np.array([_number(records.get(p, {}).get("RFS")) for p in patients])
-    relapse = np.array([_number(records.get(p, {}).get("Relapse")) for p in patients])
-    hpv = np.array([_number(records.get(p, {}).get("HPV Status")) for p in patients])
-    out = {}
-    for name, s in scores.items():
-        row = {}
-        if "risk" in s:
-            row["risk"] = risk_figures(rfs, relapse, [s["risk"].get(p, np.nan) for p in patients], args.bootstrap,
-                                       args.seed)
-        if "hpv_probability" in s:
-            prob = [s["hpv_probability"].get(p, np.nan) for p in patients]
-            status = [s["hpv_status"].get(p, np.nan) for p in patients]
-            row["hpv"] = hpv_figures(hpv, prob, status, args.bootstrap, args.seed)
-        out[name] = row
-    return out
-
-
-def _number(value) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
+    table = pd.read_csv(path, dtype={"PatientID": str}).set_index("PatientID")
+    return {pid: {k: table.at[pid, k] for k in ("risk", "hpv_probability", "hpv_status") if k in table.columns}
+            for pid in table.index}
 
 
 def run(args) -> dict:
+    import pandas as pd
+
+    from nnunet_hecktor.baselines.suite import BASELINE_DESCRIPTIONS, run_baselines
     from nnunet_hecktor.demo import CPU_FRIENDLY_VARIABLES
     from nnunet_hecktor.nnunet_env import nnunet_environment
 
@@ -287,47 +235,55 @@ def run(args) -> dict:
     clock = Clock()
     cohorts = make_cohorts(args, work, clock)
     plans = preprocess(args, env, cohorts, work, clock)
-    test_truth = cohorts["test"]["truth"]["patients"]
-    test_patients = sorted(test_truth)
-    result = {"settings": {k: v for k, v in vars(args).items()}, "plans": plans, "trainers": {}, "scores": {}}
+    test_clinical = cohorts["test"]["clinical_csv"]
+    result = {"settings": dict(vars(args)), "plans": plans, "segmentation": {}, "patient_level": {},
+              "validation_heads": {}}
 
-    scores: dict[str, dict] = {
-        "ceiling: generator's true risk / HPV probability": {
-            "risk": {p: test_truth[p]["true_risk"] for p in test_patients},
-            "hpv_probability": {p: test_truth[p]["hpv_probability"] for p in test_patients},
-            "hpv_status": {p: float(test_truth[p]["hpv_probability"] >= np.mean(
-                [test_truth[q]["hpv"] for q in test_patients])) for p in test_patients}},
-    }
+    baselines = clock("baselines", lambda: run_baselines(
+        cohorts["train"]["dataset"], cohorts["test"]["dataset"], work / "baselines",
+        cohorts["train"]["release"] / "synthetic_ground_truth.json",
+        cohorts["test"]["release"] / "synthetic_ground_truth.json", n_bootstrap=args.bootstrap, seed=args.seed,
+        num_processes=args.num_processes, progress=False))
+    for name in ("pet_suvmax40", "pet_suv2.5"):
+        result["segmentation"][BASELINE_DESCRIPTIONS[name]] = baselines.metrics[name]["task1"]
+    for name in ("clinical_only", "pet_volume", "ceiling"):
+        if name in baselines.metrics:
+            result["patient_level"][BASELINE_DESCRIPTIONS[name]] = {k: baselines.metrics[name].get(k)
+                                                                    for k in ("task2", "task3")}
+    result["baseline_notes"] = baselines.notes
+
     for trainer in args.trainers:
         t = train_and_predict(trainer, plans, args, env, cohorts, work, clock)
-        entry = {"segmentation": clock(f"evaluate {trainer}", lambda: segmentation_figures(
-            cohorts, t["test_predictions"], work, args, trainer))}
+        result["segmentation"][trainer] = clock(f"evaluate {trainer}", lambda: segmentation_figures(
+            cohorts, t["test_predictions"], work, args, trainer))
         if "validation_heads" in t:
-            entry["validation_heads"] = {k: t["validation_heads"].get(k) for k in ("n_patients", "hpv", "rfs",
-                                                                                   "reliability", "warnings")}
+            result["validation_heads"][trainer] = {k: t["validation_heads"].get(k)
+                                                   for k in ("n_patients", "hpv", "rfs", "reliability", "warnings")}
+        scores: dict[str, dict] = {}
         predictions_csv = t["test_predictions"] / "predictions.csv"
         if predictions_csv.is_file():
-            import pandas as pd
-
-            heads = pd.read_csv(predictions_csv, dtype={"PatientID": str}).set_index("PatientID")
-            scores[f"heads: {trainer}"] = {"risk": heads["risk"].to_dict(),
-                                           "hpv_probability": heads["hpv_probability"].to_dict(),
-                                           "hpv_status": heads["hpv_status"].to_dict()}
+            scores[f"heads of {trainer}"] = _rows_from_predictions(predictions_csv)
         train_csv = feature_table(cohorts["train"], t["train_predictions"],
                                   work / "features" / trainer / "train.csv", args)
         test_csv = feature_table(cohorts["test"], t["test_predictions"], work / "features" / trainer / "test.csv", args)
         stages = clock(f"prognosis stages {trainer}", lambda: patient_level(cohorts, train_csv, test_csv, work, args,
                                                                              trainer))
-        scores[f"prognosis stage on {trainer} masks (clinical + image features)"] = stages["all"]
-        if "clinical only (Cox/ICARE, logistic)" not in scores:
-            scores["clinical only (Cox/ICARE, logistic)"] = stages["clinical"]
-        import pandas as pd
-
+        rows = {pid: {"risk": stages["all"]["risk"].get(pid), "hpv_probability": stages["all"]["hpv_probability"].get(pid),
+                      "hpv_status": stages["all"]["hpv_status"].get(pid)} for pid in stages["all"]["risk"]}
+        scores[f"prognosis stage on {trainer} masks (clinical + image features)"] = rows
+        if not result.get("stage_clinical_only"):
+            clin = stages["clinical"]
+            scores["prognosis stage, clinical columns only (same training patients)"] = {
+                pid: {"risk": clin["risk"].get(pid), "hpv_probability": clin["hpv_probability"].get(pid),
+                      "hpv_status": clin["hpv_status"].get(pid)} for pid in clin["risk"]}
+            result["stage_clinical_only"] = True
         volume = pd.read_csv(test_csv, dtype={"PatientID": str}).set_index("PatientID")["gtvp_volume_ml"]
         scores[f"one number: log GTVp volume of {trainer} masks"] = {
-            "risk": {p: float(np.log1p(v)) for p, v in volume.items()}}
-        result["trainers"][trainer] = entry
-    result["scores"] = outcome_rows(cohorts["test"]["clinical_csv"], test_patients, scores, args)
+            pid: {"risk": float(np.log1p(v))} for pid, v in volume.items()}
+        for index, (name, rows) in enumerate(scores.items()):
+            metrics = score_rows(rows, test_clinical, work / "scores" / trainer / str(index), args)
+            result["patient_level"][name] = {k: metrics.get(k) for k in ("task2", "task3")}
+    result.pop("stage_clinical_only", None)
     result["seconds"] = clock.seconds
     return result
 
@@ -336,36 +292,35 @@ def fmt(value, digits: int = 3) -> str:
     return "–" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.{digits}f}"
 
 
-def fmt_ci(block: dict | None, key: str) -> str:
+def with_ci(block: dict | None, key: str) -> str:
     if not block or block.get(key) is None:
         return "–"
-    ci = block.get(f"{key}_ci95") if f"{key}_ci95" in block else block.get("ci95")
-    return f"{fmt(block[key])} [{fmt(ci[0], 2)}, {fmt(ci[1], 2)}]" if ci else fmt(block[key])
+    ci = (block.get("ci95") or {}).get(key)
+    if isinstance(ci, dict):
+        ci = [ci.get("low"), ci.get("high")]
+    return f"{fmt(block[key])} [{fmt(ci[0], 2)}, {fmt(ci[1], 2)}]" if ci and ci[0] is not None else fmt(block[key])
 
 
 def print_table(result: dict) -> None:
-    print("\nSegmentation on the new patients (GTVp mean Dice, GTVn aggregated Dice; 95 % bootstrap intervals)")
-    for trainer, entry in result["trainers"].items():
-        seg = entry["segmentation"]
-        gtvp = seg.get("gtvp_dice_mean")
-        gtvn = seg.get("gtvn_dice_agg")
-        ci = seg.get("ci95") or {}
-
-        def show(value, key):
-            c = ci.get(key)
-            return f"{fmt(value)} [{fmt(c['low'], 2)}, {fmt(c['high'], 2)}]" if c else fmt(value)
-        print(f"  {trainer:50s} GTVp {show(gtvp, 'gtvp_dice_mean'):24s} GTVn {show(gtvn, 'gtvn_dice_agg')}"
-              f"   train {result['seconds'].get('train ' + trainer, float('nan')):.0f} s")
-    print("\nPatient-level figures on the new patients (95 % bootstrap intervals)")
-    print(f"  {'model or rule':80s} {'risk C-index':24s} {'HPV AUC':24s} {'HPV BA':24s}")
-    for name, row in result["scores"].items():
-        print(f"  {name:80s} {fmt_ci(row.get('risk'), 'c_index'):24s} {fmt_ci(row.get('hpv'), 'auc'):24s} "
-              f"{fmt_ci(row.get('hpv'), 'balanced_accuracy'):24s}")
-    any_row = next(iter(result["scores"].values()))
-    r, h = any_row.get("risk", {}), any_row.get("hpv", {})
-    print(f"  ({r.get('n')} new patients with RFS, {r.get('events')} events, {r.get('comparable_pairs')} comparable "
-          f"pairs; {h.get('n')} with HPV known, {h.get('negatives')} negative)")
-    print("\nWall time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in result["seconds"].items()))
+    seconds = result["seconds"]
+    print("\nSegmentation of the new patients (95 % bootstrap intervals)")
+    print(f"  {'model or rule':62s} {'GTVp mean Dice':22s} {'GTVn DSCagg':22s} {'GTVn F1agg':22s} train s")
+    for name, block in result["segmentation"].items():
+        print(f"  {name:62s} {with_ci(block, 'gtvp_dice_mean'):22s} {with_ci(block, 'gtvn_dice_agg'):22s} "
+              f"{with_ci(block, 'gtvn_f1_agg'):22s} {fmt(seconds.get('train ' + name), 0)}")
+    print("\nPatients-level figures on the new patients (95 % bootstrap intervals)")
+    print(f"  {'model or rule':80s} {'risk C-index':22s} {'HPV AUC':22s} {'HPV BA':22s}")
+    counts = None
+    for name, block in result["patient_level"].items():
+        t2, t3 = block.get("task2") or {}, block.get("task3") or {}
+        print(f"  {name:80s} {with_ci(t2, 'c_index'):22s} {with_ci(t3, 'auc'):22s} "
+              f"{with_ci(t3, 'balanced_accuracy'):22s}")
+        if t2 and t3 and counts is None:
+            counts = (t2.get("n"), t2.get("n_events"), t2.get("comparable_pairs"), t3.get("n"), t3.get("n_negative"))
+    if counts:
+        print(f"  ({counts[0]} new patients with RFS, {counts[1]} events, {counts[2]} comparable pairs; "
+              f"{counts[3]} with HPV known, {counts[4]} negative)")
+    print("\nWall time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
 
 
 def main(argv=None) -> int:
@@ -373,8 +328,8 @@ def main(argv=None) -> int:
     parser.add_argument("--train-patients", type=int, default=300, help="whole synthetic training cohort")
     parser.add_argument("--test-patients", type=int, default=200, help="whole synthetic cohort of new patients")
     parser.add_argument("--seed", type=int, default=0, help="training cohort seed (new patients: seed + 1)")
-    parser.add_argument("--size", default="test", help="synthetic image size preset")
-    parser.add_argument("--enrich", default=None, help="cohort enrichment option of the generator, if it has one")
+    parser.add_argument("--size", default="demo", help="synthetic image size preset (demo: nodes resolvable)")
+    parser.add_argument("--enriched", action="store_true", help="enriched cohorts (more HPV negatives and relapses)")
     parser.add_argument("--trainers", nargs="+", default=list(DEFAULT_TRAINERS))
     parser.add_argument("--plans", choices=("tiny", "default"), default="tiny")
     parser.add_argument("--epochs", type=int, default=30)

@@ -122,8 +122,8 @@ def pretrain_segmentation(data: dict, steps: int, seed: int):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if step % 100 == 0:
-            print(f"  pretrain step {step}: seg loss {float(loss):.3f}", file=sys.stderr, flush=True)
+        if step % 50 == 0:
+            print(f"  pretrain step {step}: seg loss {float(loss.detach()):.3f}", file=sys.stderr, flush=True)
     net.eval()
     return net
 
