@@ -90,11 +90,11 @@ def tiny_unet():
                          torch.nn.LeakyReLU, {"inplace": True}, deep_supervision=False)
 
 
-def seg_loss(logits, target):
+def seg_loss(logits, target, class_weights=None):
     import torch
     import torch.nn.functional as F
 
-    ce = F.cross_entropy(logits, target)
+    ce = F.cross_entropy(logits, target, weight=class_weights)
     p = torch.softmax(logits, 1)
     onehot = F.one_hot(target, 3).permute(0, 4, 1, 2, 3).float()
     inter = (p * onehot).sum((0, 2, 3, 4))[1:]
@@ -102,13 +102,17 @@ def seg_loss(logits, target):
     return ce + 1 - ((2 * inter + 1e-5) / (den + 1e-5)).mean()
 
 
-def pretrain_segmentation(data: dict, steps: int, seed: int):
-    """Segmentation-only training (Adam, batch 4, random flips): the 'pre-trained encoder'."""
+def pretrain_segmentation(data: dict, steps: int, seed: int, init_state=None):
+    """Segmentation-only training (Adam, batch 4, random flips, foreground-weighted CE to leave the
+    all-background plateau sooner): the 'pre-trained encoder'. ``init_state`` continues a run."""
     import torch
 
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng([seed, 0 if init_state is None else 1])
     net = tiny_unet()
+    if init_state is not None:
+        net.load_state_dict(init_state)
+    weights = torch.tensor([1.0, 5.0, 5.0])
     opt = torch.optim.Adam(net.parameters(), 3e-3)
     x_all = torch.from_numpy(data["images"])
     y_all = torch.from_numpy(data["labels"])
@@ -118,7 +122,7 @@ def pretrain_segmentation(data: dict, steps: int, seed: int):
         for axis in (2, 3, 4):
             if rng.random() < 0.5:
                 x, y = x.flip(axis), y.flip(axis - 1)
-        loss = seg_loss(net(x), y)
+        loss = seg_loss(net(x), y, weights)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -243,7 +247,7 @@ def experiment_gradient(net, train, feats) -> dict:
         out["mean_abs_dcox_drisk"].append(float(np.mean(grads)))
     # Heads' share of the gradient in one stock step (random heads on the pre-trained U-Net).
     torch.manual_seed(0)
-    mt = HecktorMultiTaskNetwork(net, HeadConfig())
+    mt = HecktorMultiTaskNetwork(net, HeadConfig(use_clinical=False))
     mt.train()
     bank = RiskBank(256)
     bank.push(torch.randn(len(known)) * 0.05, table.rfs[known], table.relapse[known], known.tolist())
@@ -262,7 +266,7 @@ def experiment_gradient(net, train, feats) -> dict:
         head_norm = math.sqrt(sum(float((p.grad ** 2).sum()) for n, p in mt.named_parameters()
                                   if p.grad is not None and "risk_head" in n))
         mt.zero_grad()
-        (sl + 0.1 * cox).backward()
+        (sl + 0.1 * cox).backward(retain_graph=True)
         total = math.sqrt(sum(float((p.grad ** 2).sum()) for p in mt.parameters() if p.grad is not None))
         mt.zero_grad()
         sl.backward()
@@ -449,7 +453,11 @@ def main(argv=None) -> int:
         net.load_state_dict(torch.load(weights))
         net.eval()
     else:
-        net = pretrain_segmentation(train, args.pretrain_steps, args.seed)
+        # continue the longest shorter run if there is one (pretraining is the slow part here)
+        shorter = sorted(((int(p.stem.split("_")[-1]), p) for p in work.glob(f"pretrained_{args.seed}_*.pt")
+                          if int(p.stem.split("_")[-1]) < args.pretrain_steps), key=lambda t: t[0])
+        done, init = (shorter[-1][0], torch.load(shorter[-1][1])) if shorter else (0, None)
+        net = pretrain_segmentation(train, args.pretrain_steps - done, args.seed, init)
         torch.save(net.state_dict(), weights)
     results = {"args": vars(args), "pretrained_dice_test": dice_scores(net, test)}
     print(f"pre-trained segmentation on the test patients: {results['pretrained_dice_test']}", file=sys.stderr)
@@ -471,14 +479,11 @@ def main(argv=None) -> int:
         from nnunet_hecktor.heads import HeadConfig
 
         variants = {
-            "stock (bottleneck, w 0.1)": {"config": HeadConfig(), "weight": 0.1},
-            "stock (bottleneck, w 1.0)": {"config": HeadConfig(), "weight": 1.0},
+            "stock (bottleneck MLP, w 0.1)": {"config": HeadConfig(), "weight": 0.1},
+            "lesion statistics, linear, w 1.0, all eligible": {
+                "config": HeadConfig(image_input="lesion_statistics", linear=True), "weight": 1.0,
+                "eligible_fraction": 1.0},
         }
-        if "image_input" in HeadConfig.__dataclass_fields__:
-            variants["lesion statistics, w 0.1"] = {"config": HeadConfig(image_input="lesion_statistics"),
-                                                    "weight": 0.1}
-            variants["lesion statistics, w 1.0, all eligible"] = {
-                "config": HeadConfig(image_input="lesion_statistics"), "weight": 1.0, "eligible_fraction": 1.0}
         results["training"] = experiment_training(net.state_dict(), train, test, args.steps, args.seed, variants)
         for name, r in results["training"].items():
             print(f"{name:45s} C {r['test_c_index']:.3f}  risk SD {r['test_risk_sd']:.3f}  "

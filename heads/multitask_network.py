@@ -66,6 +66,12 @@ class HeadConfig:
         under the soft masks), or both concatenated.
     pet_channel : int
         Input channel holding the PET (lesion statistics only).
+    linear : bool
+        Linear heads: each head is one ``Linear`` layer on the (standardised) image input and the
+        raw clinical vector, without the projections and hidden layer. With a few hundred
+        patients the hidden layer memorises the training patients (see
+        ``docs/learning-benchmark.md``); a linear Cox / logistic model on a few informative inputs
+        does not.
     """
 
     hidden_features: int = 128
@@ -75,6 +81,7 @@ class HeadConfig:
     masked_pooling: bool = True
     image_input: str = "bottleneck"
     pet_channel: int = 1
+    linear: bool = False
 
     IMAGE_INPUTS = ("bottleneck", "lesion_statistics", "both")
 
@@ -117,6 +124,13 @@ def _mlp(in_features: int, hidden: int, dropout: float) -> nn.Sequential:
         nn.Dropout(dropout),
         out,
     )
+
+
+def _linear(in_features: int) -> nn.Linear:
+    out = nn.Linear(in_features, 1)
+    nn.init.normal_(out.weight, std=0.01)  # start near 0, as _mlp
+    nn.init.zeros_(out.bias)
+    return out
 
 
 def pool_bottleneck(features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -223,23 +237,29 @@ class HecktorHeads(nn.Module):
             self.lesion_normaliser = RunningStandardiser(N_LESION_STATISTICS)
         else:
             self.lesion_normaliser = None
-        self.image_projection = nn.Sequential(
-            nn.LayerNorm(image_features) if c.uses_bottleneck else nn.Identity(),
-            nn.Linear(image_features, c.hidden_features),
-            nn.LeakyReLU(0.01),
-            nn.Dropout(c.dropout),
-        )
-        if c.use_clinical:
-            self.clinical_projection = nn.Sequential(
-                nn.Linear(N_CLINICAL_FEATURES, c.clinical_features),
-                nn.LeakyReLU(0.01),
-            )
-            fused = c.hidden_features + c.clinical_features
+        if c.linear:
+            self.image_projection = nn.LayerNorm(image_features) if c.uses_bottleneck else nn.Identity()
+            self.clinical_projection = nn.Identity() if c.use_clinical else None
+            fused = image_features + (N_CLINICAL_FEATURES if c.use_clinical else 0)
+            self.hpv_head, self.risk_head = _linear(fused), _linear(fused)
         else:
-            self.clinical_projection = None
-            fused = c.hidden_features
-        self.hpv_head = _mlp(fused, c.hidden_features, c.dropout)
-        self.risk_head = _mlp(fused, c.hidden_features, c.dropout)
+            self.image_projection = nn.Sequential(
+                nn.LayerNorm(image_features) if c.uses_bottleneck else nn.Identity(),
+                nn.Linear(image_features, c.hidden_features),
+                nn.LeakyReLU(0.01),
+                nn.Dropout(c.dropout),
+            )
+            if c.use_clinical:
+                self.clinical_projection = nn.Sequential(
+                    nn.Linear(N_CLINICAL_FEATURES, c.clinical_features),
+                    nn.LeakyReLU(0.01),
+                )
+                fused = c.hidden_features + c.clinical_features
+            else:
+                self.clinical_projection = None
+                fused = c.hidden_features
+            self.hpv_head = _mlp(fused, c.hidden_features, c.dropout)
+            self.risk_head = _mlp(fused, c.hidden_features, c.dropout)
         self.register_buffer("hpv_threshold", torch.tensor(0.5))
 
     def encode_clinical(self, clinical, batch_size: int, device: torch.device) -> torch.Tensor | None:

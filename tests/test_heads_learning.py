@@ -87,22 +87,24 @@ def _synthetic_patients(n: int, seed: int):
     return logits, image, time_, event
 
 
-def _lesion_heads() -> HecktorHeads:
+def _lesion_heads(linear: bool = True) -> HecktorHeads:
     torch.manual_seed(0)
     return HecktorHeads(8, HeadConfig(image_input="lesion_statistics", use_clinical=False, dropout=0.0,
-                                      hidden_features=16))
+                                      hidden_features=16, linear=linear))
 
 
-def test_risk_head_gets_a_gradient_from_the_cox_loss_on_a_known_signal():
+@pytest.mark.parametrize("linear", [True, False])
+def test_risk_head_gets_a_gradient_from_the_cox_loss_on_a_known_signal(linear):
     logits, image, time_, event = _synthetic_patients(16, seed=1)
-    heads = _lesion_heads()
+    heads = _lesion_heads(linear)
     bottleneck = torch.zeros(16, 8, 1, 2, 2)
     _, risk = heads(bottleneck, None, None, seg_logits=logits, image=image)
     loss = cox_partial_likelihood_loss(risk, torch.tensor(time_), torch.tensor(event))
     loss.backward()
     for name, p in heads.risk_head.named_parameters():
         assert p.grad is not None and float(p.grad.abs().sum()) > 0, name
-    assert float(heads.image_projection[1].weight.grad.abs().sum()) > 0
+    if not linear:
+        assert float(heads.image_projection[1].weight.grad.abs().sum()) > 0
 
 
 def test_a_risk_head_fitted_on_a_synthetic_signal_ranks_new_patients():
@@ -185,3 +187,16 @@ def test_benchmark_schedule_reads_the_environment(monkeypatch):
     monkeypatch.setenv(ENV_EPOCHS, "seven")
     with pytest.raises(ValueError, match=ENV_EPOCHS):
         _positive_int(ENV_EPOCHS, 1000)
+
+
+def test_linear_lesion_heads_round_trip_through_a_strict_state_dict():
+    config = HeadConfig(image_input="lesion_statistics", linear=True)
+    heads = HecktorHeads(8, config)
+    heads.train()
+    heads.lesion_normaliser(torch.randn(4, N_LESION_STATISTICS) + 3.0)
+    state = heads.state_dict()
+    assert "lesion_normaliser.running_mean" in state
+    rebuilt = HecktorHeads(8, config)
+    rebuilt.load_state_dict(state, strict=True)
+    assert torch.equal(rebuilt.lesion_normaliser.running_mean, heads.lesion_normaliser.running_mean)
+    assert isinstance(rebuilt.risk_head, torch.nn.Linear)

@@ -3,7 +3,7 @@
 - ``HecktorMultiTaskTrainerLesionHeads``: the heads read soft lesion statistics of the network's
   own segmentation (soft GTVp/GTVn volume, PET max/mean under the soft masks, see
   :mod:`nnunet_hecktor.heads.lesion_statistics`) next to the clinical vector, instead of the pooled
-  bottleneck; every foreground-oversampled patch is GTVp-centred (so about half the samples of
+  bottleneck, through linear heads (no hidden layer to memorise patients with); every foreground-oversampled patch is GTVp-centred (so about half the samples of
   a batch feed the heads) and the Cox loss weight is 1.
 - ``*_benchmark``: the schedule (epochs, iterations per epoch, validation iterations) comes from
   the environment variables ``NNUNET_HECKTOR_EPOCHS``, ``NNUNET_HECKTOR_ITERATIONS`` and
@@ -55,7 +55,7 @@ class _EnvironmentSchedule:
 class HecktorMultiTaskTrainerLesionHeads(HecktorMultiTaskTrainer):
     """Heads on soft lesion statistics of the network's own segmentation + clinical inputs."""
 
-    HEAD_CONFIG = HeadConfig(image_input="lesion_statistics")
+    HEAD_CONFIG = HeadConfig(image_input="lesion_statistics", linear=True)
     gtvp_centred_fraction = 1.0
     cox_loss_weight = 1.0
 
