@@ -172,13 +172,24 @@ def segmentation_figures(cohorts: dict, pred_dir: Path, work: Path, args, tag: s
     return json.loads((out_dir / "metrics.json").read_text())["task1"]
 
 
+def flat_images(release: Path, out_dir: Path) -> Path:
+    """One ``<PID>__CT``/``<PID>__PT`` link per patient (a release repeats a patient's scans per task)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for path in sorted(release.glob("Task */*/*__[CP]T.nii.gz")):
+        link = out_dir / path.name
+        if not link.exists():
+            link.symlink_to(path.resolve())
+    return out_dir
+
+
 def feature_table(cohort: dict, pred_dir: Path, out_csv: Path, args) -> Path:
     from nnunet_hecktor.prognosis.features import extract_features, write_feature_table
 
     if not out_csv.is_file():
+        images = flat_images(cohort["release"], cohort["release"].parent / f"{cohort['release'].name}_flat")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            table = extract_features(cohort["release"], [pred_dir], seg_source="predicted",
+            table = extract_features(images, [pred_dir], seg_source="predicted",
                                      num_processes=args.num_processes, progress=False)
         write_feature_table(table, out_csv)
     return out_csv
