@@ -53,11 +53,33 @@ class _EnvironmentSchedule:
 
 
 class HecktorMultiTaskTrainerLesionHeads(HecktorMultiTaskTrainer):
-    """Heads on soft lesion statistics of the network's own segmentation + clinical inputs."""
+    """Linear heads on soft lesion statistics of the network's own segmentation + clinical inputs.
+
+    The head losses are off for the first ``head_start_fraction`` of the epochs: the lesion
+    statistics of a network still in the all-background plateau carry little (see
+    ``docs/learning-benchmark.md``), and the statistics are detached from the segmentation, so the
+    heads cannot help it leave the plateau either. Afterwards the Cox loss has weight
+    ``head_cox_weight`` (1: the pooled Cox gradient of one patch is already diluted by the number of
+    events in the bank) and the HPV loss ``head_hpv_weight``.
+    """
 
     HEAD_CONFIG = HeadConfig(image_input="lesion_statistics", linear=True)
     gtvp_centred_fraction = 1.0
-    cox_loss_weight = 1.0
+    head_start_fraction: float = 0.3
+    head_cox_weight: float = 1.0
+    head_hpv_weight: float = 0.3
+
+    def _heads_on(self) -> bool:
+        return self.current_epoch >= int(self.head_start_fraction * self.num_epochs)
+
+    # Properties shadow the base class's constants, read by train_step at every step.
+    @property
+    def cox_loss_weight(self) -> float:  # type: ignore[override]
+        return self.head_cox_weight if self._heads_on() else 0.0
+
+    @property
+    def hpv_loss_weight(self) -> float:  # type: ignore[override]
+        return self.head_hpv_weight if self._heads_on() else 0.0
 
 
 class HecktorMultiTaskTrainer_benchmark(_EnvironmentSchedule, HecktorMultiTaskTrainer):
