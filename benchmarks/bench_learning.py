@@ -65,16 +65,20 @@ def score_rows(rows: dict[str, dict], clinical_csv: Path, out_dir: Path, args) -
 # --------------------------------------------------------------------------- steps
 
 class Clock:
-    """Seconds per named step, printed as they finish."""
+    """Seconds per named step, printed as they finish; kept in ``store`` so a resumed run keeps the
+    times of the steps an earlier run did."""
 
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
+    def __init__(self, store: Path | None = None) -> None:
+        self.store = store
+        self.seconds: dict[str, float] = json.loads(store.read_text()) if store and store.is_file() else {}
 
     def __call__(self, label: str, fn):
         print(f"[bench_learning] {label} ...", file=sys.stderr, flush=True)
         start = time.perf_counter()
         value = fn()
         self.seconds[label] = round(time.perf_counter() - start, 1)
+        if self.store is not None:
+            self.store.write_text(json.dumps(self.seconds, indent=1))
         print(f"[bench_learning] {label}: {self.seconds[label]:.0f} s", file=sys.stderr, flush=True)
         return value
 
@@ -243,7 +247,7 @@ def run(args) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     extra = dict(CPU_FRIENDLY_VARIABLES) if args.device == "cpu" else {"nnUNet_n_proc_DA": str(args.num_processes)}
     env = nnunet_environment(work, extra=extra)
-    clock = Clock()
+    clock = Clock(work / "seconds.json")
     cohorts = make_cohorts(args, work, clock)
     plans = preprocess(args, env, cohorts, work, clock)
     test_clinical = cohorts["test"]["clinical_csv"]
@@ -319,7 +323,7 @@ def print_table(result: dict) -> None:
     for name, block in result["segmentation"].items():
         print(f"  {name:62s} {with_ci(block, 'gtvp_dice_mean'):22s} {with_ci(block, 'gtvn_dice_agg'):22s} "
               f"{with_ci(block, 'gtvn_f1_agg'):22s} {fmt(seconds.get('train ' + name), 0)}")
-    print("\nPatients-level figures on the new patients (95 % bootstrap intervals)")
+    print("\nPatient-level figures on the new patients (95 % bootstrap intervals)")
     print(f"  {'model or rule':80s} {'risk C-index':22s} {'HPV AUC':22s} {'HPV BA':22s}")
     counts = None
     for name, block in result["patient_level"].items():
