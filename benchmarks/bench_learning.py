@@ -15,8 +15,8 @@ bootstrap 95 % intervals:
   clinical-only logistic regression and of the generator's true probability (ceiling);
 - wall time of every step.
 
-The same seeds give the same figures (nnU-Net's own training randomness aside: it seeds nothing,
-so a retrain moves segmentation figures by a few hundredths; see the docs page).
+The same seeds give the same cohorts, baselines, ceilings and stage figures for the same masks; the
+network initialisation and augmentation of nnU-Net's training are not seeded by this script.
 
 Usage (CPU, reduced; see ``docs/learning-benchmark.md`` for the settings of the published table)::
 
