@@ -126,7 +126,7 @@ def stage_breakdown(source: Path, model: Path, mirroring: bool) -> dict[str, flo
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--patients", type=int, default=8, help="synthetic patients (default 8)")
-    parser.add_argument("--size", choices=("test", "benchmark"), default="test",
+    parser.add_argument("--size", choices=("test", "demo", "benchmark"), default="test",
                         help="volume size: test (~31x31x23 CT) or benchmark (512x512x~200 CT)")
     parser.add_argument("--workdir", default="/tmp/nnunet_hecktor_bench_predict")
     parser.add_argument("--no-mirroring", action="store_true")

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .clinical_encoding import N_CLINICAL_FEATURES, ClinicalEncoder
+from .lesion_statistics import N_LESION_STATISTICS, soft_lesion_statistics
 
 #: State-dict prefix of everything that is not the stock U-Net.
 HEADS_PREFIX = "hecktor_heads."
@@ -58,6 +59,19 @@ class HeadConfig:
         When True and a ``pool_mask`` is given, average/max pooling is restricted to the
         bottleneck cells overlapping the mask (e.g. the GTVp), with a fall-back to global
         pooling for samples whose mask is empty.
+    image_input : {"bottleneck", "lesion_statistics", "both"}
+        What the heads see of the image: the pooled bottleneck (the original design), the
+        soft lesion statistics of the network's own segmentation
+        (:mod:`~nnunet_hecktor.heads.lesion_statistics`: soft GTVp/GTVn volume, PET max/mean
+        under the soft masks), or both concatenated.
+    pet_channel : int
+        Input channel holding the PET (lesion statistics only).
+    linear : bool
+        Linear heads: each head is one ``Linear`` layer on the (standardised) image input and the
+        raw clinical vector, without the projections and hidden layer. With a few hundred
+        patients the hidden layer memorises the training patients (see
+        ``docs/learning-benchmark.md``); a linear Cox / logistic model on a few informative inputs
+        does not.
     """
 
     hidden_features: int = 128
@@ -65,6 +79,23 @@ class HeadConfig:
     dropout: float = 0.2
     use_clinical: bool = True
     masked_pooling: bool = True
+    image_input: str = "bottleneck"
+    pet_channel: int = 1
+    linear: bool = False
+
+    IMAGE_INPUTS = ("bottleneck", "lesion_statistics", "both")
+
+    def __post_init__(self) -> None:
+        if self.image_input not in self.IMAGE_INPUTS:
+            raise ValueError(f"image_input must be one of {self.IMAGE_INPUTS}, got {self.image_input!r}")
+
+    @property
+    def uses_bottleneck(self) -> bool:
+        return self.image_input in ("bottleneck", "both")
+
+    @property
+    def uses_lesion_statistics(self) -> bool:
+        return self.image_input in ("lesion_statistics", "both")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,6 +124,13 @@ def _mlp(in_features: int, hidden: int, dropout: float) -> nn.Sequential:
         nn.Dropout(dropout),
         out,
     )
+
+
+def _linear(in_features: int) -> nn.Linear:
+    out = nn.Linear(in_features, 1)
+    nn.init.normal_(out.weight, std=0.01)  # start near 0, as _mlp
+    nn.init.zeros_(out.bias)
+    return out
 
 
 def pool_bottleneck(features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -132,6 +170,41 @@ def pool_bottleneck(features: torch.Tensor, mask: torch.Tensor | None = None) ->
     return torch.cat([avg, mx], dim=1)
 
 
+class RunningStandardiser(nn.Module):
+    """Standardise features with running mean/variance buffers (no batch coupling at inference).
+
+    In training mode each call updates the buffers from the batch (detached, exponential moving
+    average; the first batch initialises them) and standardises with the updated buffers; in
+    eval mode the stored buffers are used. The buffers travel in the checkpoint, so prediction
+    standardises exactly as the end of training did. Unlike BatchNorm the output of a sample
+    never depends on the other samples' values beyond the slowly moving statistics, so one
+    patch per DDP rank is fine (DDP broadcasts the buffers of rank 0).
+    """
+
+    def __init__(self, n_features: int, momentum: float = 0.01, eps: float = 1e-3) -> None:
+        super().__init__()
+        self.momentum = float(momentum)
+        self.eps = float(eps)
+        self.register_buffer("running_mean", torch.zeros(n_features))
+        self.register_buffer("running_var", torch.ones(n_features))
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            with torch.no_grad():
+                batch = x.detach().float()
+                mean = batch.mean(0)
+                var = batch.var(0, unbiased=False) if batch.shape[0] > 1 else self.running_var
+                if int(self.updates) == 0:
+                    self.running_mean.copy_(mean)
+                    self.running_var.copy_(torch.maximum(var, torch.full_like(var, self.eps)))
+                else:
+                    self.running_mean.lerp_(mean, self.momentum)
+                    self.running_var.lerp_(var, self.momentum)
+                self.updates += 1
+        return (x - self.running_mean) / torch.sqrt(self.running_var + self.eps)
+
+
 class HecktorHeads(nn.Module):
     """Clinical encoder + HPV head + risk head on pooled bottleneck features.
 
@@ -156,23 +229,37 @@ class HecktorHeads(nn.Module):
         self.clinical_encoder = ClinicalEncoder(enabled=c.use_clinical)
         # LayerNorm normalises each sample on its own (BatchNorm would couple the 1-2
         # patches of a rank and behave differently at inference).
-        self.image_projection = nn.Sequential(
-            nn.LayerNorm(2 * bottleneck_channels),
-            nn.Linear(2 * bottleneck_channels, c.hidden_features),
-            nn.LeakyReLU(0.01),
-            nn.Dropout(c.dropout),
-        )
-        if c.use_clinical:
-            self.clinical_projection = nn.Sequential(
-                nn.Linear(N_CLINICAL_FEATURES, c.clinical_features),
-                nn.LeakyReLU(0.01),
-            )
-            fused = c.hidden_features + c.clinical_features
+        image_features = 0
+        if c.uses_bottleneck:
+            image_features += 2 * bottleneck_channels
+        if c.uses_lesion_statistics:
+            image_features += N_LESION_STATISTICS
+            self.lesion_normaliser = RunningStandardiser(N_LESION_STATISTICS)
         else:
-            self.clinical_projection = None
-            fused = c.hidden_features
-        self.hpv_head = _mlp(fused, c.hidden_features, c.dropout)
-        self.risk_head = _mlp(fused, c.hidden_features, c.dropout)
+            self.lesion_normaliser = None
+        if c.linear:
+            self.image_projection = nn.LayerNorm(image_features) if c.uses_bottleneck else nn.Identity()
+            self.clinical_projection = nn.Identity() if c.use_clinical else None
+            fused = image_features + (N_CLINICAL_FEATURES if c.use_clinical else 0)
+            self.hpv_head, self.risk_head = _linear(fused), _linear(fused)
+        else:
+            self.image_projection = nn.Sequential(
+                nn.LayerNorm(image_features) if c.uses_bottleneck else nn.Identity(),
+                nn.Linear(image_features, c.hidden_features),
+                nn.LeakyReLU(0.01),
+                nn.Dropout(c.dropout),
+            )
+            if c.use_clinical:
+                self.clinical_projection = nn.Sequential(
+                    nn.Linear(N_CLINICAL_FEATURES, c.clinical_features),
+                    nn.LeakyReLU(0.01),
+                )
+                fused = c.hidden_features + c.clinical_features
+            else:
+                self.clinical_projection = None
+                fused = c.hidden_features
+            self.hpv_head = _mlp(fused, c.hidden_features, c.dropout)
+            self.risk_head = _mlp(fused, c.hidden_features, c.dropout)
         self.register_buffer("hpv_threshold", torch.tensor(0.5))
 
     def encode_clinical(self, clinical, batch_size: int, device: torch.device) -> torch.Tensor | None:
@@ -189,14 +276,26 @@ class HecktorHeads(nn.Module):
             )
         return clinical.to(device=device, dtype=torch.float32)
 
-    def forward(self, bottleneck: torch.Tensor, clinical=None,
-                pool_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """HPV logits and risks ``([B], [B])`` from the bottleneck feature map."""
+    def forward(self, bottleneck: torch.Tensor, clinical=None, pool_mask: torch.Tensor | None = None,
+                seg_logits: torch.Tensor | None = None,
+                image: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """HPV logits and risks ``([B], [B])`` from the bottleneck feature map and/or lesion statistics.
+
+        ``seg_logits`` (full-resolution segmentation logits) and ``image`` (the network input) are
+        required when the config uses lesion statistics.
+        """
         mask = pool_mask if self.config.masked_pooling else None
         # Heads run in fp32 even under autocast: the Cox loss exponentiates the risk.
         with torch.autocast(device_type=bottleneck.device.type, enabled=False):
-            pooled = pool_bottleneck(bottleneck.float(), mask)
-            features = self.image_projection(pooled)
+            parts = []
+            if self.config.uses_bottleneck:
+                parts.append(pool_bottleneck(bottleneck.float(), mask))
+            if self.config.uses_lesion_statistics:
+                if seg_logits is None or image is None:
+                    raise ValueError("these heads read lesion statistics: pass seg_logits and image")
+                stats = soft_lesion_statistics(seg_logits, image, self.config.pet_channel)
+                parts.append(self.lesion_normaliser(stats))
+            features = self.image_projection(torch.cat(parts, dim=1))
             encoded = self.encode_clinical(clinical, bottleneck.shape[0], bottleneck.device)
             if encoded is not None:
                 features = torch.cat([features, self.clinical_projection(encoded)], dim=1)
@@ -264,7 +363,8 @@ class HecktorMultiTaskNetwork(nn.Module):
         seg = self.decoder(skips)
         if not with_heads:
             return seg
-        hpv_logit, risk = self.hecktor_heads(skips[-1], clinical, pool_mask)
+        full_resolution = seg[0] if isinstance(seg, (list, tuple)) else seg
+        hpv_logit, risk = self.hecktor_heads(skips[-1], clinical, pool_mask, seg_logits=full_resolution, image=x)
         return seg, hpv_logit, risk
 
     def forward_with_heads(self, x: torch.Tensor, clinical=None, pool_mask: torch.Tensor | None = None):

@@ -58,6 +58,10 @@ def test_training_deploys_the_validated_swa_weights_as_checkpoint_final(tiny_mod
     assert summary["n_patients"] == len(val) and "SWA" in summary["weights"]
     assert summary["hpv"]["threshold"] == pytest.approx(float(final["network_weights"]["hecktor_heads.hpv_threshold"]))
     assert set(summary["rfs"]) >= {"c_index", "comparable_pairs"} and set(summary["hpv"]) >= {"auc", "balanced_accuracy"}
+    # a tiny fold has far too few negatives/events: the reliability block must say so
+    reliability = summary["reliability"]
+    assert reliability["hpv"]["n_patients"] <= len(val) and not reliability["rfs"]["enough"]
+    assert summary["warnings"] and reliability["bootstrap"]["unit"] == "patient"
     with open(fold / "validation_heads.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert sorted(r["PatientID"] for r in rows) == val

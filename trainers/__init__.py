@@ -33,6 +33,10 @@ _TRAINERS = {
     "HecktorSWATrainer_250epochs": "variants",
     "HecktorMultiTaskTrainerNoClinical": "variants",
     "HecktorMultiTaskTrainerNoSWA": "variants",
+    "HecktorMultiTaskTrainerLesionHeads": "benchmark_variants",
+    "HecktorMultiTaskTrainer_benchmark": "benchmark_variants",
+    "HecktorMultiTaskTrainerLesionHeads_benchmark": "benchmark_variants",
+    "HecktorSWATrainer_benchmark": "benchmark_variants",
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _TRAINERS, globals())

@@ -16,6 +16,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from nnunet_hecktor.fileio import atomic_path, write_json_atomic
+from nnunet_hecktor.metrics.bootstrap import (bootstrap_binary, bootstrap_c_index, percentile_interval,
+                                              resampling_weights)
 from nnunet_hecktor.metrics.classification import binary_metrics
 from nnunet_hecktor.metrics.survival import concordance_index
 from nnunet_hecktor.strict_json import json_safe
@@ -82,14 +84,98 @@ def survival_metrics(rfs: Sequence[float], relapse: Sequence[float], risk: Seque
             "n_events": int(e[known].sum())}
 
 
+#: Below these counts a head-validation figure is flagged as too few to mean anything: with fewer
+#: than 10 HPV negatives (or positives) one patient moves the specificity by > 10 points, and with
+#: fewer than 10 events / 100 comparable pairs a C-index's 95 % interval is typically wider than
+#: +-0.15 (the bootstrap interval is reported next to it either way).
+MIN_HPV_CLASS_SIZE = 10
+MIN_EVENTS = 10
+MIN_COMPARABLE_PAIRS = 100
+
+
+def head_validation_reliability(rows: Sequence[Mapping[str, Any]], threshold: float, n_bootstrap: int = 1000,
+                                level: float = 0.95, seed: int = 0) -> dict[str, Any]:
+    """Bootstrap intervals and the counts behind the head-validation figures, with a verdict.
+
+    Parameters
+    ----------
+    rows : sequence of mapping
+        One row per patient with ``hpv_true``, ``hpv_probability``, ``rfs_days``, ``relapse``
+        and ``risk`` (NaN = unknown), as written to ``validation_heads.csv``.
+    threshold : float
+        HPV decision threshold (positive when ``probability >= threshold``).
+    n_bootstrap, level, seed
+        Patient-level percentile bootstrap (:mod:`nnunet_hecktor.metrics.bootstrap`), resampling
+        the patients with a known target separately for HPV and for RFS.
+
+    Returns
+    -------
+    dict
+        ``hpv`` and ``rfs`` blocks: point figures, ``{metric}_ci`` intervals, the numbers of
+        patients, negatives/positives, events and comparable pairs, ``enough`` (bool) and
+        ``warning`` (a sentence, or None).
+    """
+    def column(name):
+        return np.array([float(r.get(name, math.nan)) if r.get(name) is not None else math.nan for r in rows],
+                        dtype=float)
+
+    y, prob = column("hpv_true"), column("hpv_probability")
+    t, e, risk = column("rfs_days"), column("relapse"), column("risk")
+    out: dict[str, Any] = {}
+    known = np.isfinite(y) & np.isfinite(prob)
+    hpv = hpv_metrics(y, prob, threshold)
+    block: dict[str, Any] = {"auc": hpv["auc"], "balanced_accuracy": hpv["balanced_accuracy"],
+                             "n_patients": hpv["n_known"], "n_positive": hpv["n_positive"],
+                             "n_negative": hpv["n_negative"]}
+    if known.any():
+        w = resampling_weights(int(known.sum()), n_bootstrap, seed)
+        reps = bootstrap_binary(y[known], (prob[known] >= threshold).astype(int), w, score=prob[known])
+        for name in ("auc", "balanced_accuracy"):
+            block[f"{name}_ci"] = percentile_interval(reps[name], level).to_dict()
+    smallest = min(hpv["n_positive"], hpv["n_negative"])
+    block["enough"] = bool(smallest >= MIN_HPV_CLASS_SIZE)
+    block["warning"] = None if block["enough"] else (
+        f"only {hpv['n_negative']} HPV-negative and {hpv['n_positive']} HPV-positive validation patients "
+        f"(< {MIN_HPV_CLASS_SIZE} in a class): the HPV figures are too few to mean anything")
+    out["hpv"] = block
+
+    surv = survival_metrics(t, e, risk)
+    block = {"c_index": surv["c_index"], "n_patients": surv["n_known"], "n_events": surv["n_events"],
+             "comparable_pairs": surv["comparable_pairs"]}
+    ok = np.isfinite(t) & np.isfinite(e) & np.isfinite(risk)
+    if ok.any():
+        w = resampling_weights(int(ok.sum()), n_bootstrap, seed + 1)
+        block["c_index_ci"] = percentile_interval(bootstrap_c_index(t[ok], e[ok].astype(int), risk[ok], w),
+                                                  level).to_dict()
+    block["enough"] = bool(surv["n_events"] >= MIN_EVENTS and surv["comparable_pairs"] >= MIN_COMPARABLE_PAIRS)
+    block["warning"] = None if block["enough"] else (
+        f"only {surv['n_events']} events and {surv['comparable_pairs']} comparable pairs among the validation "
+        f"patients (< {MIN_EVENTS} events or < {MIN_COMPARABLE_PAIRS} pairs): the C-index is too uncertain to "
+        "mean anything")
+    out["rfs"] = block
+    out["bootstrap"] = {"replicates": int(n_bootstrap), "level": float(level), "seed": int(seed),
+                        "unit": "patient"}
+    return out
+
+
 def write_validation_heads(output_folder: str | Path, rows: Iterable[Mapping[str, Any]],
                            summary: Mapping[str, Any]) -> tuple[Path, Path]:
     """Write ``validation_heads.json`` (summary) and ``validation_heads.csv`` (one row per patient).
 
-    Both files are written atomically into ``output_folder`` (the fold folder).
+    Both files are written atomically into ``output_folder`` (the fold folder). When the rows
+    carry the head outputs and targets, the summary gains a ``reliability`` block
+    (:func:`head_validation_reliability`: bootstrap intervals, counts, and a warning when they
+    are too few), and each warning is also listed under ``warnings``.
     """
     output_folder = Path(output_folder)
     rows = [dict(r) for r in rows]
+    summary = dict(summary)
+    needed = {"hpv_true", "hpv_probability", "rfs_days", "relapse", "risk"}
+    if rows and needed <= set(rows[0]) and "reliability" not in summary:
+        threshold = summary.get("hpv", {}).get("threshold", 0.5) if isinstance(summary.get("hpv"), Mapping) else 0.5
+        reliability = head_validation_reliability(rows, float(threshold))
+        summary["reliability"] = reliability
+        summary["warnings"] = [b["warning"] for b in (reliability["hpv"], reliability["rfs"]) if b["warning"]]
     csv_path = output_folder / VALIDATION_HEADS_CSV
     json_path = output_folder / VALIDATION_HEADS_JSON
     fields = list(rows[0]) if rows else ["PatientID"]

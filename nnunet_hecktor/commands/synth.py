@@ -30,8 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "flat: all files in OUT; task: one task folder's contents in OUT (see --task)")
     parser.add_argument("--task", type=int, choices=(1, 2, 3), default=1,
                         help="with --layout task: which task folder to write (default 1)")
-    parser.add_argument("--size", choices=("test", "benchmark"), default="test",
-                        help="test: CT ~32x32x23 voxels (default); benchmark: CT 512x512x~200, PET ~4 mm")
+    parser.add_argument("--size", choices=("test", "demo", "benchmark"), default="test",
+                        help="test: CT ~32x32x23 voxels (default); demo: real-size neck, CT ~46x46x57 at "
+                             "~3.5 mm (nodes ~5 voxels across); benchmark: CT 512x512x~200, PET ~4 mm")
+    parser.add_argument("--enriched", action="store_true",
+                        help="enrich HPV-negative patients (~30 %%) and relapses (~43 %%); every patient in "
+                             "all three tasks")
     parser.add_argument("--num-processes", type=int, default=1, help="patients generated in parallel (default 1)")
     parser.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
@@ -47,5 +51,5 @@ def run(args: argparse.Namespace) -> int:
         raise HecktorError("--num-processes must be at least 1")
     make_cohort(args.out, n_patients=args.patients, seed=args.seed, layout=args.layout, task=args.task,
                 size=args.size, num_processes=args.num_processes, progress=not args.quiet,
-                overwrite=args.overwrite)
+                overwrite=args.overwrite, enriched=args.enriched)
     return 0

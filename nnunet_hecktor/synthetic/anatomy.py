@@ -32,9 +32,6 @@ AIR, FAT, SOFT, BONE, MARROW, BRAIN, LUNG, TONSIL, SALIVARY, HEART, CANAL = rang
 TISSUE_HU = np.array([-1000, -100, 40, 900, 350, 35, -850, 45, 30, 40, 15], dtype=np.float32)
 _BASE_SUV = np.array([0.0, 0.35, 0.9, 0.5, 0.9, 0.0, 0.4, 0.0, 0.0, 0.0, 0.5], dtype=np.float32)
 
-#: Height (in t) of the top slice of the CT field of view, just above the vertex.
-_FOV_TOP_T = 1.04
-
 
 @dataclass(frozen=True)
 class BodyFrame:
@@ -59,7 +56,8 @@ class BodyFrame:
 
 
 def body_frame(patient: SyntheticPatient, preset: SizePreset, ct: Grid) -> BodyFrame:
-    """Place the patient's body in the CT field of view (vertex just below the top slice)."""
+    """Place the patient's body in the CT field of view (the top slice at height ``preset.fov_top_t``:
+    just above the vertex by default, lower for presets cropped to the neck)."""
     an = patient.anatomy
     cx = ct.origin[0] + (ct.size[0] - 1) * ct.spacing[0] / 2 + an["neck_shift_x_mm"] * preset.body_scale_xy
     cy = ct.origin[1] + (ct.size[1] - 1) * ct.spacing[1] / 2 + an["neck_shift_y_mm"] * preset.body_scale_xy
@@ -68,7 +66,7 @@ def body_frame(patient: SyntheticPatient, preset: SizePreset, ct: Grid) -> BodyF
     scale_a = preset.body_scale_xy * an["width_scale"]
     scale_b = preset.body_scale_xy * an["depth_scale"]
     return BodyFrame(
-        cx=cx, cy=cy, z0=z_top - _FOV_TOP_T * height, height=height,
+        cx=cx, cy=cy, z0=z_top - preset.fov_top_t * height, height=height,
         neck_a=NECK_HALF_WIDTH_MM * scale_a, neck_b=NECK_HALF_DEPTH_MM * scale_b,
         scale_xy=preset.body_scale_xy, scale_a=scale_a, scale_b=scale_b, lesion_scale=preset.lesion_scale,
         lesion_min_radius=preset.lesion_min_radius_vox * min(ct.spacing[:2]),

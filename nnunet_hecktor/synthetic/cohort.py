@@ -18,7 +18,7 @@ from nnunet_hecktor.strict_json import json_safe
 from nnunet_hecktor.synthetic import anatomy, writer
 from nnunet_hecktor.synthetic.geometry import draw_grids, size_preset
 from nnunet_hecktor.synthetic.patients import (
-    CENTRE_PROFILES, GENERATOR_VERSION, HPV_COEFFICIENTS, RISK_COEFFICIENTS, WEIBULL_SCALE_DAYS,
+    CENTRE_PROFILES, ENRICHMENT_ACCEPTANCE, GENERATOR_VERSION, HPV_COEFFICIENTS, RISK_COEFFICIENTS, WEIBULL_SCALE_DAYS,
     WEIBULL_SHAPE, SyntheticPatient, draw_patients, patient_rng,
 )
 
@@ -51,6 +51,7 @@ class CohortSummary:
     best_balanced_accuracy: float
     seconds: float = 0.0
     centres: dict[str, int] = field(default_factory=dict)
+    enriched: bool = False
 
     def summary_line(self) -> str:
         def fmt(value: float, spec: str) -> str:
@@ -58,7 +59,8 @@ class CohortSummary:
 
         per_task = ", ".join(f"Task {t}: {len(ids)}" for t, ids in sorted(self.patient_ids.items()))
         return (f"synthetic cohort: {self.n_patients} patients ({per_task}) from {len(self.centres)} centres, "
-                f"layout {self.layout}, size {self.size}, seed {self.seed}; relapse rate {fmt(self.event_rate, '.0%')}, "
+                f"layout {self.layout}, size {self.size}, seed {self.seed}{', enriched' if self.enriched else ''}; "
+                f"relapse rate {fmt(self.event_rate, '.0%')}, "
                 f"HPV+ {fmt(self.hpv_positive_rate, '.0%')}; best C-index {fmt(self.best_c_index, '.3f')}, "
                 f"best HPV balanced accuracy {fmt(self.best_balanced_accuracy, '.3f')}; {self.seconds:.1f} s "
                 f"-> {self.out_dir}")
@@ -159,7 +161,7 @@ def _best_achievable(surv: list[SyntheticPatient], hpv: list[SyntheticPatient]) 
     return result
 
 
-def _ground_truth(patients, seed, size, layout, task, best, rendered) -> dict[str, Any]:
+def _ground_truth(patients, seed, size, layout, task, best, rendered, enriched=False) -> dict[str, Any]:
     return {
         "description": ("Synthetic HECKTOR cohort ground truth. Never read by the pipeline. true_risk is the "
                         "linear predictor of the Weibull proportional-hazards model that drew RFS/Relapse "
@@ -170,6 +172,9 @@ def _ground_truth(patients, seed, size, layout, task, best, rendered) -> dict[st
                         "headline value), at 0.5, and at the threshold that is best on these labels (oracle)."),
         "generator_version": GENERATOR_VERSION,
         "seed": seed, "size": size, "layout": layout, "task": task,
+        "enriched": bool(enriched),
+        "enrichment_acceptance": ({f"hpv={h},relapse={r}": a for (h, r), a in ENRICHMENT_ACCEPTANCE.items()}
+                                  if enriched else None),
         "models": {
             "risk_coefficients": RISK_COEFFICIENTS, "weibull_shape": WEIBULL_SHAPE,
             "weibull_scale_days": WEIBULL_SCALE_DAYS, "hpv_coefficients": HPV_COEFFICIENTS,
@@ -182,7 +187,7 @@ def _ground_truth(patients, seed, size, layout, task, best, rendered) -> dict[st
 
 def make_cohort(out_dir, n_patients: int = 12, seed: int = 0, layout: str = "release", task: int | None = 1,
                 size: str = "test", num_processes: int = 1, progress: bool = True,
-                overwrite: bool = False) -> CohortSummary:
+                overwrite: bool = False, enriched: bool = False) -> CohortSummary:
     """Write a synthetic HECKTOR 2025 training cohort.
 
     Parameters
@@ -198,8 +203,10 @@ def make_cohort(out_dir, n_patients: int = 12, seed: int = 0, layout: str = "rel
         See :mod:`nnunet_hecktor.synthetic.writer`.
     task : int
         With ``layout="task"``: which task folder (1, 2 or 3) to write directly into ``out_dir``.
-    size : {"test", "benchmark"}
-        ``test``: CT ~32x32x23 voxels at ~4.8x4.8x6 mm, PET ~7.5 mm; ``benchmark``: CT 512x512x~200
+    size : {"test", "demo", "benchmark"}
+        ``test``: CT ~32x32x23 voxels at ~4.8x4.8x6 mm, PET ~7.5 mm (shrunk anatomy, nodes 2-3
+        voxels across); ``demo``: real-size anatomy cropped to the neck, CT ~46x46x57 at
+        ~3.5x3.5x4 mm, PET ~4.5 mm (nodes ~5 voxels across); ``benchmark``: CT 512x512x~200
         at ~1x1x3 mm (int16 HU), PET ~4 mm (float32 SUV).
     num_processes : int
         Patients rendered in parallel.
@@ -207,6 +214,9 @@ def make_cohort(out_dir, n_patients: int = 12, seed: int = 0, layout: str = "rel
         Show a tqdm progress bar and print the summary line.
     overwrite : bool
         Allow writing into a non-empty ``out_dir`` (files of the same name are replaced).
+    enriched : bool
+        Enrich HPV-negative patients and relapses and put every patient in all three tasks (see
+        :func:`nnunet_hecktor.synthetic.draw_patients`).
 
     Returns
     -------
@@ -224,7 +234,7 @@ def make_cohort(out_dir, n_patients: int = 12, seed: int = 0, layout: str = "rel
     if writer.is_nonempty_dir(out_dir) and not overwrite:
         raise HecktorError(f"{out_dir} is not empty; choose an empty folder or pass overwrite=True (--overwrite)")
 
-    cohort = draw_patients(n_patients, seed)
+    cohort = draw_patients(n_patients, seed, enriched=enriched)
     written = cohort if layout == "flat" else [p for p in cohort if set(p.tasks) & set(tasks)]
     jobs = [(p, writer.patient_files(p, out_dir, layout, task)) for p in written]
 
@@ -260,7 +270,7 @@ def make_cohort(out_dir, n_patients: int = 12, seed: int = 0, layout: str = "rel
     best = _best_achievable(surv, hpv)
     gt_path = out_dir / writer.GROUND_TRUTH_NAME
     write_json_atomic(gt_path, json_safe(_ground_truth(written, seed, size, layout, task if layout == "task" else None,
-                                             best, rendered)))
+                                             best, rendered, enriched)))
 
     shown_tasks = (1, 2, 3) if layout == "flat" else tasks
     centres: dict[str, int] = {}
@@ -277,7 +287,7 @@ def make_cohort(out_dir, n_patients: int = 12, seed: int = 0, layout: str = "rel
         hpv_positive_rate=float(np.mean([p.hpv for p in hpv])) if hpv else float("nan"),
         best_c_index=float(best.get("c_index_true_risk", float("nan"))),
         best_balanced_accuracy=float(best.get("balanced_accuracy_at_prevalence", float("nan"))),
-        seconds=time.perf_counter() - start, centres=dict(sorted(centres.items())),
+        seconds=time.perf_counter() - start, centres=dict(sorted(centres.items())), enriched=enriched,
     )
     if progress:
         print(summary.summary_line())

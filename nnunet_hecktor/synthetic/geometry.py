@@ -81,6 +81,9 @@ class SizePreset:
     lesion_min_radius_vox: float
     pet_fwhm_scale: float
     z_chunk: int  # slices rendered at once (bounds memory at benchmark size)
+    #: Height (in t, 0 = upper thorax, 1 = vertex) of the top CT slice: 1.04 shows the whole head;
+    #: lower values crop the field of view to the neck (the body is placed lower in the grid).
+    fov_top_t: float = 1.04
 
 
 SIZE_PRESETS: dict[str, SizePreset] = {
@@ -96,11 +99,28 @@ SIZE_PRESETS: dict[str, SizePreset] = {
         dose_spacing=2.5, body_scale_xy=1.0, body_scale_z=1.0, lesion_scale=1.0, lesion_min_radius_vox=1.5,
         pet_fwhm_scale=1.0, z_chunk=16,
     ),
+    # Real-size anatomy and lesions (as "benchmark") on a field of view cropped to the neck: from the
+    # skull base with a little brain (t = 0.78) down to below the lowest node level (t ~ 0.22), ~160 mm
+    # wide, at ~3.5 mm voxels. A node of the median radius (8.5 mm, 17 mm across) is ~5 voxels across,
+    # the smallest (10 mm) ~3; the primary (~28 mm) ~8. 46x46x~57 voxels: CPU training stays feasible.
+    "demo": SizePreset(
+        name="demo", ct_size_xy=(45, 47), ct_size_z=(56, 58), ct_spacing_xy=(3.4, 3.6),
+        ct_spacing_z=(4.0,), pet_spacing_xy=(4.0, 5.0), pet_spacing_z=(4.0, 5.0), dose_spacing=5.0,
+        body_scale_xy=1.0, body_scale_z=1.0, lesion_scale=1.0, lesion_min_radius_vox=1.0,
+        pet_fwhm_scale=1.0, z_chunk=64, fov_top_t=0.78,
+    ),
 }
+
+#: Presets whose geometry constrains where nodes may be placed (:mod:`~nnunet_hecktor.synthetic.lesions`).
+#: Only "test" and "benchmark", so adding a preset never changes what an existing seed draws. A new
+#: preset must be implied by them: "demo" uses the "benchmark" body and lesion scales (same
+#: neck-containment check, its minimum radius 1 voxel <= the smallest node semi-axis, 4 mm) and its
+#: voxel diagonal (6.4 mm) is below the separation that "test" enforces in real mm (>= 12 mm).
+PLACEMENT_PRESETS: tuple[str, ...] = ("test", "benchmark")
 
 
 def size_preset(name: str) -> SizePreset:
-    """Return the :class:`SizePreset` called ``name`` (``"test"`` or ``"benchmark"``)."""
+    """Return the :class:`SizePreset` called ``name`` (``"test"``, ``"demo"`` or ``"benchmark"``)."""
     try:
         return SIZE_PRESETS[name]
     except KeyError:

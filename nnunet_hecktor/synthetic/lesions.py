@@ -17,7 +17,7 @@ import numpy as np
 
 from nnunet_hecktor.synthetic.geometry import (
     CANONICAL_HEIGHT_MM, NECK_HALF_DEPTH_MM, NECK_HALF_WIDTH_MM, PROFILE_A_MM, PROFILE_B_MM, PROFILE_T,
-    SIZE_PRESETS, SizePreset,
+    PLACEMENT_PRESETS, SIZE_PRESETS, SizePreset,
 )
 
 
@@ -86,7 +86,7 @@ def _first_fitting_node(candidates: np.ndarray, radii_mm, shape_terms, others: l
     label 2, at every size preset.
     """
     ok = np.ones(len(candidates), dtype=bool)
-    for preset in SIZE_PRESETS.values():
+    for preset in (SIZE_PRESETS[name] for name in PLACEMENT_PRESETS):
         gap = math.sqrt(2 * preset.ct_spacing_xy[1] ** 2 + max(preset.ct_spacing_z) ** 2)
         centres, radius = _bounding_spheres(preset, anatomy, candidates, radii_mm, shape_terms)
         for other in others:

@@ -344,11 +344,20 @@ def draw_patient(seed: int, index: int, patient_id: str, centre: str, tasks: tup
     )
 
 
-def draw_patients(n_patients: int, seed: int = 0) -> list[SyntheticPatient]:
+#: Enriched cohorts (``draw_patients(..., enriched=True)``): probability of keeping a drawn patient,
+#: by (HPV status, relapse). Base rates are ~12 % HPV negative and ~25 % relapse (too few negatives
+#: and events to judge a model on a few hundred patients); keeping every HPV-negative patient, 60 %
+#: of HPV-positive relapses and 25 % of HPV-positive non-relapses gives ~30 % HPV negative and
+#: ~43 % relapse. Selection is on the drawn outcome, so within the cohort the true HPV probability
+#: still ranks patients but is no longer calibrated.
+ENRICHMENT_ACCEPTANCE: dict[tuple[int, int], float] = {(0, 0): 1.0, (0, 1): 1.0, (1, 1): 0.60, (1, 0): 0.25}
+
+
+def draw_patients(n_patients: int, seed: int = 0, enriched: bool = False) -> list[SyntheticPatient]:
     """Draw the parameters and outcomes of a synthetic cohort without rendering images.
 
-    This is the fast path for prognosis benchmarks: the same ``(n_patients, seed)`` gives the
-    same patients as :func:`nnunet_hecktor.synthetic.make_cohort` writes.
+    This is the fast path for prognosis benchmarks: the same ``(n_patients, seed, enriched)`` gives
+    the same patients as :func:`nnunet_hecktor.synthetic.make_cohort` writes.
 
     Parameters
     ----------
@@ -356,6 +365,11 @@ def draw_patients(n_patients: int, seed: int = 0) -> list[SyntheticPatient]:
         Number of patients (all tasks together).
     seed : int
         Cohort seed; each patient has its own generator seeded from ``(seed, index)``.
+    enriched : bool
+        Enrich HPV-negative patients and relapses (see :data:`ENRICHMENT_ACCEPTANCE`: ~30 % HPV
+        negative, ~43 % relapse) and put every patient in all three tasks (label, outcome and HPV
+        status; values still go missing at the usual rates). The patients are those kept, in index
+        order, from a larger cohort of the same seed (so their ids have gaps).
 
     Returns
     -------
@@ -364,6 +378,8 @@ def draw_patients(n_patients: int, seed: int = 0) -> list[SyntheticPatient]:
     """
     if n_patients < 1:
         raise ValueError("n_patients must be at least 1")
+    if enriched:
+        return _enriched_patients(n_patients, seed)
     rng = _cohort_rng(seed)
     centres = assign_centres(n_patients, rng)
     ids = assign_patient_ids(centres, rng)
@@ -374,6 +390,23 @@ def draw_patients(n_patients: int, seed: int = 0) -> list[SyntheticPatient]:
     if task2 and not any(planning):
         planning[task2[0]] = True
     return [draw_patient(seed, i, ids[i], centres[i], tasks[i], planning[i]) for i in range(n_patients)]
+
+
+def _enriched_patients(n_patients: int, seed: int) -> list[SyntheticPatient]:
+    """The first ``n_patients`` kept (:data:`ENRICHMENT_ACCEPTANCE`) from a pool of the same seed."""
+    from dataclasses import replace
+
+    kept_share = 0.40  # expected share kept at the base rates; the pool is sized with a margin
+    pool_size = int(math.ceil(n_patients / kept_share * 1.3)) + 10
+    while True:  # deterministic: the pool size depends only on n_patients
+        kept = []
+        for patient in draw_patients(pool_size, seed):
+            accept = ENRICHMENT_ACCEPTANCE[(patient.hpv, patient.relapse)]
+            if patient_rng(seed, patient.index, 6).random() < accept:
+                kept.append(replace(patient, tasks=(1, 2, 3)))
+                if len(kept) == n_patients:
+                    return kept
+        pool_size *= 2
 
 
 def patients_table(patients: list[SyntheticPatient], recorded: bool = True):
