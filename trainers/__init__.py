@@ -32,6 +32,7 @@ _TRAINERS = {
     "HecktorSWATrainer_250epochs": "variants",
     "HecktorMultiTaskTrainerNoClinical": "variants",
     "HecktorMultiTaskTrainerNoSWA": "variants",
+    "HecktorMultiTaskTrainer_demo": "variants",
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _TRAINERS, globals())

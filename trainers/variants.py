@@ -86,3 +86,38 @@ class HecktorMultiTaskTrainerNoSWA(HecktorMultiTaskTrainer):
     """No stochastic weight averaging (ablation); no checkpoint_swa.pth."""
 
     swa_enabled = False
+
+
+class _DemoSchedule:
+    """Mixin: the demo's CPU schedule (``demo_epochs`` x 50 iterations, 5 validation iterations).
+
+    ``demo_epochs`` is a class attribute so the demo can show an epoch progress bar without
+    building the trainer.
+    """
+
+    demo_epochs = 40
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.num_epochs = self.demo_epochs
+        self.num_iterations_per_epoch = 50
+        self.num_val_iterations_per_epoch = 5
+
+
+class _AllForeground:
+    """Mixin: every training patch is centred on foreground (nnU-Net's default: a third).
+
+    On the demo's small CPU budget a patch of background teaches the network little it does
+    not learn from the background around a lesion; with lesions in every patch the
+    segmentation leaves the all-background plateau sooner (see docs/demo.md).
+    """
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.oversample_foreground_percent = 1.0
+
+
+class HecktorMultiTaskTrainer_demo(_DemoSchedule, _AllForeground, HecktorMultiTaskTrainer):
+    """The demo's recipe: multi-task trainer, all-foreground patches, 40 x 50 iterations, SWA."""
