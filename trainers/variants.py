@@ -89,13 +89,13 @@ class HecktorMultiTaskTrainerNoSWA(HecktorMultiTaskTrainer):
 
 
 class _DemoSchedule:
-    """Mixin: the demo's CPU schedule (``demo_epochs`` x 50 iterations, 5 validation iterations).
+    """Mixin: the demo's CPU schedule (``demo_epochs`` = 20 x 50 iterations, 5 validation iterations).
 
     ``demo_epochs`` is a class attribute so the demo can show an epoch progress bar without
     building the trainer.
     """
 
-    demo_epochs = 40
+    demo_epochs = 20
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -120,4 +120,4 @@ class _AllForeground:
 
 
 class HecktorMultiTaskTrainer_demo(_DemoSchedule, _AllForeground, HecktorMultiTaskTrainer):
-    """The demo's recipe: multi-task trainer, all-foreground patches, 40 x 50 iterations, SWA."""
+    """The demo's recipe: multi-task trainer, all-foreground patches, 20 x 50 iterations, SWA."""

@@ -291,6 +291,12 @@ def write_report(output: str | os.PathLike, new_dataset: str | os.PathLike, new_
     roc = [plot_hpv_roc(curves, folder / "hpv_roc.png")] if curves else []
     images += roc
 
+    progress = []
+    if model_dir is not None and (Path(model_dir) / "fold_0" / "progress.png").is_file():
+        shutil.copyfile(Path(model_dir) / "fold_0" / "progress.png", folder / "training_progress.png")
+        progress = [folder / "training_progress.png"]
+    images += progress
+
     table_md = markdown_table(rows)
     lines = comparisons(rows)
     counts_text = ", ".join(f"{k.replace('_', ' ')}: {v:.3g}" if isinstance(v, float) else f"{k.replace('_', ' ')}: {v}"
@@ -307,6 +313,8 @@ def write_report(output: str | os.PathLike, new_dataset: str | os.PathLike, new_
     section("Relapse-free survival by predicted risk",
             "Kaplan-Meier curves of the new patients split at the median predicted risk, with the log-rank p.", km)
     section("HPV status", "ROC curves of the predicted HPV probability (scikit-learn).", roc)
+    section("Training", "nnU-Net's training curves of fold 0 (losses, pseudo Dice on the fold's validation "
+                        "patches, learning rate, epoch time).", progress)
     time_rows = "\n".join(f"| {name} | {_duration(s)} |" for name, s in step_seconds.items())
     total = sum(step_seconds.values())
     section("Time of each step", f"| step | time |\n|---|---|\n{time_rows}\n| **total** | **{_duration(total)}** |")
