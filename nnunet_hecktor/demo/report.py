@@ -142,7 +142,7 @@ def plot_dice_comparison(series: Mapping[str, tuple[list[float], list[float]]], 
                              (axes[1], 1, "GTVn Dice per patient (GTVn in truth or prediction)")):
         names = list(series)
         data = [[v for v in series[n][index] if not math.isnan(v)] for n in names]
-        ax.boxplot(data, vert=False, widths=0.5, showfliers=False)
+        ax.boxplot(data, orientation="horizontal", widths=0.5, showfliers=False)
         rng = np.random.default_rng(0)
         for i, values in enumerate(data, start=1):
             ax.plot(values, i + rng.uniform(-0.15, 0.15, len(values)), ".", alpha=0.45, ms=4)
