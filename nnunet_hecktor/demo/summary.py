@@ -24,6 +24,15 @@ COLUMNS: tuple[tuple[str, str, str, str], ...] = (
     ("hpv_ba", "HPV balanced accuracy", "task3", "balanced_accuracy"),
 )
 MODEL_ROW = "model"
+#: The figures each baseline is meant to give (the 40 % SUVmax rule draws no nodes, so its GTVn
+#: figures would be zeros by construction, not a result).
+BASELINE_FIGURES: dict[str, tuple[str, ...]] = {
+    "pet_suvmax40": ("gtvp_dice",),
+    "pet_suv2.5": ("gtvp_dice", "gtvn_dice_agg", "gtvn_f1_agg"),
+    "clinical_only": ("c_index", "hpv_auc", "hpv_ba"),
+    "pet_volume": ("c_index",),
+    "ceiling": ("c_index", "hpv_auc", "hpv_ba"),
+}
 
 
 def _value(metrics: dict, block: str, key: str) -> float | None:
@@ -41,9 +50,11 @@ def _ci(metrics: dict, block: str, key: str) -> list | None:
 def table_row(name: str, description: str, metrics: dict) -> dict[str, Any]:
     """One table row: ``{"name", "description", <column key>: value or None, "<key>_ci": [lo, hi] or None}``."""
     row: dict[str, Any] = {"name": name, "description": description}
+    shown = BASELINE_FIGURES.get(name)
     for column, _, block, key in COLUMNS:
-        row[column] = _value(metrics, block, key)
-        row[f"{column}_ci"] = _ci(metrics, block, key)
+        applies = shown is None or column in shown
+        row[column] = _value(metrics, block, key) if applies else None
+        row[f"{column}_ci"] = _ci(metrics, block, key) if applies else None
     return row
 
 
