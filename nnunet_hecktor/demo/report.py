@@ -206,6 +206,20 @@ def _html_table(rows: list[dict[str, Any]]) -> str:
     return f"<table><tr><th>model or rule</th>{head}</tr>{''.join(body)}</table>"
 
 
+def _step_cpu_seconds(output: Path) -> dict[str, float]:
+    """CPU seconds of each completed step, from the steps' done-markers."""
+    import json
+
+    from nnunet_hecktor.demo.steps import STEPS_FOLDER
+
+    found = {}
+    for marker in (output / STEPS_FOLDER).glob("*.json"):
+        value = json.loads(marker.read_text()).get("cpu_seconds")
+        if value is not None:
+            found[marker.stem] = float(value)
+    return found
+
+
 def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
 
@@ -315,12 +329,19 @@ def write_report(output: str | os.PathLike, new_dataset: str | os.PathLike, new_
     section("HPV status", "ROC curves of the predicted HPV probability (scikit-learn).", roc)
     section("Training", "nnU-Net's training curves of fold 0 (losses, pseudo Dice on the fold's validation "
                         "patches, learning rate, epoch time).", progress)
-    time_rows = "\n".join(f"| {name} | {_duration(s)} |" for name, s in step_seconds.items())
+    cpu = _step_cpu_seconds(output)
+    cpu_text = {name: (_duration(cpu[name]) if name in cpu else "–") for name in step_seconds}
+    time_rows = "\n".join(f"| {name} | {_duration(s)} | {cpu_text[name]} |" for name, s in step_seconds.items())
     total = sum(step_seconds.values())
-    section("Time of each step", f"| step | time |\n|---|---|\n{time_rows}\n| **total** | **{_duration(total)}** |")
-    sections_html[-1] += "<table><tr><th>step</th><th>time</th></tr>" + "".join(
-        f"<tr><td>{html.escape(n)}</td><td>{_duration(s)}</td></tr>" for n, s in step_seconds.items()) + \
-        f"<tr><td><b>total</b></td><td><b>{_duration(total)}</b></td></tr></table>"
+    total_cpu = _duration(sum(cpu.get(n, 0.0) for n in step_seconds)) if cpu else "–"
+    section("Time of each step",
+            "Wall time and CPU time (this process and nnU-Net's) of each step; on a shared machine the CPU "
+            f"time is the better measure of the cost.\n\n| step | wall | CPU |\n|---|---|---|\n{time_rows}\n"
+            f"| **total** | **{_duration(total)}** | **{total_cpu}** |")
+    sections_html[-1] += "<table><tr><th>step</th><th>wall</th><th>CPU</th></tr>" + "".join(
+        f"<tr><td>{html.escape(n)}</td><td>{_duration(s)}</td><td>{cpu_text[n]}</td></tr>"
+        for n, s in step_seconds.items()) + \
+        f"<tr><td><b>total</b></td><td><b>{_duration(total)}</b></td><td><b>{total_cpu}</b></td></tr></table>"
 
     where = f"Model: {model_dir}. New patients: {new_source or new_dataset}."
     markdown = "# nnunet-hecktor demo report\n\n" + where + "\n\n" + "".join(sections_md)

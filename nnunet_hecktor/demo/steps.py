@@ -8,6 +8,7 @@ while completed steps are skipped.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import time
@@ -34,6 +35,7 @@ class StepRunner:
     output: Path
     order: list[str]
     seconds: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
     resumed: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
     ran_earlier: bool = False
@@ -54,6 +56,8 @@ class StepRunner:
         if marker.is_file():
             stored = json.loads(marker.read_text())
             self.seconds[name] = float(stored["seconds"])
+            if stored.get("cpu_seconds") is not None:
+                self.cpu_seconds[name] = float(stored["cpu_seconds"])
             self.info[name] = stored.get("info")
             self.resumed.append(name)
             print(f"{prefix}: already complete ({stored['seconds']:.0f} s in an earlier run), skipped", flush=True)
@@ -61,16 +65,24 @@ class StepRunner:
         print(f"{prefix}: {description}", flush=True)
         for later in self.order[self.order.index(name) + 1:]:
             self.marker(later).unlink(missing_ok=True)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), _cpu_seconds()
         value = fn()
         seconds = round(time.perf_counter() - start, 1)
-        self.seconds[name] = seconds
+        # CPU time of this process and its finished children (nnU-Net): on a shared machine it says
+        # more about the step's cost than the wall time does.
+        cpu = round(_cpu_seconds() - cpu_start, 1)
+        self.seconds[name], self.cpu_seconds[name] = seconds, cpu
         self.info[name] = value if _is_jsonable(value) else None
-        write_json_atomic(marker, {"step": name, "seconds": seconds, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                                   "info": self.info[name]})
-        print(f"{prefix}: done in {_duration(seconds)}", flush=True)
+        write_json_atomic(marker, {"step": name, "seconds": seconds, "cpu_seconds": cpu,
+                                   "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "info": self.info[name]})
+        print(f"{prefix}: done in {_duration(seconds)} (CPU {_duration(cpu)})", flush=True)
         self.ran_earlier = True
         return value
+
+
+def _cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def _is_jsonable(value: Any) -> bool:
