@@ -214,7 +214,8 @@ def run_demo(output: str | os.PathLike, patients: int = DEMO_PATIENTS, test_pati
     result.table = read_summary_table(output)
     result.report = output / "report" / "report.html"
     summary = {"dataset": result.dataset_name, "model": str(result.model_dir), "trainer": trainer,
-               "seconds_per_step": result.steps, "cpu_seconds_per_step": steps.cpu_seconds, "resumed_steps": result.resumed, "table": result.table,
+               "seconds_per_step": result.steps, "cpu_seconds_per_step": steps.cpu_seconds,
+               "resumed_steps": result.resumed, "table": result.table,
                "report": str(result.report), "steps": steps.info}
     from nnunet_hecktor.fileio import write_json_atomic
 

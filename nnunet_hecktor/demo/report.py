@@ -21,7 +21,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from nnunet_hecktor import schema
-from nnunet_hecktor.demo.summary import COLUMNS, MODEL_ROW, cohort_counts, comparisons, markdown_table, read_summary_table
+from nnunet_hecktor.demo.summary import (
+    COLUMNS, MODEL_ROW, cohort_counts, comparisons, markdown_table, read_summary_table,
+)
 from nnunet_hecktor.fileio import atomic_path, write_text_atomic
 
 REPORT_FOLDER = "report"
@@ -111,7 +113,8 @@ def plot_overlay(ct_path: Path, pet_path: Path, label_path: Path, prediction_pat
     for ax, background, cmap, window, name in ((axes[0], ct[z], "gray", CT_WINDOW, "CT"),
                                                (axes[1], pet[z], "hot", PET_RANGE, "PET (SUV 0-10)")):
         ax.imshow(background, cmap=cmap, vmin=window[0], vmax=window[1], extent=extent, interpolation="nearest")
-        for mask, colour, style in ((gt[z] == schema.GTVP, "#2ca02c", "solid"), (gt[z] == schema.GTVN, "#17becf", "solid"),
+        for mask, colour, style in ((gt[z] == schema.GTVP, "#2ca02c", "solid"),
+                                    (gt[z] == schema.GTVN, "#17becf", "solid"),
                                     (pred[z] == schema.GTVP, "#d62728", "dashed"),
                                     (pred[z] == schema.GTVN, "#e377c2", "dashed")):
             if mask.any():
@@ -199,7 +202,8 @@ def _html_table(rows: list[dict[str, Any]]) -> str:
         cells = []
         for column, _, _, _ in COLUMNS:
             value, ci = row[column], row.get(f"{column}_ci") if row["name"] == MODEL_ROW else None
-            text = "–" if value is None else f"{value:.3f}" + (f" <small>[{ci[0]:.2f}, {ci[1]:.2f}]</small>" if ci else "")
+            interval = f" <small>[{ci[0]:.2f}, {ci[1]:.2f}]</small>" if ci else ""
+            text = "–" if value is None else f"{value:.3f}{interval}"
             cells.append(f"<td>{text}</td>")
         style = ' class="model"' if row["name"] == MODEL_ROW else ""
         body.append(f"<tr{style}><td>{html.escape(row['description'])}</td>{''.join(cells)}</tr>")
@@ -257,7 +261,8 @@ def write_report(output: str | os.PathLike, new_dataset: str | os.PathLike, new_
 
     def section(title: str, text: str = "", pictures: list[Path] = ()) -> None:
         sections_md.append(f"## {title}\n\n{text}\n\n" + "".join(f"![{p.stem}]({p.name})\n\n" for p in pictures))
-        body = "".join(f"<p>{html.escape(line)}</p>" for line in text.split("\n\n") if line and not line.startswith("|"))
+        body = "".join(f"<p>{html.escape(line)}</p>" for line in text.split("\n\n")
+                       if line and not line.startswith("|"))
         sections_html.append(f"<h2>{html.escape(title)}</h2>{body}" +
                              "".join(f'<img src="{p.name}" alt="{p.stem}">' for p in pictures))
 
@@ -275,9 +280,10 @@ def write_report(output: str | os.PathLike, new_dataset: str | os.PathLike, new_
 
     # Dice distributions: model and PET rules.
     series = {}
+    baselines = output / "baselines"
     for name, csv_path in (("model", output / "evaluation" / "per_patient.csv"),
-                           ("PET 40 % SUVmax", output / "baselines" / "pet_suvmax40" / "evaluation" / "per_patient.csv"),
-                           ("PET SUV > 2.5", output / "baselines" / "pet_suv2.5" / "evaluation" / "per_patient.csv")):
+                           ("PET 40 % SUVmax", baselines / "pet_suvmax40" / "evaluation" / "per_patient.csv"),
+                           ("PET SUV > 2.5", baselines / "pet_suv2.5" / "evaluation" / "per_patient.csv")):
         data = _read_rows(csv_path)
         if data:
             series[name] = ([_float(r.get("gtvp_dice")) for r in data], [_float(r.get("gtvn_dice")) for r in data])
@@ -297,8 +303,8 @@ def write_report(output: str | os.PathLike, new_dataset: str | os.PathLike, new_
     # HPV ROC: model, clinical only, ceiling.
     curves = {}
     for name, csv_path in (("model", output / "evaluation" / "per_patient.csv"),
-                           ("clinical only", output / "baselines" / "clinical_only" / "evaluation" / "per_patient.csv"),
-                           ("ceiling (true probability)", output / "baselines" / "ceiling" / "evaluation" / "per_patient.csv")):
+                           ("clinical only", baselines / "clinical_only" / "evaluation" / "per_patient.csv"),
+                           ("ceiling (true probability)", baselines / "ceiling" / "evaluation" / "per_patient.csv")):
         found = _hpv_series(csv_path)
         if found is not None:
             curves[name] = found

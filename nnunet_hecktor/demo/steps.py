@@ -122,8 +122,8 @@ def run_nnunet_with_progress(name: str, args: Sequence[str], env: Mapping[str, s
     with log_file.open("w", encoding="utf-8") as log, tqdm(total=total, desc=name, unit=unit) as bar:
         log.write(f"$ {' '.join(cmd)}\n")
         # Unbuffered: nnU-Net's prints reach the pipe (and the bar) as they happen, not in 8 kB blocks.
-        process = subprocess.Popen(cmd, env={**env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                   bufsize=1)
+        process = subprocess.Popen(cmd, env={**env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True, bufsize=1)
         assert process.stdout is not None
         for raw in process.stdout:
             log.write(raw)
