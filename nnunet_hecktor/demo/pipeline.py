@@ -155,8 +155,11 @@ def run_demo(output: str | os.PathLike, patients: int = DEMO_PATIENTS, test_pati
         args = [str(dataset_id), DEMO_CONFIGURATION, "0", "-tr", trainer, "-p", DEMO_PLANS, "-device", device]
         if steps.ran_earlier:
             fresh(result.model_dir)  # trained on data that has just been remade
-        elif (result.model_dir / "fold_0" / "checkpoint_latest.pth").is_file():
-            args.append("--c")  # an interrupted training continues from its last checkpoint
+        elif any((result.model_dir / "fold_0" / name).is_file()
+                 for name in ("checkpoint_final.pth", "checkpoint_latest.pth")):
+            # An interrupted training continues from its last checkpoint (nnU-Net's --c; after the
+            # last epoch only the end-of-training steps are redone).
+            args.append("--c")
         run_nnunet_with_progress("nnUNetv2_train", args, env, output / "logs" / "train_fold0.log",
                                  total=_trainer_epochs(trainer), unit="epoch", kind="train")
         return {"model": str(result.model_dir)}
