@@ -42,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
+
+from nnunet_hecktor.checkpoints import FINAL_CHECKPOINT
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TRAINERS = ("HecktorSWATrainer_benchmark", "HecktorMultiTaskTrainer_benchmark",
                     "HecktorMultiTaskTrainerLesionHeads_benchmark")
@@ -144,7 +146,7 @@ def train_and_predict(trainer: str, plans: str, args, env: dict, cohorts: dict, 
     model_dir = Path(env["nnUNet_results"]) / dataset_name / f"{trainer}__{plans}__{CONFIGURATION}"
     train_env = {**env, "NNUNET_HECKTOR_EPOCHS": str(args.epochs), "NNUNET_HECKTOR_ITERATIONS": str(args.iterations),
                  "NNUNET_HECKTOR_VAL_ITERATIONS": str(args.val_iterations)}
-    if not (model_dir / "fold_0" / "checkpoint_final.pth").is_file():
+    if not (model_dir / "fold_0" / FINAL_CHECKPOINT).is_file():
         clock(f"train {trainer}", lambda: run_nnunet(
             "nnUNetv2_train", [str(cohorts["train"]["dataset_id"]), CONFIGURATION, "0", "-tr", trainer, "-p", plans,
                                "-device", args.device], train_env, work / "logs" / f"train_{trainer}.log"))
@@ -350,7 +352,8 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--iterations", type=int, default=50, help="training iterations per epoch")
     parser.add_argument("--val-iterations", type=int, default=5)
-    parser.add_argument("--checkpoint", default="checkpoint_swa.pth")
+    parser.add_argument("--checkpoint", default=None,
+                        help="checkpoint file (default: the deployed, validated weights)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--num-processes", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1, help="torch threads for prediction")

@@ -33,6 +33,7 @@ _TRAINERS = {
     "HecktorSWATrainer_250epochs": "variants",
     "HecktorMultiTaskTrainerNoClinical": "variants",
     "HecktorMultiTaskTrainerNoSWA": "variants",
+    "HecktorMultiTaskTrainer_demo": "variants",
     "HecktorMultiTaskTrainerLesionHeads": "benchmark_variants",
     "HecktorMultiTaskTrainer_benchmark": "benchmark_variants",
     "HecktorMultiTaskTrainerLesionHeads_benchmark": "benchmark_variants",

@@ -17,13 +17,16 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
+
 from nnunet_hecktor.errors import HecktorError
 from nnunet_hecktor.fileio import write_json_atomic
 
 
 def write_small_plans(preprocessed_dataset_folder: str | os.PathLike, source_plans: str = "nnUNetPlans",
                       target_plans: str = "nnUNetPlansTiny", base_features: int = 8, max_features: int = 32,
-                      configurations: tuple[str, ...] | None = None) -> Path:
+                      configurations: tuple[str, ...] | None = None,
+                      patch_size: tuple[int, ...] | None = None, batch_size: int | None = None) -> Path:
     """Write ``<target_plans>.json``: ``source_plans`` with narrower U-Nets.
 
     Parameters
@@ -38,6 +41,12 @@ def write_small_plans(preprocessed_dataset_folder: str | os.PathLike, source_pla
         Cap of the feature count.
     configurations : tuple of str, optional
         Configurations to narrow (default: all that define an architecture).
+    patch_size : tuple of int, optional
+        Patch size (z, y, x) of the narrowed 3D configurations instead of the planned one: smaller
+        patches make CPU iterations cheaper. Each size must be divisible by the network's total
+        stride along that axis.
+    batch_size : int, optional
+        Batch size of the narrowed configurations instead of the planned one.
 
     Returns
     -------
@@ -60,6 +69,16 @@ def write_small_plans(preprocessed_dataset_folder: str | os.PathLike, source_pla
             continue
         n = len(kwargs["features_per_stage"])
         kwargs["features_per_stage"] = [min(base_features * 2 ** s, max_features) for s in range(n)]
+        if patch_size is not None and len(config.get("patch_size", ())) == len(patch_size):
+            strides = kwargs.get("strides") or [[1] * len(patch_size)]
+            total = [int(t) for t in np.prod(np.array(strides), axis=0)]
+            bad = [f"{p} (stride {t})" for p, t in zip(patch_size, total) if p % t]
+            if bad:
+                raise HecktorError(f"patch size {tuple(patch_size)} of {name}: not divisible by the network's "
+                                   f"total stride: {', '.join(bad)}")
+            config["patch_size"] = [int(p) for p in patch_size]
+        if batch_size is not None:
+            config["batch_size"] = int(batch_size)
         # Keep the original data (not re-preprocessed under the new plans name).
         if "data_identifier" in config:
             config["data_identifier"] = plans["configurations"][name]["data_identifier"]
