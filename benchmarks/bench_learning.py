@@ -42,8 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
-
 from nnunet_hecktor.checkpoints import FINAL_CHECKPOINT
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TRAINERS = ("HecktorSWATrainer_benchmark", "HecktorMultiTaskTrainer_benchmark",
                     "HecktorMultiTaskTrainerLesionHeads_benchmark")
