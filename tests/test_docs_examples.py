@@ -20,12 +20,6 @@ REPO = Path(__file__).resolve().parents[1]
 MARKER = "<!-- docs-test: run -->"
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 
-#: Doc pages written on other branches, linked already; the lead removes each entry once it is merged.
-PENDING_PAGES = {
-    "docs/inference-input-policy.md", "docs/evaluate-formats.md", "docs/conversion-input.md",
-    "docs/configurations-and-multi-gpu.md", "docs/checkpoints-and-weights.md", "docs/gpu-check.md",
-    "docs/learning-benchmark.md", "docs/demo.md", "docs/images/demo_overlay.png",
-}
 
 
 def marked_examples(page: Path) -> list[tuple[str, str]]:
@@ -68,6 +62,6 @@ def test_relative_links_point_at_files():
                 continue  # http(s), mailto
             path = (page.parent / target).resolve()
             relative = path.relative_to(REPO).as_posix() if path.is_relative_to(REPO) else str(path)
-            if not path.exists() and relative not in PENDING_PAGES:
+            if not path.exists():
                 missing.append(f"{page.relative_to(REPO)} -> {target}")
     assert missing == []
