@@ -61,7 +61,6 @@ def test_relative_links_point_at_files():
             if re.match(r"^[a-z]+:", target):
                 continue  # http(s), mailto
             path = (page.parent / target).resolve()
-            relative = path.relative_to(REPO).as_posix() if path.is_relative_to(REPO) else str(path)
             if not path.exists():
                 missing.append(f"{page.relative_to(REPO)} -> {target}")
     assert missing == []
