@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
 from nnunet_hecktor.demo.steps import StepRunner
 
 
-def test_steps_skip_completed_and_invalidate_later_ones(tmp_path, capsys):
+def test_steps_skip_completed_and_invalidate_later_ones(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="nnunet_hecktor")
     calls = []
     order = ["a", "b", "c"]
     runner = StepRunner(tmp_path, order=order)
@@ -25,7 +27,7 @@ def test_steps_skip_completed_and_invalidate_later_ones(tmp_path, capsys):
         again.run("b", "doing b", lambda: (_ for _ in ()).throw(RuntimeError("interrupted")))
     assert not runner.marker("b").exists() and not runner.marker("c").exists()
     assert again.resumed == ["a"] and again.info["a"] == {"made": "a"}
-    assert "already complete" in capsys.readouterr().out
+    assert "already complete" in caplog.text
 
     third = StepRunner(tmp_path, order=order)
     for name in order:

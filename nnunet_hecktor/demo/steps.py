@@ -8,6 +8,7 @@ while completed steps are skipped.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import subprocess
@@ -18,6 +19,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 from nnunet_hecktor.errors import HecktorError
 from nnunet_hecktor.fileio import write_json_atomic
+
+logger = logging.getLogger(__name__)
 
 STEPS_FOLDER = "demo_steps"
 
@@ -60,9 +63,9 @@ class StepRunner:
                 self.cpu_seconds[name] = float(stored["cpu_seconds"])
             self.info[name] = stored.get("info")
             self.resumed.append(name)
-            print(f"{prefix}: already complete ({stored['seconds']:.0f} s in an earlier run), skipped", flush=True)
+            logger.info("%s: already complete (%.0f s in an earlier run), skipped", prefix, stored["seconds"])
             return stored.get("info")
-        print(f"{prefix}: {description}", flush=True)
+        logger.info("%s: %s", prefix, description)
         for later in self.order[self.order.index(name) + 1:]:
             self.marker(later).unlink(missing_ok=True)
         start, cpu_start = time.perf_counter(), _cpu_seconds()
@@ -75,7 +78,7 @@ class StepRunner:
         self.info[name] = value if _is_jsonable(value) else None
         write_json_atomic(marker, {"step": name, "seconds": seconds, "cpu_seconds": cpu,
                                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), "info": self.info[name]})
-        print(f"{prefix}: done in {_duration(seconds)} (CPU {_duration(cpu)})", flush=True)
+        logger.info("%s: done in %s (CPU %s)", prefix, _duration(seconds), _duration(cpu))
         self.ran_earlier = True
         return value
 

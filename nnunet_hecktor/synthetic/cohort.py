@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from nnunet_hecktor.synthetic.patients import (
     CENTRE_PROFILES, ENRICHMENT_ACCEPTANCE, GENERATOR_VERSION, HPV_COEFFICIENTS, RISK_COEFFICIENTS, WEIBULL_SCALE_DAYS,
     WEIBULL_SHAPE, SyntheticPatient, draw_patients, patient_rng,
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -290,5 +293,5 @@ def make_cohort(out_dir, n_patients: int = 12, seed: int = 0, layout: str = "rel
         seconds=time.perf_counter() - start, centres=dict(sorted(centres.items())), enriched=enriched,
     )
     if progress:
-        print(summary.summary_line())
+        logger.info("%s", summary.summary_line())
     return summary
