@@ -38,7 +38,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from nnunet_hecktor import schema
 from nnunet_hecktor.errors import InputDataError
@@ -196,6 +196,41 @@ def parse_clinical_row(row: Mapping[str, Any], patient: str | None = None,
     return record
 
 
+def _patient_rows(path: Path) -> Iterator[tuple[str, dict[Any, Any]]]:
+    """``(PatientID, row)`` of every row of a clinical CSV (header names stripped), in file order.
+
+    The table-level checks shared by the strict and the inference readers live here; how a row's
+    values are parsed is the caller's policy.
+
+    Raises
+    ------
+    InputDataError
+        Unreadable or non-UTF-8 file, no ``PatientID`` column, an empty or duplicate PatientID.
+    """
+    seen: set[str] = set()
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            if schema.COL_PATIENT not in header:
+                raise InputDataError(f"no {schema.COL_PATIENT!r} column (columns: {', '.join(header) or 'none'})",
+                                     None, path)
+            for line_number, row in enumerate(reader, start=2):
+                # Cells beyond the header come under the key None: the strict reader rejects them.
+                row = {(k.strip() if isinstance(k, str) else k): v for k, v in row.items()}
+                pid = (row.get(schema.COL_PATIENT) or "").strip()
+                if not pid:
+                    raise InputDataError(f"line {line_number}: empty {schema.COL_PATIENT}", None, path)
+                if pid in seen:
+                    raise InputDataError(f"duplicate PatientID (second row at line {line_number})", pid, path)
+                seen.add(pid)
+                yield pid, row
+    except UnicodeDecodeError as exc:
+        raise InputDataError(f"not a UTF-8 text CSV ({exc.reason})", None, path) from None
+    except OSError as exc:
+        raise InputDataError(f"cannot read clinical CSV ({exc.strerror})", None, path) from None
+
+
 def read_clinical_csv(path: str | Path) -> dict[str, ClinicalRecord]:
     """Read a HECKTOR clinical CSV (a task CSV or the converter's ``clinical.csv``).
 
@@ -209,27 +244,9 @@ def read_clinical_csv(path: str | Path) -> dict[str, ClinicalRecord]:
     InputDataError
         Unreadable file, no ``PatientID`` column, an empty PatientID, a duplicate PatientID or a malformed row.
     """
-    path = Path(path)
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            header = [h.strip() for h in (reader.fieldnames or [])]
-            if schema.COL_PATIENT not in header:
-                raise InputDataError(f"no {schema.COL_PATIENT!r} column (columns: {', '.join(header) or 'none'})",
-                                     None, path)
-            records: dict[str, ClinicalRecord] = {}
-            for line_number, row in enumerate(reader, start=2):
-                row = {(k.strip() if isinstance(k, str) else k): v for k, v in row.items()}
-                pid = (row.get(schema.COL_PATIENT) or "").strip()
-                if not pid:
-                    raise InputDataError(f"line {line_number}: empty {schema.COL_PATIENT}", None, path)
-                if pid in records:
-                    raise InputDataError(f"duplicate PatientID (second row at line {line_number})", pid, path)
-                records[pid] = parse_clinical_row(row, pid, path)
-    except UnicodeDecodeError as exc:
-        raise InputDataError(f"not a UTF-8 text CSV ({exc.reason})", None, path) from None
-    except OSError as exc:
-        raise InputDataError(f"cannot read clinical CSV ({exc.strerror})", None, path) from None
+    records: dict[str, ClinicalRecord] = {}
+    for pid, row in _patient_rows(Path(path)):
+        records[pid] = parse_clinical_row(row, pid, path)
     return records
 
 
@@ -415,29 +432,12 @@ def read_inference_csv(path: str | Path) -> tuple[dict[str, ClinicalRecord], lis
         What makes the table itself unusable: unreadable file, no ``PatientID`` column, an empty or
         duplicate PatientID (which row is meant is ambiguous).
     """
-    path = Path(path)
     records: dict[str, ClinicalRecord] = {}
     substitutions: list[ClinicalSubstitution] = []
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            header = [h.strip() for h in (reader.fieldnames or [])]
-            if schema.COL_PATIENT not in header:
-                raise InputDataError(f"no {schema.COL_PATIENT!r} column (columns: {', '.join(header) or 'none'})",
-                                     None, path)
-            for line_number, row in enumerate(reader, start=2):
-                row = {k.strip(): v for k, v in row.items() if isinstance(k, str)}
-                pid = (row.get(schema.COL_PATIENT) or "").strip()
-                if not pid:
-                    raise InputDataError(f"line {line_number}: empty {schema.COL_PATIENT}", None, path)
-                if pid in records:
-                    raise InputDataError(f"duplicate PatientID (second row at line {line_number})", pid, path)
-                records[pid], found = parse_inference_record(row, pid)
-                substitutions += found
-    except UnicodeDecodeError as exc:
-        raise InputDataError(f"not a UTF-8 text CSV ({exc.reason})", None, path) from None
-    except OSError as exc:
-        raise InputDataError(f"cannot read clinical CSV ({exc.strerror})", None, path) from None
+    for pid, row in _patient_rows(Path(path)):
+        row = {k: v for k, v in row.items() if isinstance(k, str)}  # cells beyond the header: not read
+        records[pid], found = parse_inference_record(row, pid)
+        substitutions += found
     return records, substitutions
 
 
