@@ -150,7 +150,7 @@ def parse_value(column: str, raw: Any) -> Any:
             raise ValueError(f"column {column!r}: negative RFS {raw!r} (days)")
         return rfs
     if column == schema.COL_CENTER:
-        # An open set: centres absent from training are normal (shared/HECKTOR.md section 1).
+        # An open set: the challenge's test phases include centres absent from training.
         value = _as_float(raw, column)
         if value != int(value):
             raise ValueError(f"column {column!r}: expected an integer centre code, got {raw!r}")

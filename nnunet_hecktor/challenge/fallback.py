@@ -20,8 +20,8 @@ Task 3
     positive).
 
 A model trained without the end-of-training validation has no ``validation_heads.csv``: then the
-risk is :data:`DEFAULT_RISK` and the class :data:`DEFAULT_HPV_POSITIVE` (shared/HECKTOR.md: about
-90 % of the training release is HPV positive), and the source says so.
+risk is :data:`DEFAULT_RISK` and the class :data:`DEFAULT_HPV_POSITIVE` (about 90 % of the
+HECKTOR training release is HPV positive), and the source says so.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Reading the challenge container's outputs for evaluation (``nnunet-hecktor evaluate --challenge-outputs``).
 
-Layout: one folder per case, as the container writes it (shared/HECKTOR.md section 4)::
+Layout: one folder per case, as the container writes it (the HECKTOR 2025 template;
+see docs/how-to/challenge-container.md)::
 
     OUTPUTS/<case>/images/tumor-lymph-node-segmentation/output.mha   Task 1, uint8 0/1/2 on the CT grid
     OUTPUTS/<case>/rfs.json                                          Task 2, one JSON float (risk)
