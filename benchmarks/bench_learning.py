@@ -365,7 +365,7 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     result = run(args)
     result["total_seconds"] = round(time.perf_counter() - start, 1)
-    from nnunet_hecktor.prognosis.stage_io import json_safe
+    from nnunet_hecktor.strict_json import json_safe
 
     out = Path(args.workdir) / "results.json"
     out.write_text(json.dumps(json_safe(result), indent=2, default=str))

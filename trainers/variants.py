@@ -38,12 +38,6 @@ class HecktorMultiTaskTrainer_tiny(_TinySchedule, HecktorMultiTaskTrainer):
     gtvp_centred_fraction = 1.0
     head_tta = False
 
-    def perform_actual_validation(self, save_probabilities: bool = False):
-        """No fold validation: the demo scores 110 new patients instead, and nnU-Net's sliding-window
-        validation of the fold's 20 patients (with mirroring) took longer than the training on a
-        busy 2-core machine (~2.5 min per patient)."""
-        self.print_to_log_file("HecktorMultiTaskTrainer_demo: fold validation skipped (the demo scores new patients)")
-
 
 class HecktorSWATrainer_tiny(_TinySchedule, HecktorSWATrainer):
     """SWA segmentation smoke-test schedule."""

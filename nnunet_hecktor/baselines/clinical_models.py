@@ -4,7 +4,7 @@ fitted on the training cohort's clinical table and applied to new patients.
 They reuse the prognosis stage's encoding of the clinical table (:mod:`nnunet_hecktor.prognosis.stage_data`),
 its preprocessing fitted on training rows only, its penalised Cox model (``coxnet``, elastic net
 with the penalty chosen by cross-validation) and its penalised logistic regression; the HPV
-decision threshold is the training prevalence (:func:`~nnunet_hecktor.prognosis.hpv_models.choose_threshold`).
+decision threshold is the training prevalence (:func:`~nnunet_hecktor.metrics.classification.choose_threshold`).
 No image is used.
 """
 
@@ -52,16 +52,17 @@ def clinical_only_predictions(train_clinical_csv: str | os.PathLike, new_clinica
     """
     from sksurv.util import Surv
 
-    from nnunet_hecktor.prognosis.hpv_models import choose_threshold, hpv_pipeline
+    from nnunet_hecktor.clinical import read_clinical_csv
+    from nnunet_hecktor.metrics.classification import choose_threshold
+    from nnunet_hecktor.prognosis.hpv_models import hpv_pipeline
     from nnunet_hecktor.prognosis.preprocessing import ColumnRoles
     from nnunet_hecktor.prognosis.stage_data import (
-        clinical_columns_in, clinical_frame, clinical_roles, default_clinical_columns, hpv_targets, read_clinical,
-        survival_targets,
+        clinical_columns_in, clinical_frame, clinical_roles, default_clinical_columns, hpv_targets, survival_targets,
     )
     from nnunet_hecktor.prognosis.survival_models import survival_pipeline
 
-    train = read_clinical(train_clinical_csv)
-    new = read_clinical(new_clinical_csv)
+    train = read_clinical_csv(train_clinical_csv)
+    new = read_clinical_csv(new_clinical_csv)
     new_ids = sorted(new)
     available = clinical_columns_in(train)
     result = ClinicalBaseline(rows={pid: {} for pid in new_ids})
