@@ -60,7 +60,7 @@ def _worker(rank: int, port: int, preprocessed_dir: str, errors) -> None:
         torch.set_num_threads(1)
         from torch.nn.parallel import DistributedDataParallel
 
-        from nnunet_hecktor.metrics.classification import best_balanced_accuracy_threshold
+        from nnunet_hecktor.metrics.classification import choose_threshold
 
         trainer = _make_trainer(preprocessed_dir)
         dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD)
@@ -101,7 +101,11 @@ def _worker(rank: int, port: int, preprocessed_dir: str, errors) -> None:
             y = np.array([r["hpv_true"] for r in rows], dtype=float)
             p = np.array([r["hpv_probability"] for r in rows])
             known = np.isfinite(y)
-            assert threshold == pytest.approx(best_balanced_accuracy_threshold(y[known].astype(int), p[known]))
+            # Every rank holds the rows of every training case (gathered), hence the same threshold.
+            assert [r["PatientID"] for r in rows] == list(train_keys)
+            assert np.isfinite(p).all()
+            assert threshold == pytest.approx(choose_threshold(
+                y[known], calibrated_prevalence=trainer.hpv_loss.calibrated_prevalence))
             processed.clear()
             summary = trainer.validate_heads()
             # segmentation + heads of its own validation cases only
