@@ -146,3 +146,37 @@ def nnunet_env(tiny_dataset, monkeypatch) -> TinyDataset:
                 *NNUNET_TEST_VARIABLES):
         monkeypatch.setenv(key, tiny_dataset.env[key])
     return tiny_dataset
+
+
+def free_port() -> int:
+    """A TCP port that is free now (for a gloo process group on localhost)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def spawn_ranks_and_check(worker, args: tuple, world: int) -> None:
+    """Run ``worker(rank, *args, reports)`` in ``world`` spawned processes and fail unless every rank
+    put ``"ok <rank>"`` on ``reports`` (a rank's traceback is put there on failure).
+
+    A rank that reported all its checks passed and then died while gloo tore down its threads at exit
+    ("terminate called without an active exception") has nothing to do with what is under test, so
+    that alone is not a failure: the ranks are judged by what they reported.
+    """
+    import torch.multiprocessing as mp
+
+    reports = mp.get_context("spawn").SimpleQueue()
+    try:
+        mp.spawn(worker, args=(*args, reports), nprocs=world, join=True)
+        spawn_error = None
+    except Exception as exc:  # noqa: BLE001 - judged below from what the ranks reported
+        spawn_error = exc
+    messages = []
+    while not reports.empty():
+        messages.append(reports.get())
+    passed = sorted(m for m in messages if m.startswith("ok "))
+    failures = [m for m in messages if not m.startswith("ok ")]
+    if failures or passed != [f"ok {r}" for r in range(world)]:
+        pytest.fail("\n".join(failures) or f"a worker failed before finishing its checks ({spawn_error!r})")

@@ -79,14 +79,19 @@ MDA-003,0.2,0,3.0
 """
 
 
+def write_cohort(root):
+    """The 4-patient cohort in ``root``: ``gt/``, ``pred/`` (``<PID>.nii.gz``), clinical.csv, predictions.csv."""
+    for pid, (gt, pred) in _cohort().items():
+        _write(root / "gt" / f"{pid}.nii.gz", gt)
+        _write(root / "pred" / f"{pid}.nii.gz", pred)
+    (root / "clinical.csv").write_text(CLINICAL)
+    (root / "predictions.csv").write_text(PREDICTIONS)
+    return root
+
+
 @pytest.fixture
 def cohort(tmp_path):
-    for pid, (gt, pred) in _cohort().items():
-        _write(tmp_path / "gt" / f"{pid}.nii.gz", gt)
-        _write(tmp_path / "pred" / f"{pid}.nii.gz", pred)
-    (tmp_path / "clinical.csv").write_text(CLINICAL)
-    (tmp_path / "predictions.csv").write_text(PREDICTIONS)
-    return tmp_path
+    return write_cohort(tmp_path)
 
 
 def _args(root, *extra):

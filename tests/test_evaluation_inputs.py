@@ -17,19 +17,14 @@ import SimpleITK as sitk
 from nnunet_hecktor.cli import main
 from nnunet_hecktor.evaluation.evaluate import evaluate
 
-from test_evaluation_cli import CLINICAL, EXPECTED_TASK1, PREDICTIONS, _cohort, _write  # noqa: E402
+from test_evaluation_cli import EXPECTED_TASK1, PREDICTIONS, write_cohort  # noqa: E402
 
-SEG = "images/tumor-lymph-node-segmentation/output.mha"
+from nnunet_hecktor.schema import SEGMENTATION_OUTPUT as SEG  # noqa: E402
 
 
 @pytest.fixture
 def cohort(tmp_path):
-    for pid, (gt, pred) in _cohort().items():
-        _write(tmp_path / "gt" / f"{pid}.nii.gz", gt)
-        _write(tmp_path / "pred" / f"{pid}.nii.gz", pred)
-    (tmp_path / "clinical.csv").write_text(CLINICAL)
-    (tmp_path / "predictions.csv").write_text(PREDICTIONS)
-    return tmp_path
+    return write_cohort(tmp_path)
 
 
 def _convert_predictions(folder, ending):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 import traceback
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from nnunet_hecktor.heads import (
     HeadConfig,
@@ -21,14 +19,10 @@ from nnunet_hecktor.heads import (
     hpv_bce_loss,
 )
 
+from conftest import free_port, spawn_ranks_and_check
+
 WORLD = 2
 NAN = float("nan")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _cohort(step: int):
@@ -139,25 +133,4 @@ def _worker(rank: int, port: int, errors) -> None:
 
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed not available")
 def test_two_gloo_ranks_match_the_union_batch_in_values_and_gradients():
-    ctx = mp.get_context("spawn")
-    errors = ctx.SimpleQueue()
-    try:
-        mp.spawn(_worker, args=(_free_port(), errors), nprocs=WORLD, join=True)
-        spawn_error = None
-    except Exception as exc:  # noqa: BLE001 - judged below from what the ranks reported
-        spawn_error = exc
-    messages = []
-    while not errors.empty():
-        messages.append(errors.get())
-    passed = sorted(m for m in messages if m.startswith("ok "))
-    failures = [m for m in messages if not m.startswith("ok ")]
-    # Every rank must report that all its checks passed. A rank that did so and then died while
-    # gloo tore down its threads at exit ("terminate called without an active exception", seen
-    # rarely with torch 2.15) has nothing to do with the maths under test, so that alone is not a failure.
-    if failures or passed != [f"ok {r}" for r in range(WORLD)]:
-        pytest.fail("\n".join(failures) or f"a worker failed before finishing its checks ({spawn_error!r})")
-
-
-def test_gather_is_the_identity_without_a_process_group():
-    t = torch.arange(3.0, requires_grad=True)
-    assert gather_with_grad(t) is t and gather_no_grad(t) is t
+    spawn_ranks_and_check(_worker, (free_port(),), WORLD)

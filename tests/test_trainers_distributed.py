@@ -11,24 +11,18 @@ of a single process.
 from __future__ import annotations
 
 import json
-import socket
 import traceback
 
 import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+
+from conftest import free_port, spawn_ranks_and_check
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not dist.is_available(), reason="torch.distributed not available")]
 
 WORLD = 2
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _make_trainer(preprocessed_dir: str):
@@ -147,17 +141,4 @@ def _worker(rank: int, port: int, preprocessed_dir: str, errors) -> None:
 
 def test_two_ranks_split_the_end_of_training_work_and_draw_their_own_patients(nnunet_env, tmp_path, monkeypatch):
     monkeypatch.setenv("nnUNet_results", str(tmp_path / "results"))
-    ctx = mp.get_context("spawn")
-    errors = ctx.SimpleQueue()
-    try:
-        mp.spawn(_worker, args=(_free_port(), str(nnunet_env.preprocessed_dir), errors), nprocs=WORLD, join=True)
-        spawn_error = None
-    except Exception as exc:  # noqa: BLE001 - judged below from what the ranks reported
-        spawn_error = exc
-    messages = []
-    while not errors.empty():
-        messages.append(errors.get())
-    passed = sorted(m for m in messages if m.startswith("ok "))
-    failures = [m for m in messages if not m.startswith("ok ")]
-    if failures or passed != [f"ok {r}" for r in range(WORLD)]:
-        pytest.fail("\n".join(failures) or f"a worker failed before finishing its checks ({spawn_error!r})")
+    spawn_ranks_and_check(_worker, (free_port(), str(nnunet_env.preprocessed_dir)), WORLD)
