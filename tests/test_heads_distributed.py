@@ -134,3 +134,8 @@ def _worker(rank: int, port: int, errors) -> None:
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed not available")
 def test_two_gloo_ranks_match_the_union_batch_in_values_and_gradients():
     spawn_ranks_and_check(_worker, (free_port(),), WORLD)
+
+
+def test_gather_is_the_identity_without_a_process_group():
+    t = torch.arange(3.0, requires_grad=True)
+    assert gather_with_grad(t) is t and gather_no_grad(t) is t
