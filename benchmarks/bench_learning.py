@@ -125,6 +125,14 @@ def preprocess(args, env: dict, cohorts: dict, work: Path, clock: Clock) -> str:
     if args.plans == "tiny":
         write_small_plans(pre, "nnUNetPlans", "nnUNetPlansTiny")
         return "nnUNetPlansTiny"
+    if args.plans == "demo":
+        # The demo's plans (narrow U-Net, 32^3 patches, batch 2): CPU steps ~7x cheaper than "tiny"
+        # at the demo size (docs/demo.md), so the benchmark and the demo train the same network.
+        from nnunet_hecktor.demo.pipeline import DEMO_BATCH_SIZE, DEMO_PATCH_SIZE, DEMO_PLANS
+
+        write_small_plans(pre, "nnUNetPlans", DEMO_PLANS, configurations=(CONFIGURATION,),
+                          patch_size=DEMO_PATCH_SIZE, batch_size=DEMO_BATCH_SIZE)
+        return DEMO_PLANS
     return "nnUNetPlans"
 
 
@@ -159,7 +167,7 @@ def train_and_predict(trainer: str, plans: str, args, env: dict, cohorts: dict, 
                 clock(f"predict {role} {trainer}", lambda: predict(
                     cohorts[role]["release"], pred_dir, model_dir, clinical_csv=cohorts[role]["clinical_csv"],
                     folds=[0], checkpoint=args.checkpoint, device=args.device, segmentation_only=segmentation_only,
-                    num_threads=args.threads, progress=False))
+                    use_mirroring=args.mirroring, num_threads=args.threads, progress=False))
         out[f"{role}_predictions"] = pred_dir
     validation = model_dir / "fold_0" / "validation_heads.json"
     if validation.is_file():
@@ -348,7 +356,11 @@ def main(argv=None) -> int:
     parser.add_argument("--size", default="demo", help="synthetic image size preset (demo: nodes resolvable)")
     parser.add_argument("--enriched", action="store_true", help="enriched cohorts (more HPV negatives and relapses)")
     parser.add_argument("--trainers", nargs="+", default=list(DEFAULT_TRAINERS))
-    parser.add_argument("--plans", choices=("tiny", "default"), default="tiny")
+    parser.add_argument("--plans", choices=("demo", "tiny", "default"), default="demo",
+                        help="demo: the demo's CPU plans (32^3 patch, batch 2); tiny: nnUNetPlansTiny; "
+                             "default: nnU-Net's own plans (GPU)")
+    parser.add_argument("--mirroring", action="store_true",
+                        help="test-time mirroring when predicting (8x the network passes; off by default)")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--iterations", type=int, default=50, help="training iterations per epoch")
     parser.add_argument("--val-iterations", type=int, default=5)

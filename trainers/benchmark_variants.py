@@ -9,7 +9,7 @@
   the environment variables ``NNUNET_HECKTOR_EPOCHS``, ``NNUNET_HECKTOR_ITERATIONS`` and
   ``NNUNET_HECKTOR_VAL_ITERATIONS`` (defaults 1000 / 250 / 50, nnU-Net's own), so that
   ``benchmarks/bench_learning.py`` can give every trainer the same budget through stock
-  ``nnUNetv2_train``. The classes live in the installed package, so they pickle.
+  ``nnUNetv2_train``; they skip the fold's validation (the benchmark scores new patients). The classes live in the installed package, so they pickle.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from nnunet_hecktor.heads import HeadConfig
 
 from .multitask_trainer import HecktorMultiTaskTrainer
 from .swa_trainer import HecktorSWATrainer
+from .variants import SkipFoldValidation
 
 ENV_EPOCHS = "NNUNET_HECKTOR_EPOCHS"
 ENV_ITERATIONS = "NNUNET_HECKTOR_ITERATIONS"
@@ -41,8 +42,11 @@ def _positive_int(name: str, default: int) -> int:
     return value
 
 
-class _EnvironmentSchedule:
-    """Mixin: epochs and iterations from ``NNUNET_HECKTOR_*`` environment variables."""
+class _EnvironmentSchedule(SkipFoldValidation):
+    """Mixin: epochs and iterations from ``NNUNET_HECKTOR_*`` environment variables; no fold validation
+    and no mirrored head passes at the end of training (the benchmark scores new patients)."""
+
+    head_tta = False
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
