@@ -46,7 +46,7 @@ from nnunet_hecktor.checkpoints import FINAL_CHECKPOINT
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TRAINERS = ("HecktorSWATrainer_benchmark", "HecktorMultiTaskTrainer_benchmark",
-                    "HecktorMultiTaskTrainerLesionHeads_benchmark")
+                    "HecktorMultiTaskTrainerBottleneckHeads_benchmark")
 CONFIGURATION = "3d_fullres"
 
 

@@ -202,15 +202,29 @@ def test_linear_lesion_heads_round_trip_through_a_strict_state_dict():
     assert isinstance(rebuilt.risk_head, torch.nn.Linear)
 
 
-def test_lesion_heads_trainer_switches_its_head_losses_on_after_the_plateau_share():
-    from nnunet_hecktor.trainers.benchmark_variants import HecktorMultiTaskTrainerLesionHeads
+def test_default_trainer_switches_its_head_losses_on_after_the_plateau_share():
+    from nnunet_hecktor.trainers.multitask_trainer import HecktorMultiTaskTrainer
 
-    class Schedule(HecktorMultiTaskTrainerLesionHeads):
+    class Schedule(HecktorMultiTaskTrainer):
         def __init__(self):  # no nnU-Net set-up: only the loss-weight schedule is under test
             self.num_epochs, self.current_epoch = 10, 0
 
     trainer = Schedule()
     assert trainer.cox_loss_weight == trainer.hpv_loss_weight == 0.0
+    trainer.current_epoch = 2
+    assert trainer.cox_loss_weight == 0.0
     trainer.current_epoch = 3
     assert trainer.cox_loss_weight == 1.0 and trainer.hpv_loss_weight == 0.3
     assert Schedule.HEAD_CONFIG.linear and Schedule.HEAD_CONFIG.image_input == "lesion_statistics"
+
+
+def test_bottleneck_heads_trainer_keeps_the_original_design_from_the_first_step():
+    from nnunet_hecktor.trainers import HecktorMultiTaskTrainerBottleneckHeads
+
+    class Schedule(HecktorMultiTaskTrainerBottleneckHeads):
+        def __init__(self):
+            self.num_epochs, self.current_epoch = 10, 0
+
+    trainer = Schedule()
+    assert trainer.cox_loss_weight == trainer.hpv_loss_weight == 0.1
+    assert Schedule.HEAD_CONFIG == HeadConfig()

@@ -6,7 +6,8 @@ Trainers (use with ``nnUNetv2_train ... -tr NAME`` once ``nnUNet_extTrainer`` po
 - :class:`HecktorMultiTaskTrainer`: segmentation + HPV head + Cox head + SWA.
 - :class:`HecktorSWATrainer`: stock segmentation with stochastic weight averaging.
 - Variants (:mod:`.variants`): ``*_tiny``, ``*_5epochs``, ``*_100epochs``, ``*_250epochs``,
-  ``HecktorMultiTaskTrainerNoClinical``, ``HecktorMultiTaskTrainerNoSWA``.
+  ``HecktorMultiTaskTrainerNoClinical``, ``HecktorMultiTaskTrainerNoSWA``,
+  ``HecktorMultiTaskTrainerBottleneckHeads`` (the original heads).
 
 Helpers: :mod:`.handover` (warm start, export of a stock checkpoint), :mod:`.swa`,
 :mod:`.sampling`, :mod:`.patient_data`. Heads on a whole volume (shared with prediction):
@@ -34,9 +35,9 @@ _TRAINERS = {
     "HecktorMultiTaskTrainerNoClinical": "variants",
     "HecktorMultiTaskTrainerNoSWA": "variants",
     "HecktorMultiTaskTrainer_demo": "variants",
-    "HecktorMultiTaskTrainerLesionHeads": "benchmark_variants",
+    "HecktorMultiTaskTrainerBottleneckHeads": "variants",
     "HecktorMultiTaskTrainer_benchmark": "benchmark_variants",
-    "HecktorMultiTaskTrainerLesionHeads_benchmark": "benchmark_variants",
+    "HecktorMultiTaskTrainerBottleneckHeads_benchmark": "benchmark_variants",
     "HecktorSWATrainer_benchmark": "benchmark_variants",
 }
 

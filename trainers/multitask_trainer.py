@@ -7,7 +7,8 @@ Per training step, in one forward pass of the network (``network(x, with_heads=T
 - recurrence-free survival: Breslow Cox partial likelihood over a pooled bank of recent detached
   risks plus the current batch (risks all-gathered across DDP ranks with gradients first).
 
-``loss = seg + hpv_loss_weight * hpv + cox_loss_weight * cox``.
+``loss = seg + hpv_loss_weight * hpv + cox_loss_weight * cox`` (both 0 for the first
+``head_start_fraction`` of the epochs).
 
 Patient-level labels and patches: only the GTVp-centred samples of a batch (see
 :mod:`nnunet_hecktor.trainers.sampling`) whose augmented patch still contains GTVp voxels feed
@@ -107,10 +108,17 @@ class HecktorMultiTaskTrainer(HecktorSWATrainer):
     Class attributes (override in a subclass, nnU-Net style)
     ---------------------------------------------------------
     HEAD_CONFIG : HeadConfig
-        Head sizes, dropout, clinical inputs on/off (read by the static network builder, so
-        it must be a class constant: prediction rebuilds the network from it).
-    hpv_loss_weight, cox_loss_weight : float
-        Weights of the head losses next to nnU-Net's segmentation loss (~1 at the start).
+        What the heads read and how big they are (read by the static network builder, so it
+        must be a class constant: prediction rebuilds the network from it). Default: linear heads
+        on the soft lesion statistics of the network's own segmentation plus the clinical vector
+        (the design the learning benchmark chose, ``docs/learning-benchmark.md``).
+    head_hpv_weight, head_cox_weight : float
+        Weights of the head losses next to nnU-Net's segmentation loss (~1 at the start), once
+        the heads are on (``hpv_loss_weight`` / ``cox_loss_weight`` give the weights in force).
+    head_start_fraction : float
+        Share of the epochs before the head losses are switched on: lesion statistics of a
+        network still in the all-background plateau carry nothing, and the statistics are
+        detached, so the heads could not help the segmentation leave it either.
     hpv_sampling_power : float
         0 = uniform patient sampling, 1 = both HPV classes drawn equally often (see
         :func:`~nnunet_hecktor.trainers.patient_data.hpv_sampling_weights`).
@@ -133,12 +141,16 @@ class HecktorMultiTaskTrainer(HecktorSWATrainer):
         Seed of the patient sampler.
     """
 
-    HEAD_CONFIG: HeadConfig = HeadConfig()
-    hpv_loss_weight: float = 0.1
-    cox_loss_weight: float = 0.1
+    HEAD_CONFIG: HeadConfig = HeadConfig(image_input="lesion_statistics", linear=True)
+    # Cox weight 1: the pooled Cox gradient of one patch is already diluted by the number of
+    # events in the bank (docs/learning-benchmark.md, hypotheses 1-2).
+    head_hpv_weight: float = 0.3
+    head_cox_weight: float = 1.0
+    head_start_fraction: float = 0.3
     hpv_sampling_power: float = 0.5
     hpv_loss_weighting: str = "balanced"
-    gtvp_centred_fraction: float = 0.5
+    # Every foreground-oversampled patch is GTVp-centred, so every such sample feeds the heads.
+    gtvp_centred_fraction: float = 1.0
     centre_jitter: float = 0.1
     risk_bank_capacity: int = 256
     cox_ranking_weight: float = 0.0
@@ -161,6 +173,21 @@ class HecktorMultiTaskTrainer(HecktorSWATrainer):
         self.risk_bank = RiskBank(self.risk_bank_capacity, ranking_weight=self.cox_ranking_weight)
         self._restarts = 0
         self._saved_sampler_state: dict | None = None
+
+    # -- head loss schedule -----------------------------------------------------------------------
+    def heads_on(self) -> bool:
+        """True once the head losses count (after ``head_start_fraction`` of the epochs)."""
+        return self.current_epoch >= int(self.head_start_fraction * self.num_epochs)
+
+    @property
+    def hpv_loss_weight(self) -> float:
+        """Weight of the HPV loss at the current epoch (0 before the heads are on)."""
+        return self.head_hpv_weight if self.heads_on() else 0.0
+
+    @property
+    def cox_loss_weight(self) -> float:
+        """Weight of the Cox loss at the current epoch (0 before the heads are on)."""
+        return self.head_cox_weight if self.heads_on() else 0.0
 
     # -- network --------------------------------------------------------------------------------
     @classmethod

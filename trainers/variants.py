@@ -7,6 +7,7 @@ One concern per class, composed by inheritance (cf. ``nnUNetTrainer_5epochs``):
 - ``*_5epochs``, ``*_100epochs``, ``*_250epochs``: shorter schedules (250 iterations per epoch).
 - ``HecktorMultiTaskTrainerNoClinical``: image-only heads (ablation of the clinical inputs).
 - ``HecktorMultiTaskTrainerNoSWA``: no weight averaging (ablation of SWA).
+- ``HecktorMultiTaskTrainerBottleneckHeads``: the original heads (MLP on pooled bottleneck features).
 """
 
 from __future__ import annotations
@@ -80,6 +81,22 @@ class HecktorMultiTaskTrainerNoClinical(HecktorMultiTaskTrainer):
     """Image-only heads: the clinical variables are not used (ablation)."""
 
     HEAD_CONFIG = HeadConfig(use_clinical=False)
+
+
+class HecktorMultiTaskTrainerBottleneckHeads(HecktorMultiTaskTrainer):
+    """The original heads (ablation, and the trainer that loads models trained before they changed).
+
+    MLP heads on the bottleneck features pooled over the GTVp cells of the patch, head losses from
+    the first step with weights 0.1, half of the foreground-oversampled patches GTVp-centred.
+    On new patients they did not beat the one-number rule nor the clinical-only models
+    (``docs/learning-benchmark.md``).
+    """
+
+    HEAD_CONFIG = HeadConfig()
+    head_hpv_weight = 0.1
+    head_cox_weight = 0.1
+    head_start_fraction = 0.0
+    gtvp_centred_fraction = 0.5
 
 
 class HecktorMultiTaskTrainerNoSWA(HecktorMultiTaskTrainer):

@@ -292,8 +292,15 @@ def load_predictor(model_dir: str | os.PathLike, folds: Sequence | None = None,
             raise HecktorError(f"{path}: the trainer of this model is unknown here ({text.splitlines()[0]}); "
                                "is the package that defines it installed?") from None
         if "state_dict" in text or "size mismatch" in text or "Missing key" in text:
+            hint = ""
+            if "hecktor_heads" in text and "HecktorMultiTaskTrainer" in path.name:
+                # The default heads changed from MLPs on the pooled bottleneck to linear heads on
+                # lesion statistics; models trained before keep working under the old design's name.
+                hint = ("; if it was trained before the default heads changed (MLP heads on the bottleneck), "
+                        "its architecture is HecktorMultiTaskTrainerBottleneckHeads: nnU-Net builds the network "
+                        "of the checkpoint's 'trainer_name', so set that key to this name")
             raise HecktorError(f"{path}: the {checkpoint} weights do not fit the network the trainer builds "
-                               f"({text.splitlines()[0]})") from None
+                               f"({text.splitlines()[0]}){hint}") from None
         raise
     except (OSError, EOFError, ValueError) as exc:
         raise HecktorError(f"{path}: cannot load {checkpoint} ({type(exc).__name__}: {exc})") from None
