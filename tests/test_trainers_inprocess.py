@@ -1,5 +1,5 @@
 """The trainers in-process on the tiny preprocessed dataset: gradients, residual encoder, torch.compile,
-resume state, GTVp-centred sampling, SWA checkpoint, head inference on a whole volume."""
+resume state, GTVp- and node-centred sampling, SWA checkpoint, head inference on a whole volume."""
 
 from __future__ import annotations
 
@@ -177,6 +177,28 @@ def test_gtvp_centred_patches_contain_the_primary_tumour(private_results):
             centred += 1
             assert gtvp.any(), f"{batch['keys'][j]}: GTVp-centred patch without GTVp"
     assert centred >= 3
+
+
+def test_node_centred_patches_contain_a_lymph_node(private_results):
+    """The default trainer's other forced-foreground half: centred on a GTVn voxel when the case has one."""
+    trainer = make_trainer(private_results)
+    trainer.on_train_start()
+    loader = trainer.dataloader_val.data_loader
+    loader.gtvp_centred_fraction, loader.gtvn_centred_fraction = 0.0, 1.0
+    # A patch much smaller than the image, so that a patch placed elsewhere would miss the nodes.
+    loader.patch_size, loader.need_to_pad = [4, 4, 4], np.zeros(3, dtype=int)
+    with_nodes = 0
+    for key in loader.indices:
+        _, seg, _, properties = loader._data.load_case(key)
+        seg = np.asarray(seg[:])[0]
+        if not (seg == schema.GTVN).any():
+            continue
+        with_nodes += 1
+        for _ in range(20):
+            lower, upper = loader.get_bbox(seg.shape, True, properties["class_locations"])
+            box = tuple(slice(max(lo, 0), up) for lo, up in zip(lower, upper))
+            assert (seg[box] == schema.GTVN).any(), f"{key}: node-centred patch without a node"
+    assert with_nodes >= 1
 
 
 def test_swa_trainer_deploys_the_average_as_checkpoint_final(private_results):

@@ -127,6 +127,9 @@ class HecktorMultiTaskTrainer(HecktorSWATrainer):
         sampling and weighting together balance the classes.
     gtvp_centred_fraction : float
         Probability that a foreground-oversampled patch is GTVp-centred (these feed the heads).
+    gtvn_centred_fraction : float
+        Probability that any other foreground-oversampled patch is centred on a lymph node
+        (when the case has one), so that the network sees enough nodes to learn them.
     centre_jitter : float
         Jitter of GTVp-centred patches, fraction of the patch size per axis.
     risk_bank_capacity : int
@@ -149,8 +152,12 @@ class HecktorMultiTaskTrainer(HecktorSWATrainer):
     head_start_fraction: float = 0.3
     hpv_sampling_power: float = 0.5
     hpv_loss_weighting: str = "balanced"
-    # Every foreground-oversampled patch is GTVp-centred, so every such sample feeds the heads.
-    gtvp_centred_fraction: float = 1.0
+    # Half of the foreground-oversampled patches are GTVp-centred (they feed the heads), the
+    # other half centred on a lymph node when the case has one: nnU-Net's own balance between
+    # the two classes, which GTVp-centring alone had tipped to 3:1 (and nodes then went unlearned
+    # on short schedules, docs/demo.md).
+    gtvp_centred_fraction: float = 0.5
+    gtvn_centred_fraction: float = 1.0
     centre_jitter: float = 0.1
     risk_bank_capacity: int = 256
     cox_ranking_weight: float = 0.0
@@ -248,7 +255,8 @@ class HecktorMultiTaskTrainer(HecktorSWATrainer):
         common = dict(oversample_foreground_percent=self.oversample_foreground_percent, sampling_probabilities=None,
                       pad_sides=None, probabilistic_oversampling=self.probabilistic_oversampling,
                       gtvp_centred_fraction=self.gtvp_centred_fraction, centre_jitter=self.centre_jitter,
-                      gtvp_label=schema.GTVP)
+                      gtvn_centred_fraction=self.gtvn_centred_fraction, gtvp_label=schema.GTVP,
+                      gtvn_label=schema.GTVN)
         rank = _rank_and_world(self.is_ddp)[0]
         dl_tr = HecktorDataLoader(dataset_tr, self.batch_size, initial_patch_size, patch_size, labels,
                                   transforms=tr_transforms, patient_weights=self._patient_weights,
