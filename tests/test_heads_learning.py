@@ -228,3 +228,24 @@ def test_bottleneck_heads_trainer_keeps_the_original_design_from_the_first_step(
     trainer = Schedule()
     assert trainer.cox_loss_weight == trainer.hpv_loss_weight == 0.1
     assert Schedule.HEAD_CONFIG == HeadConfig()
+
+
+def test_foreground_cross_entropy_weight_decays_to_one_before_the_averaged_epochs():
+    from nnunet_hecktor.trainers.variants import ForegroundWeightedCE
+
+    class Labels:
+        num_segmentation_heads = 3
+
+    class Schedule(ForegroundWeightedCE):
+        def __init__(self):  # only the weight schedule is under test
+            self.num_epochs, self.current_epoch = 30, 0
+            self.label_manager, self.device = Labels(), torch.device("cpu")
+
+    trainer = Schedule()
+    assert trainer._foreground_weights().tolist() == [1.0, 10.0, 10.0]
+    trainer.current_epoch = 7
+    middle = trainer._foreground_weights()
+    assert middle[0] == 1.0 and 1.0 < float(middle[1]) < 10.0 and middle[1] == middle[2]
+    for epoch in (15, 22, 29):  # SWA averages the last 25 % of the epochs: unweighted by then
+        trainer.current_epoch = epoch
+        assert trainer._foreground_weights().tolist() == [1.0, 1.0, 1.0]
