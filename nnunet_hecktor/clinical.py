@@ -417,8 +417,12 @@ def parse_inference_record(row: Mapping[str, Any], patient: str | None = None,
     return record, substitutions
 
 
-def read_inference_csv(path: str | Path) -> tuple[dict[str, ClinicalRecord], list[ClinicalSubstitution]]:
+def read_inference_csv(path: str | Path, columns: tuple[str, ...] = MODEL_INPUT_COLUMNS
+                       ) -> tuple[dict[str, ClinicalRecord], list[ClinicalSubstitution]]:
     """Read a clinical CSV for prediction (inference policy: a bad value is missing, never an error).
+
+    ``columns`` are the columns read, as in :func:`parse_inference_record` (default: the network's
+    inputs; a prognosis-stage model adds its own ``clinical_columns``).
 
     Returns
     -------
@@ -436,7 +440,7 @@ def read_inference_csv(path: str | Path) -> tuple[dict[str, ClinicalRecord], lis
     substitutions: list[ClinicalSubstitution] = []
     for pid, row in _patient_rows(Path(path)):
         row = {k: v for k, v in row.items() if isinstance(k, str)}  # cells beyond the header: not read
-        records[pid], found = parse_inference_record(row, pid)
+        records[pid], found = parse_inference_record(row, pid, columns)
         substitutions += found
     return records, substitutions
 

@@ -109,7 +109,8 @@ def find_ct_file(input_dir: str | os.PathLike) -> Path | None:
         return None
 
 
-def read_challenge_input(input_dir: str | os.PathLike, read_ehr: bool = True) -> ChallengeCase:
+def read_challenge_input(input_dir: str | os.PathLike, read_ehr: bool = True,
+                         columns: tuple[str, ...] | None = None) -> ChallengeCase:
     """Read the container's input folder (see the module docstring).
 
     Parameters
@@ -118,6 +119,8 @@ def read_challenge_input(input_dir: str | os.PathLike, read_ehr: bool = True) ->
     read_ehr : bool
         Read ``ehr.json`` (Tasks 2 and 3). Its values are advisory (inference policy of
         :mod:`nnunet_hecktor.clinical`): a bad value or file makes values missing, never an error.
+    columns : tuple of str, optional
+        ``ehr.json`` keys read (default: the network's inputs; a prognosis stage adds its own).
 
     Raises
     ------
@@ -142,7 +145,8 @@ def read_challenge_input(input_dir: str | os.PathLike, read_ehr: bool = True) ->
     if not read_ehr:
         ehr_path = None
     elif ehr_path.is_file():
-        clinical, substitutions = read_inference_ehr_json(ehr_path)
+        clinical, substitutions = (read_inference_ehr_json(ehr_path) if columns is None
+                                   else read_inference_ehr_json(ehr_path, columns=columns))
     else:
         notes.append(f"no {EHR_FILE}: every clinical value is treated as missing")
         ehr_path = None

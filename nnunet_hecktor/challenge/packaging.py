@@ -70,6 +70,9 @@ def stage_model(model_dir: str | os.PathLike, destination: str | os.PathLike, fo
     postprocessing : path-like, optional
         Post-processing JSON, shipped as ``postprocessing.json`` (checked by loading it).
 
+    The prognosis-stage models of ``model_dir/prognosis/`` (``survival.joblib``, ``hpv.joblib``) are
+    shipped too.
+
     Returns
     -------
     Path
@@ -92,6 +95,13 @@ def stage_model(model_dir: str | os.PathLike, destination: str | os.PathLike, fo
     for fold in chosen:
         (destination / f"fold_{fold}").mkdir()
         shutil.copy2(source / f"fold_{fold}" / checkpoint, destination / f"fold_{fold}" / checkpoint)
+    from nnunet_hecktor.prognosis.deployment import STAGE_FILES, STAGE_FOLDER
+
+    staged = [name for name in STAGE_FILES.values() if (source / STAGE_FOLDER / name).is_file()]
+    if staged:  # the prognosis stage answers Tasks 2/3 in the container (see .run)
+        (destination / STAGE_FOLDER).mkdir()
+        for name in staged:
+            shutil.copy2(source / STAGE_FOLDER / name, destination / STAGE_FOLDER / name)
     pp_name = None
     if postprocessing is not None:
         from nnunet_hecktor.postprocessing.config import load_config

@@ -24,6 +24,12 @@ local testing. Problems that are not the case's (bad arguments, a model folder t
 loaded, a segmentation-only model asked for Task 2 or 3, an unwritable output folder) always stop
 the run: they would fail every case alike and must be fixed before submission.
 
+A model folder with fitted prognosis-stage models in ``prognosis/`` (``nnunet-hecktor prognosis
+stage``) gives Task 2 and/or Task 3 from the stage, exactly as ``nnunet-hecktor predict`` does
+(:meth:`nnunet_hecktor.prognosis.deployment.StageModels.predict_patient` on the predicted
+segmentation, post-processed when configured); the heads serve the tasks the stage does not cover.
+A failing stage step gets the fallback output like any other step.
+
 Task 1 never reads ``ehr.json``. For Tasks 2 and 3 its values are advisory (the inference policy of
 :mod:`nnunet_hecktor.clinical`): unknown keys are ignored, ``CenterID`` is never an input, a value
 that cannot be parsed or is out of range is missing, with one warning naming key and value.
@@ -232,17 +238,24 @@ def _run(task, input_dir, output_dir, model_dir, folds, checkpoint, device, post
     checkpoint = checkpoint or defaults.get("checkpoint")  # None: the deployed weights
     if postprocessing is None and defaults.get("postprocessing"):
         postprocessing = Path(model_dir) / defaults["postprocessing"]
+    stage, stage_tasks = _stage_for(model_dir, tasks)
     pp_config = None
-    if postprocessing is not None and 1 in tasks:
+    if postprocessing is not None and (1 in tasks or stage_tasks):
         from nnunet_hecktor.postprocessing.config import load_config
 
         pp_config = load_config(postprocessing)
-    needs_heads = any(t in tasks for t in (2, 3))
+    head_tasks = tuple(t for t in tasks if t in (2, 3) and t not in stage_tasks)
+    needs_heads = bool(head_tasks) or bool(stage_tasks and stage.needs_heads)
+    needs_clinical = any(t in tasks for t in (2, 3))
     model = HecktorPredictor(model_dir, folds, checkpoint, device, use_mirroring, tile_step_size,
                              segmentation_only=not needs_heads)
+    if stage is not None:
+        stage.check_inputs(needs_heads)
     output = Path(output_dir).expanduser()
     output.mkdir(parents=True, exist_ok=True)
     _info(verbose, "%s", model.info.describe())
+    if stage is not None:
+        _info(verbose, "%s\n  Task(s) %s from the prognosis stage", stage.describe(), ", ".join(map(str, stage_tasks)))
     result = ChallengeResult(tasks)
     steps = _CaseSteps(result, strict)
     ct_file = find_ct_file(input_dir)
@@ -251,12 +264,12 @@ def _run(task, input_dir, output_dir, model_dir, folds, checkpoint, device, post
     case = prediction = None
 
     with steps.step("reading the input", case_id):
-        case = read_challenge_input(input_dir, read_ehr=needs_heads)
+        case = read_challenge_input(input_dir, read_ehr=needs_clinical, columns=_clinical_columns(stage))
         case_id = case.case_id
         result.notes += case.notes
         result.substitutions = list(case.substitutions)
         _info(verbose, "case %s: CT %s, PET %s, ehr.json %s; tasks %s", case.case_id, case.ct_path.name,
-              case.pet_path.name, "not read (Task 1 needs none)" if not needs_heads
+              case.pet_path.name, "not read (Task 1 needs none)" if not needs_clinical
               else ("present" if case.ehr_path else "absent"), ", ".join(map(str, tasks)))
         for note in case.notes:
             _info(verbose, "  note: %s", note)
@@ -266,12 +279,19 @@ def _run(task, input_dir, output_dir, model_dir, folds, checkpoint, device, post
     if case is not None:
         with steps.step("segmentation", case_id):
             prediction = _segment(model, case, result)
+    segmentation = heads = None
     if prediction is not None and 1 in tasks:
         with steps.step("Task 1 export", case_id):
-            result.outputs[1] = write_segmentation_output(_export(model, prediction, pp_config, case), output)
+            segmentation = _export(model, prediction, pp_config, case)
+            result.outputs[1] = write_segmentation_output(segmentation, output)
     if prediction is not None and needs_heads:
         with steps.step("HPV and risk heads", case_id):
-            _heads(model, prediction, case, tasks, output, result)
+            heads = _heads(model, prediction, case, head_tasks, output, result)
+    if prediction is not None and stage_tasks:
+        with steps.step("prognosis stage", case_id):
+            if segmentation is None:
+                segmentation = _export(model, prediction, pp_config, case)
+            _stage(stage, prediction, segmentation, case, heads, stage_tasks, output, result)
     _write_fallbacks(tasks, output, result, case, input_dir, model_dir, model.info.folds, defaults)
     result.seconds = time.perf_counter() - start
     _log_summary(result, output, verbose, case_id)
@@ -301,7 +321,41 @@ def _export(model, prediction, pp_config, case):
     return segmentation
 
 
-def _heads(model, prediction, case, tasks, output: Path, result: ChallengeResult) -> None:
+def _stage_for(model_dir, tasks: tuple[int, ...]):
+    """The model folder's prognosis stage (``prognosis/``) and the tasks it answers, or (None, ())."""
+    from nnunet_hecktor.prognosis.deployment import resolve_stage_models
+
+    if not any(t in tasks for t in (2, 3)):
+        return None, ()
+    stage = resolve_stage_models(model_dir)
+    if stage is None:
+        return None, ()
+    covered = {2: "risk", 3: "hpv"}
+    return stage, tuple(t for t in tasks if t in covered and covered[t] in stage.outputs)
+
+
+def _clinical_columns(stage) -> tuple[str, ...] | None:
+    from nnunet_hecktor.clinical import MODEL_INPUT_COLUMNS
+
+    return None if stage is None else tuple(dict.fromkeys(MODEL_INPUT_COLUMNS + tuple(stage.clinical_columns)))
+
+
+def _stage(stage, prediction, segmentation, case, heads, tasks, output: Path, result: ChallengeResult) -> None:
+    """Task 2/3 from the prognosis stage: the same per-patient function as ``nnunet-hecktor predict``."""
+    preprocessed, _ = prediction
+    prepared = preprocessed.prepared
+    head_values = None if heads is None else {"hpv_probability": heads.hpv_probability, "risk": heads.risk}
+    values = stage.predict_patient(case.case_id, prepared.ct, prepared.pet, segmentation, case.clinical, head_values)
+    result.notes.append(f"Task(s) {', '.join(map(str, tasks))} from {stage.source}")
+    if 2 in tasks:
+        result.risk = values["risk"]
+        result.outputs[2] = write_rfs_output(values["risk"], output)
+    if 3 in tasks:
+        result.hpv_positive, result.hpv_probability = bool(values["hpv_status"]), values["hpv_probability"]
+        result.outputs[3] = write_hpv_output(result.hpv_positive, output)
+
+
+def _heads(model, prediction, case, tasks, output: Path, result: ChallengeResult):
     from nnunet_hecktor.prediction.ensemble import ensemble_heads
 
     preprocessed, logits = prediction
@@ -315,6 +369,7 @@ def _heads(model, prediction, case, tasks, output: Path, result: ChallengeResult
         result.outputs[2] = write_rfs_output(heads.risk, output)
     if 3 in tasks:
         result.outputs[3] = write_hpv_output(heads.hpv_positive, output)
+    return heads
 
 
 def _write_fallbacks(tasks, output: Path, result: ChallengeResult, case, input_dir, model_dir, folds,

@@ -31,6 +31,14 @@ Folds are ensembled as nnU-Net does for the segmentation (mean logits); hpv_prob
 the folds' probabilities, hpv_status = probability >= mean of the folds' stored thresholds,
 risk = mean of the folds' raw risks. Mirroring (test-time augmentation) applies to both.
 
+Risk/HPV source: when MODEL/prognosis/ holds fitted prognosis-stage models (put there by
+'nnunet-hecktor prognosis stage'), or --prognosis DIR names them, risk and/or HPV come from the stage:
+features of each patient's predicted segmentation (CT, PET on the CT grid) + clinical values (missing
+ones imputed by the stage), the stage's risk and HPV model with its stored threshold. The heads' values
+are then kept as head_hpv_probability, head_hpv_status, head_risk. --heads-only uses the heads. A model
+without heads (stock nnU-Net) gets risk/HPV from the stage. The source of each output is printed and
+recorded in prediction_settings.json (output_sources).
+
 example:
   nnunet-hecktor predict -i /data/hecktor_test -o predictions \\
       -m $nnUNet_results/Dataset501_HECKTOR/HecktorMultiTaskTrainer__nnUNetPlans__3d_fullres \\
@@ -69,15 +77,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--previous-stage", default=None,
                         help="3d_cascade_fullres models: the 3d_lowres model folder (default: nnU-Net's sibling "
                              "folder <Trainer>__<Plans>__3d_lowres)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--prognosis", default=None, metavar="DIR",
+                        help="risk/HPV from the prognosis stage: a folder with survival.joblib and/or hpv.joblib "
+                             "('prognosis stage'), or 'prognosis fit'/'hpv fit' output folders. Default: "
+                             "MODEL/prognosis/ when it holds models, else the network heads")
+    source.add_argument("--heads-only", action="store_true",
+                        help="risk/HPV from the network heads even when MODEL/prognosis/ holds stage models")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnunet_hecktor.prediction.api import predict
+    import logging
 
+    from nnunet_hecktor.prediction.api import predict
+    from nnunet_hecktor.prognosis.deployment import STAGE_FOLDER, resolve_stage_models
+
+    stage = resolve_stage_models(args.model, args.prognosis, args.heads_only)
+    if stage is not None and args.prognosis is None:
+        logging.getLogger("nnunet_hecktor.prediction.api").info(
+            "risk/HPV: using the prognosis stage found in %s/%s/ (--heads-only to use the network heads)",
+            args.model, STAGE_FOLDER)
     predict(args.input, args.output, args.model, clinical_csv=args.clinical, folds=args.folds,
             checkpoint=args.checkpoint, device=args.device, postprocessing=args.postprocessing,
             use_mirroring=not args.no_mirroring, tile_step_size=args.step_size,
             segmentation_only=args.segmentation_only, patients=args.patients, crops_dir=args.crops,
-            num_threads=args.threads, previous_stage=args.previous_stage, progress=not args.quiet)
+            num_threads=args.threads, previous_stage=args.previous_stage, progress=not args.quiet,
+            prognosis=stage)
     return 0

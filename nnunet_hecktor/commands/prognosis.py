@@ -17,11 +17,16 @@ Writes OUTPUT/model.joblib, oof_predictions.csv, cv_summary.json and km_oof.png.
 
 predict: write PatientID,risk (z-score of the training risks; higher = earlier relapse).
 
+stage: copy fitted models into MODEL/prognosis/ (survival.joblib from 'prognosis fit', hpv.joblib from
+'hpv fit'); 'nnunet-hecktor predict -m MODEL' and the challenge container then take risk/HPV from them.
+
 examples:
   nnunet-hecktor prognosis fit --features features_cv.csv --clinical clinical.csv --output prognosis_model
   nnunet-hecktor prognosis fit --features features_cv.csv --clinical clinical.csv --cv centre --output loco
   nnunet-hecktor prognosis predict --model prognosis_model/model.joblib --features features_test.csv \\
       --clinical clinical_test.csv --output predictions.csv
+  nnunet-hecktor prognosis stage --model $nnUNet_results/Dataset501_HECKTOR/<Trainer>__nnUNetPlans__3d_fullres \
+      --survival prognosis_model/model.joblib --hpv hpv_model/model.joblib
 """
 
 
@@ -63,6 +68,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--num-processes", type=int, default=1, help="threads of the random survival forest (default 1)")
     predict = actions.add_parser("predict", help="risk scores from a saved survival model")
     add_common_predict_arguments(predict)
+    stage = actions.add_parser("stage", help="put fitted survival/HPV models into a model folder's prognosis/ "
+                                             "(used by predict and the challenge container)")
+    stage.add_argument("--model", required=True, help="trained model folder (receives prognosis/)")
+    stage.add_argument("--survival", default=None, help="model.joblib of 'prognosis fit' (or its output folder)")
+    stage.add_argument("--hpv", default=None, help="model.joblib of 'hpv fit' (or its output folder)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,6 +85,12 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from nnunet_hecktor.prognosis.survival_stage import fit_survival, predict_survival
 
+    if args.action == "stage":
+        from nnunet_hecktor.prognosis.deployment import stage_into_model
+
+        for task, path in stage_into_model(args.model, args.survival, args.hpv).items():
+            print(f"{task} model -> {path}")
+        return 0
     if args.action == "fit":
         fit_survival(args.clinical, args.output, features_csv=args.features, feature_set=args.feature_set,
                      models=args.models, final=args.final, cv=args.cv, n_splits=args.folds, random_state=args.seed,

@@ -37,6 +37,7 @@ from .ensemble import ENSEMBLE_RULES
 from .inputs import InputCases, find_input_cases
 from .model import DEFAULT_CHECKPOINT, ModelInfo
 from .outputs import SETTINGS_JSON, write_prediction_tables, write_segmentation, write_substitutions
+from .patient_level import OutputSources, PatientLevelModel
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,8 @@ class PredictionSummary:
     substitutions : list of ClinicalSubstitution
         Clinical values of the predicted patients treated as missing or mapped (inference policy).
     seconds : float
+    sources : OutputSources or None
+        Where risk and HPV come from (``"heads"`` or ``"prognosis stage <path>"``).
     """
 
     output_dir: Path
@@ -73,12 +76,17 @@ class PredictionSummary:
     without_clinical: list[str] = field(default_factory=list)
     substitutions: list = field(default_factory=list)
     seconds: float = 0.0
+    sources: OutputSources | None = None
 
     def describe(self) -> str:
         lines = [f"predicted {len(self.predicted)} patients in {self.seconds:.1f} s -> {self.output_dir}"]
-        if self.model.multitask:
+        sources = self.sources
+        if sources is not None and (sources.risk or sources.hpv):
             lines.append("  predictions.csv: PatientID,hpv_probability,hpv_status,risk (1 = HPV positive; risk higher "
-                         "= earlier relapse)")
+                         "= earlier relapse; only the columns that have a source)")
+            lines.append(f"  {sources.describe()}")
+            if _heads_in_extra_columns(sources, self.model.multitask):
+                lines.append("  the heads' own outputs: head_hpv_probability,head_hpv_status,head_risk")
         if self.without_clinical:
             lines.append(f"  no clinical row (all clinical inputs missing) for {len(self.without_clinical)}: "
                          + ", ".join(self.without_clinical[:10]) + (" ..." if len(self.without_clinical) > 10 else ""))
@@ -97,13 +105,20 @@ class PredictionSummary:
         return "\n".join(lines)
 
 
-def load_clinical(cases: InputCases, clinical_csv: str | os.PathLike | None) -> tuple[dict, str, list]:
+def _heads_in_extra_columns(sources: OutputSources, multitask: bool) -> bool:
+    """Whether the heads' outputs go to the ``head_*`` columns (a patient-level model fills the main ones)."""
+    return multitask and any(s not in (None, "heads") for s in (sources.risk, sources.hpv))
+
+
+def load_clinical(cases: InputCases, clinical_csv: str | os.PathLike | None,
+                  columns: Sequence[str] | None = None) -> tuple[dict, str, list]:
     """Clinical records of the cases to predict (inference policy), where they came from, and the substitutions.
 
     An explicit ``clinical_csv`` wins; otherwise the task CSVs of a HECKTOR layout are merged (as the
     converter does, raw values as written); otherwise there is none (every clinical input missing).
     Values are parsed with :func:`nnunet_hecktor.clinical.parse_inference_record`: a bad value is
-    missing, never an error.
+    missing, never an error. ``columns``: the columns read (default: the network's inputs,
+    :data:`nnunet_hecktor.clinical.MODEL_INPUT_COLUMNS`).
 
     Returns
     -------
@@ -119,11 +134,12 @@ def load_clinical(cases: InputCases, clinical_csv: str | os.PathLike | None) -> 
         The table itself is unusable (unreadable, no PatientID column, duplicate PatientIDs, or task
         CSVs that disagree about a patient).
     """
-    from nnunet_hecktor.clinical import parse_inference_record, read_inference_csv
+    from nnunet_hecktor.clinical import MODEL_INPUT_COLUMNS, parse_inference_record, read_inference_csv
 
+    columns = tuple(columns) if columns is not None else MODEL_INPUT_COLUMNS
     wanted = {c.patient_id for c in cases.cases}
     if clinical_csv is not None:
-        records, substitutions = read_inference_csv(clinical_csv)
+        records, substitutions = read_inference_csv(clinical_csv, columns)
         source = str(Path(clinical_csv))
     elif cases.clinical_sources:
         from nnunet_hecktor.dataset_conversion import merge_clinical_csvs
@@ -131,7 +147,7 @@ def load_clinical(cases: InputCases, clinical_csv: str | os.PathLike | None) -> 
         table = merge_clinical_csvs(cases.clinical_sources)
         records, substitutions = {}, []
         for pid in wanted & set(table.raw):
-            records[pid], found = parse_inference_record(table.raw[pid], pid)
+            records[pid], found = parse_inference_record(table.raw[pid], pid, columns)
             substitutions += found
         names = ", ".join(str(s.path) for s in cases.clinical_sources)
         source = f"merged task CSVs of the input folder ({names})"
@@ -153,7 +169,7 @@ def predict(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model_d
             use_mirroring: bool = True, tile_step_size: float = 0.5, segmentation_only: bool = False,
             patients: Sequence[str] | None = None, crops_dir: str | os.PathLike | None = None,
             num_threads: int | None = None, previous_stage: str | os.PathLike | None = None,
-            progress: bool = True) -> PredictionSummary:
+            progress: bool = True, prognosis: PatientLevelModel | None = None) -> PredictionSummary:
     """Predict every patient of a folder.
 
     Parameters
@@ -185,7 +201,8 @@ def predict(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model_d
     tile_step_size : float
         Sliding-window step, fraction of the patch size.
     segmentation_only : bool
-        Write segmentations only (required for models without heads; no predictions.csv).
+        No heads (required for models without heads); without ``prognosis``, segmentations only
+        (no predictions.csv).
     patients : sequence of str, optional
         Predict only these PatientIDs.
     crops_dir : path-like, optional
@@ -198,6 +215,12 @@ def predict(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model_d
         sibling folder ``<Trainer>__<Plans>__3d_lowres``).
     progress : bool
         Show a progress bar and log the summary (INFO).
+    prognosis : PatientLevelModel, optional
+        Source of risk and/or HPV instead of the heads, e.g. the prognosis stage
+        (:func:`nnunet_hecktor.prognosis.deployment.resolve_stage_models` finds the one the command
+        line uses: ``--prognosis DIR``, else ``<model_dir>/prognosis/``). Its features are measured on
+        each patient's CT, PET and predicted segmentation; the heads' outputs (when the model has
+        heads) go to ``head_*`` columns. A model without heads is accepted.
 
     Returns
     -------
@@ -215,19 +238,25 @@ def predict(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model_d
     from .predictor import HecktorPredictor
 
     model = HecktorPredictor(model_dir, folds, checkpoint, device, use_mirroring, tile_step_size, segmentation_only,
-                             previous_stage)
-    clinical, clinical_source, substitutions = (load_clinical(cases, clinical_csv) if model.predict_heads
+                             previous_stage, heads_if_present=prognosis is not None)
+    if prognosis is not None:
+        prognosis.check_inputs(model.predict_heads)
+    uses_clinical = model.predict_heads or prognosis is not None
+    columns = _clinical_columns(prognosis)
+    clinical, clinical_source, substitutions = (load_clinical(cases, clinical_csv, columns) if uses_clinical
                                                 else ({}, "not used", []))
-    _log_plan(cases, model, clinical_source, pp_config, progress)
+    sources = OutputSources.of(model.predict_heads, prognosis)
+    _log_plan(cases, model, clinical_source, pp_config, progress, prognosis, sources)
     output.mkdir(parents=True, exist_ok=True)
-    summary = PredictionSummary(output.resolve(), model.info, substitutions=substitutions)
+    summary = PredictionSummary(output.resolve(), model.info, substitutions=substitutions, sources=sources)
     _log_substitutions(substitutions)
-    results = _predict_cases(model, cases, clinical, pp_config, output, summary, num_threads, progress)
+    results = _predict_cases(model, cases, clinical, pp_config, output, summary, num_threads, progress, prognosis)
     summary.files = write_prediction_tables(results, output)
-    if model.predict_heads:
+    if uses_clinical:
         summary.files.append(write_substitutions(substitutions, output))
     summary.seconds = time.perf_counter() - start
-    _write_settings(summary, cases, model, tile_step_size, postprocessing, pp_config, clinical_source, output)
+    _write_settings(summary, cases, model, tile_step_size, postprocessing, pp_config, clinical_source, output,
+                    prognosis)
     if progress:
         logger.info("%s", summary.describe())
     if summary.failed:
@@ -250,11 +279,24 @@ def _resolve_inputs(input_dir, output_dir, crops_dir, patients, postprocessing):
     return cases, output, pp_config
 
 
-def _log_plan(cases: InputCases, model, clinical_source: str, pp_config, progress: bool) -> None:
+def _clinical_columns(prognosis: PatientLevelModel | None) -> tuple[str, ...]:
+    """The network's clinical inputs plus those of the patient-level model."""
+    from nnunet_hecktor.clinical import MODEL_INPUT_COLUMNS
+
+    extra = tuple(prognosis.clinical_columns) if prognosis is not None else ()
+    return tuple(dict.fromkeys(MODEL_INPUT_COLUMNS + extra))
+
+
+def _log_plan(cases: InputCases, model, clinical_source: str, pp_config, progress: bool,
+              prognosis: PatientLevelModel | None = None, sources: OutputSources | None = None) -> None:
     if not progress:
         return
     logger.info("%s", cases.describe())
     logger.info("%s", model.info.describe())
+    if prognosis is not None:
+        logger.info("  %s", prognosis.describe().replace("\n", "\n  "))
+    if sources is not None:
+        logger.info("  %s", sources.describe())
     if model.previous_stage is not None:
         logger.info("  previous stage: %s", model.previous_stage.info.describe().replace("\n", "\n  "))
     logger.info("  clinical: %s", clinical_source)
@@ -270,7 +312,7 @@ def _log_substitutions(substitutions: list) -> None:
 
 
 def _predict_cases(model, cases: InputCases, clinical: dict, pp_config, output: Path, summary: PredictionSummary,
-                   num_threads: int | None, progress: bool) -> list:
+                   num_threads: int | None, progress: bool, prognosis: PatientLevelModel | None = None) -> list:
     """Predict and write every case; bad input data of one case is recorded in ``summary.failed``."""
     from tqdm import tqdm
 
@@ -298,7 +340,8 @@ def _predict_cases(model, cases: InputCases, clinical: dict, pp_config, output: 
             bar.set_postfix_str(case.patient_id)
             prediction = None
             if error is None:
-                prediction, error = _predict_one(model, case.patient_id, preprocessed, clinical, pp_config, summary)
+                prediction, error = _predict_one(model, case.patient_id, preprocessed, clinical, pp_config, summary,
+                                                 prognosis)
             if error is not None:
                 summary.failed[case.patient_id] = error
             else:
@@ -313,19 +356,29 @@ def _predict_cases(model, cases: InputCases, clinical: dict, pp_config, output: 
     return results
 
 
-def _predict_one(model, patient_id: str, preprocessed, clinical: dict, pp_config, summary: PredictionSummary):
+def _predict_one(model, patient_id: str, preprocessed, clinical: dict, pp_config, summary: PredictionSummary,
+                 prognosis: PatientLevelModel | None = None):
     """(prediction, None), or (None, reason) for bad input data."""
     record = clinical.get(patient_id)
-    if model.predict_heads and record is None:
+    if (model.predict_heads or prognosis is not None) and record is None:
         summary.without_clinical.append(patient_id)
     try:
-        return model.predict(preprocessed, record, pp_config), None
+        prediction = model.predict(preprocessed, record, pp_config)
+        if prognosis is not None:
+            prepared = preprocessed.prepared
+            heads = None if prediction.heads is None else {"hpv_probability": prediction.heads.hpv_probability,
+                                                           "risk": prediction.heads.risk}
+            # Features on the grid the network saw (the converted, possibly cropped CT and the PET
+            # resampled onto it), as the stage's training features were measured.
+            prediction.stage = prognosis.predict_patient(patient_id, prepared.ct, prepared.pet,
+                                                         prediction.segmentation, record, heads)
+        return prediction, None
     except InputDataError as exc:
         return None, str(exc)
 
 
 def _write_settings(summary: PredictionSummary, cases: InputCases, model, tile_step_size: float, postprocessing,
-                    pp_config, clinical_source: str, output: Path) -> None:
+                    pp_config, clinical_source: str, output: Path, prognosis: PatientLevelModel | None = None) -> None:
     """``prediction_settings.json``: how the predictions were made, and what happened per patient."""
     from nnunet_hecktor.fileio import write_json_atomic
 
@@ -340,10 +393,15 @@ def _write_settings(summary: PredictionSummary, cases: InputCases, model, tile_s
         "ensemble": ENSEMBLE_RULES if model.predict_heads else None,
         "head_patch": model.head_patch_rule() if model.predict_heads else None,
         "previous_stage": None if model.previous_stage is None else model.previous_stage.info.to_json(),
+        "output_sources": summary.sources.to_json() if summary.sources is not None else None,
+        "prognosis_stage": None if prognosis is None else {
+            "source": prognosis.source, "outputs": list(prognosis.outputs), "description": prognosis.describe(),
+            "features": "measured on the predicted segmentation, CT and PET on the grid the network saw; missing "
+                        "clinical values imputed by the stage's fitted pipeline"},
         "clinical": clinical_source,
         "clinical_policy": "inference: unknown columns and CenterID not read; Karnofsky 10-100, M1a/M1b/M1c and "
                            "spelled-out sexes mapped; other unparsable or out-of-range values missing"
-        if model.predict_heads else None,
+        if model.predict_heads or prognosis is not None else None,
         "clinical_substitutions": [s.as_row() for s in summary.substitutions],
         "patients_without_clinical_row": summary.without_clinical,
         "predicted": summary.predicted,

@@ -4,7 +4,10 @@
     uint8 labels (0 background, 1 GTVp, 2 GTVn) on the patient's original CT grid.
 ``predictions.csv``
     ``PatientID,hpv_probability,hpv_status,risk``: probability of HPV positive, 1 = HPV positive /
-    0 = negative, risk score (higher = earlier relapse). Multi-task models only.
+    0 = negative, risk score (higher = earlier relapse), from the heads of a multi-task model or from
+    a patient-level model (the prognosis stage, see :mod:`.patient_level`); only the columns that
+    have a source. With such a model and heads, the heads' values follow as ``head_hpv_probability``,
+    ``head_hpv_status``, ``head_risk``.
 ``predictions_per_fold.csv``
     The same per fold, with the fold's HPV threshold and where the head patch was centred.
 ``predictions_clinical_substitutions.csv``
@@ -27,6 +30,7 @@ from typing import Iterable
 from nnunet_hecktor import schema
 from nnunet_hecktor.fileio import write_image_atomic, write_text_atomic
 
+from .patient_level import HEAD_OUTPUT_COLUMNS
 from .predictor import CasePrediction
 
 PREDICTIONS_CSV = "predictions.csv"
@@ -60,16 +64,43 @@ def _number(value: float) -> str:
     return repr(float(value))
 
 
+def _head_values(p: CasePrediction) -> dict[str, str]:
+    if p.heads is None:
+        return {}
+    return {"hpv_probability": _number(p.heads.hpv_probability), "hpv_status": str(int(bool(p.heads.hpv_positive))),
+            "risk": _number(p.heads.risk)}
+
+
+def _stage_values(p: CasePrediction) -> dict[str, str]:
+    stage = p.stage or {}
+    values = {}
+    if "risk" in stage:
+        values["risk"] = _number(stage["risk"])
+    if "hpv_probability" in stage:
+        values["hpv_probability"] = _number(stage["hpv_probability"])
+        values["hpv_status"] = str(int(stage["hpv_status"]))
+    return values
+
+
 def predictions_csv_text(predictions: Iterable[CasePrediction]) -> str:
-    """``predictions.csv`` content (rows in the given order; patients without heads are left out)."""
+    """``predictions.csv`` content (rows in the given order; patients without any output are left out).
+
+    A main column comes from the patient-level model when it gives it, else from the heads; the
+    heads' values are repeated as ``head_*`` columns when a patient-level model is in use.
+    """
+    predictions = list(predictions)
+    rows = []
+    for p in predictions:
+        heads, stage = _head_values(p), _stage_values(p)
+        if heads or stage:
+            rows.append((p.patient_id, {**heads, **stage}, heads if p.stage is not None else {}))
+    main = [c for c in PREDICTION_COLUMNS[1:] if any(c in values for _, values, _ in rows)]
+    extra = [c for c in PREDICTION_COLUMNS[1:] if any(c in head for _, _, head in rows)]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(PREDICTION_COLUMNS)
-    for p in predictions:
-        if p.heads is None:
-            continue
-        writer.writerow([p.patient_id, _number(p.heads.hpv_probability), int(bool(p.heads.hpv_positive)),
-                         _number(p.heads.risk)])
+    writer.writerow([schema.COL_PATIENT, *main, *(HEAD_OUTPUT_COLUMNS[c] for c in extra)])
+    for pid, values, head in rows:
+        writer.writerow([pid, *(values.get(c, "") for c in main), *(head.get(c, "") for c in extra)])
     return buffer.getvalue()
 
 
@@ -86,13 +117,17 @@ def per_fold_csv_text(predictions: Iterable[CasePrediction]) -> str:
 
 
 def write_prediction_tables(predictions: list[CasePrediction], output_dir: str | os.PathLike) -> list[Path]:
-    """Write ``predictions.csv`` and ``predictions_per_fold.csv`` atomically (only when heads were predicted)."""
-    if not any(p.heads is not None for p in predictions):
+    """Write ``predictions.csv`` (when heads or a patient-level model gave outputs) and
+    ``predictions_per_fold.csv`` (when heads were predicted) atomically."""
+    heads = any(p.heads is not None for p in predictions)
+    if not heads and not any(p.stage for p in predictions):
         return []
     output_dir = Path(output_dir)
     written = []
-    for name, text in ((PREDICTIONS_CSV, predictions_csv_text(predictions)),
-                       (PER_FOLD_CSV, per_fold_csv_text(predictions))):
+    tables = [(PREDICTIONS_CSV, predictions_csv_text(predictions))]
+    if heads:
+        tables.append((PER_FOLD_CSV, per_fold_csv_text(predictions)))
+    for name, text in tables:
         write_text_atomic(output_dir / name, text)
         written.append(output_dir / name)
     return written

@@ -69,6 +69,9 @@ class CasePrediction:
     folds : list of FoldHeadOutput
         Per-fold head outputs.
     warnings : list of str
+    stage : dict or None
+        Outputs of a patient-level model (:mod:`.patient_level`): ``risk`` and/or
+        ``hpv_probability``/``hpv_status``; None when the heads are the only source.
     """
 
     patient_id: str
@@ -76,6 +79,7 @@ class CasePrediction:
     heads: EnsembleHeadOutput | None
     folds: list[FoldHeadOutput] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    stage: dict | None = None
 
 
 def _uncrop_probabilities(probabilities: np.ndarray, record) -> np.ndarray:
@@ -109,14 +113,17 @@ class HecktorPredictor:
         Cascade only: model folder of the previous stage (default: nnU-Net's sibling folder
         ``<Trainer>__<Plans>__<previous stage>``). Its folds are the cascade's folds when it has
         them all, else its default (:func:`.model.check_model_folder`).
+    heads_if_present : bool
+        Accept a model without heads and predict the heads when it has them (unless
+        ``segmentation_only``): for runs whose risk/HPV come from a patient-level model.
     """
 
     def __init__(self, model_dir: str | os.PathLike, folds: Sequence | None = None,
                  checkpoint: str | None = DEFAULT_CHECKPOINT, device: str = "cpu", use_mirroring: bool = True,
                  tile_step_size: float = 0.5, segmentation_only: bool = False,
-                 previous_stage_dir: str | os.PathLike | None = None):
+                 previous_stage_dir: str | os.PathLike | None = None, heads_if_present: bool = False):
         self.predictor, self.info = load_predictor(model_dir, folds, checkpoint, device, use_mirroring,
-                                                   tile_step_size, segmentation_only)
+                                                   tile_step_size, segmentation_only or heads_if_present)
         self.predict_heads = self.info.multitask and not segmentation_only
         self.label_manager = self.predictor.label_manager
         self._preprocessor = self.predictor.configuration_manager.preprocessor_class(verbose=False)
