@@ -26,7 +26,7 @@ Usage (CPU, reduced; see ``docs/learning-benchmark.md`` for the settings of the 
     python benchmarks/bench_learning.py --train-patients 600 --test-patients 300 --epochs 100 \\
         --iterations 250 --plans default --device cuda --num-processes 8
 
-Results: ``<workdir>/results.json`` and a printed table.
+Results: ``<workdir>/results.json``, ``<workdir>/table.md`` (Markdown) and a printed table.
 """
 
 from __future__ import annotations
@@ -348,6 +348,19 @@ def print_table(result: dict) -> None:
     print("\nWall time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
 
 
+def markdown_table(result: dict) -> str:
+    """The results as one Markdown table (segmentation and patient-level columns), for the docs."""
+    rows = ["| model or rule | GTVp mean Dice | GTVn DSCagg | risk C-index | HPV AUC | HPV BA |",
+            "|---|---|---|---|---|---|"]
+    for name, block in result["segmentation"].items():
+        rows.append(f"| {name} | {with_ci(block, 'gtvp_dice_mean')} | {with_ci(block, 'gtvn_dice_agg')} | | | |")
+    for name, block in result["patient_level"].items():
+        t2, t3 = block.get("task2") or {}, block.get("task3") or {}
+        rows.append(f"| {name} | | | {with_ci(t2, 'c_index')} | {with_ci(t3, 'auc')} | "
+                    f"{with_ci(t3, 'balanced_accuracy')} |")
+    return "\n".join(rows) + "\n"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train-patients", type=int, default=300, help="whole synthetic training cohort")
@@ -381,8 +394,9 @@ def main(argv=None) -> int:
 
     out = Path(args.workdir) / "results.json"
     out.write_text(json.dumps(json_safe(result), indent=2, default=str))
+    (Path(args.workdir) / "table.md").write_text(markdown_table(result))
     print_table(result)
-    print(f"\nresults: {out} ({result['total_seconds']:.0f} s in all)")
+    print(f"\nresults: {out} and table.md ({result['total_seconds']:.0f} s in all)")
     return 0
 
 
