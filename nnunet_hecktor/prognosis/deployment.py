@@ -199,13 +199,13 @@ def _needed(model: PrognosisModel, table):
 
 
 def _on_grid(segmentation, reference):
+    """``segmentation`` on ``reference``'s grid: its header when the grids agree up to round-off
+    (the package's one tolerance), else nearest-neighbour resampled."""
     import SimpleITK as sitk
 
-    same = (segmentation.GetSize() == reference.GetSize()
-            and all(abs(a - b) < 1e-4 for a, b in zip(segmentation.GetSpacing(), reference.GetSpacing()))
-            and all(abs(a - b) < 1e-3 for a, b in zip(segmentation.GetOrigin(), reference.GetOrigin()))
-            and all(abs(a - b) < 1e-6 for a, b in zip(segmentation.GetDirection(), reference.GetDirection())))
-    if same:
+    from nnunet_hecktor.dataset_conversion.geometry import same_grid
+
+    if same_grid(segmentation, reference):
         segmentation = sitk.Image(segmentation)
         segmentation.CopyInformation(reference)
         return segmentation
