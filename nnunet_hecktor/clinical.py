@@ -36,6 +36,7 @@ import csv
 import json
 import logging
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -61,6 +62,36 @@ AGE_RANGE: tuple[float, float] = (0.0, 120.0)
 SEX_SPELLINGS: dict[str, int] = {"male": 1, "m": 1, "man": 1, "female": 0, "f": 0, "woman": 0}
 #: M-stage sub-stages -> the release's stage.
 M_SUBSTAGES: dict[str, str] = {"m1a": "M1", "m1b": "M1", "m1c": "M1", "m0": "M0", "mx": "Mx", "m1": "M1"}
+#: T/N spellings that are "not assessable": missing values, not classes (schema.T_STAGES / N_STAGES).
+UNASSESSABLE_STAGES: tuple[str, ...] = ("tx", "nx", "tis")
+_STAGE_PATTERN = re.compile(r"^(?:[cpy]{0,2})?(?P<letter>[TN])(?P<number>[0-4])(?P<sub>[abc]?)$", re.IGNORECASE)
+
+
+def parse_stage(column: str, raw: Any) -> str | None:
+    """Canonical T or N stage (``schema.T_STAGES`` / ``N_STAGES``) of a raw value; None when missing.
+
+    Accepted: the labels in any case and with spaces (``"t2"``, ``"T 2"``), sub-stages (``"T4a"`` -> ``"T4"``,
+    ``"N2b"`` -> ``"N2"``), clinical/pathological prefixes (``"cT2"``), a bare ordinal code (``2`` or ``"2.0"``).
+    ``Tx``/``Nx``/``Tis`` are missing. Anything else raises ValueError.
+    """
+    if is_missing(raw):
+        return None
+    stages = schema.STAGES_OF_COLUMN[column]
+    letter = "T" if column == schema.COL_TSTAGE else "N"
+    text = str(raw).strip().replace(" ", "")
+    if text.lower() in UNASSESSABLE_STAGES:
+        return None
+    match = _STAGE_PATTERN.match(text)
+    if match and match.group("letter").upper() == letter and int(match.group("number")) < len(stages):
+        return stages[int(match.group("number"))]
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if number == number and number == int(number) and 0 <= int(number) < len(stages):
+        return stages[int(number)]
+    raise ValueError(f"column {column!r}: unknown stage {raw!r} (expected one of {', '.join(stages)}, "
+                     f"sub-stages such as {letter}2a, or {letter}x for not assessable)")
 
 
 def is_missing(raw: Any) -> bool:
@@ -144,6 +175,8 @@ def parse_value(column: str, raw: Any) -> Any:
                 return stage
         raise ValueError(f"column {column!r}: unknown M-stage {raw!r} (expected one of "
                          f"{', '.join(schema.M_STAGES)}, M1a, M1b, M1c)")
+    if column in schema.STAGES_OF_COLUMN:
+        return parse_stage(column, raw)
     if column == schema.COL_RFS:
         rfs = _as_float(raw, column)
         if rfs < 0:

@@ -45,16 +45,45 @@ COL_MSTAGE = "M-stage"
 COL_HPV = "HPV Status"
 COL_RELAPSE = "Relapse"
 COL_RFS = "RFS"
+#: HECKTOR 2026 staging targets (AJCC/UICC 7th edition), see :data:`T_STAGES` / :data:`N_STAGES`.
+COL_TSTAGE = "T-stage"
+COL_NSTAGE = "N-stage"
 
 CLINICAL_COLUMNS: tuple[str, ...] = (
     COL_PATIENT, COL_CENTER, COL_AGE, COL_GENDER, COL_TOBACCO, COL_ALCOHOL,
-    COL_PERFORMANCE, COL_TREATMENT, COL_MSTAGE, COL_HPV, COL_RELAPSE, COL_RFS,
+    COL_PERFORMANCE, COL_TREATMENT, COL_MSTAGE, COL_HPV, COL_RELAPSE, COL_RFS, COL_TSTAGE, COL_NSTAGE,
 )
 BINARY_COLUMNS: tuple[str, ...] = (COL_GENDER, COL_TOBACCO, COL_ALCOHOL, COL_TREATMENT)
 M_STAGES: tuple[str, ...] = ("M0", "M1", "Mx")
 ECOG_VALUES: tuple[int, ...] = (0, 1, 2, 3, 4)
 KARNOFSKY_VALUES: tuple[int, ...] = (80, 90, 100)
-TARGET_COLUMNS: tuple[str, ...] = (COL_HPV, COL_RELAPSE, COL_RFS)
+#: Every column that is a target in some edition (2025: HPV, Relapse, RFS; 2026: Relapse, RFS, T, N).
+#: Which of them an edition scores, and which it supplies as a test-time input, is in
+#: :mod:`nnunet_hecktor.editions`.
+TARGET_COLUMNS: tuple[str, ...] = (COL_HPV, COL_RELAPSE, COL_RFS, COL_TSTAGE, COL_NSTAGE)
+
+#: The one stage coding of the plugin (AJCC/UICC 7th edition, as HECKTOR 2026 releases it). Stages are
+#: stored as these canonical labels (``clinical.csv``, container outputs); the **ordinal code** of a
+#: stage is its index here (T0 = 0 ... T4 = 4, N0 = 0 ... N3 = 3), used by every model and metric.
+#: Sub-stages merge into their stage (T4a/T4b -> T4, N2a/N2b/N2c -> N2, N3a/N3b -> N3); ``Tx``/``Nx``
+#: (not assessable) and ``Tis`` are missing values, not classes.
+T_STAGES: tuple[str, ...] = ("T0", "T1", "T2", "T3", "T4")
+N_STAGES: tuple[str, ...] = ("N0", "N1", "N2", "N3")
+STAGES_OF_COLUMN: dict[str, tuple[str, ...]] = {COL_TSTAGE: T_STAGES, COL_NSTAGE: N_STAGES}
+
+
+def stage_code(column: str, stage: str | None) -> int | None:
+    """Ordinal code of a canonical stage label (``stage_code("T-stage", "T3") == 3``); None stays None."""
+    if stage is None:
+        return None
+    return STAGES_OF_COLUMN[column].index(stage)
+
+
+def stage_label(column: str, code: int | None) -> str | None:
+    """Canonical stage label of an ordinal code (``stage_label("N-stage", 2) == "N2"``); None stays None."""
+    if code is None:
+        return None
+    return STAGES_OF_COLUMN[column][int(code)]
 
 #: Task folder names of the 2025 release and their CSV file names.
 TASK_FOLDERS: dict[int, str] = {1: "Task 1", 2: "Task 2", 3: "Task 3"}

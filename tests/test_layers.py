@@ -25,7 +25,8 @@ LAYERS: dict[str, int] = {
     "nnunet_hecktor.strict_json": 0, "nnunet_hecktor.parallel": 0, "nnunet_hecktor.lazy_exports": 0,
     "nnunet_hecktor.logs": 0, "nnunet_hecktor.checkpoints": 0,
     # 1: image integrity, clinical parsing, nnU-Net environment, pure metrics
-    "nnunet_hecktor.image_integrity": 1, "nnunet_hecktor.clinical": 1, "nnunet_hecktor.nnunet_env": 1,
+    "nnunet_hecktor.image_integrity": 1, "nnunet_hecktor.clinical": 1, "nnunet_hecktor.editions": 1,
+    "nnunet_hecktor.nnunet_env": 1,
     "nnunet_hecktor.metrics": 1,
     # 2: file I/O
     "nnunet_hecktor.fileio": 2,
