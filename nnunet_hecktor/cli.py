@@ -23,7 +23,7 @@ from types import ModuleType
 from typing import Sequence
 
 from nnunet_hecktor import __version__
-from nnunet_hecktor.errors import HecktorError
+from nnunet_hecktor.errors import HecktorError, UsageError
 from nnunet_hecktor.logs import configure_cli_logging
 
 
@@ -60,20 +60,40 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(sub)
+        _add_verbosity_options(sub)
         sub.set_defaults(_run=module.run)
     return parser
+
+
+def _add_verbosity_options(parser: argparse.ArgumentParser) -> None:
+    """``-q/--quiet`` and ``-v/--verbose`` on every command (a command may define its own ``--quiet``)."""
+    known = parser._option_string_actions
+    group = parser.add_argument_group("output")
+    if "--quiet" not in known:
+        group.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    elif "-q" not in known:
+        known["--quiet"].option_strings.insert(0, "-q")
+        known["-q"] = known["--quiet"]
+    if "--verbose" not in known:
+        group.add_argument("-v", "--verbose", action="store_true", help="debug messages too")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console command; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure_cli_logging(quiet=bool(getattr(args, "quiet", False)))
+    configure_cli_logging(quiet=bool(getattr(args, "quiet", False)), verbose=bool(getattr(args, "verbose", False)))
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 2
     try:
         return int(args._run(args) or 0)
+    except UsageError as exc:
+        # Called wrongly: argparse's convention (usage line, exit 2).
+        sub = _subparser(parser, args.command)
+        (sub or parser).print_usage(sys.stderr)
+        print(f"nnunet-hecktor {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except HecktorError as exc:
         # Input problems are the user's to fix: one clear line, no traceback.
         print(f"nnunet-hecktor {args.command}: error: {exc}", file=sys.stderr)
@@ -81,6 +101,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"nnunet-hecktor {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser | None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices.get(name)
+    return None
 
 
 if __name__ == "__main__":  # pragma: no cover

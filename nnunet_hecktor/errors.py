@@ -9,6 +9,10 @@ class HecktorError(Exception):
     """An error the user can fix (bad input, wrong folder, missing model); the CLI prints it plainly."""
 
 
+class UsageError(HecktorError):
+    """The command was called wrongly (missing or contradictory options): the CLI exits with 2, as argparse does."""
+
+
 class InputDataError(HecktorError):
     """Bad input data for one patient or file.
 

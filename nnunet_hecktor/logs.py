@@ -33,13 +33,15 @@ class _TerminalHandler(logging.Handler):
             self.handleError(record)
 
 
-def configure_cli_logging(quiet: bool = False) -> None:
+def configure_cli_logging(quiet: bool = False, verbose: bool = False) -> None:
     """Show the plugin's log records on the terminal (idempotent).
 
     Parameters
     ----------
     quiet : bool
         Only warnings and errors.
+    verbose : bool
+        Debug records too (wins over ``quiet``).
     """
     log = logging.getLogger(PACKAGE_LOGGER)
     handler = next((h for h in log.handlers if isinstance(h, _TerminalHandler)), None)
@@ -47,6 +49,6 @@ def configure_cli_logging(quiet: bool = False) -> None:
         handler = _TerminalHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
-    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
     # Records still propagate: with no root handler (the command line) nothing is shown twice, and
     # handlers the caller installed on the root (pytest's caplog, an application's) keep seeing them.

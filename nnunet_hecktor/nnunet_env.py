@@ -108,3 +108,27 @@ def setup_problems(env: Mapping[str, str] | None = None) -> list[str]:
         problems.append("nnUNet_n_proc_DA=0 makes nnUNetv2_plan_and_preprocess fail (nnU-Net 2.8 passes it to "
                         "torch.set_num_threads); set it for training only: nnUNet_n_proc_DA=0 nnUNetv2_train ...")
     return problems
+
+
+#: Environment variable that seeds training (an integer), for trainers run through ``nnUNetv2_train``.
+SEED_VARIABLE = "NNUNET_HECKTOR_SEED"
+
+
+def training_seed_from_environment(default: int | None) -> int | None:
+    """The seed in :data:`SEED_VARIABLE` (an integer >= 0), else ``default``.
+
+    Raises
+    ------
+    ValueError
+        The variable is set but is not a non-negative integer.
+    """
+    raw = os.environ.get(SEED_VARIABLE, "").strip()
+    if not raw:
+        return default
+    try:
+        seed = int(raw)
+    except ValueError:
+        raise ValueError(f"{SEED_VARIABLE}={raw!r} is not an integer") from None
+    if seed < 0:
+        raise ValueError(f"{SEED_VARIABLE} must be >= 0, got {seed}")
+    return seed

@@ -62,3 +62,40 @@ def test_cli_prints_library_log_records_plainly(capsys):
     captured = capsys.readouterr()
     assert captured.out == "hpv: 12 patients\n"
     assert captured.err == "warning: column X ignored\n"
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_COMMANDS))
+def test_every_command_takes_quiet_and_verbose(name, capsys):
+    with pytest.raises(SystemExit):
+        main([name, "--help"])
+    text = capsys.readouterr().out
+    assert "-q, --quiet" in text and "-v, --verbose" in text
+
+
+def test_usage_error_exits_2_with_the_usage_line(monkeypatch, capsys):
+    import types
+
+    from nnunet_hecktor import cli
+    from nnunet_hecktor.errors import UsageError
+
+    def run(args):
+        raise UsageError("give --gt or --challenge-outputs")
+
+    fake = types.SimpleNamespace(NAME="fake", HELP="a test command", add_arguments=lambda parser: None, run=run)
+    monkeypatch.setattr(cli, "_command_modules", lambda: [fake])
+    assert main(["fake"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: nnunet-hecktor fake") and "error: give --gt" in err
+
+
+def test_verbose_shows_debug_records(capsys):
+    import logging
+
+    from nnunet_hecktor.logs import configure_cli_logging
+
+    configure_cli_logging(verbose=True)
+    try:
+        logging.getLogger("nnunet_hecktor.test").debug("a debug record")
+        assert "a debug record" in capsys.readouterr().out
+    finally:
+        configure_cli_logging()

@@ -145,6 +145,10 @@ def test_resume_restores_heads_swa_risk_bank_and_sampler(private_results):
     resumed = make_trainer(private_results, resume=True)
     resumed.load_checkpoint(path)
     assert resumed.current_epoch == first.current_epoch
+    # A checkpoint dictionary loads too (nnU-Net after 2.8.1 accepts either), with the plugin's state.
+    from_dict = make_trainer(private_results, resume=True)
+    from_dict.load_checkpoint(torch.load(path, map_location="cpu", weights_only=False))
+    assert from_dict.current_epoch == first.current_epoch and from_dict.swa.n_averaged == first.swa.n_averaged
     for (k, a), (k2, b) in zip(first.plain_network.state_dict().items(), resumed.plain_network.state_dict().items()):
         assert k == k2 and torch.equal(a, b), k   # heads and clinical-encoder statistics included
     assert bool(resumed.plain_network.clinical_encoder.is_fitted)
@@ -269,3 +273,34 @@ def test_disabled_checkpointing_writes_nothing_and_says_so(private_results):
         log = handle.read()
     assert "checkpointing disabled, not written" in log and "SWA: wrote" not in log
     assert trainer.weights_in_use == "swa"   # the validation would still use the average
+
+
+def test_seeded_training_repeats_initialisation_and_first_steps(private_results, monkeypatch):
+    """NNUNET_HECKTOR_SEED: the same seed gives the same weights after the same steps; another seed does not."""
+    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
+
+    def weights_after_two_steps(seed: int):
+        monkeypatch.setenv("NNUNET_HECKTOR_SEED", str(seed))
+        trainer = make_trainer(private_results)
+        trainer.on_train_start()
+        initial = {k: v.clone() for k, v in trainer.plain_network.state_dict().items()}
+        for _ in range(2):
+            trainer.train_step(next(trainer.dataloader_train))
+        return initial, trainer.plain_network.state_dict()
+
+    init_a, after_a = weights_after_two_steps(7)
+    init_b, after_b = weights_after_two_steps(7)
+    init_c, _ = weights_after_two_steps(8)
+    assert all(torch.equal(init_a[k], init_b[k]) for k in init_a)
+    assert all(torch.equal(after_a[k], after_b[k]) for k in after_a)
+    assert not all(torch.equal(init_a[k], init_c[k]) for k in init_a)
+
+
+def test_seed_variable_is_validated(monkeypatch):
+    from nnunet_hecktor.nnunet_env import training_seed_from_environment
+
+    monkeypatch.setenv("NNUNET_HECKTOR_SEED", "-1")
+    with pytest.raises(ValueError, match=">= 0"):
+        training_seed_from_environment(None)
+    monkeypatch.setenv("NNUNET_HECKTOR_SEED", "")
+    assert training_seed_from_environment(3) == 3

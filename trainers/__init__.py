@@ -5,6 +5,12 @@ Trainers (use with ``nnUNetv2_train ... -tr NAME`` once ``nnUNet_extTrainer`` po
 
 - :class:`HecktorMultiTaskTrainer`: segmentation + HPV head + Cox head + SWA.
 - :class:`HecktorSWATrainer`: stock segmentation with stochastic weight averaging.
+
+How they are built (one concern per class, composed by inheritance): :mod:`.base_trainer`
+(``HecktorTrainerBase``: checkpoint format and end-of-training hooks), :mod:`.swa_trainer`
+(``SWAMixin``), :mod:`.multitask_trainer` (``HecktorHeadsTrainer``: the heads on the base;
+``HecktorMultiTaskTrainer = SWAMixin + HecktorHeadsTrainer``); every nnU-Net internal they touch
+goes through :mod:`.nnunet_seams`.
 - Variants (:mod:`.variants`): ``*_tiny``, ``*_5epochs``, ``*_100epochs``, ``*_250epochs``,
   ``HecktorMultiTaskTrainerNoClinical``, ``HecktorMultiTaskTrainerNoSWA``,
   ``HecktorMultiTaskTrainerBottleneckHeads`` (the original heads).
@@ -21,9 +27,12 @@ from __future__ import annotations
 
 from nnunet_hecktor.lazy_exports import lazy_exports
 
+#: Every trainer class nnU-Net can be given with ``-tr`` -> its module (tests/test_nnunet_seams.py
+#: checks it against the classes the modules define).
 _TRAINERS = {
     "HecktorSWATrainer": "swa_trainer",
     "HecktorMultiTaskTrainer": "multitask_trainer",
+    "HecktorHeadsTrainer": "multitask_trainer",
     "HecktorMultiTaskTrainer_tiny": "variants",
     "HecktorSWATrainer_tiny": "variants",
     "HecktorMultiTaskTrainer_5epochs": "variants",

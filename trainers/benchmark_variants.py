@@ -36,11 +36,8 @@ def _positive_int(name: str, default: int) -> int:
     return value
 
 
-class _EnvironmentSchedule(SkipFoldValidation):
-    """Mixin: epochs and iterations from ``NNUNET_HECKTOR_*`` environment variables; no fold validation
-    and no mirrored head passes at the end of training (the benchmark scores new patients)."""
-
-    head_tta = False
+class _EnvironmentSchedule:
+    """Mixin: epochs and iterations from the ``NNUNET_HECKTOR_*`` environment variables."""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -50,13 +47,21 @@ class _EnvironmentSchedule(SkipFoldValidation):
         self.num_val_iterations_per_epoch = _positive_int(ENV_VAL_ITERATIONS, self.num_val_iterations_per_epoch)
 
 
-class HecktorMultiTaskTrainer_benchmark(_EnvironmentSchedule, HecktorMultiTaskTrainer):
+class _ScoredOnNewPatients(SkipFoldValidation):
+    """Mixin: the benchmark scores new patients, so no fold validation and no mirrored head passes
+    at the end of training."""
+
+    head_tta = False
+
+
+class HecktorMultiTaskTrainer_benchmark(_EnvironmentSchedule, _ScoredOnNewPatients, HecktorMultiTaskTrainer):
     """The default multi-task trainer (lesion-statistics heads) with the benchmark's schedule."""
 
 
-class HecktorMultiTaskTrainerBottleneckHeads_benchmark(_EnvironmentSchedule, HecktorMultiTaskTrainerBottleneckHeads):
+class HecktorMultiTaskTrainerBottleneckHeads_benchmark(_EnvironmentSchedule, _ScoredOnNewPatients,
+                                                       HecktorMultiTaskTrainerBottleneckHeads):
     """The original (bottleneck) heads with the benchmark's schedule."""
 
 
-class HecktorSWATrainer_benchmark(_EnvironmentSchedule, HecktorSWATrainer):
+class HecktorSWATrainer_benchmark(_EnvironmentSchedule, _ScoredOnNewPatients, HecktorSWATrainer):
     """Segmentation only (stock nnU-Net training + SWA) with the benchmark's schedule."""

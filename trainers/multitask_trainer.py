@@ -45,10 +45,6 @@ from typing import Any, List
 import numpy as np
 import torch
 from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
-from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
-from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
-from nnunetv2.utilities.helpers import dummy_context
-from torch import autocast
 from torch import distributed as dist
 
 from nnunet_hecktor import schema
@@ -60,8 +56,10 @@ from nnunet_hecktor.metrics.classification import choose_threshold
 from .head_metrics import hpv_metrics, mean_per_patient, survival_metrics, write_validation_heads
 from .patient_data import PatientTable, effective_hpv_prevalence, hpv_sampling_weights, load_patient_table
 from .progress_plot import HEAD_LOG_KEYS, plot_head_progress
+from .base_trainer import HecktorTrainerBase
+from .nnunet_seams import data_loader_class, log_store, optimizer_step, training_autocast
 from .sampling import HecktorDataLoader
-from .swa_trainer import HecktorSWATrainer
+from .swa_trainer import SWAMixin
 
 
 class _PrecomputedOutput:
@@ -102,8 +100,11 @@ def gather_rows(rows: list[dict], keys: list[str], is_ddp: bool) -> list[dict]:
     return [by_key[k] for k in keys]
 
 
-class HecktorMultiTaskTrainer(HecktorSWATrainer):
-    """nnU-Net trainer for GTVp/GTVn segmentation, HPV status and recurrence risk, with SWA.
+class HecktorHeadsTrainer(HecktorTrainerBase):
+    """nnU-Net trainer for GTVp/GTVn segmentation, HPV status and recurrence risk (the heads, no SWA).
+
+    :class:`HecktorMultiTaskTrainer` is this trainer with stochastic weight averaging
+    (:class:`~nnunet_hecktor.trainers.swa_trainer.SWAMixin`); use it unless you ablate SWA.
 
     Class attributes (override in a subclass, nnU-Net style)
     ---------------------------------------------------------
@@ -168,7 +169,7 @@ class HecktorMultiTaskTrainer(HecktorSWATrainer):
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        log = self.logger.local_logger.my_fantastic_logging
+        log = log_store(self)
         for key in HEAD_LOG_KEYS:
             log.setdefault(key, [])
         self.patients: PatientTable | None = None
@@ -237,52 +238,31 @@ class HecktorMultiTaskTrainer(HecktorSWATrainer):
 
     # -- data loading ---------------------------------------------------------------------------
     def get_dataloaders(self):
-        """nnU-Net's data pipeline with :class:`HecktorDataLoader` in place of ``nnUNetDataLoader``."""
-        patch_size = self.configuration_manager.patch_size
-        deep_supervision_scales = self._get_deep_supervision_scales()
-        rotation_for_DA, do_dummy_2d_data_aug, initial_patch_size, mirror_axes = \
-            self.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
-        labels = self.label_manager
-        tr_transforms = self.get_training_transforms(
-            patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes, do_dummy_2d_data_aug,
-            use_mask_for_norm=self.configuration_manager.use_mask_for_norm, is_cascaded=self.is_cascaded,
-            foreground_labels=labels.foreground_labels,
-            regions=labels.foreground_regions if labels.has_regions else None, ignore_label=labels.ignore_label)
-        val_transforms = self.get_validation_transforms(
-            deep_supervision_scales, is_cascaded=self.is_cascaded, foreground_labels=labels.foreground_labels,
-            regions=labels.foreground_regions if labels.has_regions else None, ignore_label=labels.ignore_label)
-        dataset_tr, dataset_val = self.get_tr_and_val_datasets()
-        common = dict(oversample_foreground_percent=self.oversample_foreground_percent, sampling_probabilities=None,
-                      pad_sides=None, probabilistic_oversampling=self.probabilistic_oversampling,
-                      gtvp_centred_fraction=self.gtvp_centred_fraction, centre_jitter=self.centre_jitter,
-                      gtvn_centred_fraction=self.gtvn_centred_fraction, gtvp_label=schema.GTVP,
-                      gtvn_label=schema.GTVN)
+        """nnU-Net's own data pipeline, with :class:`HecktorDataLoader` in place of ``nnUNetDataLoader``.
+
+        The training loader draws patients with the HPV sampling weights and its own seeded stream;
+        the validation loader draws uniformly from a second stream (seed + 1).
+        """
         rank = _rank_and_world(self.is_ddp)[0]
-        dl_tr = HecktorDataLoader(dataset_tr, self.batch_size, initial_patch_size, patch_size, labels,
-                                  transforms=tr_transforms, patient_weights=self._patient_weights,
-                                  seed=self.sampler_seed, restart=self._restarts, rank=rank, **common)
-        # Validation patches: uniform patients, its own stream (seed + 1).
-        dl_val = HecktorDataLoader(dataset_val, self.batch_size, patch_size, patch_size, labels,
-                                   transforms=val_transforms, seed=self.sampler_seed + 1, restart=self._restarts,
-                                   rank=rank, **common)
-        n_proc = get_allowed_n_proc_DA()
-        if n_proc == 0:
-            gen_tr, gen_val = SingleThreadedAugmenter(dl_tr, None), SingleThreadedAugmenter(dl_val, None)
-        else:
-            pin = self.device.type == "cuda"
-            gen_tr = NonDetMultiThreadedAugmenter(data_loader=dl_tr, transform=None, num_processes=n_proc,
-                                                  num_cached=max(6, n_proc // 2), seeds=None, pin_memory=pin,
-                                                  wait_time=0.002)
-            gen_val = NonDetMultiThreadedAugmenter(data_loader=dl_val, transform=None,
-                                                   num_processes=max(1, n_proc // 2),
-                                                   num_cached=max(3, n_proc // 4), seeds=None, pin_memory=pin,
-                                                   wait_time=0.002)
-        _ = next(gen_tr)
-        _ = next(gen_val)
-        if n_proc == 0 and self._saved_sampler_state is not None:
+        made: list[HecktorDataLoader] = []
+
+        def make_loader(data, batch_size, patch_size, final_patch_size, label_manager, **kwargs):
+            training = not made  # nnU-Net builds the training loader first
+            loader = HecktorDataLoader(
+                data, batch_size, patch_size, final_patch_size, label_manager, **kwargs,
+                gtvp_centred_fraction=self.gtvp_centred_fraction, centre_jitter=self.centre_jitter,
+                gtvn_centred_fraction=self.gtvn_centred_fraction, gtvp_label=schema.GTVP, gtvn_label=schema.GTVN,
+                patient_weights=self._patient_weights if training else None,
+                seed=self.sampler_seed if training else self.sampler_seed + 1, restart=self._restarts, rank=rank)
+            made.append(loader)
+            return loader
+
+        with data_loader_class(make_loader):
+            gen_tr, gen_val = super().get_dataloaders()
+        if isinstance(gen_tr, SingleThreadedAugmenter) and self._saved_sampler_state is not None:
             # After nnU-Net's warm-up batch, so the resumed stream continues exactly where the
             # checkpoint left it (with DA worker processes a fresh stream per restart is used).
-            dl_tr.load_sampler_state(self._saved_sampler_state)
+            made[0].load_sampler_state(self._saved_sampler_state)
         return gen_tr, gen_val
 
     def _in_process_loader(self) -> HecktorDataLoader | None:
@@ -349,7 +329,7 @@ class HecktorMultiTaskTrainer(HecktorSWATrainer):
 
         self.optimizer.zero_grad(set_to_none=True)
         # Autocast on CUDA only, as nnU-Net (slow on CPU); the heads force fp32 internally.
-        with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
+        with training_autocast(self.device):
             seg, hpv_logit, risk = self.forward_with_heads(data, heads)
             seg_loss = self.loss(seg, target)
         hpv_loss = self.hpv_loss(hpv_logit, heads["hpv"])
@@ -360,16 +340,7 @@ class HecktorMultiTaskTrainer(HecktorSWATrainer):
         cox_loss = self.risk_bank.pooled_loss(risk_all, rfs_all, relapse_all, index_all)
         loss = seg_loss + self.hpv_loss_weight * hpv_loss + self.cox_loss_weight * cox_loss
 
-        if self.grad_scaler is not None:
-            self.grad_scaler.scale(loss).backward()
-            self.grad_scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
-            self.grad_scaler.step(self.optimizer)
-            self.grad_scaler.update()
-        else:
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
-            self.optimizer.step()
+        optimizer_step(self, loss)
         # 'loss' stays the segmentation loss so nnU-Net's progress.png compares like with like
         # (its validation loss is the segmentation loss); the heads go to progress_heads.png.
         return {"loss": seg_loss.detach().cpu().numpy(), "total_loss": float(loss.detach()),
@@ -414,7 +385,7 @@ class HecktorMultiTaskTrainer(HecktorSWATrainer):
     def validation_step(self, batch: dict) -> dict:
         heads = self.head_inputs(batch)
         data = batch["data"].to(self.device, non_blocking=True)
-        with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
+        with training_autocast(self.device):
             seg, hpv_logit, risk = self.forward_with_heads(data, heads)
         network, self.network = self.network, _PrecomputedOutput(seg)
         try:
@@ -452,8 +423,8 @@ class HecktorMultiTaskTrainer(HecktorSWATrainer):
                 self.print_to_log_file(f"Could not draw progress_heads.png: {exc}")
 
     # -- checkpoints ----------------------------------------------------------------------------------
-    def extra_checkpoint_state(self) -> dict[str, Any]:
-        state = super().extra_checkpoint_state()
+    def extra_checkpoint_state(self, for_resuming: bool = True) -> dict[str, Any]:
+        state = super().extra_checkpoint_state(for_resuming)
         loader = self._in_process_loader() if self.dataloader_train is not None else None
         state["risk_bank"] = self.risk_bank.state_dict()
         state["sampler"] = {"restarts": self._restarts,
@@ -470,7 +441,7 @@ class HecktorMultiTaskTrainer(HecktorSWATrainer):
         # state was saved (nnUNet_n_proc_DA=0), which is then continued.
         self._restarts = int(sampler.get("restarts", 0)) + 1
         self._saved_sampler_state = sampler.get("state")
-        log = self.logger.local_logger.my_fantastic_logging
+        log = log_store(self)
         n = len(log.get("train_losses", []))
         for key in HEAD_LOG_KEYS:  # checkpoints of other trainers (e.g. warm start) lack these
             if key not in log:
@@ -619,3 +590,11 @@ class HecktorMultiTaskTrainer(HecktorSWATrainer):
     def perform_actual_validation(self, save_probabilities: bool = False):
         super().perform_actual_validation(save_probabilities)
         self.validate_heads()  # every rank: the work is sharded
+
+
+class HecktorMultiTaskTrainer(SWAMixin, HecktorHeadsTrainer):
+    """nnU-Net trainer for GTVp/GTVn segmentation, HPV status and recurrence risk, with SWA.
+
+    :class:`HecktorHeadsTrainer` (the heads on the plugin's base trainer) plus stochastic weight
+    averaging (:class:`~nnunet_hecktor.trainers.swa_trainer.SWAMixin`); the class attributes of both apply.
+    """

@@ -16,7 +16,7 @@ import torch
 
 from nnunet_hecktor.heads import HeadConfig
 
-from .multitask_trainer import HecktorMultiTaskTrainer
+from .multitask_trainer import HecktorHeadsTrainer, HecktorMultiTaskTrainer
 from .swa_trainer import HecktorSWATrainer
 
 
@@ -100,10 +100,9 @@ class HecktorMultiTaskTrainerBottleneckHeads(HecktorMultiTaskTrainer):
     gtvn_centred_fraction = 0.0
 
 
-class HecktorMultiTaskTrainerNoSWA(HecktorMultiTaskTrainer):
-    """No stochastic weight averaging (ablation): checkpoint_final.pth holds the last iterate, as in stock nnU-Net."""
-
-    swa_enabled = False
+class HecktorMultiTaskTrainerNoSWA(HecktorHeadsTrainer):
+    """No stochastic weight averaging (ablation): the heads trainer without the SWA mixin;
+    checkpoint_final.pth holds the last iterate, as in stock nnU-Net."""
 
 
 class _DemoSchedule:

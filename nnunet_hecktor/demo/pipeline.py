@@ -153,6 +153,8 @@ def run_demo(output: str | os.PathLike, patients: int = DEMO_PATIENTS, test_pati
         return {"plans": str(path)}
 
     def train() -> dict:
+        from nnunet_hecktor.nnunet_env import SEED_VARIABLE
+
         args = [str(dataset_id), DEMO_CONFIGURATION, "0", "-tr", trainer, "-p", DEMO_PLANS, "-device", device]
         if steps.ran_earlier:
             fresh(result.model_dir)  # trained on data that has just been remade
@@ -161,8 +163,11 @@ def run_demo(output: str | os.PathLike, patients: int = DEMO_PATIENTS, test_pati
             # An interrupted training continues from its last checkpoint (nnU-Net's --c; after the
             # last epoch only the end-of-training steps are redone).
             args.append("--c")
-        run_nnunet_with_progress("nnUNetv2_train", args, env, output / "logs" / "train_fold0.log",
-                                 total=_trainer_epochs(trainer), unit="epoch", kind="train")
+        # Seeded training (initialisation and the in-process augmentation stream): the same command
+        # gives the same model on the same machine.
+        run_nnunet_with_progress("nnUNetv2_train", args, {**env, SEED_VARIABLE: str(seed)},
+                                 output / "logs" / "train_fold0.log", total=_trainer_epochs(trainer), unit="epoch",
+                                 kind="train")
         return {"model": str(result.model_dir)}
 
     def predict() -> dict:
