@@ -218,5 +218,5 @@ def test_lenient_parsing_of_every_column_for_other_callers():
            "Performance Status": "70"}
     record, substitutions = parse_inference_record(row, columns=schema.CLINICAL_COLUMNS)
     assert record["Relapse"] == 1 and record["Performance Status"] == 70
-    assert record["CenterID"] is None and record["RFS"] is None and record["HPV Status"] is None
-    assert [(s.column, s.used) for s in substitutions] == [("CenterID", None), ("RFS", None), ("HPV Status", None)]
+    assert record["CenterID"] is None and record["RFS"] is None and record["HPV Status"] == 1  # issue 20
+    assert [(s.column, s.used) for s in substitutions] == [("CenterID", None), ("RFS", None), ("HPV Status", 1)]
