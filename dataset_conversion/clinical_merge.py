@@ -405,7 +405,8 @@ def _add_table_lines(table: ClinicalTable, tallies: dict[tuple[Path, str], _Colu
                           f"{', '.join(sorted(lines, key=int))}): every clinical value of them treated as missing")
     case_variants = _case_variant_lines(rows_by_patient)
     table.alerts.extend(losses + case_variants)
-    table.warnings.extend(losses + case_variants + readings)
+    table.warnings[:0] = losses + case_variants  # first: the console shows the first lines only
+    table.warnings.extend(readings)
     if ecog_agreements:
         shown = ", ".join(ecog_agreements[:10]) + (" ..." if len(ecog_agreements) > 10 else "")
         table.warnings.append(f"column {schema.COL_PERFORMANCE!r}: {len(ecog_agreements)} patients given as "

@@ -307,14 +307,14 @@ def decode_csv_bytes(data: bytes) -> tuple[str, str | None]:
             except UnicodeDecodeError as exc:
                 raise ValueError(f"starts with a {encoding.upper()} byte-order mark but is not valid "
                                  f"{encoding.upper()} ({exc.reason}); save it as UTF-8 CSV") from None
+    sample = data[:4096]
+    if sample and sample.count(0) >= len(sample) // 4:  # (ASCII in UTF-16 is valid UTF-8, NULs included)
+        raise ValueError("looks like UTF-16 text without a byte-order mark (NUL bytes between the "
+                         "characters); save it as UTF-8 CSV")
     try:
         return data.decode("utf-8-sig"), None
     except UnicodeDecodeError as exc:
         utf8_problem = exc.reason
-    sample = data[:4096]
-    if sample and sample.count(0) >= len(sample) // 4:
-        raise ValueError("looks like UTF-16 text without a byte-order mark (NUL bytes between the "
-                         "characters); save it as UTF-8 CSV")
     try:
         text = data.decode("cp1252")
     except UnicodeDecodeError:
