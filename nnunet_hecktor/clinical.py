@@ -557,6 +557,9 @@ def parse_inference_record(row: Mapping[str, Any], patient: str | None = None,
         mapped = canonical_spelling(column, raw)
         if isinstance(raw, str) and mapped is not raw and str(mapped).lower() != raw.strip().lower():
             substitutions.append(ClinicalSubstitution(patient, column, raw, value, "alternative spelling", renamed))
+        elif isinstance(raw, str) and _DECIMAL_COMMA.match(raw.strip()):
+            substitutions.append(ClinicalSubstitution(patient, column, raw, value, "decimal comma read as a point",
+                                                      renamed))
         elif renamed is not None:
             substitutions.append(ClinicalSubstitution(patient, column, raw, value, f"key {key!r} read as {column!r}",
                                                       renamed))
@@ -670,7 +673,9 @@ def log_substitutions(substitutions: list[ClinicalSubstitution], log: logging.Lo
             how = s.reason if s.reason != "alternative spelling" else f"{s.raw!r} read as {s.used!r}"
             readings[how] = readings.get(how, 0) + 1
         shown = ", ".join(f"{how} ({n})" for how, n in readings.items())
-        log.info("clinical column %r: %d values mapped: %s", column, len(items), shown)
+        keys = sorted({s.key for s in items if s.key})
+        written = f" (written {', '.join(repr(k) for k in keys)})" if keys else ""
+        log.info("clinical column %r%s: %d values mapped: %s", column, written, len(items), shown)
 
 
 def substitutions_csv_text(substitutions: list[ClinicalSubstitution]) -> str:

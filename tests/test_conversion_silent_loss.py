@@ -140,7 +140,7 @@ def test_inference_csv_reads_sex_as_gender_and_names_absent_columns(tmp_path, ca
                                                          "Tobacco Consumption", "Treatment"]
     assert all("missing for every patient" in w and "'Smoker'" in w for w in warnings)
     # The six mapped Gender values: one line for the column, not six.
-    assert len(infos) == 1 and "clinical column 'Gender': 6 values mapped" in infos[0]
+    assert len(infos) == 1 and "clinical column 'Gender' (written 'Sex'): 6 values mapped" in infos[0]
 
 
 def test_absent_column_messages_of_a_complete_header_are_none():
