@@ -104,6 +104,7 @@ class _ColumnTally:
 
     given: int = 0
     lost: list[tuple[int, str, str]] = field(default_factory=list)  # (line, value, reason)
+    not_assessable: dict[str, int] = field(default_factory=dict)  # written -> count (Tx, Nx, Tis: missing)
     read_as: dict[tuple[str, Any], int] = field(default_factory=dict)  # (written, code) -> count
 
 
@@ -177,7 +178,8 @@ def read_csv_rows(source: ClinicalSource) -> _CsvFile:
     Raises
     ------
     InputDataError
-        The file cannot be read, or is neither UTF-8 nor Windows-1252 text.
+        The file cannot be read, or is text in none of the accepted encodings
+        (:func:`nnunet_hecktor.clinical.decode_csv_bytes`).
     """
     path = source.path
     notes: list[str] = []
@@ -259,9 +261,9 @@ def _usable_cells(row: _Row, pid: str, warnings: list[str],
                             "treated as missing")
             tally.lost.append((row.line, value.strip(), reason))
             continue
-        if parsed is None:
+        if parsed is None:  # a written "missing" (Tx, Nx, Tis: not assessable): said, not a loss
             warnings.append(f"{where}: column {column!r}: value {value.strip()!r} read as missing")
-            tally.lost.append((row.line, value.strip(), "read as missing"))
+            tally.not_assessable[value.strip()] = tally.not_assessable.get(value.strip(), 0) + 1
             continue
         if isinstance(value, str) and canonical_spelling(column, value) is not value:
             key = (value.strip(), parsed)
@@ -284,6 +286,9 @@ def _column_lines(tallies: dict[tuple[Path, str], _ColumnTally]) -> tuple[list[s
             shown = ", ".join(f"{written!r} -> {code!r} ({n})" for (written, code), n in sorted(
                 tally.read_as.items(), key=lambda item: str(item[0])))
             readings.append(f"{path}: column {column!r}: words read as the release's codes: {shown}")
+        if tally.not_assessable:
+            shown = ", ".join(f"{written!r} ({n})" for written, n in sorted(tally.not_assessable.items()))
+            readings.append(f"{path}: column {column!r}: values meaning 'not assessable' read as missing: {shown}")
     return losses, readings
 
 

@@ -13,6 +13,16 @@ Conventions (those of the 2025 release's clinical CSVs, docs/reference/conventio
   read as 1 = male, 0 = female: the release's polarity is undocumented, but about 80 % of head and neck
   cancer patients are men and ``Gender`` 1 is the release's majority value.
 - ``HPV Status``: 1 positive, 0 negative. ``Relapse``: 1 event, 0 censored. ``RFS``: days, >= 0.
+- Words of clear meaning in the 0/1 columns whose 0/1 is a yes/no answer (:data:`BINARY_SPELLINGS`):
+  ``Positive``/``Negative``, ``pos``/``neg``, ``Yes``/``No``, ``True``/``False`` in ``HPV Status``;
+  ``Yes``/``No``, ``True``/``False`` in ``Relapse``, ``Tobacco Consumption``, ``Alcohol Consumption``.
+  ``Treatment`` and ``Gender`` have no yes/no reading; ``+``/``-`` none anywhere (``-`` often means missing).
+- Numbers may be written with a decimal comma (``"61,5"``); with exactly three digits after the comma
+  (``"1,234"``) the value is ambiguous (thousands separator?) and refused.
+- Other column names of clear meaning (:data:`COLUMN_ALIASES`: ``Sex``, ``HPV``, ``ECOG``, ``KPS``, ...)
+  are read as their column by the inference reader and the converter (with a message).
+- CSV files are UTF-8 (BOM or not), UTF-16/32 with a byte-order mark, or else Windows-1252
+  (:func:`decode_csv_bytes`).
 - ``CenterID``: any integer code (an open set: schema.CENTER_CODES lists the training release's;
   never a model input). ``Age``: years, float, 0-120.
 
@@ -28,6 +38,8 @@ Two policies use these parsers:
   unknown keys are ignored); a value that cannot be parsed or is out of range becomes missing (the
   encoder's missing indicator); every such value, and every alternative spelling that was mapped, is
   returned as a :class:`ClinicalSubstitution` naming patient, column and value. Nothing raises for a value.
+  A model input absent from a whole CSV is one warning naming it (:func:`absent_column_messages`), and
+  :func:`log_substitutions` logs one line per column once a column has more than a few substitutions.
 """
 
 from __future__ import annotations

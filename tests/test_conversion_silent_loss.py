@@ -86,6 +86,14 @@ def test_a_column_lost_entirely_is_one_line_and_an_alert(tmp_path):
     assert len(table.value_warnings) == 5  # the per-patient record stays in the report
 
 
+def test_not_assessable_stages_are_said_but_not_a_loss(tmp_path):
+    table = _merge(tmp_path, "PatientID,T-stage,N-stage\nP-001,Tx,N1\nP-002,T2,Nx\nP-003,Tis,N0\n")
+    assert table.values["P-001"]["T-stage"] is None and table.values["P-002"]["T-stage"] == "T2"
+    said = _lines(table, "not assessable")
+    assert len(said) == 2 and "'T-stage': values meaning 'not assessable' read as missing: 'Tis' (1), 'Tx' (1)" in said[0]
+    assert table.alerts == []
+
+
 def test_quoted_decimal_commas_of_a_comma_csv_are_read(tmp_path):
     table = _merge(tmp_path, 'PatientID,Age,RFS\nP-001,"61,5","595,0"\nP-002,"70,25","12,5"\nP-003,"1,234",10\n')
     assert table.values["P-001"]["Age"] == 61.5 and table.values["P-001"]["RFS"] == 595.0
