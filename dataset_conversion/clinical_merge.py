@@ -196,7 +196,7 @@ def read_csv_rows(source: ClinicalSource) -> _CsvFile:
     rows: list[_Row] = []
     first_line_of: dict[str, int] = {}
     decimal_commas = 0
-    quoted_decimal_commas: dict[str, int] = {}
+    quoted_decimal_commas: dict[str, list] = {}  # column -> [count, first value as written]
     for line_number, cells in enumerate(reader, start=2):
         if not any(c.strip() for c in cells):
             continue  # blank line
@@ -225,13 +225,13 @@ def read_csv_rows(source: ClinicalSource) -> _CsvFile:
                     point = None
                 if point is not None:
                     row[column] = point
-                    quoted_decimal_commas[column] = quoted_decimal_commas.get(column, 0) + 1
+                    quoted_decimal_commas.setdefault(column, [0, value.strip()])[0] += 1
         rows.append(_Row(source, line_number, row, too_many_cells=len(cells) > len(header)))
     if decimal_commas:
         notes.append(f"{path}: {decimal_commas} numbers with a decimal comma read with a decimal point")
-    for column, count in quoted_decimal_commas.items():
-        notes.append(f"{path}: column {column!r}: {count} quoted numbers with a decimal comma (e.g. \"595,0\") "
-                     "read with a decimal point")
+    for column, (count, example) in quoted_decimal_commas.items():
+        notes.append(f"{path}: column {column!r}: {count} quoted numbers with a decimal comma (e.g. "
+                     f"\"{example}\") read with a decimal point")
     return _CsvFile(header, rows, problems, notes)
 
 
