@@ -17,6 +17,12 @@ Headers: match, near miss, or other column
     ``"Relapses"``): an error, because reading it as the known column may be wrong (other units,
     another definition) and ignoring it would leave a target empty for everyone. Anything else is an
     extra column, kept as written.
+
+Headers: other names of clear meaning
+    A header that is one of ``nnunet_hecktor.clinical.COLUMN_ALIASES`` (``"Sex"`` -> ``Gender``,
+    ``"HPV"`` -> ``HPV Status``, ``"ECOG"``/``"KPS"`` -> ``Performance Status``), compared like a
+    match, is read as that column with a warning naming both; when the file also has the column
+    itself, the other name is kept as an extra column (with a warning).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import re
 from dataclasses import dataclass, field
 
 from nnunet_hecktor import schema
+from nnunet_hecktor.clinical import column_alias
 
 DELIMITERS: tuple[str, ...] = (",", ";", "\t")
 _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
@@ -78,6 +85,10 @@ class HeaderMapping:
         Per header position, the column name used (the known spelling for a match, else as written).
     renamed : list of (str, str)
         ``(as written, known column)`` for every case/white-space match (a warning each).
+    aliased : list of (str, str)
+        ``(as written, known column)`` for every other name of clear meaning read as the column.
+    alias_kept : list of (str, str)
+        ``(as written, known column)``: an other name kept as an extra column, the file having the column.
     near_misses : list of (str, str)
         ``(as written, known column it resembles)``: errors.
     duplicates : list of str
@@ -86,6 +97,8 @@ class HeaderMapping:
 
     columns: list[str]
     renamed: list[tuple[str, str]] = field(default_factory=list)
+    aliased: list[tuple[str, str]] = field(default_factory=list)
+    alias_kept: list[tuple[str, str]] = field(default_factory=list)
     near_misses: list[tuple[str, str]] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
 
@@ -105,11 +118,20 @@ def map_headers(header: list[str]) -> HeaderMapping:
     """Read a CSV header against the known columns (see the module docstring for the rules)."""
     mapping = HeaderMapping(columns=[])
     seen: dict[str, str] = {}
+    present = {_SQUASHED[_squash(h)] for h in header if _squash(h) in _SQUASHED}
     for raw in header:
         text = raw.strip()
         known = _SQUASHED.get(_squash(text))
+        alias = column_alias(text) if known is None else None
+        if alias is not None and alias in present:
+            mapping.alias_kept.append((raw, alias))
+            mapping.columns.append(text)
+            continue
+        if alias is not None:
+            mapping.aliased.append((raw, alias))
+            known = alias
         if known is not None:
-            if text != known:
+            if text != known and alias is None:
                 mapping.renamed.append((raw, known))
             if known in seen:
                 mapping.duplicates.append(f"{known!r} (headers {seen[known]!r} and {raw!r})")

@@ -25,6 +25,12 @@ import numpy as np
 #: falls into in any practical sense, while a real mismatch (other spacing, shifted origin) is at least a
 #: sizeable fraction of a voxel.
 ROUNDOFF_TOLERANCE_VOXELS: float = 0.01
+#: A label whose grid differs from its CT's by less than this (largest distance between corresponding voxel
+#: centres, i.e. at the far corner, in voxels of the CT's smallest spacing) is put on the CT grid by copying
+#: the CT geometry onto it (voxels unchanged), with a warning. It covers headers written with fewer
+#: decimals (a spacing rounded to 4 decimals on a 512 grid is ~0.03 voxel off at the far corner) while a
+#: label of another scan or another resampling is off by far more.
+LABEL_GRID_TOLERANCE_VOXELS: float = 0.1
 
 
 @dataclass(frozen=True)

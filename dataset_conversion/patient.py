@@ -35,8 +35,8 @@ from nnunet_hecktor.errors import InputDataError
 from nnunet_hecktor.fileio import atomic_path, read_image, write_json_atomic
 
 from .checks import (
-    check_finite, check_label_grid, check_label_values, check_scalar_3d, label_statistics, label_voxel_counts,
-    pet_statistics, pet_unit_warning,
+    check_finite, check_label_grid, check_label_values, check_scalar_3d, ct_offset_warning, label_statistics,
+    label_voxel_counts, pet_statistics, pet_unit_warning,
 )
 from .cropping import DEFAULT_HEADNECK_BOX_MM, apply_crop, compute_crop
 from .geometry import GridGeometry, covered_index_box, describe_grid_difference, geometry_record
@@ -45,7 +45,8 @@ from .layout import PatientFiles, PatientSources
 from .resampling import resample_pet_to_ct
 
 #: Bumped when the output of a patient changes for the same input and options (invalidates done-markers).
-FORMAT_VERSION = 1
+#: 2: report entries carry ``"alerts"``; labels up to LABEL_GRID_TOLERANCE_VOXELS off the CT grid accepted.
+FORMAT_VERSION = 2
 
 IMAGES_TR, LABELS_TR, IMAGES_TS = "imagesTr", "labelsTr", "imagesTs"
 CROPS_DIR = "crops"
@@ -164,7 +165,7 @@ def convert_patient(job: PatientJob) -> dict[str, Any]:
     start = time.perf_counter()
     entry: dict[str, Any] = {"patient_id": job.patient_id, "status": "failed", "destination": None,
                              "tasks": job.sources.tasks, "sources": _source_listing(job.sources),
-                             "warnings": [], "error": None}
+                             "warnings": [], "alerts": {}, "error": None}
     try:
         fingerprint = source_fingerprint(job)
         remove_patient_outputs(job.output_dir, job.patient_id)
@@ -245,6 +246,12 @@ def _compare_copies(sources: PatientSources, role: str, used_image, patient: str
     return warnings
 
 
+def _alert(entry: dict[str, Any], kind: str, message: str) -> None:
+    """A warning that is also an alert (``checks.ALERT_TITLES``): on the console summary, refused by --strict."""
+    entry["warnings"].append(message)
+    entry["alerts"][kind] = message
+
+
 def _convert(job: PatientJob, entry: dict[str, Any]) -> None:
     import SimpleITK as sitk
 
@@ -261,6 +268,8 @@ def _convert(job: PatientJob, entry: dict[str, Any]) -> None:
     ct = read_image(ct_path, pid, "CT")
     check_scalar_3d(ct, pid, ct_path, "CT")
     check_finite(sitk.GetArrayViewFromImage(ct), pid, ct_path, "CT")
+    if (warning := ct_offset_warning(sitk.GetArrayViewFromImage(ct))) is not None:
+        _alert(entry, "ct_offset", warning)
     pet = read_image(pet_path, pid, "PET")
     check_scalar_3d(pet, pid, pet_path, "PET")
     pet_array = sitk.GetArrayViewFromImage(pet)
@@ -270,7 +279,7 @@ def _convert(job: PatientJob, entry: dict[str, Any]) -> None:
     stats = pet_statistics(pet_array)
     entry["pet_statistics"] = stats
     if (warning := pet_unit_warning(stats)) is not None:
-        warnings.append(warning)
+        _alert(entry, "pet_units", warning)
     warnings.extend(_compare_copies(sources, "ct", ct, pid))
     warnings.extend(_compare_copies(sources, "pet", pet, pid))
 
@@ -283,7 +292,12 @@ def _convert(job: PatientJob, entry: dict[str, Any]) -> None:
         entry["label"] = geometry_record(label)
         snapped = check_label_grid(GridGeometry.of(label), ct_geometry, pid, label_path)
         label_array = check_label_values(sitk.GetArrayViewFromImage(label), pid, label_path)
-        entry["label_handling"] = "snapped onto the CT grid (round-off)" if snapped else "unchanged grid"
+        if not snapped:
+            entry["label_handling"] = "unchanged grid"
+        elif "round-off" in snapped:
+            entry["label_handling"] = "snapped onto the CT grid (round-off)"
+        else:
+            entry["label_handling"] = "CT geometry copied onto the label (less than 0.1 voxel off)"
         if snapped:
             warnings.append(snapped)
         warnings.extend(_compare_copies(sources, "label", label, pid))
@@ -297,7 +311,7 @@ def _convert(job: PatientJob, entry: dict[str, Any]) -> None:
     if coverage == 0.0:
         raise InputDataError("PET and CT do not overlap physically (the PET channel would be all 0)", pid, pet_path)
     if coverage < MIN_PET_COVERAGE:
-        warnings.append(f"PET covers only {coverage:.0%} of the CT grid; the PET channel is 0 elsewhere")
+        _alert(entry, "pet_coverage", f"PET covers only {coverage:.0%} of the CT grid; the PET channel is 0 elsewhere")
 
     pet_out = resample_pet_to_ct(pet, target, options.interpolation)
     del pet, pet_array

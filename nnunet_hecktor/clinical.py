@@ -13,6 +13,16 @@ Conventions (those of the 2025 release's clinical CSVs, docs/reference/conventio
   read as 1 = male, 0 = female: the release's polarity is undocumented, but about 80 % of head and neck
   cancer patients are men and ``Gender`` 1 is the release's majority value.
 - ``HPV Status``: 1 positive, 0 negative. ``Relapse``: 1 event, 0 censored. ``RFS``: days, >= 0.
+- Words of clear meaning in the 0/1 columns whose 0/1 is a yes/no answer (:data:`BINARY_SPELLINGS`):
+  ``Positive``/``Negative``, ``pos``/``neg``, ``Yes``/``No``, ``True``/``False`` in ``HPV Status``;
+  ``Yes``/``No``, ``True``/``False`` in ``Relapse``, ``Tobacco Consumption``, ``Alcohol Consumption``.
+  ``Treatment`` and ``Gender`` have no yes/no reading; ``+``/``-`` none anywhere (``-`` often means missing).
+- Numbers may be written with a decimal comma (``"61,5"``); with exactly three digits after the comma
+  (``"1,234"``) the value is ambiguous (thousands separator?) and refused.
+- Other column names of clear meaning (:data:`COLUMN_ALIASES`: ``Sex``, ``HPV``, ``ECOG``, ``KPS``, ...)
+  are read as their column by the inference reader and the converter (with a message).
+- CSV files are UTF-8 (BOM or not), UTF-16/32 with a byte-order mark, or else Windows-1252
+  (:func:`decode_csv_bytes`).
 - ``CenterID``: any integer code (an open set: schema.CENTER_CODES lists the training release's;
   never a model input). ``Age``: years, float, 0-120.
 
@@ -28,11 +38,15 @@ Two policies use these parsers:
   unknown keys are ignored); a value that cannot be parsed or is out of range becomes missing (the
   encoder's missing indicator); every such value, and every alternative spelling that was mapped, is
   returned as a :class:`ClinicalSubstitution` naming patient, column and value. Nothing raises for a value.
+  A model input absent from a whole CSV is one warning naming it (:func:`absent_column_messages`), and
+  :func:`log_substitutions` logs one line per column once a column has more than a few substitutions.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
 import logging
 import math
@@ -60,6 +74,28 @@ KARNOFSKY_SCALE: tuple[int, ...] = tuple(range(10, 101, 10))
 AGE_RANGE: tuple[float, float] = (0.0, 120.0)
 #: Spelled-out sexes (lower case) -> the release's raw ``Gender`` code (1 = male, 0 = female, see above).
 SEX_SPELLINGS: dict[str, int] = {"male": 1, "m": 1, "man": 1, "female": 0, "f": 0, "woman": 0}
+#: Unambiguous words for the 0/1 columns whose 0/1 is a yes/no answer (lower case) -> the release's code.
+#: ``Gender`` has :data:`SEX_SPELLINGS`; ``Treatment`` (1 = chemoradiotherapy, 0 = radiotherapy alone) has
+#: no yes/no reading, so it gets none.
+_YES_NO: dict[str, int] = {"yes": 1, "y": 1, "true": 1, "no": 0, "n": 0, "false": 0}
+BINARY_SPELLINGS: dict[str, dict[str, int]] = {
+    schema.COL_HPV: {**_YES_NO, "positive": 1, "pos": 1, "hpv+": 1, "hpv positive": 1,
+                     "negative": 0, "neg": 0, "hpv-": 0, "hpv negative": 0},
+    schema.COL_RELAPSE: dict(_YES_NO),
+    schema.COL_TOBACCO: dict(_YES_NO),
+    schema.COL_ALCOHOL: dict(_YES_NO),
+}
+#: Other names of known columns whose meaning is unambiguous (compared after case folding and collapsing
+#: white space) -> the known column. Read as that column with a message naming both.
+COLUMN_ALIASES: dict[str, str] = {
+    "sex": schema.COL_GENDER,
+    "hpv": schema.COL_HPV,
+    "ecog": schema.COL_PERFORMANCE, "ecog performance status": schema.COL_PERFORMANCE,
+    "karnofsky": schema.COL_PERFORMANCE, "kps": schema.COL_PERFORMANCE,
+}
+#: A number with a decimal comma (``"595,0"``). With exactly three digits after the comma (``"1,234"``) it
+#: could as well be a thousands separator: such a value is refused as ambiguous, never guessed.
+_DECIMAL_COMMA = re.compile(r"^[+-]?\d+,(?P<fraction>\d+)$")
 #: M-stage sub-stages -> the release's stage.
 M_SUBSTAGES: dict[str, str] = {"m1a": "M1", "m1b": "M1", "m1c": "M1", "m0": "M0", "mx": "Mx", "m1": "M1"}
 #: T/N spellings that are "not assessable": missing values, not classes (schema.T_STAGES / N_STAGES).
@@ -106,6 +142,12 @@ def is_missing(raw: Any) -> bool:
 def _as_float(raw: Any, column: str) -> float:
     if isinstance(raw, bool):
         raise ValueError(f"column {column!r}: expected a number, got {raw!r}")
+    if isinstance(raw, str):
+        try:
+            point = decimal_comma_to_point(raw)
+        except ValueError as exc:
+            raise ValueError(f"column {column!r}: {exc}") from None
+        raw = raw if point is None else point
     try:
         value = float(raw)
     except (TypeError, ValueError):
@@ -113,6 +155,24 @@ def _as_float(raw: Any, column: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"column {column!r}: expected a finite number, got {raw!r}")
     return value
+
+
+def decimal_comma_to_point(raw: str) -> str | None:
+    """``"595,0"`` -> ``"595.0"``; ``None`` when ``raw`` is not a number with a decimal comma.
+
+    Raises
+    ------
+    ValueError
+        Exactly three digits after the comma (``"1,234"``): a thousands separator or a decimal comma,
+        which one cannot be told from the value.
+    """
+    match = _DECIMAL_COMMA.match(raw.strip())
+    if match is None:
+        return None
+    if len(match.group("fraction")) == 3:
+        raise ValueError(f"{raw.strip()!r} is ambiguous (decimal comma or thousands separator?); "
+                         "write it with a decimal point")
+    return raw.strip().replace(",", ".")
 
 
 def _as_integer(raw: Any, column: str, allowed: tuple[int, ...]) -> int:
@@ -126,14 +186,18 @@ def _as_integer(raw: Any, column: str, allowed: tuple[int, ...]) -> int:
 def canonical_spelling(column: str, raw: Any) -> Any:
     """``raw`` with an alternative spelling of clear meaning replaced by the release's encoding.
 
-    ``Gender``: :data:`SEX_SPELLINGS` (``"Male"`` -> 1, ``"F"`` -> 0); ``M-stage``: ``"M1a"``/``"M1b"``/``"M1c"``
-    -> ``"M1"`` (case and surrounding spaces ignored). Anything else is returned unchanged.
+    ``Gender``: :data:`SEX_SPELLINGS` (``"Male"`` -> 1, ``"F"`` -> 0); ``HPV Status``, ``Relapse``,
+    ``Tobacco Consumption``, ``Alcohol Consumption``: :data:`BINARY_SPELLINGS` (``"Positive"``/``"Negative"``,
+    ``"Yes"``/``"No"``, ``"True"``/``"False"`` -> 1/0); ``M-stage``: ``"M1a"``/``"M1b"``/``"M1c"`` -> ``"M1"``
+    (case and surrounding spaces ignored). Anything else is returned unchanged.
     """
     if not isinstance(raw, str):
         return raw
     key = raw.strip().lower()
     if column == schema.COL_GENDER and key in SEX_SPELLINGS:
         return SEX_SPELLINGS[key]
+    if column in BINARY_SPELLINGS and " ".join(key.split()) in BINARY_SPELLINGS[column]:
+        return BINARY_SPELLINGS[column][" ".join(key.split())]
     if column == schema.COL_MSTAGE and key.replace(" ", "") in M_SUBSTAGES:
         return M_SUBSTAGES[key.replace(" ", "")]
     return raw
@@ -229,39 +293,98 @@ def parse_clinical_row(row: Mapping[str, Any], patient: str | None = None,
     return record
 
 
-def _patient_rows(path: Path) -> Iterator[tuple[str, dict[Any, Any]]]:
-    """``(PatientID, row)`` of every row of a clinical CSV (header names stripped), in file order.
+def column_alias(header: str) -> str | None:
+    """The known column that ``header`` is an unambiguous other name of (:data:`COLUMN_ALIASES`), or None."""
+    return COLUMN_ALIASES.get(" ".join(str(header).split()).casefold())
 
-    The table-level checks shared by the strict and the inference readers live here; how a row's
-    values are parsed is the caller's policy.
+
+def decode_csv_bytes(data: bytes) -> tuple[str, str | None]:
+    """The text of a CSV file, and a note when it was not plain UTF-8.
+
+    UTF-8 with or without byte-order mark is read as is; UTF-16 and UTF-32 with a byte-order mark
+    (what some spreadsheet programs save as "Unicode text") are decoded, with a note; other bytes are
+    read as Windows-1252 (spreadsheets in Western locales), with a note.
+
+    Raises
+    ------
+    ValueError
+        Text that looks like UTF-16 without a byte-order mark (NUL bytes every other byte), or bytes
+        that are no text in any of these encodings; the message says what to do.
+    """
+    for bom, encoding in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding), f"{encoding.upper()} text (byte-order mark); decoded"
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"starts with a {encoding.upper()} byte-order mark but is not valid "
+                                 f"{encoding.upper()} ({exc.reason}); save it as UTF-8 CSV") from None
+    sample = data[:4096]
+    if sample and sample.count(0) >= len(sample) // 4:  # (ASCII in UTF-16 is valid UTF-8, NULs included)
+        raise ValueError("looks like UTF-16 text without a byte-order mark (NUL bytes between the "
+                         "characters); save it as UTF-8 CSV")
+    try:
+        return data.decode("utf-8-sig"), None
+    except UnicodeDecodeError as exc:
+        utf8_problem = exc.reason
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError:
+        raise ValueError(f"not a UTF-8 text CSV ({utf8_problem})") from None
+    return text, "not UTF-8; read as Windows-1252 (check accented text)"
+
+
+def read_csv_text(path: Path) -> tuple[str, str | None]:
+    """:func:`decode_csv_bytes` of a file.
 
     Raises
     ------
     InputDataError
-        Unreadable or non-UTF-8 file, no ``PatientID`` column, an empty or duplicate PatientID.
+        Unreadable file, or text in none of the accepted encodings (naming the file).
     """
-    seen: set[str] = set()
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            header = [h.strip() for h in (reader.fieldnames or [])]
-            if schema.COL_PATIENT not in header:
-                raise InputDataError(f"no {schema.COL_PATIENT!r} column (columns: {', '.join(header) or 'none'})",
-                                     None, path)
-            for line_number, row in enumerate(reader, start=2):
-                # Cells beyond the header come under the key None: the strict reader rejects them.
-                row = {(k.strip() if isinstance(k, str) else k): v for k, v in row.items()}
-                pid = (row.get(schema.COL_PATIENT) or "").strip()
-                if not pid:
-                    raise InputDataError(f"line {line_number}: empty {schema.COL_PATIENT}", None, path)
-                if pid in seen:
-                    raise InputDataError(f"duplicate PatientID (second row at line {line_number})", pid, path)
-                seen.add(pid)
-                yield pid, row
-    except UnicodeDecodeError as exc:
-        raise InputDataError(f"not a UTF-8 text CSV ({exc.reason})", None, path) from None
+        data = path.read_bytes()
     except OSError as exc:
         raise InputDataError(f"cannot read clinical CSV ({exc.strerror})", None, path) from None
+    try:
+        return decode_csv_bytes(data)
+    except ValueError as exc:
+        raise InputDataError(str(exc), None, path) from None
+
+
+def _patient_rows(path: Path, header_out: list[str] | None = None) -> Iterator[tuple[str, dict[Any, Any]]]:
+    """``(PatientID, row)`` of every row of a clinical CSV (header names stripped), in file order.
+
+    The table-level checks shared by the strict and the inference readers live here; how a row's
+    values are parsed is the caller's policy. ``header_out``, when given, receives the stripped header.
+
+    Raises
+    ------
+    InputDataError
+        Unreadable file or text in no accepted encoding (:func:`decode_csv_bytes`), no ``PatientID``
+        column, an empty or duplicate PatientID.
+    """
+    seen: set[str] = set()
+    text, note = read_csv_text(path)
+    if note is not None:
+        logger.warning("%s: %s", path, note)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    if header_out is not None:
+        header_out[:] = header
+    if schema.COL_PATIENT not in header:
+        raise InputDataError(f"no {schema.COL_PATIENT!r} column (columns: {', '.join(header) or 'none'})",
+                             None, path)
+    for line_number, row in enumerate(reader, start=2):
+        # Cells beyond the header come under the key None: the strict reader rejects them.
+        row = {(k.strip() if isinstance(k, str) else k): v for k, v in row.items()}
+        pid = (row.get(schema.COL_PATIENT) or "").strip()
+        if not pid:
+            raise InputDataError(f"line {line_number}: empty {schema.COL_PATIENT}", None, path)
+        if pid in seen:
+            raise InputDataError(f"duplicate PatientID (second row at line {line_number})", pid, path)
+        seen.add(pid)
+        yield pid, row
 
 
 def read_clinical_csv(path: str | Path) -> dict[str, ClinicalRecord]:
@@ -396,6 +519,10 @@ def _input_key_map(row: Mapping[str, Any], columns: tuple[str, ...]) -> dict[str
         column = wanted.get(squash(key))
         if column is not None and column not in found:
             found[column] = key
+    for key in row:  # other names of clear meaning (``Sex``), when the column itself is absent
+        column = column_alias(key) if isinstance(key, str) else None
+        if column is not None and column in columns and column not in found:
+            found[column] = key
     return found
 
 
@@ -442,6 +569,9 @@ def parse_inference_record(row: Mapping[str, Any], patient: str | None = None,
         mapped = canonical_spelling(column, raw)
         if isinstance(raw, str) and mapped is not raw and str(mapped).lower() != raw.strip().lower():
             substitutions.append(ClinicalSubstitution(patient, column, raw, value, "alternative spelling", renamed))
+        elif isinstance(raw, str) and _DECIMAL_COMMA.match(raw.strip()):
+            substitutions.append(ClinicalSubstitution(patient, column, raw, value, "decimal comma read as a point",
+                                                      renamed))
         elif renamed is not None:
             substitutions.append(ClinicalSubstitution(patient, column, raw, value, f"key {key!r} read as {column!r}",
                                                       renamed))
@@ -471,11 +601,31 @@ def read_inference_csv(path: str | Path, columns: tuple[str, ...] = MODEL_INPUT_
     """
     records: dict[str, ClinicalRecord] = {}
     substitutions: list[ClinicalSubstitution] = []
-    for pid, row in _patient_rows(Path(path)):
+    header: list[str] = []
+    for pid, row in _patient_rows(Path(path), header):
         row = {k: v for k, v in row.items() if isinstance(k, str)}  # cells beyond the header: not read
         records[pid], found = parse_inference_record(row, pid, columns)
         substitutions += found
+    for line in absent_column_messages(header, columns):
+        logger.warning("%s: %s", path, line)
     return records, substitutions
+
+
+def absent_column_messages(header: list[str], columns: tuple[str, ...] = MODEL_INPUT_COLUMNS) -> list[str]:
+    """One line per column of ``columns`` that a table with ``header`` does not give at all.
+
+    A header gives a column when it is spelled like it up to case and white space, or is one of its
+    :data:`COLUMN_ALIASES`. The line names the column and the headers that were not read, so that a
+    column written under another name is found: every patient's value of that column is missing (the
+    models then use their missing indicator), which changes every prediction.
+    """
+    header_row = {h: "" for h in header if h}
+    found = _input_key_map(header_row, tuple(c for c in columns if c != schema.COL_PATIENT))
+    used = set(found.values()) | {schema.COL_PATIENT}
+    others = [h for h in header_row if h not in used]
+    shown = (f" (columns not read: {', '.join(repr(h) for h in others)})" if others else "")
+    return [f"no column {column!r}: missing for every patient{shown}"
+            for column in columns if column != schema.COL_PATIENT and column not in found]
 
 
 def read_inference_ehr_json(path: str | Path, patient: str | None = None,
@@ -500,11 +650,44 @@ def read_inference_ehr_json(path: str | Path, patient: str | None = None,
     return parse_inference_record(data, patient, columns)
 
 
+#: Up to this many substitutions of one column and kind are logged one by one; more become one line.
+SUBSTITUTIONS_LOGGED_EACH = 3
+
+
 def log_substitutions(substitutions: list[ClinicalSubstitution], log: logging.Logger | None = None) -> None:
-    """One WARNING per value treated as missing, one INFO per mapped spelling."""
+    """Log the substitutions at the level where they happened.
+
+    Per column: up to :data:`SUBSTITUTIONS_LOGGED_EACH` values treated as missing get one WARNING
+    each; more get one WARNING for the column (how many, of which patients, examples). Mapped values
+    (alternative spellings, renamed keys) get one INFO line per column. Every substitution stays in
+    the list (and the substitutions CSV of ``predict``).
+    """
     log = log or logger
+    dropped: dict[str, list[ClinicalSubstitution]] = {}
+    mapped: dict[str, list[ClinicalSubstitution]] = {}
     for s in substitutions:
-        log.log(logging.WARNING if s.is_missing else logging.INFO, "clinical value: %s", s.describe())
+        (dropped if s.is_missing else mapped).setdefault(s.column, []).append(s)
+    for column, items in dropped.items():
+        if len(items) <= SUBSTITUTIONS_LOGGED_EACH:
+            for s in items:
+                log.warning("clinical value: %s", s.describe())
+            continue
+        patients = {s.patient for s in items}
+        examples = "; ".join(s.describe() for s in items[:SUBSTITUTIONS_LOGGED_EACH])
+        log.warning("clinical column %r: %d values of %d patients treated as missing (examples: %s; ...)",
+                    column, len(items), len(patients), examples)
+    for column, items in mapped.items():
+        if len(items) == 1:
+            log.info("clinical value: %s", items[0].describe())
+            continue
+        readings = {}
+        for s in items:
+            how = s.reason if s.reason != "alternative spelling" else f"{s.raw!r} read as {s.used!r}"
+            readings[how] = readings.get(how, 0) + 1
+        shown = ", ".join(f"{how} ({n})" for how, n in readings.items())
+        keys = sorted({s.key for s in items if s.key})
+        written = f" (written {', '.join(repr(k) for k in keys)})" if keys else ""
+        log.info("clinical column %r%s: %d values mapped: %s", column, written, len(items), shown)
 
 
 def substitutions_csv_text(substitutions: list[ClinicalSubstitution]) -> str:

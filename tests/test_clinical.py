@@ -34,6 +34,19 @@ from nnunet_hecktor.errors import InputDataError
     ("Gender", "f", 0),
     ("Treatment", None, None),
     ("Treatment", float("nan"), None),
+    # issue 20: unambiguous words of the 0/1 targets and yes/no inputs, decimal commas
+    ("HPV Status", "Positive", 1),
+    ("HPV Status", " negative ", 0),
+    ("HPV Status", "POS", 1),
+    ("HPV Status", "neg", 0),
+    ("Relapse", "Yes", 1),
+    ("Relapse", "no", 0),
+    ("Relapse", "True", 1),
+    ("Relapse", "FALSE", 0),
+    ("Alcohol Consumption", "y", 1),
+    ("Age", "61,5", 61.5),
+    ("RFS", "595,0", 595.0),
+    ("Relapse", "1,0", 1),
 ])
 def test_parse_value_accepts_release_encodings(column, raw, expected):
     assert parse_value(column, raw) == expected
@@ -51,6 +64,10 @@ def test_parse_value_accepts_release_encodings(column, raw, expected):
     ("CenterID", "2.5", "integer centre code"),
     ("Age", "121", "outside 0-120 years"),
     ("Gender", "other", "expected a number"),
+    ("RFS", "1,234", "ambiguous"),  # thousands separator or decimal comma: not guessed
+    ("Treatment", "yes", "expected a number"),
+    ("Gender", "yes", "expected a number"),
+    ("HPV Status", "-", "expected a number"),
 ])
 def test_parse_value_rejects_malformed(column, raw, message):
     with pytest.raises(ValueError, match=message):
@@ -136,6 +153,16 @@ def test_format_value_round_trips_release_encoding(value, text):
     ({"Treatment": ""}, {"Treatment": None}, []),  # empty = missing, as in the release
     # a key spelled with another case is read, and reported
     ({"age": 50}, {"Age": 50.0}, [("Age", 50, 50.0)]),
+    # issue 20: words of yes/no inputs, decimal commas (three digits after the comma: ambiguous), other names
+    ({"Tobacco Consumption": "Yes", "Alcohol Consumption": "false"},
+     {"Tobacco Consumption": 1, "Alcohol Consumption": 0},
+     [("Tobacco Consumption", "Yes", 1), ("Alcohol Consumption", "false", 0)]),
+    ({"Age": "61,5"}, {"Age": 61.5}, [("Age", "61,5", 61.5)]),
+    ({"Age": "1,234"}, {"Age": None}, [("Age", "1,234", None)]),
+    ({"Sex": "F", "ECOG": "1"}, {"Gender": 0, "Performance Status": 1},
+     [("Gender", "F", 0), ("Performance Status", "1", 1)]),
+    ({"Sex": "F", "Gender": "1"}, {"Gender": 1}, []),  # the column itself wins over its other name
+    ({"Treatment": "Yes"}, {"Treatment": None}, [("Treatment", "Yes", None)]),  # 1 = chemoradiotherapy: no yes/no
     # targets are not model inputs: never read at inference
     ({"HPV Status": "positive", "RFS": -3}, {"HPV Status": None, "RFS": None}, []),
 ])
@@ -218,5 +245,5 @@ def test_lenient_parsing_of_every_column_for_other_callers():
            "Performance Status": "70"}
     record, substitutions = parse_inference_record(row, columns=schema.CLINICAL_COLUMNS)
     assert record["Relapse"] == 1 and record["Performance Status"] == 70
-    assert record["CenterID"] is None and record["RFS"] is None and record["HPV Status"] is None
-    assert [(s.column, s.used) for s in substitutions] == [("CenterID", None), ("RFS", None), ("HPV Status", None)]
+    assert record["CenterID"] is None and record["RFS"] is None and record["HPV Status"] == 1  # issue 20
+    assert [(s.column, s.used) for s in substitutions] == [("CenterID", None), ("RFS", None), ("HPV Status", 1)]

@@ -53,6 +53,11 @@ def test_predict_maps_or_drops_unseen_clinical_values(tiny_model, tmp_path, capl
     assert len(summary.substitutions) == len(listed)
     assert "clinical substitutions: 4 values treated as missing, 3 mapped" in summary.describe()
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 4 and any(f"{pids[0]}: Age = '121'" in w for w in warnings)
+    values = [w for w in warnings if w.startswith("clinical value")]
+    assert len(values) == 4 and any(f"{pids[0]}: Age = '121'" in w for w in values)
+    # Issue 20: a model input absent from the whole table is one warning naming it (per table read).
+    absent = [w for w in warnings if "messy.csv" in w and "missing for every patient" in w]
+    assert sorted(w.split("'")[1] for w in absent) == ["Alcohol Consumption", "Tobacco Consumption", "Treatment"]
+    assert len(warnings) == len(values) + 2 * len(absent)  # the clean table lacks the same three
     # the clean table needed no substitution: the sidecar holds its header only
     assert (tmp_path / "clean" / "predictions_clinical_substitutions.csv").read_text().count("\n") == 1
