@@ -157,7 +157,7 @@ def verify_written_file(path: str | os.PathLike, expected_bytes: int | None = No
     expected_bytes : int, optional
         Exact size it must have (e.g. the encoded length of a text).
     allow_empty : bool
-        Accept a 0-byte file.
+        Accept a 0-byte file (implied by ``expected_bytes=0``).
     destination : path-like, optional
         Name used in the error message (default ``path``).
 
@@ -173,13 +173,16 @@ def verify_written_file(path: str | os.PathLike, expected_bytes: int | None = No
         size = path.stat().st_size
     except OSError:
         raise OutputWriteError("the writer left no file", shown) from None
-    short = (f"{size} bytes written of {expected_bytes}" if expected_bytes is not None and size != expected_bytes
-             else "the file is empty (0 bytes)" if size == 0 and not allow_empty else None)
+    if expected_bytes is not None:
+        short = f"{size} bytes written of {expected_bytes}" if size != expected_bytes else None
+    else:
+        short = "the file is empty (0 bytes)" if size == 0 and not allow_empty else None
     if short is None and size and path.name.lower().endswith(_IMAGE_SUFFIXES):
         short = _image_file_problem(path)
     if short is not None:
         note = free_space_note(shown.parent)
-        raise OutputWriteError(f"{short}; is the disk full?" + (f" ({note})" if note else ""), shown, errno.EIO)
+        raise OutputWriteError(f"{short} (a full disk, a quota or a file-size limit?"
+                               + (f"; {note})" if note else ")"), shown, errno.EIO)
 
 
 def verify_image_file(path: str | os.PathLike) -> None:
@@ -318,6 +321,16 @@ def plugin_output_command(folder: str | os.PathLike) -> str | None:
         return str(json.loads(path.read_text(encoding="utf-8")).get("command") or "unknown")
     except (OSError, ValueError, AttributeError):
         return "unknown"
+
+
+def plugin_output_note(folder: str | os.PathLike) -> str | None:
+    """For a folder scanned as source data: a warning when it holds the plugin's :data:`OUTPUT_MARKER`
+    (the folder must then be skipped), else ``None``."""
+    command = plugin_output_command(folder)
+    if command is None:
+        return None
+    return (f"{folder} holds outputs of 'nnunet-hecktor {command}' ({OUTPUT_MARKER}): not source data, "
+            "skipped (its segmentations are never read as labels)")
 
 
 def check_output_folder(folder: str | os.PathLike, min_free_bytes: int = 0) -> Path:
