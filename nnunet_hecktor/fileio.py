@@ -46,20 +46,21 @@ class OutputWriteError(HecktorError, OSError):
     """An output file could not be written completely (full disk, quota, file-size limit, read-only folder).
 
     A :class:`~nnunet_hecktor.errors.HecktorError` (the command line prints one line, no traceback) and an
-    :class:`OSError` (``errno``, ``strerror`` = the problem, ``filename`` = the destination). Nothing is left
-    under the destination's name.
+    :class:`OSError` (``errno``, ``strerror`` = the problem, ``filename`` = the destination). ``note`` (e.g. the
+    free space left) is added to the message only. Nothing is left under the destination's name.
     """
 
-    def __init__(self, problem: str, path: str | os.PathLike, error_number: int | None = None):
+    def __init__(self, problem: str, path: str | os.PathLike, error_number: int | None = None, note: str = ""):
         OSError.__init__(self, error_number if error_number is not None else errno.EIO, problem, str(path))
         self.problem = problem
         self.path = str(path)
+        self.note = note
 
     def __str__(self) -> str:
-        return f"could not write {self.path}: {self.problem}"
+        return f"could not write {self.path}: {self.problem}" + (f" ({self.note})" if self.note else "")
 
     def __reduce__(self):
-        return (type(self), (self.problem, self.path, self.errno))
+        return (type(self), (self.problem, self.path, self.errno, self.note))
 
 
 def current_umask() -> int:
@@ -98,11 +99,8 @@ def free_space_note(folder: str | os.PathLike) -> str:
 
 
 def _write_error(exc: OSError, destination: Path) -> OutputWriteError:
-    reason = exc.strerror or str(exc)
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        note = free_space_note(destination.parent)
-        reason += f" ({note})" if note else ""
-    return OutputWriteError(reason, destination, exc.errno)
+    note = free_space_note(destination.parent) if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    return OutputWriteError(exc.strerror or str(exc), destination, exc.errno, note)
 
 
 @contextlib.contextmanager
@@ -180,9 +178,8 @@ def verify_written_file(path: str | os.PathLike, expected_bytes: int | None = No
     if short is None and size and path.name.lower().endswith(_IMAGE_SUFFIXES):
         short = _image_file_problem(path)
     if short is not None:
-        note = free_space_note(shown.parent)
-        raise OutputWriteError(f"{short} (a full disk, a quota or a file-size limit?"
-                               + (f"; {note})" if note else ")"), shown, errno.EIO)
+        raise OutputWriteError(f"{short}: a full disk, a quota or a file-size limit?", shown, errno.EIO,
+                               free_space_note(shown.parent))
 
 
 def verify_image_file(path: str | os.PathLike) -> None:
@@ -360,10 +357,9 @@ def check_output_folder(folder: str | os.PathLike, min_free_bytes: int = 0) -> P
             os.close(fd)
             os.unlink(probe)
     except OSError as exc:
-        reason = exc.strerror or str(exc)
         note = free_space_note(folder) if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
-        raise OutputWriteError(f"the output folder is not writable ({reason}{'; ' + note if note else ''})",
-                               folder, exc.errno) from None
+        raise OutputWriteError(f"the output folder is not writable ({exc.strerror or exc})", folder, exc.errno,
+                               note) from None
     free = shutil.disk_usage(folder).free
     if free < min_free_bytes:
         raise OutputWriteError(f"only {free / 1e6:.1f} MB free on its disk, at least {min_free_bytes / 1e6:.1f} MB "
@@ -403,9 +399,8 @@ def write_image_atomic(image, destination: str | os.PathLike, compress: bool = T
             sitk.WriteImage(image, str(tmp), compress)
         except RuntimeError as exc:
             lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-            note = free_space_note(destination.parent)
-            raise OutputWriteError(f"the image writer failed ({lines[-1].strip() if lines else 'no reason given'})"
-                                   + (f"; {note}" if note else ""), destination) from None
+            raise OutputWriteError(f"the image writer failed ({lines[-1].strip() if lines else 'no reason given'})",
+                                   destination, errno.EIO, free_space_note(destination.parent)) from None
         verify_written_file(tmp, destination=destination)
         _check_image_header(tmp, image, destination)
 
