@@ -170,6 +170,18 @@ def test_prediction_writer_on_a_full_disk(tiny_disk):
     assert _files(tiny_disk) == []
 
 
+def test_challenge_segmentation_output_on_a_full_disk(tiny_disk):
+    from nnunet_hecktor.challenge.io import SEGMENTATION_OUTPUT, write_segmentation_output
+
+    with (tiny_disk / "filler").open("wb", buffering=0) as filler, pytest.raises(OSError):  # a full disk
+        for _ in range(64):
+            filler.write(b"\0" * 4096)
+    with pytest.raises(OutputWriteError, match="output.mha"):
+        write_segmentation_output(_noise(), tiny_disk)
+    assert not (tiny_disk / SEGMENTATION_OUTPUT).exists()
+    assert not list(tiny_disk.rglob(".tmp-*"))
+
+
 def test_output_folder_checked_before_any_work(tiny_disk):
     from nnunet_hecktor.prediction.outputs import prepare_output_folder
 
