@@ -45,7 +45,8 @@ from .patient import (
     remove_patient_outputs, up_to_date_entry,
 )
 from .resampling import INTERPOLATIONS
-from .splits import filter_splits, load_splits_file, make_stratified_splits, split_balance, stratum_of
+from .splits import (filter_splits, load_splits_file, make_stable_splits, read_previous_splits, split_balance,
+                     stratum_of)
 
 REPORT_NAME = "conversion_report.json"
 CLINICAL_NAME = "clinical.csv"
@@ -368,6 +369,8 @@ def convert_dataset(src: str | os.PathLike, dataset_id: int = 501, name: str = "
         if lock.took_over is not None:
             dataset_warnings.append("took over the lock of a run that no longer exists "
                                     f"({describe_holder(lock.took_over)})")
+        # Read before --overwrite empties the folder: patients keep their folds (see splits.make_stable_splits).
+        previous_splits = read_previous_splits(output_dir / SPLITS_NAME, output_dir / REPORT_NAME)
         _prepare_output(output_dir, overwrite)
         # An unreadable patient's earlier outputs go too (it fails this run), without "no longer in the source".
         stale = [p for p in _remove_stale_cases(output_dir, set(layout.patients)) if p not in layout.unreadable]
@@ -379,7 +382,7 @@ def convert_dataset(src: str | os.PathLike, dataset_id: int = 501, name: str = "
         summary = _summarise(output_dir, layout, entries, notes, dataset_warnings)
         summary.seconds = time.perf_counter() - started
         _write_dataset_files(summary, layout, clinical, entries, given_splits, splits_file, num_folds, seed,
-                             name, options_json)
+                             name, options_json, previous_splits)
     if progress:
         logger.info("%s", summary.describe())
     if strict and summary.failed:
@@ -468,7 +471,7 @@ def _summarise(output_dir: Path, layout: SourceLayout, entries: dict[str, dict[s
 
 def _write_dataset_files(summary: ConversionSummary, layout: SourceLayout, clinical: ClinicalTable,
                          entries: dict[str, dict[str, Any]], given_splits, splits_file, num_folds: int, seed: int,
-                         name: str, options_json: dict[str, Any]) -> None:
+                         name: str, options_json: dict[str, Any], previous_splits=None) -> None:
     """Step 4: ``clinical.csv``, ``splits_final.json``, the report and, last, ``dataset.json``.
 
     Raises
@@ -483,7 +486,7 @@ def _write_dataset_files(summary: ConversionSummary, layout: SourceLayout, clini
             entry["clinical_sources"] = clinical.sources.get(pid, [])
         write_clinical_csv(clinical, summary.training + summary.test, output_dir / CLINICAL_NAME)
         splits_info = _write_splits(output_dir, summary.training, clinical, given_splits, splits_file, num_folds,
-                                    seed, summary.dataset_warnings)
+                                    seed, summary.dataset_warnings, previous_splits)
         summary.warnings = len(summary.dataset_warnings) + sum(len(e.get("warnings", [])) for e in entries.values())
         if splits_info.get("written"):
             summary.splits_path = output_dir / SPLITS_NAME
@@ -533,7 +536,7 @@ def _check_dataset_id(output_dir: Path, dataset_id: int, warnings: list[str]) ->
 
 
 def _write_splits(output_dir: Path, training: list[str], clinical: ClinicalTable, given, splits_file,
-                  num_folds: int, seed: int, warnings: list[str]) -> dict[str, Any]:
+                  num_folds: int, seed: int, warnings: list[str], previous=None) -> dict[str, Any]:
     destination = output_dir / SPLITS_NAME
     strata = {pid: stratum_of(pid, clinical.values.get(pid)) for pid in training}
     if given is not None:
@@ -545,8 +548,9 @@ def _write_splits(output_dir: Path, training: list[str], clinical: ClinicalTable
             warnings.append(f"split file: {len(info['patients_not_in_any_val'])} training cases are in no "
                             "validation fold")
     elif len(training) >= num_folds:
-        splits = make_stratified_splits(strata, num_folds, seed)
-        info = {"source": "stratified by centre, HPV Status and Relapse", "num_folds": num_folds, "seed": seed}
+        splits, info = make_stable_splits(strata, num_folds, seed, previous)  # previous patients keep their folds
+        if "warning" in info:
+            warnings.append(info["warning"])
     else:
         destination.unlink(missing_ok=True)
         if training:

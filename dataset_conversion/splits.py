@@ -3,12 +3,19 @@
 ``splits_final.json`` is a list of folds, each ``{"train": [...], "val": [...]}`` of case identifiers
 (here the PatientIDs). Only labelled training cases are split: they are what nnU-Net trains on.
 nnU-Net's planner copies the file from the raw dataset folder into the preprocessed folder.
+
+Folds are stable (:func:`make_stable_splits`): when the dataset folder already holds a split made the same
+way (same number of folds and seed), every patient still present keeps its validation fold and only new
+patients are placed, so correcting one clinical value or adding a patient moves nobody. When a split does
+change (another seed or number of folds, a given split file before), the converter warns with the number of
+patients that changed fold.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -36,6 +43,8 @@ _WEIGHTS = (3.0, 1.0, 1.0)
 _SIZE_WEIGHT = 3.0
 #: Local-search proposals per patient (~0.1 s per 100 patients).
 _PROPOSALS_PER_PATIENT = 50
+#: ``source`` of a split this module made (recorded in the conversion report; a previous split with it is kept).
+STRATIFIED_SOURCE = "stratified by centre, HPV Status and Relapse"
 
 
 def make_stratified_splits(strata: Mapping[str, tuple[str, ...]], num_folds: int = 5, seed: int = 0) -> Splits:
@@ -72,8 +81,15 @@ def make_stratified_splits(strata: Mapping[str, tuple[str, ...]], num_folds: int
         raise HecktorError(f"num_folds must be at least 2, got {num_folds}")
     if len(strata) < num_folds:
         raise HecktorError(f"cannot make {num_folds} folds from {len(strata)} labelled patients")
+    return _assign(strata, num_folds, seed, {})
+
+
+def _assign(strata: Mapping[str, tuple[str, ...]], num_folds: int, seed: int, fixed: Mapping[str, int]) -> Splits:
+    """:func:`make_stratified_splits` with the patients of ``fixed`` held in their folds (only the others
+    are dealt and moved). With ``fixed`` empty the result is exactly :func:`make_stratified_splits`'s."""
     rng = np.random.default_rng(seed)
     patients = sorted(strata)
+    free = [p for p in patients if p not in fixed]
     keys = {pid: tuple(strata[pid])[:3] for pid in patients}
     dims = range(len(_WEIGHTS))
     counts = [[Counter() for _ in range(num_folds)] for _ in dims]
@@ -90,8 +106,11 @@ def make_stratified_splits(strata: Mapping[str, tuple[str, ...]], num_folds: int
         sizes[target] += 1
         fold_of[pid] = target
 
-    groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
     for pid in patients:
+        if pid in fixed:
+            move(pid, None, fixed[pid])
+    groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for pid in free:
         groups[keys[pid]].append(pid)
     for key in sorted(groups, key=lambda k: (-len(groups[k]), k)):
         members = groups[key]
@@ -115,10 +134,10 @@ def make_stratified_splits(strata: Mapping[str, tuple[str, ...]], num_folds: int
             total += _WEIGHTS[d] * change(counts[d][source][value], counts[d][target][value], expected[d][value])
         return total
 
-    n = len(patients)
-    for _ in range(_PROPOSALS_PER_PATIENT * n):
+    n = len(free)
+    for _ in range(_PROPOSALS_PER_PATIENT * n if n >= 2 else 0):
         i, j = rng.integers(n, size=2)
-        p, q = patients[int(i)], patients[int(j)]
+        p, q = free[int(i)], free[int(j)]
         a, b = fold_of[p], fold_of[q]
         if a == b:
             continue
@@ -139,6 +158,114 @@ def make_stratified_splits(strata: Mapping[str, tuple[str, ...]], num_folds: int
     if any(not s["val"] for s in splits):  # cannot happen with the size term, but never hand nnU-Net an empty fold
         raise HecktorError("internal error: an empty validation fold")
     return splits
+
+
+@dataclass(frozen=True)
+class PreviousSplits:
+    """The split a dataset folder held before this conversion.
+
+    Attributes
+    ----------
+    folds : dict
+        PatientID -> index of its validation fold (the first, should a hand-edited file list it twice).
+    num_folds : int
+    seed : int or None
+        Seed recorded in the conversion report (``None``: no report, or not recorded).
+    source : str or None
+        How it was made, as recorded in the report (:data:`STRATIFIED_SOURCE`, or a given split file).
+    """
+
+    folds: dict[str, int]
+    num_folds: int
+    seed: int | None = None
+    source: str | None = None
+
+
+def read_previous_splits(splits_path: str | Path, report_path: str | Path | None = None) -> PreviousSplits | None:
+    """The split of an earlier conversion: ``splits_final.json`` and its seed and source from the report.
+
+    Returns ``None`` when there is no split file or it is not a valid split (then new folds are made and
+    nobody can be said to have moved).
+    """
+    splits_path = Path(splits_path)
+    if not splits_path.is_file():
+        return None
+    try:
+        splits = load_splits_file(splits_path)
+    except HecktorError:
+        return None
+    folds: dict[str, int] = {}
+    for index, fold in enumerate(splits):
+        for pid in fold["val"]:
+            folds.setdefault(pid, index)
+    seed = source = None
+    if report_path is not None and Path(report_path).is_file():
+        try:
+            info = json.loads(Path(report_path).read_text(encoding="utf-8")).get("splits") or {}
+            seed = info.get("seed") if isinstance(info.get("seed"), int) else None
+            source = info.get("source") if isinstance(info.get("source"), str) else None
+        except (OSError, ValueError, AttributeError):
+            pass
+    return PreviousSplits(folds, len(splits), seed, source)
+
+
+def make_stable_splits(strata: Mapping[str, tuple[str, ...]], num_folds: int = 5, seed: int = 0,
+                       previous: PreviousSplits | None = None) -> tuple[Splits, dict[str, Any]]:
+    """Stratified folds (:func:`make_stratified_splits`) in which the patients of a previous split keep theirs.
+
+    Parameters
+    ----------
+    strata : mapping
+        PatientID -> stratification key (see :func:`stratum_of`) of the labelled training cases.
+    num_folds, seed : int
+    previous : PreviousSplits, optional
+        The dataset's earlier split (:func:`read_previous_splits`). It is kept when it has ``num_folds``
+        folds, was made by this function (or its source is unknown) and with ``seed`` (or an unknown seed):
+        every patient of it still in ``strata`` keeps its validation fold, whatever its key now; patients
+        not in it are dealt and balanced as in :func:`make_stratified_splits` around the fixed ones.
+        Otherwise (or should a fold end up empty) new folds are made for everyone.
+
+    Returns
+    -------
+    splits, info
+        The folds, and ``source``, ``num_folds``, ``seed``, ``kept`` (patients held in their previous fold),
+        ``new`` (patients placed), ``left`` (previous patients no longer training cases), ``changed_fold``
+        (previous patients now in another validation fold), ``changed_examples`` (up to 20) and, when someone
+        changed fold, ``warning`` (one line naming how many and why).
+    """
+    if num_folds < 2:
+        raise HecktorError(f"num_folds must be at least 2, got {num_folds}")
+    if len(strata) < num_folds:
+        raise HecktorError(f"cannot make {num_folds} folds from {len(strata)} labelled patients")
+    info: dict[str, Any] = {"source": STRATIFIED_SOURCE, "num_folds": num_folds, "seed": seed}
+    splits = None
+    reason = None
+    if previous is not None:
+        if previous.num_folds != num_folds:
+            reason = f"{previous.num_folds} -> {num_folds} folds"
+        elif previous.source is not None and previous.source != STRATIFIED_SOURCE:
+            reason = f"the previous folds came from {previous.source}"
+        elif previous.seed is not None and previous.seed != seed:
+            reason = f"seed {previous.seed} -> {seed}"
+        else:
+            fixed = {p: f for p, f in previous.folds.items() if p in strata}
+            try:
+                splits = _assign(strata, num_folds, seed, fixed)
+            except HecktorError:
+                reason = "keeping the previous folds would leave a validation fold empty"
+    if splits is None:
+        splits = make_stratified_splits(strata, num_folds, seed)
+    fold_of = {p: i for i, fold in enumerate(splits) for p in fold["val"]}
+    before = previous.folds if previous is not None else {}
+    changed = sorted(p for p in strata if p in before and before[p] != fold_of[p])
+    info.update(kept=sum(1 for p in strata if p in before and before[p] == fold_of[p]),
+                new=sum(1 for p in strata if p not in before), left=sum(1 for p in before if p not in strata),
+                changed_fold=len(changed), changed_examples=changed[:20])
+    if changed:
+        info["warning"] = (f"splits_final.json: {len(changed)} of the {sum(1 for p in strata if p in before)} "
+                           f"training cases of the previous split changed validation fold ({reason}): models "
+                           "trained on the previous folds cannot be compared fold by fold with new ones")
+    return splits, info
 
 
 def load_splits_file(path: str | Path) -> Splits:

@@ -128,3 +128,119 @@ def test_convert_writes_stratified_splits_and_filters_a_given_file(tmp_path):
     report = json.loads((out / "conversion_report.json").read_text())
     assert report["splits"]["ids_dropped"] == 3  # CHUV-099, CHUV-100 and the unlabelled HGJ-000
     assert any("3 of its" in w for w in report["warnings"])
+
+
+# Stable folds (issue 20, hole 3): before, correcting one HPV value moved 19 of 45 training cases to another
+# validation fold and adding one patient moved 2; now nobody moves, and a change of split is a warning.
+
+def _folds(splits):
+    return {p: i for i, fold in enumerate(splits) for p in fold["val"]}
+
+
+def _previous(strata, seed=0, num_folds=5, source=None, recorded_seed=0):
+    from nnunet_hecktor.dataset_conversion.splits import PreviousSplits
+
+    return PreviousSplits(_folds(make_stratified_splits(strata, num_folds, seed)), num_folds, recorded_seed, source)
+
+
+def test_stable_splits_keep_every_fold_when_a_value_is_corrected_or_a_patient_added():
+    from nnunet_hecktor.dataset_conversion.splits import make_stable_splits
+
+    strata = _cohort(45, 3)
+    previous = _previous(strata)
+    corrected = dict(strata)
+    pid = sorted(strata)[10]
+    corrected[pid] = (strata[pid][0], "0" if strata[pid][1] != "0" else "1", strata[pid][2])
+    assert make_stratified_splits(corrected) != make_stratified_splits(strata)  # the old way moves patients
+    splits, info = make_stable_splits(corrected, 5, 0, previous)
+    assert _folds(splits) == previous.folds
+    assert info["changed_fold"] == 0 and info["kept"] == 45 and "warning" not in info
+
+    grown = dict(strata, **{"CHUS-999": ("CHUS", "1", "0")})
+    splits, info = make_stable_splits(grown, 5, 0, previous)
+    assert {p: f for p, f in _folds(splits).items() if p != "CHUS-999"} == previous.folds
+    assert info["new"] == 1 and info["changed_fold"] == 0
+
+    shrunk = {p: k for p, k in strata.items() if p != pid}
+    splits, info = make_stable_splits(shrunk, 5, 0, previous)
+    assert _folds(splits) == {p: f for p, f in previous.folds.items() if p != pid} and info["left"] == 1
+
+
+@pytest.mark.parametrize("n, added", [(20, 5), (57, 3), (100, 20), (200, 50)])
+def test_stable_splits_stay_balanced_when_patients_are_added(n, added):
+    from nnunet_hecktor.dataset_conversion.splits import make_stable_splits
+
+    full = _cohort(n + added, 5)
+    old = set(random.Random(1).sample(sorted(full), n))
+    previous = _previous({p: full[p] for p in old})
+    splits, info = make_stable_splits(full, 5, 0, previous)
+    assert info["changed_fold"] == 0 and info["new"] == added
+    for dimension, tolerance in ((0, 1), (1, 2), (2, 2)):
+        for value in {key[dimension] for key in full.values()}:
+            per_fold = [sum(full[p][dimension] == value for p in fold["val"]) for fold in splits]
+            assert max(per_fold) - min(per_fold) <= tolerance, (dimension, value, per_fold)
+    sizes = [len(fold["val"]) for fold in splits]
+    assert max(sizes) - min(sizes) <= 1
+
+
+def test_stable_splits_without_previous_equal_the_stratified_ones():
+    from nnunet_hecktor.dataset_conversion.splits import make_stable_splits
+
+    strata = _cohort(57, 1)
+    splits, info = make_stable_splits(strata, 5, 0, None)
+    assert splits == make_stratified_splits(strata, 5, 0)
+    assert info["kept"] == 0 and info["new"] == 57 and info["changed_fold"] == 0
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"seed": 1}, "seed 0 -> 1"),
+    ({"num_folds": 3}, "5 -> 3 folds"),
+    ({"source": "organisers.json"}, "came from organisers.json"),
+])
+def test_a_changed_split_names_how_many_moved(change, reason):
+    from nnunet_hecktor.dataset_conversion.splits import make_stable_splits
+
+    strata = _cohort(45, 3)
+    # A given split file: other folds (drawn here with seed 3), no seed recorded.
+    previous = (_previous(strata, seed=3, source=change["source"], recorded_seed=None) if "source" in change
+                else _previous(strata))
+    splits, info = make_stable_splits(strata, change.get("num_folds", 5), change.get("seed", 0), previous)
+    before = previous.folds
+    moved = sum(before[p] != f for p, f in _folds(splits).items())
+    assert info["changed_fold"] == moved > 0
+    assert f"{moved} of the 45 training cases" in info["warning"] and reason in info["warning"]
+
+
+def test_convert_keeps_folds_across_reconversions_and_warns_when_they_change(tmp_path):
+    src = tmp_path / "src"
+    ids = [f"CHUP-{i:03d}" for i in range(5)] + [f"MDA-{i:03d}" for i in range(5)]
+    for i, pid in enumerate(ids):
+        write_patient(src, pid, seed=i)
+
+    def clinical(hpv_of_first):
+        write_csv(src / "clinical.csv", ["PatientID", "HPV Status"],
+                  [{"PatientID": pid, "HPV Status": hpv_of_first if i == 0 else ("1.0" if i % 2 else "0.0")}
+                   for i, pid in enumerate(ids)])
+
+    clinical("0.0")
+    out = tmp_path / "Dataset513_S"
+    convert_dataset(src, dataset_id=513, name="S", output=out, progress=False)
+    first = json.loads((out / "splits_final.json").read_text())
+
+    clinical("1.0")  # one HPV value corrected: the strata change, nobody's fold does
+    convert_dataset(src, dataset_id=513, name="S", output=out, progress=False)
+    assert json.loads((out / "splits_final.json").read_text()) == first
+    report = json.loads((out / "conversion_report.json").read_text())
+    assert report["splits"]["kept"] == 10 and report["splits"]["changed_fold"] == 0
+    assert not any("changed validation fold" in w for w in report["warnings"])
+
+    write_patient(src, "MDA-099", seed=30)  # one patient more, even with --overwrite: the others stay
+    convert_dataset(src, dataset_id=513, name="S", output=out, progress=False, overwrite=True)
+    grown = _folds(json.loads((out / "splits_final.json").read_text()))
+    assert {p: f for p, f in grown.items() if p != "MDA-099"} == _folds(first)
+
+    summary = convert_dataset(src, dataset_id=513, name="S", output=out, progress=False, seed=7)
+    report = json.loads((out / "conversion_report.json").read_text())
+    moved = report["splits"]["changed_fold"]
+    assert moved > 0 and any(f"{moved} of the 11 training cases" in w and "seed 0 -> 7" in w
+                             for w in summary.dataset_warnings)

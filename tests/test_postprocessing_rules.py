@@ -313,7 +313,8 @@ def test_postprocess_folder(tmp_path):
     config = PostprocessingConfig(min_component_size={2: 2.0}, min_component_size_unit="voxels")
     report = postprocess_folder(src, dst, config)
     assert {p.name: p.read_bytes() for p in src.iterdir()} == before  # inputs untouched
-    assert sorted(p.name for p in dst.iterdir()) == ["P-000.nii.gz", "P-001.nii.gz", "postprocessing_summary.json"]
+    assert sorted(p.name for p in dst.iterdir()) == [".nnunet-hecktor-output.json", "P-000.nii.gz", "P-001.nii.gz",
+                                                       "postprocessing_summary.json"]
     assert [c.changed_voxels for c in report.cases] == [1, 0]
     out_b = sitk.ReadImage(str(dst / "P-001.nii.gz"))
     assert out_b.GetSpacing() == (1.0, 1.0, 2.0) and np.array_equal(sitk.GetArrayFromImage(out_b), b)

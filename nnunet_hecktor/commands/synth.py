@@ -21,10 +21,26 @@ example:
 """
 
 
+def _int_at_least(minimum: int):
+    """An argparse ``type``: an integer >= ``minimum`` (argparse prints the message and exits with 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", help="output folder (created; must be empty unless --overwrite)")
-    parser.add_argument("--patients", type=int, default=12, help="patients in the whole cohort (default 12)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--patients", type=_int_at_least(1), default=12,
+                        help="patients in the whole cohort (default 12)")
+    parser.add_argument("--seed", type=_int_at_least(0), default=0, help="random seed, 0 or more (default 0)")
     parser.add_argument("--layout", choices=("release", "release_underscore", "flat", "task"), default="release",
                         help="release: 'Task 1'..'Task 3' folders (default); release_underscore: 'Task_1'...; "
                              "flat: all files in OUT; task: one task folder's contents in OUT (see --task)")
@@ -36,19 +52,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--enriched", action="store_true",
                         help="enrich HPV-negative patients (~30 %%) and relapses (~43 %%); every patient in "
                              "all three tasks")
-    parser.add_argument("--num-processes", type=int, default=1, help="patients generated in parallel (default 1)")
+    parser.add_argument("--num-processes", type=_int_at_least(1), default=1,
+                        help="patients generated in parallel (default 1)")
     parser.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnunet_hecktor.errors import HecktorError
     from nnunet_hecktor.synthetic import make_cohort
 
-    if args.patients < 1:
-        raise HecktorError("--patients must be at least 1")
-    if args.num_processes < 1:
-        raise HecktorError("--num-processes must be at least 1")
+    # --patients, --seed and --num-processes are checked by argparse (exit 2 with a usage message).
     make_cohort(args.out, n_patients=args.patients, seed=args.seed, layout=args.layout, task=args.task,
                 size=args.size, num_processes=args.num_processes, progress=not args.quiet,
                 overwrite=args.overwrite, enriched=args.enriched)

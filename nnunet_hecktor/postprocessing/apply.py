@@ -17,7 +17,7 @@ import numpy as np
 from nnunet_hecktor.errors import HecktorError, InputDataError
 from nnunet_hecktor.parallel import parallel_map
 from nnunet_hecktor.label_files import list_cases, read_label_image
-from nnunet_hecktor.fileio import write_image_atomic, write_json_atomic
+from nnunet_hecktor.fileio import check_output_folder, mark_plugin_output, write_image_atomic, write_json_atomic
 from nnunet_hecktor.postprocessing.config import PostprocessingConfig
 from nnunet_hecktor.postprocessing.rules import changed_voxels, postprocess_segmentation
 from nnunet_hecktor.schema import FILE_ENDING
@@ -157,7 +157,8 @@ def postprocess_folder(input_dir: str | os.PathLike, output_dir: str | os.PathLi
         raise InputDataError(f"the configuration has a probability threshold but {len(skipped)} cases have no "
                              f"<PID>.npz: {', '.join(skipped[:20])} (run nnUNetv2_predict --save_probabilities, or set "
                              "\"missing_probabilities\": \"skip\")", None, input_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    check_output_folder(output_dir)  # writable before any case; marked: the converter never reads it as data
+    mark_plugin_output(output_dir, "postprocess")
     reports = parallel_map(postprocess_file, jobs, num_processes, "post-process", progress)
     report = FolderReport(reports, skipped)
     write_json_atomic(output_dir / SUMMARY_FILE, {

@@ -36,7 +36,8 @@ from nnunet_hecktor.errors import HecktorError, InputDataError
 from .ensemble import ENSEMBLE_RULES
 from .inputs import InputCases, find_input_cases
 from .model import DEFAULT_CHECKPOINT, ModelInfo
-from .outputs import SETTINGS_JSON, write_prediction_tables, write_segmentation, write_substitutions
+from .outputs import (SETTINGS_JSON, check_output_location, prepare_output_folder, write_prediction_tables,
+                      write_segmentation, write_substitutions)
 from .patient_level import OutputSources, PatientLevelModel
 
 logger = logging.getLogger(__name__)
@@ -158,10 +159,6 @@ def load_clinical(cases: InputCases, clinical_csv: str | os.PathLike | None,
     return records, source, substitutions
 
 
-def _same_folder(output: Path, cases: InputCases) -> bool:
-    return output.resolve() == cases.folder
-
-
 def predict(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model_dir: str | os.PathLike,
             clinical_csv: str | os.PathLike | None = None, folds: Sequence | None = None,
             checkpoint: str | None = DEFAULT_CHECKPOINT, device: str = "cpu",
@@ -230,8 +227,9 @@ def predict(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model_d
     ------
     HecktorError
         Bad model folder/fold/checkpoint, unusable input folder or clinical table, output folder
-        equal to the input folder, or (after every other patient was written) patients whose
-        input data were bad.
+        equal to or inside the input folder, an output folder that cannot be written or lacks free
+        space (checked before the first case), or (after every other patient was written) patients
+        whose input data were bad.
     """
     start = time.perf_counter()
     cases, output, pp_config = _resolve_inputs(input_dir, output_dir, crops_dir, patients, postprocessing)
@@ -247,7 +245,7 @@ def predict(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model_d
                                                 else ({}, "not used", []))
     sources = OutputSources.of(model.predict_heads, prognosis)
     _log_plan(cases, model, clinical_source, pp_config, progress, prognosis, sources)
-    output.mkdir(parents=True, exist_ok=True)
+    prepare_output_folder(output, len(cases.cases))  # writable, room, marked: before the first case
     summary = PredictionSummary(output.resolve(), model.info, substitutions=substitutions, sources=sources)
     _log_substitutions(substitutions)
     results = _predict_cases(model, cases, clinical, pp_config, output, summary, num_threads, progress, prognosis)
@@ -268,9 +266,7 @@ def predict(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model_d
 def _resolve_inputs(input_dir, output_dir, crops_dir, patients, postprocessing):
     """Cases to predict, the output folder (never the input folder) and the post-processing rules."""
     cases = find_input_cases(input_dir, crops_dir, list(patients) if patients else None)
-    output = Path(output_dir).expanduser()
-    if _same_folder(output, cases):
-        raise HecktorError(f"output folder {output} must not be the input folder (input data are never modified)")
+    output = check_output_location(output_dir, cases.folder)  # never in the input tree
     pp_config = None
     if postprocessing is not None:
         from nnunet_hecktor.postprocessing.config import load_config

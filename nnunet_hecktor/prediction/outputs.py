@@ -17,6 +17,12 @@
 ``prediction_settings.json``
     Model, folds, checkpoint, mirroring, preprocessing, post-processing, ensembling rules, clinical
     source, per-patient warnings, failures, timing.
+``.nnunet-hecktor-output.json``
+    The plugin's output marker (:data:`nnunet_hecktor.fileio.OUTPUT_MARKER`): the converter never reads a
+    marked folder as source data, so segmentations cannot come back as labels.
+
+The output folder must lie outside the input folder (:func:`check_output_location`), and is checked for
+writability and free space before the first case is predicted (:func:`prepare_output_folder`).
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ from pathlib import Path
 from typing import Iterable
 
 from nnunet_hecktor import schema
-from nnunet_hecktor.fileio import write_image_atomic, write_text_atomic
+from nnunet_hecktor.errors import HecktorError
+from nnunet_hecktor.fileio import check_output_folder, mark_plugin_output, write_image_atomic, write_text_atomic
 
 from .patient_level import HEAD_OUTPUT_COLUMNS
 from .predictor import CasePrediction
@@ -40,6 +47,43 @@ SUBSTITUTIONS_CSV = "predictions_clinical_substitutions.csv"
 PREDICTION_COLUMNS: tuple[str, ...] = (schema.COL_PATIENT, "hpv_probability", "hpv_status", "risk")
 PER_FOLD_COLUMNS: tuple[str, ...] = (schema.COL_PATIENT, "fold", "hpv_probability", "hpv_logit", "hpv_threshold",
                                      "risk", "patch_centre_from", "patch_centre_voxel")
+#: Free space asked for before predicting: per case (a compressed uint8 segmentation on a 512x512x200 CT grid
+#: takes well under 1 MB; 2 MB leaves room for the tables) and for the tables and settings.
+FREE_BYTES_PER_CASE = 2 * 1024 ** 2
+FREE_BYTES_BASE = 1024 ** 2
+
+
+def check_output_location(output_dir: str | os.PathLike, input_folder: str | os.PathLike) -> Path:
+    """The output folder, refused when it is the input folder or lies anywhere inside it.
+
+    Segmentations written inside the input tree (``<input>/predictions/<PID>.nii.gz``) are taken for
+    labels by the next ``convert`` of that tree, and input data are never modified. Nothing is created.
+
+    Raises
+    ------
+    HecktorError
+        ``output_dir`` is ``input_folder`` or below it (symbolic links resolved).
+    """
+    output = Path(output_dir).expanduser()
+    resolved, root = output.resolve(), Path(input_folder).expanduser().resolve()
+    if resolved == root:
+        raise HecktorError(f"output folder {output} must not be the input folder (input data are never modified)")
+    if root in resolved.parents:
+        raise HecktorError(f"output folder {output} must not be the input folder or inside it ({root}): "
+                           "segmentations written there would be read as labels by a later 'convert' of that "
+                           "folder; choose a folder outside it")
+    return output
+
+
+def prepare_output_folder(output_dir: str | os.PathLike, num_cases: int) -> Path:
+    """Create the output folder, check it can be written and has room, and mark it as ``predict`` output.
+
+    Runs before the first case is predicted, so that an unwritable folder or a full disk is found before
+    any work. Raises :class:`~nnunet_hecktor.fileio.OutputWriteError` otherwise. Returns the folder, resolved.
+    """
+    folder = check_output_folder(output_dir, FREE_BYTES_BASE + FREE_BYTES_PER_CASE * max(0, int(num_cases)))
+    mark_plugin_output(folder, "predict")
+    return folder
 
 
 def segmentation_path(output_dir: str | os.PathLike, patient_id: str) -> Path:
