@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Mapping
 
 import numpy as np
 
+from nnunet_hecktor import schema
 from nnunet_hecktor.fileio import atomic_path
 
 
@@ -31,6 +33,9 @@ def _save(fig, destination, dpi: int = 120) -> None:
 
 #: Days per month on the x axis of survival plots (365.25 / 12).
 DAYS_PER_MONTH = 30.4375
+#: CT window (HU) and PET range (SUV) of the overlays.
+CT_WINDOW = (-250.0, 350.0)
+PET_RANGE = (0.0, 10.0)
 
 
 def plot_dice_distribution(gtvp_dice, gtvn_dice, destination: str | os.PathLike,
@@ -211,3 +216,112 @@ def plot_confusion_matrix(matrix, labels, destination: str | os.PathLike, title:
     fig.tight_layout()
     _save(fig, destination)
     plt.close(fig)
+
+
+def _array_on(image, reference):
+    """``image`` as a numpy array on ``reference``'s grid (nearest neighbour when the grids differ)."""
+    import SimpleITK as sitk
+
+    same = (image.GetSize() == reference.GetSize()
+            and np.allclose(image.GetOrigin(), reference.GetOrigin(), atol=1e-3)
+            and np.allclose(image.GetSpacing(), reference.GetSpacing(), atol=1e-4))
+    if not same:
+        image = sitk.Resample(image, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    return sitk.GetArrayFromImage(image)
+
+
+def plot_overlay(ct_path, pet_path, label_path, prediction_path, destination, title: str):
+    """CT and PET side by side on the axial slice with the most ground-truth GTVp, with ground truth
+    (solid: GTVp green, GTVn cyan) and prediction (dashed: GTVp red, GTVn magenta) outlines."""
+    import SimpleITK as sitk
+
+    from nnunet_hecktor.fileio import read_image
+
+    ct_image = read_image(ct_path, what="CT")
+    ct = sitk.GetArrayFromImage(ct_image).astype(np.float32)
+    pet = _array_on(read_image(pet_path, what="PET"), ct_image).astype(np.float32)
+    gt = _array_on(read_image(label_path, what="label"), ct_image)
+    pred = _array_on(read_image(prediction_path, what="prediction"), ct_image)
+    area = (gt == schema.GTVP).sum(axis=(1, 2))
+    if area.max() == 0:
+        area = (gt > 0).sum(axis=(1, 2)) + (pred > 0).sum(axis=(1, 2))
+    z = int(np.argmax(area))
+    spacing = ct_image.GetSpacing()
+    extent = (0, ct.shape[2] * spacing[0], ct.shape[1] * spacing[1], 0)
+
+    plt = _figure()
+    fig, axes = plt.subplots(1, 2, figsize=(8.2, 4.2))
+    for ax, background, cmap, window, name in ((axes[0], ct[z], "gray", CT_WINDOW, "CT"),
+                                               (axes[1], pet[z], "hot", PET_RANGE, "PET (SUV 0-10)")):
+        ax.imshow(background, cmap=cmap, vmin=window[0], vmax=window[1], extent=extent, interpolation="nearest")
+        for mask, colour, style in ((gt[z] == schema.GTVP, "#2ca02c", "solid"),
+                                    (gt[z] == schema.GTVN, "#17becf", "solid"),
+                                    (pred[z] == schema.GTVP, "#d62728", "dashed"),
+                                    (pred[z] == schema.GTVN, "#e377c2", "dashed")):
+            if mask.any():
+                ax.contour(np.linspace(extent[0], extent[1], mask.shape[1]),
+                           np.linspace(extent[3], extent[2], mask.shape[0]), mask.astype(float), levels=[0.5],
+                           colors=[colour], linestyles=style, linewidths=1.6)
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=c, linestyle=s, label=n) for c, s, n in (
+        ("#2ca02c", "solid", "GTVp truth"), ("#17becf", "solid", "GTVn truth"),
+        ("#d62728", "dashed", "GTVp predicted"), ("#e377c2", "dashed", "GTVn predicted"))]
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.suptitle(f"{title} (axial slice {z})", fontsize=10)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.95))
+    _save(fig, destination, dpi=110)
+    plt.close(fig)
+    return destination
+
+
+def plot_dice_comparison(series: Mapping[str, tuple[list[float], list[float]]], destination):
+    """Per-patient GTVp and GTVn Dice of the model and each PET rule (box plots with the points)."""
+    plt = _figure()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, index, title in ((axes[0], 0, "GTVp Dice per patient"),
+                             (axes[1], 1, "GTVn Dice per patient (GTVn in truth or prediction)")):
+        names = list(series)
+        data = [[v for v in series[n][index] if not math.isnan(v)] for n in names]
+        ax.boxplot(data, orientation="horizontal", widths=0.5, showfliers=False)
+        rng = np.random.default_rng(0)
+        for i, values in enumerate(data, start=1):
+            ax.plot(values, i + rng.uniform(-0.15, 0.15, len(values)), ".", alpha=0.45, ms=4)
+            if values:
+                ax.text(1.02, i, f"mean {np.mean(values):.2f}\nn = {len(values)}", va="center", fontsize=7,
+                        transform=ax.get_yaxis_transform())
+        ax.set_yticks(range(1, len(names) + 1), names, fontsize=8)
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("Dice")
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    _save(fig, destination, dpi=110)
+    plt.close(fig)
+    return destination
+
+
+def plot_hpv_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], destination):
+    """ROC curves (scikit-learn's ``roc_curve``/``roc_auc_score``) of each HPV probability."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(4.8, 4.6))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    n = n_pos = 0
+    for name, (y, probability) in curves.items():
+        if len(np.unique(y)) < 2:
+            continue
+        fpr, tpr, _ = roc_curve(y, probability)
+        ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(y, probability):.3f})")
+        n, n_pos = len(y), int(np.sum(y))
+    ax.set_xlabel("1 - specificity")
+    ax.set_ylabel("sensitivity (HPV positive)")
+    ax.set_title(f"HPV status on the new patients (n = {n}, positive = {n_pos})", fontsize=9)
+    ax.legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    _save(fig, destination, dpi=110)
+    plt.close(fig)
+    return destination
