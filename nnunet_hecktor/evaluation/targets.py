@@ -41,8 +41,8 @@ def read_targets(clinical_csv: str | os.PathLike, edition: str | None = None) ->
     clinical_csv : path-like
         Clinical table (any HECKTOR edition's spelling of the target columns).
     edition : str, optional
-        Edition whose header aliases apply (default: the aliases of every edition that do not
-        clash with a column already present).
+        Edition whose header aliases apply first; the other editions' aliases follow (a 2022 table
+        scored under the default edition still reads ``HPV status (0=-, 1=+)``).
 
     Raises
     ------
@@ -54,7 +54,8 @@ def read_targets(clinical_csv: str | os.PathLike, edition: str | None = None) ->
     records = read_clinical_csv(path)
     header = [h.strip() for h in _header(path)]
     aliases: dict[str, str] = {}
-    editions = [get_edition(edition)] if edition is not None else [get_edition(e) for e in ("2026", "2022", "2021")]
+    first = get_edition(edition).name
+    editions = [get_edition(first)] + [get_edition(e) for e in ("2026", "2022", "2021") if e != first]
     for ed in editions:
         for raw in header:
             column = ed.canonical_column(raw)
