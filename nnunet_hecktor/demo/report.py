@@ -107,7 +107,7 @@ def _html_table(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         cells = []
         for column, _, _, _ in COLUMNS:
-            value, ci = row[column], row.get(f"{column}_ci") if row["name"] == MODEL_ROW else None
+            value, ci = row[column], row.get(f"{column}_ci")
             interval = f" <small>[{ci[0]:.2f}, {ci[1]:.2f}]</small>" if ci else ""
             text = "–" if value is None else f"{value:.3f}{interval}"
             cells.append(f"<td>{text}</td>")
@@ -229,7 +229,7 @@ def write_report(output: str | os.PathLike, new_dataset: str | os.PathLike, new_
                             for k, v in counts.items() if v is not None)
     section("Synthetic data", SYNTHETIC_NOTICE)
     section("Summary on the new patients",
-            f"Every figure is on new patients never seen in training ({counts_text}). The model's row gives "
+            f"Every figure is on new patients never seen in training ({counts_text}). Every row gives "
             f"95 % bootstrap intervals. No row is left out, whether the model wins or loses. Below the table, "
             f"each comparison with a baseline gives the paired 95 % interval of the difference (model minus "
             f"baseline, same patients, same resamples) and its verdict: better or worse only when the interval "

@@ -113,11 +113,11 @@ def _cell(value: float | None, ci: list | None = None) -> str:
 
 
 def markdown_table(rows: list[dict[str, Any]], with_ci: bool = True) -> str:
-    """The table as Markdown (95 % bootstrap intervals in brackets for the model's row)."""
+    """The table as Markdown (95 % bootstrap intervals in brackets, for the model and every baseline)."""
     header = "| model or rule | " + " | ".join(h for _, h, _, _ in COLUMNS) + " |"
     lines = [header, "|" + "---|" * (len(COLUMNS) + 1)]
     for row in rows:
-        cells = [_cell(row[c], row.get(f"{c}_ci") if (with_ci and row["name"] == MODEL_ROW) else None)
+        cells = [_cell(row[c], row.get(f"{c}_ci") if with_ci else None)
                  for c, _, _, _ in COLUMNS]
         label = f"**{row['description']}**" if row["name"] == MODEL_ROW else row["description"]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")

@@ -214,12 +214,15 @@ def compare_prediction_sets(sets: Mapping[str, Mapping[str, str]], output_dir: s
         inputs = sets[name]
         if name in ("", ".", "..") or "/" in name or os.sep in name:
             raise HecktorError(f"--compare: {name!r} cannot be a folder name")
+        options = dict(evaluate_options)
+        if "challenge_outputs" not in inputs:
+            options.pop("rfs_convention", None)  # says what a container's rfs.json holds; a CSV's risk is a risk
         has_seg = "pred" in inputs or "challenge_outputs" in inputs
         has_csv = "predictions" in inputs or "challenge_outputs" in inputs
         result = evaluate(gt_dir if has_seg else None, inputs.get("pred"), clinical_csv if has_csv else None,
                           inputs.get("predictions"), output / name, n_bootstrap=n_bootstrap, seed=seed, level=level,
                           challenge_outputs=inputs.get("challenge_outputs"),
-                          case_map=case_map if "challenge_outputs" in inputs else None, **evaluate_options)
+                          case_map=case_map if "challenge_outputs" in inputs else None, **options)
         metrics[name], rows[name] = result.metrics, result.per_patient
     paired_n = n_bootstrap if n_bootstrap > 0 else DEFAULT_PAIRED_BOOTSTRAP
     records, skipped = [], {}

@@ -203,10 +203,12 @@ def plot_confusion_matrix(matrix, labels, destination: str | os.PathLike, title:
     plt = _figure()
     m = np.asarray(matrix, dtype=int)
     fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(labels), 1.0 + 0.6 * len(labels)))
-    ax.imshow(m / np.maximum(m.sum(axis=1, keepdims=True), 1), cmap="Blues", vmin=0, vmax=1)
+    share = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     for i in range(m.shape[0]):
         for j in range(m.shape[1]):
-            ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=8)
+            ax.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if share[i, j] > 0.6 else "black")
     recalls = [f"{lab} ({m[i, i] / m[i].sum():.2f})" if m[i].sum() else f"{lab} (-)" for i, lab in enumerate(labels)]
     ax.set_xticks(range(len(labels)), labels, fontsize=8)
     ax.set_yticks(range(len(labels)), recalls, fontsize=8)
