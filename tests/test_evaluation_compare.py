@@ -62,7 +62,7 @@ def test_compare_command_writes_paired_verdicts(cohort, capsys):
         assert c["value_a"] == pytest.approx(own["model"][block][key]), c["metric"]
         assert c["value_b"] == pytest.approx(own["empty"][block][key]), c["metric"]
         assert c["verdict"] in VERDICTS and c["interval"][0] <= c["difference"] <= c["interval"][1]
-    # An empty segmentation misses every GTVp that exists: GTVp Dice drops in every resample of 4 patients.
+    # An empty segmentation misses every GTVp that exists: its GTVp Dice is lower.
     gtvp = next(c for c in saved["comparisons"] if c["metric"] == "GTVp mean Dice")
     assert gtvp["difference"] > 0
 
@@ -111,3 +111,22 @@ def test_demo_summary_comparisons_are_paired(cohort):
     assert c_index["model"] == pytest.approx(rows[0]["c_index"])
     assert len(read_rows(rows[0]["per_patient"])) == 4
     assert np.isfinite(c_index["difference"])
+
+
+def test_demo_report_says_synthetic_explains_figures_and_gives_paired_verdicts(cohort):
+    from nnunet_hecktor.baselines.suite import DONE_FILE
+    from nnunet_hecktor.demo.report import GLOSSARY, SYNTHETIC_NOTICE, write_report
+
+    demo = cohort / "demo"
+    evaluate(cohort / "gt", cohort / "pred", cohort / "clinical.csv", cohort / "predictions.csv",
+             demo / "evaluation", n_bootstrap=0, progress=False, score_subset=True, plots=False)
+    baseline = evaluate(cohort / "gt", cohort / "worse", output_dir=demo / "baselines" / "pet_suv2.5" / "evaluation",
+                        n_bootstrap=0, progress=False, plots=False)
+    (demo / "baselines" / DONE_FILE).write_text(json.dumps({"metrics": {"pet_suv2.5": baseline.metrics}}))
+    paths = write_report(demo, cohort, None, {"evaluate": 1.0})
+    page = paths["html"].read_text()
+    assert SYNTHETIC_NOTICE.split(":")[0] in page
+    for term, _ in GLOSSARY:
+        assert term in page
+    assert "GTVp mean Dice: model" in page and "paired 95 % CI, 4 patients" in page
+    assert "MODEL LOWER" not in page and "model higher" not in page
