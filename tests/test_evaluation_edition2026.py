@@ -122,3 +122,22 @@ def test_2026_outputs_read_as_2025_say_so(cohort, capsys):
     assert "T stage (4 patients): balanced accuracy" in out and "HECKTOR 2026 score" in out
     for name in ("confusion_t_stage.png", "confusion_n_stage.png", "kaplan_meier.png"):
         assert (cohort / "o" / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_paired_2026_score(cohort):
+    from nnunet_hecktor.evaluation.compare import compare_rows
+
+    a = evaluate(cohort / "gt", cohort / "pred", cohort / "clinical.csv", cohort / "predictions.csv",
+                 n_bootstrap=0, progress=False, edition="2026")
+    (cohort / "other.csv").write_text("PatientID,t_stage,n_stage,risk\nCHUP-000,T1,N0,1\nCHUP-001,T1,N0,2\n"
+                                      "MDA-002,T1,N0,3\nMDA-003,T1,N0,4\n")
+    b = evaluate(cohort / "gt", cohort / "pred", cohort / "clinical.csv", cohort / "other.csv",
+                 n_bootstrap=0, progress=False, edition="2026")
+    weights = get_edition("2026").score_weights
+    found, skipped = compare_rows(a.per_patient, b.per_patient, "a", "b", n_bootstrap=200, score_weights=weights)
+    score = next(c for task, c in found if task == "edition_score")
+    assert score.value_a == pytest.approx(a.metrics["edition_score"]["score"])
+    assert score.value_b == pytest.approx(b.metrics["edition_score"]["score"])
+    assert score.n_patients == 4 and not skipped
+    same, _ = compare_rows(a.per_patient, a.per_patient, "a", "a", n_bootstrap=50, score_weights=weights)
+    assert all(c.difference == 0 and c.verdict == "undecided" for _, c in same)

@@ -6,7 +6,10 @@ scored, figure by figure, with :mod:`nnunet_hecktor.metrics.paired`: both sets' 
 on the same bootstrap resamples of patients and the percentile interval of the difference gives the
 verdict, ``better`` / ``worse`` (interval above / below 0) or ``undecided`` (it contains 0). Figures:
 GTVp mean Dice, GTVn DSCagg, GTVn F1agg (from the per-patient statistics with one set of resampling
-weights), C-index, HPV balanced accuracy and AUC, T and N balanced accuracy. A figure that is
+weights), C-index, HPV balanced accuracy and AUC, T and N balanced accuracy and, for an edition
+with a single score (2026), the weighted score (Dice rule ``hecktor2025``: GTVp mean per patient,
+GTVn aggregated; all components from one resample of the union of the components' common
+patients). A figure that is
 undefined on the common patients (one HPV class, one stage, no relapse) is not compared; the reason
 is listed.
 
@@ -60,10 +63,70 @@ def _take(patients: Sequence[str], wanted: Sequence[str], *columns):
     return [None if c is None else np.asarray(c)[idx] for c in columns]
 
 
+def _score_parts(rows: Sequence[Mapping], keep: Mapping[str, Sequence[str]]):
+    """Per component, the arrays of ``rows`` restricted (in order) to the patients ``keep[component]``."""
+    seg = task1_arrays(rows)
+    t, n = stage_arrays(rows, COL_T_STAGE), stage_arrays(rows, COL_N_STAGE)
+    surv = survival_arrays(rows)
+    return {"dice": _subset_task1(seg, keep["dice"]),
+            "t": _take(t[0], keep["t"], t[1], t[2]), "n": _take(n[0], keep["n"], n[1], n[2]),
+            "c": _take(surv[0], keep["c"], surv[1], surv[2], surv[3])}
+
+
+def _score_replicates(parts, keep, where, weights: np.ndarray, score_weights) -> np.ndarray:
+    from nnunet_hecktor.metrics.bootstrap import bootstrap_c_index, bootstrap_task1
+    from nnunet_hecktor.metrics.challenge_score import bootstrap_weighted_score
+    from nnunet_hecktor.metrics.paired import bootstrap_multiclass_balanced_accuracy
+
+    def sub(component):
+        return weights[:, [where[p] for p in keep[component]]]
+
+    seg = bootstrap_task1(parts["dice"], sub("dice"))
+    t = bootstrap_multiclass_balanced_accuracy(parts["t"][0], parts["t"][1], sub("t"))
+    n = bootstrap_multiclass_balanced_accuracy(parts["n"][0], parts["n"][1], sub("n"))
+    c = bootstrap_c_index(*parts["c"], sub("c"))
+    return bootstrap_weighted_score({"dice": (seg["gtvp_dice_mean"] + seg["gtvn_dice_agg"]) / 2,
+                                     "stage_balanced_accuracy": (t + n) / 2, "c_index": c}, score_weights)
+
+
+def paired_score(rows_a: Sequence[Mapping], rows_b: Sequence[Mapping], score_weights: Mapping[str, float],
+                 name_a: str = "A", name_b: str = "B", n_bootstrap: int = DEFAULT_PAIRED_BOOTSTRAP, seed: int = 0,
+                 level: float = 0.95) -> PairedComparison | None:
+    """Paired comparison of an edition's weighted score (2026); None unless both sets have every component.
+
+    Each component uses the patients both sets scored for it; one resample of the union of those
+    patients drives every component of both sets (Dice rule ``hecktor2025``).
+    """
+    from nnunet_hecktor.metrics.bootstrap import resampling_weights
+    from nnunet_hecktor.metrics.paired import compare_replicates
+
+    found = {}
+    for key, get in (("dice", lambda r: task1_arrays(r)), ("t", lambda r: stage_arrays(r, COL_T_STAGE)),
+                     ("n", lambda r: stage_arrays(r, COL_N_STAGE)), ("c", lambda r: survival_arrays(r))):
+        a, b = get(rows_a), get(rows_b)
+        if a is None or b is None or not score_weights:
+            return None
+        found[key] = _common(a.patients if key == "dice" else a[0], b.patients if key == "dice" else b[0])
+    union = sorted({p for patients in found.values() for p in patients})
+    where = {p: i for i, p in enumerate(union)}
+    parts_a, parts_b = _score_parts(rows_a, found), _score_parts(rows_b, found)
+    weights = resampling_weights(len(union), n_bootstrap, seed)
+    whole = np.ones((1, len(union)))
+    point_a = float(_score_replicates(parts_a, found, where, whole, score_weights)[0])
+    point_b = float(_score_replicates(parts_b, found, where, whole, score_weights)[0])
+    return compare_replicates("weighted score", name_a, name_b, point_a, point_b,
+                              _score_replicates(parts_a, found, where, weights, score_weights),
+                              _score_replicates(parts_b, found, where, weights, score_weights), len(union), level)
+
+
 def compare_rows(rows_a: Sequence[Mapping], rows_b: Sequence[Mapping], name_a: str = "A", name_b: str = "B",
-                 n_bootstrap: int = DEFAULT_PAIRED_BOOTSTRAP, seed: int = 0,
-                 level: float = 0.95) -> tuple[list[tuple[str, PairedComparison]], list[str]]:
+                 n_bootstrap: int = DEFAULT_PAIRED_BOOTSTRAP, seed: int = 0, level: float = 0.95,
+                 score_weights: Mapping[str, float] | None = None
+                 ) -> tuple[list[tuple[str, PairedComparison]], list[str]]:
     """Paired comparisons of two sets' per-patient rows on the patients both scored.
+
+    ``score_weights`` (an edition's ``score_weights``, e.g. 2026's) adds the weighted score when
+    both sets have every component (:func:`paired_score`).
 
     Returns
     -------
@@ -125,6 +188,12 @@ def compare_rows(rows_a: Sequence[Mapping], rows_b: Sequence[Mapping], name_a: s
                                                                   level)))
         else:
             skipped.append(f"{label}: one true stage only among the common patients (balanced accuracy undefined)")
+    if score_weights:
+        score = paired_score(rows_a, rows_b, score_weights, name_a, name_b, n_bootstrap, seed, level)
+        if score is not None:
+            out.append(("edition_score", score))
+        else:
+            skipped.append("weighted score: a component (segmentation, T, N or risk) is missing from a set")
     return out, skipped
 
 
@@ -224,10 +293,14 @@ def compare_prediction_sets(sets: Mapping[str, Mapping[str, str]], output_dir: s
                           challenge_outputs=inputs.get("challenge_outputs"),
                           case_map=case_map if "challenge_outputs" in inputs else None, **options)
         metrics[name], rows[name] = result.metrics, result.per_patient
+    from nnunet_hecktor.editions import get_edition
+
+    score_weights = get_edition(evaluate_options.get("edition")).score_weights
     paired_n = n_bootstrap if n_bootstrap > 0 else DEFAULT_PAIRED_BOOTSTRAP
     records, skipped = [], {}
     for other in names[1:]:
-        found, why = compare_rows(rows[names[0]], rows[other], names[0], other, paired_n, seed, level)
+        found, why = compare_rows(rows[names[0]], rows[other], names[0], other, paired_n, seed, level,
+                                  score_weights)
         records += comparison_records(found)
         skipped[f"{names[0]} vs {other}"] = why
     path = output / COMPARISONS_FILE
