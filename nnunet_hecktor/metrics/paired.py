@@ -135,6 +135,9 @@ def paired_binary(y_true, metric: str, name_a: str = "A", name_b: str = "B", *, 
                   level: float = 0.95) -> PairedComparison:
     """Paired comparison of a binary metric: ``"auc"`` (from scores) or ``"balanced_accuracy"``,
     ``"sensitivity"``, ``"specificity"`` (from hard labels; positive class = 1).
+
+    Balanced accuracy is NaN (left out of the interval) on a replicate holding one class only, as in
+    :func:`bootstrap_multiclass_balanced_accuracy`.
     """
     y = np.asarray(y_true).astype(int).ravel()
     n = y.size
@@ -155,7 +158,15 @@ def paired_binary(y_true, metric: str, name_a: str = "A", name_b: str = "B", *, 
         raise ValueError(f"the {metric} comparison needs pred_a and pred_b (hard labels)")
 
     def replicates_of(pred):
-        return lambda w: bootstrap_binary(y, pred, w)[metric]
+        def values(w):
+            out = bootstrap_binary(y, pred, w)[metric]
+            if metric == "balanced_accuracy":
+                # Undefined on a replicate with one class (the recall of that class would stand in for it).
+                n_pos = np.asarray(w, dtype=float) @ (y == 1).astype(float)
+                out = np.where((n_pos == 0) | (n_pos == np.asarray(w, dtype=float).sum(axis=1)), math.nan, out)
+            return out
+
+        return values
 
     def whole_of(pred):
         return lambda: float(replicates_of(pred)(np.ones((1, n)))[0])
