@@ -564,10 +564,13 @@ def format_summary(metrics: dict) -> str:
         t = metrics["edition_score"]
         if t.get("score") is not None:
             parts = t["parts"]
+            w = t["weights"]
             lines.append(f"HECKTOR {t['edition']} score {fmt(t['score'], (t.get('ci95') or {}).get('score'))} = "
-                         f"0.25 x Dice {fmt(t['components']['dice'])} (GTVp {fmt(parts['gtvp_dice'])}, GTVn "
-                         f"{fmt(parts['gtvn_dice'])}, rule {t['dice_rule']}) + 0.35 x stage BA "
-                         f"{fmt(t['components']['stage_balanced_accuracy'])} + 0.40 x C-index {fmt(parts['c_index'])}")
+                         f"{w['dice']:.2f} x Dice {fmt(t['components']['dice'])} (GTVp {fmt(parts['gtvp_dice'])}, "
+                         f"GTVn {fmt(parts['gtvn_dice'])}, rule {t['dice_rule']}) + {w['stage_balanced_accuracy']:.2f} x "
+                         f"stage BA {fmt(t['components']['stage_balanced_accuracy'])} (T "
+                         f"{fmt(parts['t_balanced_accuracy'])}, N {fmt(parts['n_balanced_accuracy'])}) + "
+                         f"{w['c_index']:.2f} x C-index {fmt(parts['c_index'])}")
         noted(t)
     centres = [c for c in metrics.get("per_centre") or [] if c["centre"] != "all"]
     if len(centres) > 1:
