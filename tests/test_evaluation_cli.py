@@ -161,7 +161,7 @@ def test_evaluate_command_options(cohort):
     assert metrics["task1"]["gtvp_dice_mean"] == pytest.approx((8 / 12 + 1.0 + 0.5) / 3)
     assert metrics["settings"]["segmentation_options"] == {"connectivity": 6, "iou_threshold": 0.5,
                                                            "gtvp_both_empty": None, "gtvp_gt_empty_pred_nonempty": 0.5}
-    assert sorted(p.name for p in (cohort / "o").iterdir()) == ["metrics.json", "per_patient.csv"]
+    assert sorted(p.name for p in (cohort / "o").iterdir()) == ["metrics.json", "per_centre.csv", "per_patient.csv"]
 
 
 @pytest.mark.parametrize("change, message", [

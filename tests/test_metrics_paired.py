@@ -83,3 +83,39 @@ def test_multiclass_balanced_accuracy_equals_sklearn_and_is_undefined_for_one_cl
     assert np.isnan(one_class[0])
     comparison = paired_multiclass_balanced_accuracy(y, pred, rng.integers(0, 4, 150), n_bootstrap=200)
     assert comparison.verdict == "better"
+
+
+def test_paired_task1_equals_direct_resampling_of_patients():
+    """Each replicate difference of the three Task 1 figures equals aggregate_task1 on the resampled
+    patients of A minus that of B (same resample for both)."""
+    from nnunet_hecktor.metrics.paired import paired_task1
+    from nnunet_hecktor.metrics.segmentation import PatientSegmentationStats, Task1Arrays, aggregate_task1
+
+    rng = np.random.default_rng(5)
+
+    def stats(pid, scale):
+        gt_p, gt_n = int(rng.integers(0, 50)), int(rng.integers(0, 30))
+        pred_p, pred_n = int(rng.integers(0, 50) * scale), int(rng.integers(0, 30) * scale)
+        lesions = int(rng.integers(0, 3))
+        return PatientSegmentationStats(pid, 2.0, gt_p, pred_p, min(gt_p, pred_p) // 2, gt_n, pred_n,
+                                        min(gt_n, pred_n) // 2, lesions, int(rng.integers(0, 3)),
+                                        min(lesions, int(rng.integers(0, 3))))
+
+    pids = [f"P-{i:03d}" for i in range(40)]
+    a = [stats(p, 1.0) for p in pids]
+    b = [stats(p, 0.5) for p in pids]
+    comparison = paired_task1(Task1Arrays.from_stats(a), Task1Arrays.from_stats(b), "a", "b", n_bootstrap=7, seed=1)
+    whole_a, whole_b = aggregate_task1(a), aggregate_task1(b)
+    assert comparison["gtvn_f1_agg"].value_a == pytest.approx(whole_a.gtvn_f1_agg)
+    assert comparison["gtvp_dice_mean"].difference == pytest.approx(whole_a.gtvp_dice_mean - whole_b.gtvp_dice_mean)
+    weights = resampling_weights(40, 7, seed=1)
+    for key in ("gtvp_dice_mean", "gtvn_dice_agg", "gtvn_f1_agg"):
+        diffs = []
+        for row in weights:
+            idx = np.repeat(np.arange(40), row)
+            diffs.append(getattr(aggregate_task1([a[i] for i in idx]), key)
+                         - getattr(aggregate_task1([b[i] for i in idx]), key))
+        assert comparison[key].interval.low == pytest.approx(np.percentile(diffs, 2.5)), key
+        assert comparison[key].interval.high == pytest.approx(np.percentile(diffs, 97.5)), key
+    with pytest.raises(ValueError, match="same patients"):
+        paired_task1(Task1Arrays.from_stats(a), Task1Arrays.from_stats(b[:-1]))

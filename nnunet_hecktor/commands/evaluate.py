@@ -6,10 +6,12 @@ import argparse
 
 NAME = "evaluate"
 ORDER = 40
-HELP = "HECKTOR metrics (GTVp Dice, GTVn DSCagg/F1agg, C-index, HPV balanced accuracy) with bootstrap CIs"
+HELP = ("HECKTOR metrics (GTVp Dice, GTVn DSCagg/F1agg, C-index, HPV and T/N balanced accuracy, the 2026 score) "
+        "with bootstrap CIs, per centre, and paired comparisons of prediction sets")
 DESCRIPTION = """\
-Score predictions the way HECKTOR does and write OUTPUT/metrics.json, OUTPUT/per_patient.csv and
-PNG figures (per-patient Dice, Kaplan-Meier curves of the median risk split, HPV ROC curve).
+Score predictions the way HECKTOR does and write OUTPUT/metrics.json, OUTPUT/per_patient.csv,
+OUTPUT/per_centre.csv and PNG figures (per-patient Dice, Kaplan-Meier curves of two risk groups with
+numbers at risk, HPV ROC and reliability curves, confusion matrices).
 
 Task 1 compares every <PID>.nii.gz of --gt (0 background, 1 GTVp, 2 GTVn) with <PID>.nii.gz,
 <PID>.nii, <PID>.mha or <PID>.nrrd in --pred; predictions must lie on the label's grid (nothing is
@@ -19,15 +21,35 @@ a target are left out and counted. A patient with a target but no prediction is 
 missing segmentation is for Task 1) unless --score-subset is given: then only the predicted patients
 are scored and the number left out is printed and recorded.
 
+--edition 2026 adds T and N stage (columns t_stage,n_stage of --predictions, or t-stage.json and
+n-stage.json of the container; truth T-stage,N-stage of --clinical; multi-class balanced accuracy) and
+the weighted score 0.25 x mean Dice (GTVp, GTVn) + 0.35 x mean balanced accuracy (T, N) + 0.40 x
+C-index; --dice-rule says which Dice (default hecktor2025: GTVp mean per patient, GTVn aggregated).
+
 The challenge container's outputs can be scored directly: --challenge-outputs DIR with one folder per
-case (<case>/images/tumor-lymph-node-segmentation/output.mha, <case>/rfs.json, <case>/hpv-status.json);
-folder names are PatientIDs, or --case-map MAP.csv (columns case,PatientID) names them.
+case in the edition's layout (2025: <case>/images/tumor-lymph-node-segmentation/output.mha,
+<case>/rfs.json, <case>/hpv-status.json; 2026: <case>/images/head-neck-tumor-segmentation/output.mha,
+<case>/t-stage.json, <case>/n-stage.json, <case>/rfs.json); folder names are PatientIDs, or
+--case-map MAP.csv (columns case,PatientID) names them. --rfs-convention says what rfs.json holds
+(2026 default: time, anti-concordant with risk, as the organisers' README; 2025: risk).
+
+Risk groups (log-rank, Kaplan-Meier) are cut at --risk-cut: a number or a prognosis model folder
+(median out-of-fold training risk); without it the median of the scored patients is used, which is
+not independent of them (said in the output).
+
+Paired comparisons: --compare NAME=PATH (repeatable; PATH a predictions CSV, a prediction folder or a
+challenge output folder; one NAME may be given twice, a folder and a CSV) scores each set on the same
+patients into OUTPUT/NAME/ and writes OUTPUT/comparisons.json: the paired bootstrap interval of the
+difference of every figure, first set minus each other, with a verdict (better / worse / undecided).
 
 examples:
   nnunet-hecktor evaluate --gt labelsTs --pred predictions --clinical clinical.csv \\
       --predictions predictions/predictions.csv --output evaluation --num-processes 4
-  nnunet-hecktor evaluate --gt labelsTs --clinical clinical.csv --challenge-outputs container_runs \\
-      --case-map cases.csv --output evaluation
+  nnunet-hecktor evaluate --edition 2026 --gt labelsTs --clinical clinical.csv \\
+      --challenge-outputs container_runs --case-map cases.csv --output evaluation
+  nnunet-hecktor evaluate --gt labelsTs --clinical clinical.csv --output comparison \\
+      --compare new=run2/seg --compare new=run2/predictions.csv \\
+      --compare old=run1/seg --compare old=run1/predictions.csv
 """
 
 
@@ -67,6 +89,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gtvp-gt-empty", type=_empty_rule, default=0.0, metavar="SCORE|exclude",
                         help="GTVp Dice when the GT has no GTVp but the prediction has (default 0.0)")
     parser.add_argument("--no-plots", action="store_true", help="do not write the PNG figures")
+    parser.add_argument("--edition", choices=("2021", "2022", "2025", "2026"), default=None,
+                        help="HECKTOR edition: container layout, clinical header aliases, 2026 T/N stage and score "
+                             "(default 2025)")
+    parser.add_argument("--rfs-convention", choices=("time", "risk"), default=None,
+                        help="what the containers' rfs.json holds: time (anti-concordant with risk, scored as -value; "
+                             "2026 default) or risk (higher = earlier relapse; 2025 default)")
+    parser.add_argument("--risk-cut", metavar="VALUE|MODEL_DIR", default=None,
+                        help="risk-group cut fixed on training data: a number, or a prognosis model folder / "
+                             "oof_predictions.csv (median out-of-fold risk); default: the median of the scored patients")
+    parser.add_argument("--dice-rule", choices=("hecktor2025", "aggregated", "per-patient"), default="hecktor2025",
+                        help="Dice of the 2026 score: hecktor2025 = GTVp mean per patient and GTVn aggregated "
+                             "(default), aggregated = both aggregated, per-patient = both means per patient")
+    parser.add_argument("--compare", metavar="NAME=PATH", action="append", default=None,
+                        help="a prediction set to compare (repeatable): PATH = predictions CSV, prediction folder or "
+                             "challenge output folder; the first NAME is compared with every other one")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
     from nnunet_hecktor.metrics.segmentation import SegmentationMetricOptions
 
     output = args.output
+    if args.compare:
+        return _run_compare(args)
     if output is None:
         if args.pred is None:
             raise HecktorError("give --output (there is no --pred folder to put the results in)")
@@ -89,7 +128,30 @@ def run(args: argparse.Namespace) -> int:
     result = evaluate(args.gt, args.pred, args.clinical, args.predictions, output,
                       num_processes=args.num_processes, n_bootstrap=args.bootstrap, seed=args.seed,
                       options=options, plots=not args.no_plots, score_subset=args.score_subset,
-                      challenge_outputs=args.challenge_outputs, case_map=args.case_map)
+                      challenge_outputs=args.challenge_outputs, case_map=args.case_map, edition=args.edition,
+                      rfs_convention=args.rfs_convention, risk_cut=args.risk_cut, dice_rule=args.dice_rule)
     print(format_summary(result.metrics))
     print(f"[evaluate] wrote {', '.join(str(f) for f in result.files)}")
+    return 0
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from nnunet_hecktor.errors import HecktorError
+    from nnunet_hecktor.evaluation.compare import compare_prediction_sets, format_comparisons, parse_compare_specs
+    from nnunet_hecktor.metrics.segmentation import SegmentationMetricOptions
+
+    if args.output is None:
+        raise HecktorError("give --output with --compare (each set's evaluation goes into OUTPUT/NAME/)")
+    if args.pred or args.predictions or args.challenge_outputs:
+        raise HecktorError("with --compare, give every prediction set as --compare NAME=PATH "
+                           "(not --pred/--predictions/--challenge-outputs)")
+    options = SegmentationMetricOptions(args.connectivity, args.iou_threshold, args.gtvp_both_empty, args.gtvp_gt_empty)
+    result = compare_prediction_sets(parse_compare_specs(args.compare), args.output, gt_dir=args.gt,
+                                     clinical_csv=args.clinical, case_map=args.case_map,
+                                     num_processes=args.num_processes, n_bootstrap=args.bootstrap, seed=args.seed,
+                                     options=options, plots=not args.no_plots, score_subset=args.score_subset,
+                                     edition=args.edition, rfs_convention=args.rfs_convention,
+                                     risk_cut=args.risk_cut, dice_rule=args.dice_rule)
+    print(format_comparisons(result))
+    print(f"[evaluate] wrote {result.path}")
     return 0

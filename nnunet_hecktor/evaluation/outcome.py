@@ -3,9 +3,15 @@
 Inputs:
 
 - ``predictions.csv`` as written by ``nnunet-hecktor predict``: columns ``PatientID``,
-  ``hpv_probability`` (probability of HPV positive), ``hpv_status`` (0/1, 1 = positive) and
-  ``risk`` (higher = earlier relapse). A column may be absent, or entirely empty, when a model
-  does not predict it; then that task is not evaluated. A partly empty column is an error.
+  ``hpv_probability`` (probability of HPV positive), ``hpv_status`` (0/1, 1 = positive),
+  ``risk`` (higher = earlier relapse) and, for HECKTOR 2026, ``t_stage`` / ``n_stage`` (``T0``-``T4``,
+  ``N0``-``N3``; sub-stages and ordinal codes are read as :func:`nnunet_hecktor.clinical.parse_stage`
+  reads them; headers ``T-stage``, ``T_stage``, ``t stage`` are the same column). Optional
+  ``survival_<days>`` columns hold a predicted relapse-free probability at that day (a survival
+  function, for the integrated Brier score). A column may be absent when a model does not predict
+  it; then that task is not evaluated. A column present but empty for every patient is treated the
+  same way, with a warning naming it (:attr:`PredictionTable.empty_columns`). A partly empty column
+  is an error.
 - The clinical table (HECKTOR column names): targets ``RFS`` (days), ``Relapse`` (1 = event)
   and ``HPV Status`` (1 = positive). Patients without the target, or absent from the table, are
   left out of that task and counted.
@@ -14,6 +20,7 @@ Inputs:
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -38,23 +45,52 @@ from nnunet_hecktor.metrics.survival import concordance_index
 COL_HPV_PROBABILITY = "hpv_probability"
 COL_HPV_STATUS = "hpv_status"
 COL_RISK = "risk"
-PREDICTION_COLUMNS: tuple[str, ...] = (schema.COL_PATIENT, COL_HPV_PROBABILITY, COL_HPV_STATUS, COL_RISK)
+COL_T_STAGE = "t_stage"
+COL_N_STAGE = "n_stage"
+#: Prediction column -> the clinical target column it predicts (the stage columns).
+STAGE_PREDICTIONS: dict[str, str] = {COL_T_STAGE: schema.COL_TSTAGE, COL_N_STAGE: schema.COL_NSTAGE}
+#: Prefix of the survival-function columns: ``survival_<days>`` = predicted P(relapse-free at that day).
+SURVIVAL_PREFIX = "survival_"
+PREDICTION_COLUMNS: tuple[str, ...] = (schema.COL_PATIENT, COL_HPV_PROBABILITY, COL_HPV_STATUS, COL_RISK,
+                                       COL_T_STAGE, COL_N_STAGE)
+
+logger = logging.getLogger(__name__)
+
+
+def _column_key(header: str) -> str:
+    """Header spelling ignored: case, ``-``/``_``/spaces (``T-stage`` = ``t_stage`` = ``T stage``)."""
+    return "".join(ch for ch in header.casefold() if ch.isalnum())
+
+
+_KNOWN_KEYS = {_column_key(c): c for c in PREDICTION_COLUMNS[1:]}
 
 
 @dataclass(frozen=True)
 class PredictionTable:
     """Patient-level predictions: PatientID -> {column: value}, and which columns hold values."""
 
-    rows: dict[str, dict[str, float | int]]
+    rows: dict[str, dict[str, float | int | str]]
     columns: tuple[str, ...]
     path: str | None = None
+    empty_columns: tuple[str, ...] = ()
 
     def has(self, column: str) -> bool:
         return column in self.columns
 
 
-def _parse_prediction(column: str, raw: str, patient: str, path: Path) -> float | int:
+def _parse_prediction(column: str, raw: str, patient: str, path: Path) -> float | int | str:
     text = raw.strip()
+    if column in STAGE_PREDICTIONS:
+        from nnunet_hecktor.clinical import parse_stage
+
+        try:
+            stage = parse_stage(STAGE_PREDICTIONS[column], text)
+        except ValueError as exc:
+            raise InputDataError(f"column {column!r}: {exc}", patient, path) from None
+        if stage is None:
+            raise InputDataError(f"column {column!r}: {raw!r} is not a stage (a prediction must name one)",
+                                 patient, path)
+        return stage
     try:
         value = float(text)
     except ValueError:
@@ -67,19 +103,31 @@ def _parse_prediction(column: str, raw: str, patient: str, path: Path) -> float 
         if value not in (0.0, 1.0):
             raise InputDataError(f"column {column!r}: expected 0 or 1 (1 = HPV positive), got {raw!r}", patient, path)
         return int(value)
-    if column == COL_HPV_PROBABILITY and not 0.0 <= value <= 1.0:
+    if (column == COL_HPV_PROBABILITY or column.startswith(SURVIVAL_PREFIX)) and not 0.0 <= value <= 1.0:
         raise InputDataError(f"column {column!r}: probability {raw!r} outside [0, 1]", patient, path)
     return value
 
 
+def _survival_day(header: str) -> float | None:
+    if not header.casefold().startswith(SURVIVAL_PREFIX):
+        return None
+    try:
+        day = float(header[len(SURVIVAL_PREFIX):])
+    except ValueError:
+        return None
+    return day if math.isfinite(day) and day >= 0 else None
+
+
 def read_predictions_csv(path: str | os.PathLike) -> PredictionTable:
-    """Read ``predictions.csv`` (``PatientID,hpv_probability,hpv_status,risk``; risk higher = earlier relapse).
+    """Read ``predictions.csv`` (``PatientID,hpv_probability,hpv_status,risk[,t_stage,n_stage]``; risk
+    higher = earlier relapse; see the module docstring).
 
     Raises
     ------
     InputDataError
-        Missing file or ``PatientID`` column, duplicate or empty PatientID, malformed value, or a
-        column that is empty for some patients but not for others (those patients are named).
+        Missing file or ``PatientID`` column, duplicate or empty PatientID, malformed value, two
+        headers for one column, or a column that is empty for some patients but not for others
+        (those patients are named).
     """
     path = Path(path)
     if not path.is_file():
@@ -98,19 +146,41 @@ def read_predictions_csv(path: str | os.PathLike) -> PredictionTable:
             if pid in raw_rows:
                 raise InputDataError(f"duplicate PatientID (second row at line {line})", pid, path)
             raw_rows[pid] = row
-    columns = []
-    for column in (COL_HPV_PROBABILITY, COL_HPV_STATUS, COL_RISK):
-        if column not in header:
+    sources: dict[str, str] = {}  # our column -> header as written
+    for raw in header:
+        column = _KNOWN_KEYS.get(_column_key(raw))
+        if column is None:
+            day = _survival_day(raw)
+            column = f"{SURVIVAL_PREFIX}{day:g}" if day is not None else None
+        if column is None:
             continue
-        empty = [pid for pid, row in raw_rows.items() if not row.get(column, "").strip()]
-        if len(empty) == len(raw_rows):
-            continue  # the model does not predict this: the task is skipped, not an error
+        if column in sources:
+            raise InputDataError(f"two headers give the column {column!r}: {sources[column]!r} and {raw!r}", None, path)
+        sources[column] = raw
+    columns, empty_columns = [], []
+    for column, raw_header in sources.items():
+        empty = [pid for pid, row in raw_rows.items() if not row.get(raw_header, "").strip()]
+        if raw_rows and len(empty) == len(raw_rows):
+            # The model does not predict this: the task is skipped, and said so.
+            empty_columns.append(raw_header)
+            logger.warning("%s: column %r is empty for every patient: not evaluated", path, raw_header)
+            continue
         if empty:
-            raise InputDataError(f"column {column!r} is empty for {len(empty)} patients: {', '.join(empty[:20])}",
+            raise InputDataError(f"column {raw_header!r} is empty for {len(empty)} patients: {', '.join(empty[:20])}",
                                  None, path)
         columns.append(column)
-    rows = {pid: {c: _parse_prediction(c, row[c], pid, path) for c in columns} for pid, row in raw_rows.items()}
-    return PredictionTable(rows, tuple(columns), str(path))
+    rows = {pid: {c: _parse_prediction(c, row[sources[c]], pid, path) for c in columns}
+            for pid, row in raw_rows.items()}
+    return PredictionTable(rows, tuple(columns), str(path), tuple(empty_columns))
+
+
+def survival_functions(predictions: PredictionTable, patients) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(days, survival[n_patients, n_days])`` from the ``survival_<days>`` columns; None without them."""
+    days = sorted((float(c[len(SURVIVAL_PREFIX):]), c) for c in predictions.columns if c.startswith(SURVIVAL_PREFIX))
+    if not days:
+        return None
+    matrix = np.array([[predictions.rows[p][c] for _, c in days] for p in patients], dtype=float)
+    return np.array([d for d, _ in days]), matrix
 
 
 def _interval_dict(interval: ConfidenceInterval) -> list[float | None]:
@@ -160,16 +230,20 @@ class Task2Result:
     ci95: ConfidenceInterval | None
     risk_groups: RiskGroupComparison | None
     excluded_patients: tuple[str, ...] = ()
+    risk_cut_source: str = "median of the scored patients (not independent of them)"
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         out = asdict(self)
         out["ci95"] = {"c_index": _interval_dict(self.ci95)} if self.ci95 else None
         out["excluded_patients"] = list(self.excluded_patients)
+        out["notes"] = list(self.notes)
         return out
 
 
 def evaluate_task2(cohort: Sequence[str], clinical: Mapping[str, Mapping], predictions: PredictionTable,
-                   n_bootstrap: int = 1000, seed: int = 0, level: float = 0.95) -> Task2Result:
+                   n_bootstrap: int = 1000, seed: int = 0, level: float = 0.95,
+                   risk_cut: float | None = None, risk_cut_source: str | None = None) -> Task2Result:
     """C-index (HECKTOR tie rules) of ``risk`` over the ``cohort`` patients with known ``RFS`` and ``Relapse``.
 
     Parameters
@@ -182,6 +256,9 @@ def evaluate_task2(cohort: Sequence[str], clinical: Mapping[str, Mapping], predi
         Must have the ``risk`` column (higher = earlier relapse).
     n_bootstrap, seed, level :
         Patient-level bootstrap (0 = no interval).
+    risk_cut, risk_cut_source : float, str, optional
+        Cut of the two risk groups (log-rank test, Kaplan-Meier) fixed beforehand, e.g. on
+        training data, and where it comes from; default: the median risk of the scored patients.
     """
     selection = _select(cohort, clinical, predictions, (schema.COL_RFS, schema.COL_RELAPSE))
     pids = selection.patients
@@ -193,10 +270,20 @@ def evaluate_task2(cohort: Sequence[str], clinical: Mapping[str, Mapping], predi
     if n_bootstrap > 0 and pids:
         weights = resampling_weights(len(pids), n_bootstrap, np.random.SeedSequence([seed, 2]))
         interval = percentile_interval(bootstrap_c_index(time, event, risk, weights), level)
-    groups = compare_risk_groups(time, event, risk) if pids else None
+    groups = compare_risk_groups(time, event, risk, risk_cut) if pids else None
+    notes = []
+    if risk_cut is None:
+        source = "median of the scored patients (not independent of them)"
+        notes.append("risk groups cut at the median risk of the scored patients: not independent of them "
+                     "(give --risk-cut VALUE or --risk-cut MODEL_FOLDER for a cut fixed on training data)")
+    else:
+        source = risk_cut_source or "given"
+    if pids and not event.any():
+        notes.append("no relapse among the scored patients: C-index undefined")
     return Task2Result(result.c_index, result.comparable, result.concordant, result.discordant, result.tied_risk,
                        len(pids), int(event.sum()), len(selection.not_in_clinical), len(selection.unknown_target),
-                       interval, groups, tuple(selection.not_in_clinical + selection.unknown_target))
+                       interval, groups, tuple(selection.not_in_clinical + selection.unknown_target), source,
+                       tuple(notes))
 
 
 @dataclass(frozen=True)
@@ -214,11 +301,13 @@ class Task3Result:
     excluded_unknown_target: int
     ci95: dict[str, ConfidenceInterval] | None
     excluded_patients: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         out = asdict(self)
         out["ci95"] = {k: _interval_dict(v) for k, v in self.ci95.items()} if self.ci95 else None
         out["excluded_patients"] = list(self.excluded_patients)
+        out["notes"] = list(self.notes)
         return out
 
 
@@ -228,6 +317,8 @@ def evaluate_task3(cohort: Sequence[str], clinical: Mapping[str, Mapping], predi
 
     Hard labels come from ``hpv_status`` (1 = positive) as predicted; no threshold is chosen
     here. The AUC is NaN when ``hpv_probability`` is not in the table or one class is absent.
+    With one HPV class only among the scored patients, balanced accuracy is undefined (a constant
+    classifier would score 1.0): it is NaN, with its interval, and a note says why.
     """
     selection = _select(cohort, clinical, predictions, (schema.COL_HPV,))
     pids = selection.patients
@@ -240,10 +331,20 @@ def evaluate_task3(cohort: Sequence[str], clinical: Mapping[str, Mapping], predi
     if n_bootstrap > 0 and pids:
         weights = resampling_weights(len(pids), n_bootstrap, np.random.SeedSequence([seed, 3]))
         replicates = bootstrap_binary(y, y_pred, weights, score)
+        # A replicate with one class has no balanced accuracy (bootstrap_binary gives that class's recall).
+        n_pos = weights @ (y == 1).astype(float)
+        one_class = (n_pos == 0) | (n_pos == weights.sum(axis=1))
+        replicates["balanced_accuracy"] = np.where(one_class, math.nan, replicates["balanced_accuracy"])
         intervals = {name: percentile_interval(values, level) for name, values in replicates.items()}
     nan = math.nan
+    notes = []
+    balanced = metrics.balanced_accuracy if metrics else nan
+    if pids and np.unique(y).size < 2:
+        balanced = nan
+        notes.append(f"one HPV class only among the {len(pids)} scored patients "
+                     f"({'all positive' if y.all() else 'all negative'}): balanced accuracy undefined")
     return Task3Result(
-        metrics.balanced_accuracy if metrics else nan, metrics.sensitivity if metrics else nan,
+        balanced, metrics.sensitivity if metrics else nan,
         metrics.specificity if metrics else nan, metrics.auc if metrics else nan, len(pids),
         int(y.sum()), int((y == 0).sum()), len(selection.not_in_clinical), len(selection.unknown_target),
-        intervals, tuple(selection.not_in_clinical + selection.unknown_target))
+        intervals, tuple(selection.not_in_clinical + selection.unknown_target), tuple(notes))

@@ -1,8 +1,9 @@
 """Task 1 evaluation of a prediction folder against a label folder.
 
-Labels are ``<PID>.nii.gz``; predictions ``<PID>`` with any of :data:`PREDICTION_ENDINGS`
-(``.nii.gz``, ``.nii``, ``.mha``, ``.nrrd``), or an explicit PatientID -> file mapping (the
-challenge container's output layout, :mod:`.challenge_outputs`). Every ground-truth case needs a
+Labels and predictions are ``<PID>`` with any of :data:`PREDICTION_ENDINGS` (``.nii.gz``,
+``.nii``, ``.mha``, ``.nrrd``; labels only with ``file_ending`` when a non-default one is given);
+predictions may also be an explicit PatientID -> file mapping (the challenge container's output
+layout, :mod:`.challenge_outputs`). Every ground-truth case needs a
 prediction on the same voxel grid, with label values in {0, 1, 2}; anything else is an
 :class:`~nnunet_hecktor.errors.InputDataError` naming the patient and file. Predictions without a
 ground truth are ignored and counted.
@@ -31,7 +32,8 @@ from nnunet_hecktor.schema import FILE_ENDING, SEGMENTATION_OUTPUT
 PREDICTION_ENDINGS: tuple[str, ...] = (".nii.gz", ".nii", ".mha", ".nrrd")
 
 
-def list_prediction_files(folder: str | os.PathLike, endings: tuple[str, ...] = PREDICTION_ENDINGS) -> dict[str, Path]:
+def list_prediction_files(folder: str | os.PathLike, endings: tuple[str, ...] = PREDICTION_ENDINGS,
+                          what: str = "prediction") -> dict[str, Path]:
     """Map PatientID -> file for every ``<PID><ending>`` in ``folder``, for any of ``endings``.
 
     Raises
@@ -43,12 +45,12 @@ def list_prediction_files(folder: str | os.PathLike, endings: tuple[str, ...] = 
     """
     found: dict[str, list[Path]] = {}
     for ending in endings:
-        for pid, path in list_cases(folder, ending, "prediction").items():
+        for pid, path in list_cases(folder, ending, what).items():
             found.setdefault(pid, []).append(path)
     clashes = {pid: paths for pid, paths in found.items() if len(paths) > 1}
     if clashes:
         shown = "; ".join(f"{pid}: {', '.join(p.name for p in paths)}" for pid, paths in list(clashes.items())[:10])
-        raise InputDataError(f"several prediction files for one patient ({shown}); keep one per patient", None, folder)
+        raise InputDataError(f"several {what} files for one patient ({shown}); keep one per patient", None, folder)
     return {pid: paths[0] for pid, paths in sorted(found.items())}
 
 
@@ -80,7 +82,7 @@ def pair_cases(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike | Mapping[
     Parameters
     ----------
     gt_dir : path-like
-        Labels ``<PID><file_ending>``.
+        Labels ``<PID>`` + any of :data:`PREDICTION_ENDINGS` (only ``file_ending`` when it is not the default).
     pred_dir : path-like or mapping
         Folder of predictions (any of :data:`PREDICTION_ENDINGS`), or PatientID -> prediction file.
     file_ending : str
@@ -99,14 +101,18 @@ def pair_cases(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike | Mapping[
         No ground truth at all, or predictions missing for some patients (all listed, with a hint
         about what the prediction folder holds instead).
     """
-    gt = list_cases(gt_dir, file_ending, "ground-truth")
+    if file_ending == FILE_ENDING:
+        gt = list_prediction_files(gt_dir, PREDICTION_ENDINGS, "ground-truth")
+    else:
+        gt = list_cases(gt_dir, file_ending, "ground-truth")
     if isinstance(pred_dir, Mapping):
         pred, hint, where = dict(pred_dir), "", None
     else:
         pred = list_prediction_files(pred_dir)
         hint, where = None, pred_dir
     if not gt:
-        raise HecktorError(f"no ground-truth files *{file_ending} in {gt_dir}")
+        endings = ", ".join(PREDICTION_ENDINGS) if file_ending == FILE_ENDING else file_ending
+        raise HecktorError(f"no ground-truth files (<PatientID> + {endings}) in {gt_dir}")
     missing = [pid for pid in gt if pid not in pred]
     if missing:
         shown = ", ".join(missing[:20]) + (f" ... ({len(missing)} in all)" if len(missing) > 20 else "")

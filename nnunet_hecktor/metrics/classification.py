@@ -147,3 +147,33 @@ def choose_threshold(y_train, rule: str = DEFAULT_THRESHOLD_RULE, out_of_fold_pr
     if out_of_fold_probability is None:
         raise ValueError("the 'search' threshold rule needs out-of-fold probabilities")
     return best_balanced_accuracy_threshold(y, out_of_fold_probability)
+
+
+def multiclass_balanced_accuracy(y_true, y_pred) -> float:
+    """Multi-class balanced accuracy (scikit-learn's ``balanced_accuracy_score``): mean recall over the
+    classes present in ``y_true``; NaN when ``y_true`` holds fewer than two classes (undefined there:
+    a constant classifier would score 1.0).
+
+    Used for T and N stage (ordinal codes of ``schema.stage_code``) and, with two classes, HPV status.
+    """
+    y = np.asarray(y_true).ravel()
+    p = np.asarray(y_pred).ravel()
+    if y.shape != p.shape:
+        raise ValueError(f"y_true and y_pred differ in length: {y.size} vs {p.size}")
+    if np.unique(y).size < 2:
+        return float("nan")
+    import warnings
+
+    from sklearn.metrics import balanced_accuracy_score
+
+    with warnings.catch_warnings():
+        # A predicted class nobody has is expected (it only lowers the recall of the true classes).
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        return float(balanced_accuracy_score(y, p))
+
+
+def confusion_matrix(y_true, y_pred, labels) -> np.ndarray:
+    """Counts ``[i, j]`` = patients of true class ``labels[i]`` predicted as ``labels[j]`` (scikit-learn)."""
+    from sklearn.metrics import confusion_matrix as sk_confusion_matrix
+
+    return sk_confusion_matrix(np.asarray(y_true).ravel(), np.asarray(y_pred).ravel(), labels=list(labels))

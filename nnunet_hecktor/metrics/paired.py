@@ -135,6 +135,9 @@ def paired_binary(y_true, metric: str, name_a: str = "A", name_b: str = "B", *, 
                   level: float = 0.95) -> PairedComparison:
     """Paired comparison of a binary metric: ``"auc"`` (from scores) or ``"balanced_accuracy"``,
     ``"sensitivity"``, ``"specificity"`` (from hard labels; positive class = 1).
+
+    Balanced accuracy is NaN (left out of the interval) on a replicate holding one class only, as in
+    :func:`bootstrap_multiclass_balanced_accuracy`.
     """
     y = np.asarray(y_true).astype(int).ravel()
     n = y.size
@@ -155,7 +158,15 @@ def paired_binary(y_true, metric: str, name_a: str = "A", name_b: str = "B", *, 
         raise ValueError(f"the {metric} comparison needs pred_a and pred_b (hard labels)")
 
     def replicates_of(pred):
-        return lambda w: bootstrap_binary(y, pred, w)[metric]
+        def values(w):
+            out = bootstrap_binary(y, pred, w)[metric]
+            if metric == "balanced_accuracy":
+                # Undefined on a replicate with one class (the recall of that class would stand in for it).
+                n_pos = np.asarray(w, dtype=float) @ (y == 1).astype(float)
+                out = np.where((n_pos == 0) | (n_pos == np.asarray(w, dtype=float).sum(axis=1)), math.nan, out)
+            return out
+
+        return values
 
     def whole_of(pred):
         return lambda: float(replicates_of(pred)(np.ones((1, n)))[0])
@@ -207,3 +218,44 @@ def paired_multiclass_balanced_accuracy(y_true, pred_a, pred_b, name_a: str = "A
 
     return paired_statistic(metric, replicates(pred_a), whole(pred_a), n, name_a, name_b, replicates(pred_b),
                             whole(pred_b), n_bootstrap, seed, level)
+
+
+#: Task 1 figures of :func:`paired_task1`: key of :func:`~nnunet_hecktor.metrics.bootstrap.bootstrap_task1` -> name.
+TASK1_FIGURES: dict[str, str] = {"gtvp_dice_mean": "GTVp mean Dice", "gtvn_dice_agg": "GTVn DSCagg",
+                                 "gtvn_f1_agg": "GTVn F1agg"}
+
+
+def paired_task1(arrays_a, arrays_b, name_a: str = "A", name_b: str = "B",
+                 n_bootstrap: int = DEFAULT_PAIRED_BOOTSTRAP, seed: int = 0,
+                 level: float = 0.95) -> dict[str, PairedComparison]:
+    """Paired comparisons of the three Task 1 figures of two segmentations of the same patients.
+
+    Parameters
+    ----------
+    arrays_a, arrays_b : Task1Arrays
+        Per-patient statistics (:class:`~nnunet_hecktor.metrics.segmentation.Task1Arrays`) of the
+        two prediction sets, for the same patients in the same order.
+    name_a, name_b : str
+    n_bootstrap, seed, level :
+        One set of resampling weights drives all three figures of both sets, so each difference is
+        the difference on the same resampled cohort (GTVp mean Dice over the patients in the mean;
+        GTVn DSCagg and F1agg from the resampled sums).
+
+    Returns
+    -------
+    dict
+        ``gtvp_dice_mean``, ``gtvn_dice_agg``, ``gtvn_f1_agg`` -> :class:`PairedComparison`.
+    """
+    from nnunet_hecktor.metrics.bootstrap import bootstrap_task1
+
+    if tuple(arrays_a.patients) != tuple(arrays_b.patients):
+        raise ValueError("a paired Task 1 comparison needs the same patients in the same order "
+                         f"({len(arrays_a.patients)} vs {len(arrays_b.patients)} patients)")
+    n = len(arrays_a.patients)
+    weights = resampling_weights(n, n_bootstrap, seed)
+    whole = np.ones((1, n))
+    rep_a, rep_b = bootstrap_task1(arrays_a, weights), bootstrap_task1(arrays_b, weights)
+    point_a, point_b = bootstrap_task1(arrays_a, whole), bootstrap_task1(arrays_b, whole)
+    return {key: compare_replicates(label, name_a, name_b, float(point_a[key][0]), float(point_b[key][0]),
+                                    rep_a[key], rep_b[key], n, level)
+            for key, label in TASK1_FIGURES.items()}

@@ -79,10 +79,18 @@ def logrank_test(time, event, group) -> tuple[float, float]:
     return float(chi2), float(p_value)
 
 
-def compare_risk_groups(time, event, risk) -> RiskGroupComparison:
-    """Split patients at the median risk and compare the groups' relapse-free survival (log-rank)."""
+def compare_risk_groups(time, event, risk, threshold: float | None = None) -> RiskGroupComparison:
+    """Split patients at ``threshold`` (default: the median risk of these patients) and compare the
+    groups' relapse-free survival (log-rank). ``high`` = risk strictly above the cut.
+
+    A cut taken from the scored patients (the default) is not independent of them; a cut fixed on
+    training data (e.g. the median out-of-fold training risk) is.
+    """
     event = np.asarray(event).astype(bool).ravel()
-    high, threshold = median_risk_split(risk)
+    if threshold is None:
+        high, threshold = median_risk_split(risk)
+    else:
+        high = np.asarray(risk, dtype=float).ravel() > float(threshold)
     chi2, p_value = logrank_test(time, event, high.astype(int))
     return RiskGroupComparison(threshold, int((~high).sum()), int(high.sum()), int(event[~high].sum()),
                                int(event[high].sum()), chi2, p_value)
