@@ -6,7 +6,14 @@ Rules
   in any order). The delimiter (``,``, ``;`` or tab) and the header spellings are read as
   :mod:`~.csv_format` describes: a header equal to a known column up to case and white space is read as
   that column (a warning); a near miss (``RFS (days)``, ``HPV_Status``) is an error that names it.
-- The merged table keeps the original column names and the raw text of each usable value.
+- Headers are read through the edition's contract first (:attr:`nnunet_hecktor.editions.Edition.column_aliases`:
+  2021's ``Progression`` / ``Progression free survival`` are ``Relapse`` / ``RFS``, 2022's
+  ``HPV status (0=-, 1=+)`` is ``HPV Status``, 2026's ``T_stage`` is ``T-stage``, ...); the renaming is
+  recorded in :attr:`ClinicalTable.column_notes`. Several CSVs of one release (2022's clinical info and
+  endpoint tables) merge by ``PatientID`` like the task CSVs.
+- The merged table keeps the known column names and the raw text of each usable value, except T and N
+  stages, stored as the schema's canonical labels (``T4a`` -> ``T4``, ``N2b`` -> ``N2``; ``schema.stage_code``
+  gives the ordinal code). Unknown extra columns are kept as written.
 - A value that cannot be parsed or is out of range (``nnunet_hecktor.clinical.parse_value`` raises or
   gives nothing) is *treated as missing* with a warning naming patient, file, line, column and value:
   a clinical field never costs a patient its images. ``clinical.csv`` gets an empty cell there, so
@@ -32,6 +39,7 @@ from typing import Any, Iterable
 
 from nnunet_hecktor import schema
 from nnunet_hecktor.clinical import is_missing, parse_value
+from nnunet_hecktor.editions import Edition, all_column_aliases, get_edition
 from nnunet_hecktor.errors import HecktorError, InputDataError
 from nnunet_hecktor.fileio import write_text_atomic
 
@@ -63,6 +71,10 @@ class ClinicalTable:
         row's values are treated as missing (also in :attr:`value_warnings`).
     warnings : list of str
         Dataset-level notes (delimiter, renamed headers, ...).
+    column_notes : list of str
+        Headers read under the edition's name for them (``Progression`` -> ``Relapse``): information, not warnings.
+    found_columns : list of str
+        Columns present in at least one CSV header (after renaming), in order of first appearance.
     """
 
     columns: list[str]
@@ -72,6 +84,8 @@ class ClinicalTable:
     value_warnings: dict[str, list[str]] = field(default_factory=dict)
     row_errors: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    column_notes: list[str] = field(default_factory=list)
+    found_columns: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -88,6 +102,7 @@ class _CsvFile:
     rows: list[_Row]
     problems: list[str]
     notes: list[str]
+    column_notes: list[str] = field(default_factory=list)
 
 
 def _read_text(path: Path, notes: list[str]) -> str:
@@ -122,9 +137,12 @@ def _header_problems(path: Path, raw_header: list[str], notes: list[str]) -> tup
             notes.append(f"{path}: column {written!r} resembles {known!r}, which the file also has: "
                          "kept as an extra column")
         else:
+            alias = all_column_aliases().get(" ".join(written.split()).lower())
+            hint = (f" (it is the HECKTOR {alias[1]} name of {alias[0]!r}: pass --edition {alias[1]} if the data are "
+                    f"from that edition)" if alias is not None and alias[0] == known else "")
             problems.append(f"{path}: column {written!r} looks like {known!r} but is not spelled like it; "
                             f"rename it to {known!r} if it means the same (same units), otherwise rename it "
-                            "to something else")
+                            f"to something else{hint}")
     for duplicate in mapping.duplicates:
         problems.append(f"{path}: two columns read as {duplicate}")
     if schema.COL_PATIENT not in mapping.columns and not any(k == schema.COL_PATIENT for _, k in mapping.near_misses):
@@ -136,8 +154,10 @@ def _header_problems(path: Path, raw_header: list[str], notes: list[str]) -> tup
     return mapping.columns, problems
 
 
-def read_csv_rows(source: ClinicalSource) -> _CsvFile:
+def read_csv_rows(source: ClinicalSource, edition: Edition | None = None) -> _CsvFile:
     """Read one CSV into raw rows (header spellings and delimiter as :mod:`~.csv_format` describes).
+
+    Headers are first renamed by ``edition``'s column aliases (default edition when None).
 
     Returns
     -------
@@ -158,9 +178,16 @@ def read_csv_rows(source: ClinicalSource) -> _CsvFile:
     if delimiter != ",":
         notes.append(f"{path}: {delimiter_name(delimiter)}-separated; read with {delimiter!r}")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header, problems = _header_problems(path, next(reader, []), notes)
+    contract = edition or get_edition(None)
+    column_notes = []
+    written = next(reader, [])
+    renamed = [contract.canonical_column(h) if h.strip() else h for h in written]
+    for before, after in zip(written, renamed):
+        if " ".join(before.split()) != after:
+            column_notes.append(f"{path.name}: column {before.strip()!r} read as {after!r} (HECKTOR {contract.name})")
+    header, problems = _header_problems(path, renamed, notes)
     if schema.COL_PATIENT not in header:
-        return _CsvFile(header, [], problems, notes)
+        return _CsvFile(header, [], problems, notes, column_notes)
     pid_index = header.index(schema.COL_PATIENT)
     rows: list[_Row] = []
     first_line_of: dict[str, int] = {}
@@ -186,7 +213,7 @@ def read_csv_rows(source: ClinicalSource) -> _CsvFile:
         rows.append(_Row(source, line_number, row, too_many_cells=len(cells) > len(header)))
     if decimal_commas:
         notes.append(f"{path}: {decimal_commas} numbers with a decimal comma read with a decimal point")
-    return _CsvFile(header, rows, problems, notes)
+    return _CsvFile(header, rows, problems, notes, column_notes)
 
 
 def _usable_cells(row: _Row, pid: str, warnings: list[str]) -> dict[str, str]:
@@ -210,17 +237,20 @@ def _usable_cells(row: _Row, pid: str, warnings: list[str]) -> dict[str, str]:
         if parsed is None:
             warnings.append(f"{where}: column {column!r}: value {value.strip()!r} read as missing")
             continue
-        usable[column] = value.strip()
+        # T/N stages are stored as the schema's canonical labels (one coding for every reader).
+        usable[column] = parsed if column in schema.STAGES_OF_COLUMN else value.strip()
     return usable
 
 
-def merge_clinical_csvs(sources: Iterable[ClinicalSource]) -> ClinicalTable:
+def merge_clinical_csvs(sources: Iterable[ClinicalSource], edition: Edition | str | None = None) -> ClinicalTable:
     """Read and merge the clinical CSVs (see the module docstring for the rules).
 
     Parameters
     ----------
     sources : iterable of ClinicalSource
         CSVs in preference order (task order).
+    edition : Edition or str, optional
+        The HECKTOR edition whose column names the CSVs use (default: :data:`~nnunet_hecktor.editions.DEFAULT_EDITION`).
 
     Returns
     -------
@@ -238,13 +268,17 @@ def merge_clinical_csvs(sources: Iterable[ClinicalSource]) -> ClinicalTable:
     table = ClinicalTable(columns=columns)
     problems: list[str] = []
     rows_by_patient: dict[str, list[_Row]] = {}
+    contract = edition if isinstance(edition, Edition) else get_edition(edition)
     for source in sources:
-        read = read_csv_rows(source)
+        read = read_csv_rows(source, contract)
         problems.extend(read.problems)
         table.warnings.extend(read.notes)
+        table.column_notes.extend(read.column_notes)
         for column in read.header:
             if column and column not in columns:
                 columns.append(column)
+            if column and column not in table.found_columns:
+                table.found_columns.append(column)
         for row in read.rows:
             rows_by_patient.setdefault(row.cells[schema.COL_PATIENT].strip(), []).append(row)
     if problems:

@@ -611,10 +611,11 @@ def _discover_one_level_down(root: Path, edition: Edition) -> SourceLayout:
             return inner
     shown = ", ".join(e.name for e in entries[:8]) or "nothing"
     raise HecktorError(
-        f"no HECKTOR {edition.name} images found in {root} (it holds: {shown}). Expected the release root with "
-        "'Task 1'/'Task 2'/'Task 3' folders, one task folder with <PID>/<PID>__CT.nii.gz, a flat "
-        "folder with <PID>__CT.nii.gz, <PID>__PT.nii.gz and <PID>.nii.gz files, imagesTr/labelsTr (2022) or "
-        "hecktor_nii/<PID>/<PID>_ct.nii.gz (2021; see docs/reference/editions.md)")
+        f"no HECKTOR images found in {root} (it holds: {shown}; HECKTOR {edition.name} file names). "
+        "Expected the release root with 'Task 1'/'Task 2'/'Task 3' folders, one task folder with "
+        "<PID>/<PID>__CT.nii.gz, a flat folder with <PID>__CT.nii.gz, <PID>__PT.nii.gz and <PID>.nii.gz "
+        "files, imagesTr/labelsTr (2022) or hecktor_nii/<PID>/<PID>_ct.nii.gz (2021; see "
+        "docs/reference/editions.md)")
 
 
 def _several_patients(folder: Path, edition: Edition) -> bool:
@@ -705,8 +706,8 @@ def _discover(root: Path, edition: Edition) -> SourceLayout | None:
 
     patients = collector.finish()
     if not patients and not collector.unreadable:
-        raise HecktorError(f"no HECKTOR {edition.name} images found in {root} ({kind} layout, but no CT/PET files "
-                           f"named as HECKTOR {edition.name} names them)")
+        raise HecktorError(f"no HECKTOR images found in {root} ({kind} layout, but no CT/PET files named as "
+                           f"HECKTOR {edition.name} names them)")
     csvs.sort(key=lambda c: (c.task if c.task is not None else 10**6, str(c.path)))
     return SourceLayout(root=root, kind=kind, task_folders=task_folders, patients=patients, csv_files=csvs,
                         ignored=ignored, warnings=collector.warnings,
