@@ -181,9 +181,13 @@ def read_csv_rows(source: ClinicalSource, edition: Edition | None = None) -> _Cs
     contract = edition or get_edition(None)
     column_notes = []
     written = next(reader, [])
-    renamed = [contract.canonical_column(h) if h.strip() else h for h in written]
-    for before, after in zip(written, renamed):
-        if " ".join(before.split()) != after:
+    renamed = []
+    for before in written:
+        after = contract.canonical_column(before)
+        if after == " ".join(before.split()):  # no alias of the edition: csv_format reads it as written
+            renamed.append(before)
+        else:
+            renamed.append(after)
             column_notes.append(f"{path.name}: column {before.strip()!r} read as {after!r} (HECKTOR {contract.name})")
     header, problems = _header_problems(path, renamed, notes)
     if schema.COL_PATIENT not in header:

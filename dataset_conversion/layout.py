@@ -611,8 +611,8 @@ def _discover_one_level_down(root: Path, edition: Edition) -> SourceLayout:
             return inner
     shown = ", ".join(e.name for e in entries[:8]) or "nothing"
     raise HecktorError(
-        f"no HECKTOR images found in {root} (it holds: {shown}; HECKTOR {edition.name} file names). "
-        "Expected the release root with 'Task 1'/'Task 2'/'Task 3' folders, one task folder with "
+        f"no HECKTOR images found in {root} (it holds: {shown}). Expected (HECKTOR {edition.name} file names) "
+        "the release root with 'Task 1'/'Task 2'/'Task 3' folders, one task folder with "
         "<PID>/<PID>__CT.nii.gz, a flat folder with <PID>__CT.nii.gz, <PID>__PT.nii.gz and <PID>.nii.gz "
         "files, imagesTr/labelsTr (2022) or hecktor_nii/<PID>/<PID>_ct.nii.gz (2021; see "
         "docs/reference/editions.md)")
