@@ -235,7 +235,9 @@ class SourceLayout:
             lines.append("  no clinical CSV found")
         if self.other_tables:
             lines.append(f"  not clinical tables (HECKTOR {self.edition}), not read: "
-                         + ", ".join(p.name for p in self.other_tables))
+                         + ", ".join(p.name for p in self.other_tables)
+                         + (" (a Bq/mL -> SUV factor table: give it with --suv-factors)"
+                            if any("suv" in p.name.lower() for p in self.other_tables) else ""))
         for path, why in self.unread_csvs.items():
             lines.append(f"  warning: CSV {path} not read: {why}")
         if self.ignored:

@@ -223,7 +223,9 @@ EDITIONS: dict[str, Edition] = {
                            "rfs": Path("rfs.json")},
         # 0.25 x mean Dice (GTVp, GTVn) + 0.35 x mean balanced accuracy (T, N) + 0.40 x C-index.
         score_weights={"dice": 0.25, "stage_balanced_accuracy": 0.35, "c_index": 0.40},
-        markers=("hecktor_2026*", "hecktor2026*"),
+        # The organisers' Bq/mL -> SUV factor table: given with convert --suv-factors, never a clinical table.
+        other_tables=("suv_conversion_tags*.csv",),
+        markers=("hecktor_2026*", "hecktor2026*", "suv_conversion_tags*.csv"),
         image_folders=("hecktor2026_training",),
     ),
 }
@@ -287,7 +289,8 @@ def detect_edition(names: Iterable[str]) -> Detection:
     Detection
         :data:`DEFAULT_EDITION` with no evidence when no name matches; on a tie the newer edition.
     """
-    unique = sorted(set(names))
+    # Folder and CSV names first: they say more to the reader than the thousandth image file name.
+    unique = sorted(set(names), key=lambda n: (n.lower().endswith(IMAGE_EXTENSIONS), n))
     hits = {key: tuple(n for n in unique if _matches(n, edition.markers)) for key, edition in EDITIONS.items()}
     best = max(sorted(EDITIONS), key=lambda key: (len(hits[key]), key))
     if not hits[best]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -126,3 +127,14 @@ def test_refused_table_stops_before_anything_is_written(tmp_path, bqml_source):
     with pytest.raises(HecktorError, match="CHUP-001: .*implausible"):
         convert_dataset(bqml_source, dataset_id=526, output=tmp_path / "out", progress=False, suv_factors=table)
     assert not (tmp_path / "out").exists()
+
+
+def test_factor_table_inside_a_2026_release_is_named_not_read_as_clinical(tmp_path):
+    from test_conversion_editions import make_2026
+
+    src = make_2026(tmp_path / "hecktor2026")
+    write_rows(src / "suv_conversion_tags.csv", HEADER, [factor_row("CHUP-001", 80, 200e6)])
+    summary = convert_dataset(src, dataset_id=526, output=tmp_path / "out", progress=False, strict=True)
+    report = json.loads(summary.report_path.read_text())
+    assert [Path(p).name for p in report["layout"]["not_clinical_tables"]] == ["suv_conversion_tags.csv"]
+    assert summary.unread_csvs == {} and summary.suv_converted == {}
