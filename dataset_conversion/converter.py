@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from nnunet_hecktor import __version__, schema
-from nnunet_hecktor.editions import get_edition
+from nnunet_hecktor.editions import DEFAULT_EDITION, get_edition
 from nnunet_hecktor.errors import HecktorError
 from nnunet_hecktor.fileio import TMP_PREFIX, write_json_atomic, write_text_atomic
 
@@ -113,7 +113,7 @@ class ConversionSummary:
     report_path: Path | None = None
     splits_path: Path | None = None
     seconds: float = 0.0
-    edition: str = "2025"
+    edition: str = DEFAULT_EDITION
     edition_evidence: str = ""
     unread_csvs: dict[str, str] = field(default_factory=dict)
     pet_unit_suspects: list[str] = field(default_factory=list)

@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nnunet_hecktor import schema
-from nnunet_hecktor.editions import EDITIONS, IMAGE_EXTENSIONS, Edition, detect_edition, get_edition
+from nnunet_hecktor.editions import DEFAULT_EDITION, EDITIONS, IMAGE_EXTENSIONS, Edition, detect_edition, get_edition
 from nnunet_hecktor.errors import HecktorError
 
 ROLES: tuple[str, ...] = ("ct", "pet", "label", "ct_planning", "rtdose")
@@ -198,7 +198,7 @@ class SourceLayout:
     warnings: list[str] = field(default_factory=list)
     missing_labels: dict[str, str] = field(default_factory=dict)
     unreadable: dict[str, str] = field(default_factory=dict)
-    edition: str = "2025"
+    edition: str = DEFAULT_EDITION
     edition_evidence: str = ""
     other_tables: list[Path] = field(default_factory=list)
     unread_csvs: dict[Path, str] = field(default_factory=dict)

@@ -60,7 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the stratified split (default 0)")
     parser.add_argument("--num-processes", type=int, default=1, help="patients converted in parallel (default 1)")
     parser.add_argument("--overwrite", action="store_true", help="empty the dataset folder and convert everything")
-    parser.add_argument("--edition", choices=("2021", "2022", "2025", "2026"), default=None,
+    from nnunet_hecktor.editions import EDITIONS
+
+    parser.add_argument("--edition", choices=sorted(EDITIONS), default=None,
                         help="HECKTOR edition of the source (default: detected from file and folder names)")
     parser.add_argument("--suv-factors", default=None, metavar="FILE",
                         help="Bq/mL -> SUV factor table (PatientID/pid and bqml_to_suvbw_factor, and/or "
