@@ -6,7 +6,14 @@ Rules
   in any order). The delimiter (``,``, ``;`` or tab) and the header spellings are read as
   :mod:`~.csv_format` describes: a header equal to a known column up to case and white space is read as
   that column (a warning); a near miss (``RFS (days)``, ``HPV_Status``) is an error that names it.
-- The merged table keeps the original column names and the raw text of each usable value.
+- Headers are read through the edition's contract first (:attr:`nnunet_hecktor.editions.Edition.column_aliases`:
+  2021's ``Progression`` / ``Progression free survival`` are ``Relapse`` / ``RFS``, 2022's
+  ``HPV status (0=-, 1=+)`` is ``HPV Status``, 2026's ``T_stage`` is ``T-stage``, ...); the renaming is
+  recorded in :attr:`ClinicalTable.column_notes`. Several CSVs of one release (2022's clinical info and
+  endpoint tables) merge by ``PatientID`` like the task CSVs.
+- The merged table keeps the known column names and the raw text of each usable value, except T and N
+  stages, stored as the schema's canonical labels (``T4a`` -> ``T4``, ``N2b`` -> ``N2``; ``schema.stage_code``
+  gives the ordinal code). Unknown extra columns are kept as written.
 - A value that cannot be parsed or is out of range (``nnunet_hecktor.clinical.parse_value`` raises or
   gives nothing) is *treated as missing* with a warning naming patient, file, line, column and value:
   a clinical field never costs a patient its images. ``clinical.csv`` gets an empty cell there, so
@@ -42,9 +49,10 @@ from typing import Any, Iterable
 
 from nnunet_hecktor import schema
 from nnunet_hecktor.clinical import (
-    MODEL_INPUT_COLUMNS, canonical_spelling, decimal_comma_to_point as quoted_decimal_comma_to_point, is_missing,
-    parse_value, performance_status_to_ecog, read_csv_text,
+    canonical_spelling, decimal_comma_to_point as quoted_decimal_comma_to_point, is_missing, parse_value,
+    performance_status_to_ecog, read_csv_text,
 )
+from nnunet_hecktor.editions import Edition, all_column_aliases, get_edition
 from nnunet_hecktor.errors import HecktorError
 from nnunet_hecktor.fileio import write_text_atomic
 
@@ -80,6 +88,10 @@ class ClinicalTable:
         The dataset-level lines (also in :attr:`warnings`) about something lost or ambiguous, which
         ``convert --strict`` refuses: a column of a file that lost values, rows with more cells than
         header columns, PatientIDs that differ only in case.
+    column_notes : list of str
+        Headers read under the edition's name for them (``Progression`` -> ``Relapse``): information, not warnings.
+    found_columns : list of str
+        Columns present in at least one CSV header (after renaming), in order of first appearance.
     """
 
     columns: list[str]
@@ -90,12 +102,12 @@ class ClinicalTable:
     row_errors: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     alerts: list[str] = field(default_factory=list)
+    column_notes: list[str] = field(default_factory=list)
+    found_columns: list[str] = field(default_factory=list)
 
 
 #: Examples of lost values named in a column's summary line.
 _EXAMPLES = 3
-#: Known columns whose absence from every CSV is named (the model inputs and the patient-level targets).
-_EXPECTED_COLUMNS: tuple[str, ...] = MODEL_INPUT_COLUMNS + (schema.COL_HPV, schema.COL_RELAPSE, schema.COL_RFS)
 
 
 @dataclass
@@ -122,6 +134,7 @@ class _CsvFile:
     rows: list[_Row]
     problems: list[str]
     notes: list[str]
+    column_notes: list[str] = field(default_factory=list)
 
 
 def _read_text(path: Path, notes: list[str]) -> str:
@@ -152,9 +165,12 @@ def _header_problems(path: Path, raw_header: list[str], notes: list[str]) -> tup
             notes.append(f"{path}: column {written!r} resembles {known!r}, which the file also has: "
                          "kept as an extra column")
         else:
+            alias = all_column_aliases().get(" ".join(written.split()).lower())
+            hint = (f" (it is the HECKTOR {alias[1]} name of {alias[0]!r}: pass --edition {alias[1]} if the data are "
+                    f"from that edition)" if alias is not None and alias[0] == known else "")
             problems.append(f"{path}: column {written!r} looks like {known!r} but is not spelled like it; "
                             f"rename it to {known!r} if it means the same (same units), otherwise rename it "
-                            "to something else")
+                            f"to something else{hint}")
     for duplicate in mapping.duplicates:
         problems.append(f"{path}: two columns read as {duplicate}")
     if schema.COL_PATIENT not in mapping.columns and not any(k == schema.COL_PATIENT for _, k in mapping.near_misses):
@@ -166,8 +182,10 @@ def _header_problems(path: Path, raw_header: list[str], notes: list[str]) -> tup
     return mapping.columns, problems
 
 
-def read_csv_rows(source: ClinicalSource) -> _CsvFile:
+def read_csv_rows(source: ClinicalSource, edition: Edition | None = None) -> _CsvFile:
     """Read one CSV into raw rows (header spellings and delimiter as :mod:`~.csv_format` describes).
+
+    Headers are first renamed by ``edition``'s column aliases (default edition when None).
 
     Returns
     -------
@@ -189,9 +207,20 @@ def read_csv_rows(source: ClinicalSource) -> _CsvFile:
     if delimiter != ",":
         notes.append(f"{path}: {delimiter_name(delimiter)}-separated; read with {delimiter!r}")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header, problems = _header_problems(path, next(reader, []), notes)
+    contract = edition or get_edition(None)
+    column_notes = []
+    written = next(reader, [])
+    renamed = []
+    for before in written:
+        after = contract.canonical_column(before)
+        if after == " ".join(before.split()):  # no alias of the edition: csv_format reads it as written
+            renamed.append(before)
+        else:
+            renamed.append(after)
+            column_notes.append(f"{path.name}: column {before.strip()!r} read as {after!r} (HECKTOR {contract.name})")
+    header, problems = _header_problems(path, renamed, notes)
     if schema.COL_PATIENT not in header:
-        return _CsvFile(header, [], problems, notes)
+        return _CsvFile(header, [], problems, notes, column_notes)
     pid_index = header.index(schema.COL_PATIENT)
     rows: list[_Row] = []
     first_line_of: dict[str, int] = {}
@@ -232,7 +261,7 @@ def read_csv_rows(source: ClinicalSource) -> _CsvFile:
     for column, (count, example) in quoted_decimal_commas.items():
         notes.append(f"{path}: column {column!r}: {count} quoted numbers with a decimal comma (e.g. "
                      f"\"{example}\") read with a decimal point")
-    return _CsvFile(header, rows, problems, notes)
+    return _CsvFile(header, rows, problems, notes, column_notes)
 
 
 def _usable_cells(row: _Row, pid: str, warnings: list[str],
@@ -268,7 +297,8 @@ def _usable_cells(row: _Row, pid: str, warnings: list[str],
         if isinstance(value, str) and canonical_spelling(column, value) is not value:
             key = (value.strip(), parsed)
             tally.read_as[key] = tally.read_as.get(key, 0) + 1
-        usable[column] = value.strip()
+        # T/N stages are stored as the schema's canonical labels (one coding for every reader).
+        usable[column] = parsed if column in schema.STAGES_OF_COLUMN else value.strip()
     return usable
 
 
@@ -313,13 +343,15 @@ def _same_on_ecog_scale(column: str, a: str, b: str) -> bool:
     return performance_status_to_ecog(parse_value(column, a)) == performance_status_to_ecog(parse_value(column, b))
 
 
-def merge_clinical_csvs(sources: Iterable[ClinicalSource]) -> ClinicalTable:
+def merge_clinical_csvs(sources: Iterable[ClinicalSource], edition: Edition | str | None = None) -> ClinicalTable:
     """Read and merge the clinical CSVs (see the module docstring for the rules).
 
     Parameters
     ----------
     sources : iterable of ClinicalSource
         CSVs in preference order (task order).
+    edition : Edition or str, optional
+        The HECKTOR edition whose column names the CSVs use (default: :data:`~nnunet_hecktor.editions.DEFAULT_EDITION`).
 
     Returns
     -------
@@ -339,15 +371,19 @@ def merge_clinical_csvs(sources: Iterable[ClinicalSource]) -> ClinicalTable:
     rows_by_patient: dict[str, list[_Row]] = {}
     sources_read: list[Path] = []
     headers_seen: set[str] = set()
+    contract = edition if isinstance(edition, Edition) else get_edition(edition)
     for source in sources:
-        read = read_csv_rows(source)
+        read = read_csv_rows(source, contract)
         sources_read.append(source.path)
         headers_seen.update(read.header)
         problems.extend(read.problems)
         table.warnings.extend(read.notes)
+        table.column_notes.extend(read.column_notes)
         for column in read.header:
             if column and column not in columns:
                 columns.append(column)
+            if column and column not in table.found_columns:
+                table.found_columns.append(column)
         for row in read.rows:
             rows_by_patient.setdefault(row.cells[schema.COL_PATIENT].strip(), []).append(row)
     if problems:
@@ -391,13 +427,13 @@ def merge_clinical_csvs(sources: Iterable[ClinicalSource]) -> ClinicalTable:
         table.values[pid][schema.COL_PATIENT] = pid
     if conflicts:
         raise HecktorError("conflicting clinical values for the same patient across CSVs:\n  " + "\n  ".join(conflicts))
-    _add_table_lines(table, tallies, rows_by_patient, ecog_agreements, sources_read, headers_seen)
+    _add_table_lines(table, tallies, rows_by_patient, ecog_agreements, sources_read, headers_seen, contract)
     return table
 
 
 def _add_table_lines(table: ClinicalTable, tallies: dict[tuple[Path, str], _ColumnTally],
                      rows_by_patient: dict[str, list[_Row]], ecog_agreements: list[str],
-                     sources_read: list[Path], headers_seen: set[str]) -> None:
+                     sources_read: list[Path], headers_seen: set[str], contract: Edition) -> None:
     """The dataset-level lines: per-column losses and readings, case-variant IDs, Karnofsky/ECOG, absent columns."""
     losses, readings = _column_lines(tallies)
     if table.row_errors:
@@ -419,9 +455,10 @@ def _add_table_lines(table: ClinicalTable, tallies: dict[tuple[Path, str], _Colu
                               f"file's value kept): {shown}")
     if sources_read:
         present = headers_seen
-        for column in _EXPECTED_COLUMNS:
+        # The edition's test-time inputs and its targets: what a model of this edition reads or learns.
+        for column in dict.fromkeys(contract.test_inputs + contract.targets):
             if column not in present:
-                role = "a model input" if column in MODEL_INPUT_COLUMNS else "a target"
+                role = "a model input" if column in contract.test_inputs else "a target"
                 table.warnings.append(f"no clinical CSV has a column {column!r} ({role}): missing for every "
                                       f"patient (CSVs: {', '.join(p.name for p in sources_read)})")
 

@@ -2,16 +2,19 @@
 
 Order of work (each step's output is written atomically; one function per step):
 
-1. :func:`_read_source`: find the layout and the patients (:func:`~.layout.discover_layout`), merge the
-   clinical CSVs (:func:`~.clinical_merge.merge_clinical_csvs`); duplicate IDs, near-miss column names and
-   conflicting values stop here, before any image is read or anything is written;
+1. :func:`_read_source`: find the edition, the layout and the patients (:func:`~.layout.discover_layout`),
+   merge the clinical CSVs under the edition's column names (:func:`~.clinical_merge.merge_clinical_csvs`),
+   read the Bq/mL -> SUV factor table if given (:func:`~.suv.read_suv_factors`); duplicate IDs, near-miss
+   column names, conflicting values and a refused factor table stop here, before any image is read or
+   anything is written;
 2. :func:`_check_output_target`, then the lock (:class:`~.lock.OutputLock`: one ``convert`` per dataset
    folder) and :func:`_prepare_output`: remove ``dataset.json`` (a dataset without it is visibly
    unfinished), leftover temporary files and the outputs of patients no longer in the source;
 3. :func:`_convert_patients`: convert the patients not already converted from unchanged sources with the
    same options (done-markers in ``.conversion_state/``), in parallel, with a progress bar;
-4. :func:`_write_dataset_files`: ``clinical.csv``, ``splits_final.json``, ``conversion_report.json`` and,
-   last, ``dataset.json``. A write error there (full disk) is an error that still lists every failed
+4. :func:`_write_dataset_files`: ``clinical.csv``, ``splits_final.json``, ``suv_factors.csv`` (when PETs
+   were converted to SUV), ``conversion_report.json`` and, last, ``dataset.json`` (labels of the edition:
+   2021 is GTVp only). A write error there (full disk) is an error that still lists every failed
    patient with its reason.
 
 What the run found and did is logged (logger ``nnunet_hecktor.dataset_conversion``, INFO) and returned
@@ -33,9 +36,11 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from nnunet_hecktor import __version__, schema
+from nnunet_hecktor.editions import DEFAULT_EDITION, get_edition
 from nnunet_hecktor.errors import HecktorError
-from nnunet_hecktor.fileio import TMP_PREFIX, write_json_atomic
+from nnunet_hecktor.fileio import TMP_PREFIX, write_json_atomic, write_text_atomic
 
+from .checks import patient_alert_lines, source_alerts, strict_events
 from .clinical_merge import ClinicalTable, merge_clinical_csvs, write_clinical_csv
 from .cropping import CROP_MODES, DEFAULT_HEADNECK_BOX_MM
 from .layout import SourceLayout, discover_layout
@@ -47,6 +52,7 @@ from .patient import (
 from .resampling import INTERPOLATIONS
 from .splits import (filter_splits, load_splits_file, make_stable_splits, read_previous_splits, split_balance,
                      stratum_of)
+from .suv import SUV_FACTORS_NAME, SuvFactor, read_suv_factors, suv_factors_csv_text
 
 REPORT_NAME = "conversion_report.json"
 CLINICAL_NAME = "clinical.csv"
@@ -67,7 +73,9 @@ class ConversionSummary:
     output_dir : Path
         The dataset folder (``.../DatasetNNN_NAME``).
     layout_kind : str
-        ``"release"``, ``"task"`` or ``"flat"``.
+        ``"release"``, ``"task"``, ``"flat"`` or ``"images-labels"``.
+    edition : str
+        The HECKTOR edition whose contract was used; ``edition_evidence`` says why (detected or given).
     training, test : list of str
         PatientIDs written to ``imagesTr``/``labelsTr`` (labelled) and ``imagesTs`` (no label).
     resumed : list of str
@@ -85,6 +93,13 @@ class ConversionSummary:
         ``conversion_report.json``; ``splits_final.json`` (``None`` if too few training cases).
     seconds : float
         Wall time of the run.
+    unread_csvs : dict
+        CSV -> why it was not read (also a dataset warning; ``strict`` fails on it).
+    pet_unit_suspects : list of str
+        Converted patients whose PET looks like Bq/mL (99th percentile above ``checks.PET_SUV_P99_LIMIT``)
+        and had no SUV factor: converted unchanged, warned (``strict`` fails on it).
+    suv_converted : dict
+        PatientID -> the Bq/mL -> SUV factor applied to its PET.
     """
 
     output_dir: Path
@@ -100,6 +115,11 @@ class ConversionSummary:
     report_path: Path | None = None
     splits_path: Path | None = None
     seconds: float = 0.0
+    edition: str = DEFAULT_EDITION
+    edition_evidence: str = ""
+    unread_csvs: dict[str, str] = field(default_factory=dict)
+    pet_unit_suspects: list[str] = field(default_factory=list)
+    suv_converted: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -110,7 +130,15 @@ class ConversionSummary:
         lines = [f"{self.dataset_name}: {len(self.training)} training cases (imagesTr/labelsTr), "
                  f"{len(self.test)} without label (imagesTs), {len(self.failed)} failed, "
                  f"{len(self.resumed)} already up to date; {self.warnings} warnings; {self.seconds:.1f} s",
+                 f"  edition: {self.edition_evidence or 'HECKTOR ' + self.edition}",
                  f"  dataset: {self.output_dir}", f"  report:  {self.report_path}"]
+        if self.suv_converted:
+            lines.append(f"  PET converted from Bq/mL to SUV with the factor table: {len(self.suv_converted)} patients "
+                         f"(recorded in {SUV_FACTORS_NAME})")
+        if self.pet_unit_suspects:
+            shown = ", ".join(self.pet_unit_suspects[:_SHOWN]) + (" ..." if len(self.pet_unit_suspects) > _SHOWN else "")
+            lines.append(f"  warning: {len(self.pet_unit_suspects)} PETs look like Bq/mL, not SUV (converted unchanged; "
+                         f"give their factors with --suv-factors): {shown}")
         for warning in self.dataset_warnings[:_SHOWN]:
             lines.append(f"  warning: {warning}")
         if len(self.dataset_warnings) > _SHOWN:
@@ -278,7 +306,16 @@ def _run_jobs(jobs: list[PatientJob], num_processes: int, progress: bool) -> Ite
 
 
 def _clinical_notes(table: ClinicalTable, layout: SourceLayout) -> list[str]:
-    notes = []
+    notes = [f"CSV {path} not read: {why}" for path, why in layout.unread_csvs.items()]
+    targets = get_edition(layout.edition).targets
+    if not layout.csv_files:
+        notes.append(f"no clinical CSV found: every clinical value and the HECKTOR {layout.edition} targets "
+                     f"({', '.join(targets)}) are empty in {CLINICAL_NAME}")
+    else:
+        absent = [t for t in targets if t not in table.found_columns]
+        if absent:
+            notes.append(f"no clinical CSV has the HECKTOR {layout.edition} target column(s) {', '.join(absent)}: "
+                         f"empty for every patient in {CLINICAL_NAME}")
     image_ids = set(layout.patients)
     csv_only = sorted(set(table.raw) - image_ids)
     if csv_only:
@@ -298,7 +335,8 @@ def convert_dataset(src: str | os.PathLike, dataset_id: int = 501, name: str = "
                     headneck_box_mm: Sequence[float] = DEFAULT_HEADNECK_BOX_MM,
                     splits_file: str | os.PathLike | None = None, num_folds: int = 5, seed: int = 0,
                     num_processes: int = 1, overwrite: bool = False, strict: bool = False,
-                    progress: bool = True) -> ConversionSummary:
+                    progress: bool = True, edition: str | int | None = None,
+                    suv_factors: str | os.PathLike | None = None) -> ConversionSummary:
     """Convert a HECKTOR source folder into an nnU-Net v2 raw dataset.
 
     Parameters
@@ -331,12 +369,20 @@ def convert_dataset(src: str | os.PathLike, dataset_id: int = 501, name: str = "
         Without it, a re-run resumes: patients converted from unchanged sources with the same options
         are skipped.
     strict : bool
-        Raise :class:`HecktorError` (non-zero exit on the command line) when any patient failed, and
-        fail the Task 1 patients without a label file (otherwise converted as unlabelled cases with a
-        warning). All outputs, including the report, are written first.
+        Raise :class:`HecktorError` (non-zero exit on the command line) when any patient failed, a CSV of
+        the source was not read, or a PET looks like Bq/mL without an SUV factor; and fail the Task 1
+        patients without a label file (otherwise converted as unlabelled cases with a warning). All
+        outputs, including the report, are written first.
     progress : bool
         Show a progress bar, and log what was found and the summary at INFO (logger
         ``nnunet_hecktor.dataset_conversion``; the command line prints it).
+    edition : {None, "2021", "2022", "2025", "2026"}
+        The HECKTOR edition whose contract applies (file names, CSV names and columns, labels); detected
+        from the file and folder names when None (:func:`~nnunet_hecktor.editions.detect_edition`).
+    suv_factors : path-like, optional
+        A Bq/mL -> SUV factor table (:func:`~.suv.read_suv_factors`; the organisers' 2026
+        ``suv_conversion_tags.csv`` format): the PETs of its patients are multiplied by their factor
+        (the source files are never modified), recorded in ``suv_factors.csv`` and the report.
 
     Returns
     -------
@@ -355,16 +401,21 @@ def convert_dataset(src: str | os.PathLike, dataset_id: int = 501, name: str = "
     name = str(name)
     _validate_options(dataset_id, name, interpolation, crop, headneck_box_mm, num_folds, num_processes)
     output_dir = Path(output).expanduser() if output is not None else default_output_dir(int(dataset_id), name)
-    layout, clinical, given_splits, dataset_warnings = _read_source(src, splits_file, progress)
+    layout, clinical, given_splits, dataset_warnings, factors = _read_source(src, splits_file, progress, edition,
+                                                                             suv_factors)
+    dataset_alerts = source_alerts(layout.patients)  # case-variant IDs, one scan under two IDs
+    dataset_warnings[:0] = dataset_alerts  # first on the console
     _check_dataset_id(output_dir, int(dataset_id), dataset_warnings)
     _check_output_target(output_dir, layout.root, Path(src).expanduser().resolve(), overwrite)
 
     threads = 0 if num_processes <= 1 else max(1, (os.cpu_count() or 1) // num_processes)
-    options = ConversionOptions(interpolation, crop, tuple(float(v) for v in headneck_box_mm), threads)
-    options_json = {**options.fingerprint(), "headneck_box_mm": [float(v) for v in headneck_box_mm],
+    options = ConversionOptions(interpolation, crop, tuple(float(v) for v in headneck_box_mm), threads,
+                                layout.edition)
+    options_json = {**options.fingerprint(), "edition": layout.edition,
+                    "headneck_box_mm": [float(v) for v in headneck_box_mm],
                     "num_processes": num_processes, "overwrite": overwrite, "strict": strict,
                     "splits_file": None if splits_file is None else str(splits_file), "num_folds": num_folds,
-                    "seed": seed}
+                    "seed": seed, "suv_factors": None if suv_factors is None else str(suv_factors)}
     with OutputLock(output_dir) as lock:
         if lock.took_over is not None:
             dataset_warnings.append("took over the lock of a run that no longer exists "
@@ -378,28 +429,67 @@ def convert_dataset(src: str | os.PathLike, dataset_id: int = 501, name: str = "
             dataset_warnings.append(f"removed the outputs of {len(stale)} patients no longer in the source: "
                                     + ", ".join(stale[:20]))
         notes = _patient_notes(layout, clinical, strict)
-        entries = _convert_patients(layout, output_dir, options, notes, strict, num_processes, progress)
+        entries = _convert_patients(layout, output_dir, options, notes, strict, num_processes, progress, factors)
+        dataset_warnings[:0] = patient_alert_lines(entries)  # PET units/field, CT offset: on the console
         summary = _summarise(output_dir, layout, entries, notes, dataset_warnings)
         summary.seconds = time.perf_counter() - started
         _write_dataset_files(summary, layout, clinical, entries, given_splits, splits_file, num_folds, seed,
                              name, options_json, previous_splits)
     if progress:
         logger.info("%s", summary.describe())
-    if strict and summary.failed:
-        listing = "; ".join(list(summary.failed.values())[:5]) + (" ..." if len(summary.failed) > 5 else "")
-        raise HecktorError(f"{len(summary.failed)} patients failed (--strict): {listing} "
-                           f"(report: {summary.report_path})")
+    else:  # quiet: what changes the data's meaning still reaches the console
+        for path, why in summary.unread_csvs.items():
+            logger.warning("CSV %s not read: %s", path, why)
+        if summary.pet_unit_suspects:
+            logger.warning("%d PETs look like Bq/mL, not SUV (converted unchanged; --suv-factors): %s",
+                           len(summary.pet_unit_suspects), ", ".join(summary.pet_unit_suspects))
+    if strict:
+        # PETs in Bq/mL have their own line below; every other alert and each lost clinical column here.
+        other_alerts = {p: {"alerts": {k: v for k, v in (e.get("alerts") or {}).items() if k != "pet_units"}}
+                        for p, e in entries.items()}
+        _raise_strict(summary, strict_events(other_alerts, clinical.alerts, dataset_alerts))
     return summary
 
 
-def _read_source(src, splits_file, progress: bool) -> tuple[SourceLayout, ClinicalTable, Any, list[str]]:
-    """Step 1 (read only): the layout, the merged clinical table, the given split file, dataset warnings."""
-    layout = discover_layout(src)
+def _raise_strict(summary: ConversionSummary, events: Sequence[str] = ()) -> None:
+    """``strict``: failed patients, CSVs not read, PETs that look like Bq/mL, clinical values lost and the
+    other data alerts (``checks.strict_events``) are errors, raised after all outputs are written."""
+    problems = []
+    if summary.failed:
+        listing = "; ".join(list(summary.failed.values())[:5]) + (" ..." if len(summary.failed) > 5 else "")
+        problems.append(f"{len(summary.failed)} patients failed (--strict): {listing}")
+    if summary.unread_csvs:
+        problems.append(f"{len(summary.unread_csvs)} CSVs not read (--strict): " + "; ".join(
+            f"{path} ({why.split(';')[0]})" for path, why in summary.unread_csvs.items()))
+    if summary.pet_unit_suspects:
+        problems.append(f"{len(summary.pet_unit_suspects)} PETs look like Bq/mL, not SUV (--strict; give their "
+                        "factors with --suv-factors): " + ", ".join(summary.pet_unit_suspects[:10]))
+    if events:
+        problems.append(f"{len(events)} data problems (--strict): " + "; ".join(events[:5])
+                        + (" ..." if len(events) > 5 else ""))
+    if problems:
+        raise HecktorError("; ".join(problems) + f" (report: {summary.report_path})")
+
+
+def _read_source(src, splits_file, progress: bool, edition=None, suv_factors=None) -> tuple[
+        SourceLayout, ClinicalTable, Any, list[str], dict[str, SuvFactor]]:
+    """Step 1 (read only): the layout, the merged clinical table, the given split file, dataset warnings and
+    the SUV factors."""
+    layout = discover_layout(src, edition)
     if progress:
         logger.info("%s", layout.describe())
-    clinical = merge_clinical_csvs(layout.csv_files)
+    clinical = merge_clinical_csvs(layout.csv_files, layout.edition)
+    if progress:
+        for note in clinical.column_notes:
+            logger.info("  %s", note)
     given_splits = load_splits_file(splits_file) if splits_file is not None else None
-    return layout, clinical, given_splits, list(layout.warnings) + _clinical_notes(clinical, layout)
+    factors = read_suv_factors(suv_factors) if suv_factors is not None else {}
+    warnings = list(layout.warnings) + _clinical_notes(clinical, layout)
+    no_images = sorted(set(factors) - set(layout.patients))
+    if no_images:
+        warnings.append(f"SUV factor table: {len(no_images)} patients have a factor but no images here: "
+                        + ", ".join(no_images[:20]) + (" ..." if len(no_images) > 20 else ""))
+    return layout, clinical, given_splits, warnings, factors
 
 
 def _patient_notes(layout: SourceLayout, clinical: ClinicalTable, strict: bool) -> dict[str, list[str]]:
@@ -416,7 +506,7 @@ def _patient_notes(layout: SourceLayout, clinical: ClinicalTable, strict: bool) 
 
 def _convert_patients(layout: SourceLayout, output_dir: Path, options: ConversionOptions,
                       notes: dict[str, list[str]], strict: bool, num_processes: int,
-                      progress: bool) -> dict[str, dict[str, Any]]:
+                      progress: bool, factors: dict[str, SuvFactor] | None = None) -> dict[str, dict[str, Any]]:
     """Step 3: the report entry of every patient (resumed, converted or failed), sorted by PatientID.
 
     An entry's ``warnings`` are this run's ``notes`` followed by the image warnings of its conversion
@@ -431,7 +521,7 @@ def _convert_patients(layout: SourceLayout, output_dir: Path, options: Conversio
             failure = layout.unreadable[pid].removeprefix(pid + ": ")
         elif strict and pid in layout.missing_labels:
             failure = f"{layout.missing_labels[pid]} (--strict)"
-        job = PatientJob(pid, sources, output_dir, options, failure)
+        job = PatientJob(pid, sources, output_dir, options, failure, (factors or {}).get(pid))
         entry = None if failure else up_to_date_entry(job)
         if entry is not None:
             entries[pid] = dict(entry, resumed=True)
@@ -460,13 +550,20 @@ def _summarise(output_dir: Path, layout: SourceLayout, entries: dict[str, dict[s
     if test and not training:
         dataset_warnings.append(f"no converted patient has a label: all {len(test)} cases went to imagesTs "
                                 "(numTraining 0), nnU-Net cannot train on this dataset")
+    converted = {p: e for p, e in entries.items() if e["status"] == "converted"}
+    patient_warnings = {p: list(w) for p, w in notes.items() if p in converted}
+    # A PET in Bq/mL would feed nnU-Net values ~1000 times the SUV it was trained on: shown, not only reported.
+    suspects = [p for p, e in converted.items() if e.get("pet_units_suspect")]
+    for pid in suspects:
+        patient_warnings.setdefault(pid, []).append(converted[pid]["pet_units_suspect"])
     return ConversionSummary(
         output_dir=output_dir, dataset_name=output_dir.name, layout_kind=layout.kind, training=training,
         test=test, resumed=[p for p, e in entries.items() if e.get("resumed")], failed=failed,
         warnings=len(dataset_warnings) + sum(len(e.get("warnings", [])) for e in entries.values()),
-        dataset_warnings=list(dataset_warnings),
-        patient_warnings={p: w for p, w in notes.items() if p in entries and entries[p]["status"] != "failed"},
-        report_path=output_dir / REPORT_NAME)
+        dataset_warnings=list(dataset_warnings), patient_warnings=dict(sorted(patient_warnings.items())),
+        report_path=output_dir / REPORT_NAME, edition=layout.edition, edition_evidence=layout.edition_evidence,
+        unread_csvs={str(p): why for p, why in layout.unread_csvs.items()}, pet_unit_suspects=suspects,
+        suv_converted={p: e["suv_conversion"]["factor"] for p, e in converted.items() if e.get("suv_conversion")})
 
 
 def _write_dataset_files(summary: ConversionSummary, layout: SourceLayout, clinical: ClinicalTable,
@@ -485,6 +582,7 @@ def _write_dataset_files(summary: ConversionSummary, layout: SourceLayout, clini
         for pid, entry in entries.items():
             entry["clinical_sources"] = clinical.sources.get(pid, [])
         write_clinical_csv(clinical, summary.training + summary.test, output_dir / CLINICAL_NAME)
+        _write_suv_factors(output_dir, entries)
         splits_info = _write_splits(output_dir, summary.training, clinical, given_splits, splits_file, num_folds,
                                     seed, summary.dataset_warnings, previous_splits)
         summary.warnings = len(summary.dataset_warnings) + sum(len(e.get("warnings", [])) for e in entries.values())
@@ -495,7 +593,7 @@ def _write_dataset_files(summary: ConversionSummary, layout: SourceLayout, clini
             raise HecktorError(f"no patient could be converted ({len(summary.failed)} failed); see "
                                f"{summary.report_path}\n  " + "\n  ".join(failure_lines(summary.failed, 20)))
         write_json_atomic(output_dir / DATASET_JSON,
-                          _dataset_json(name, len(summary.training), len(summary.test), options_json))
+                          _dataset_json(name, len(summary.training), len(summary.test), options_json, summary.edition))
     except OSError as exc:
         where = exc.filename or output_dir
         failures = failure_lines(summary.failed)
@@ -505,15 +603,33 @@ def _write_dataset_files(summary: ConversionSummary, layout: SourceLayout, clini
                            f"unlabelled cases were converted{listing}") from None
 
 
+def _write_suv_factors(output_dir: Path, entries: dict[str, dict[str, Any]]) -> None:
+    """``suv_factors.csv``: the factor applied to each converted patient's PET (removed when none was)."""
+    applied = {p: e["suv_conversion"] for p, e in entries.items()
+               if e["status"] == "converted" and e.get("suv_conversion")}
+    destination = output_dir / SUV_FACTORS_NAME
+    if not applied:
+        destination.unlink(missing_ok=True)
+        return
+    fields = ("patient_id", "factor", "weight_kg", "dose_bq", "origin", "table")
+    write_text_atomic(destination, suv_factors_csv_text(
+        {p: SuvFactor(**{k: record[k] for k in fields}) for p, record in applied.items()}))
+
+
 def _report(summary: ConversionSummary, layout: SourceLayout, entries: dict[str, dict[str, Any]],
             splits_info: dict[str, Any], options_json: dict[str, Any]) -> dict[str, Any]:
     return {
         "tool": "nnunet-hecktor convert", "version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "source": str(layout.root), "output": str(summary.output_dir), "options": options_json,
+        "edition": {"name": summary.edition, "why": summary.edition_evidence},
         "layout": {"kind": layout.kind, "task_folders": {str(k): str(v) for k, v in layout.task_folders.items()},
+                   "csv_root": None if layout.csv_root is None else str(layout.csv_root),
                    "csv_files": [str(c.path) for c in layout.csv_files],
+                   "not_clinical_tables": [str(p) for p in layout.other_tables],
+                   "unread_csvs": summary.unread_csvs,
                    "ignored": [str(p) for p in layout.ignored]},
+        "pet_units": {"suv_converted": summary.suv_converted, "look_like_bq_per_ml": summary.pet_unit_suspects},
         "summary": {"patients": len(entries), "training": len(summary.training), "test": len(summary.test),
                     "failed": len(summary.failed), "resumed": len(summary.resumed), "warnings": summary.warnings,
                     "seconds": round(summary.seconds, 2)},
@@ -562,13 +678,16 @@ def _write_splits(output_dir: Path, training: list[str], clinical: ClinicalTable
     return info
 
 
-def _dataset_json(name: str, num_training: int, num_test: int, options: dict[str, Any]) -> dict[str, Any]:
+def _dataset_json(name: str, num_training: int, num_test: int, options: dict[str, Any],
+                  edition: str | None = None) -> dict[str, Any]:
+    labels = get_edition(edition).labels
+    structures = " and ".join(f"{k} ({v})" for k, v in labels.items() if v)
     return {
         "name": name,
-        "description": "HECKTOR FDG-PET/CT head and neck cancer: GTVp (1) and GTVn (2); channel 0 CT (HU, "
-                       "original grid), channel 1 PET (SUV) resampled onto the CT grid",
+        "description": f"HECKTOR {get_edition(edition).name} FDG-PET/CT head and neck cancer: {structures}; channel 0 "
+                       "CT (HU, original grid), channel 1 PET (SUV) resampled onto the CT grid",
         "channel_names": dict(schema.CHANNEL_NAMES),
-        "labels": dict(schema.LABELS),
+        "labels": dict(labels),
         "numTraining": num_training,
         "numTest": num_test,
         "file_ending": schema.FILE_ENDING,

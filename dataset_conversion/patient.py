@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from nnunet_hecktor import schema
+from nnunet_hecktor.editions import get_edition
 from nnunet_hecktor.errors import InputDataError
 from nnunet_hecktor.fileio import atomic_path, read_image, write_json_atomic
 
@@ -43,6 +44,7 @@ from .geometry import GridGeometry, covered_index_box, describe_grid_difference,
 from nnunet_hecktor.image_integrity import check_image_file
 from .layout import PatientFiles, PatientSources
 from .resampling import resample_pet_to_ct
+from .suv import SuvFactor, apply_suv_factor
 
 #: Bumped when the output of a patient changes for the same input and options (invalidates done-markers).
 #: 2: report entries carry ``"alerts"``; labels up to LABEL_GRID_TOLERANCE_VOXELS off the CT grid accepted.
@@ -61,18 +63,23 @@ class ConversionOptions:
     """Options that change what a patient's output looks like (they are part of the done-marker).
 
     ``interpolation``: ``"linear"`` or ``"bspline"``; ``crop``: ``None``, ``"overlap"`` or ``"headneck"``;
-    ``headneck_box_mm``: (x, y, z) in mm; ``threads``: SimpleITK threads per process (0 = SimpleITK's default).
+    ``headneck_box_mm``: (x, y, z) in mm; ``threads``: SimpleITK threads per process (0 = SimpleITK's default);
+    ``edition``: the HECKTOR edition whose contract applies (its label values: 2021 holds GTVp only).
     """
 
     interpolation: str = "linear"
     crop: str | None = None
     headneck_box_mm: tuple[float, float, float] = DEFAULT_HEADNECK_BOX_MM
     threads: int = 0
+    edition: str | None = None
 
     def fingerprint(self) -> dict[str, Any]:
         data: dict[str, Any] = {"interpolation": self.interpolation, "crop": self.crop}
         if self.crop == "headneck":
             data["headneck_box_mm"] = [float(v) for v in self.headneck_box_mm]
+        label_values = list(get_edition(self.edition).label_values)
+        if label_values != sorted(schema.LABELS.values()):  # only then: earlier done-markers stay valid
+            data["label_values"] = label_values
         return data
 
 
@@ -81,7 +88,8 @@ class PatientJob:
     """Everything a worker needs to convert one patient (picklable).
 
     ``failure``: a reason decided before any image is read (``--strict`` and a Task 1 patient without
-    label); the patient is then reported failed with it and its outputs are removed.
+    label); the patient is then reported failed with it and its outputs are removed. ``suv_factor``: the
+    Bq/mL -> SUV factor to apply to the PET (:mod:`.suv`), None to keep its values.
     """
 
     patient_id: str
@@ -89,6 +97,7 @@ class PatientJob:
     output_dir: Path
     options: ConversionOptions
     failure: str | None = None
+    suv_factor: SuvFactor | None = None
 
 
 @dataclass
@@ -136,8 +145,11 @@ def _file_state(path: Path) -> list[Any]:
 
 def source_fingerprint(job: PatientJob) -> dict[str, Any]:
     """What the output of a patient depends on: every source file's size and mtime, options, format."""
-    return {"format": FORMAT_VERSION, "options": job.options.fingerprint(),
+    data = {"format": FORMAT_VERSION, "options": job.options.fingerprint(),
             "files": sorted(_file_state(p) for p in job.sources.all_files())}
+    if job.suv_factor is not None:
+        data["suv_factor"] = job.suv_factor.factor
+    return data
 
 
 def up_to_date_entry(job: PatientJob) -> dict[str, Any] | None:
@@ -256,9 +268,10 @@ def _convert(job: PatientJob, entry: dict[str, Any]) -> None:
     import SimpleITK as sitk
 
     pid, sources, options = job.patient_id, job.sources, job.options
+    edition = get_edition(options.edition)
     warnings: list[str] = entry["warnings"]
-    if not schema.PATIENT_ID_PATTERN.match(pid):
-        warnings.append(f"PatientID {pid!r} does not match <CENTRE>-<NNN>")
+    if not edition.patient_id_pattern.match(pid):
+        warnings.append(f"PatientID {pid!r} does not match {edition.patient_id_form}")
     ct_path = _require(sources, "ct", "CT", pid)
     pet_path = _require(sources, "pet", "PET", pid)
 
@@ -277,11 +290,19 @@ def _convert(job: PatientJob, entry: dict[str, Any]) -> None:
     entry["ct"] = geometry_record(ct)
     entry["pet"] = geometry_record(pet)
     stats = pet_statistics(pet_array)
+    pet_copy_warnings = _compare_copies(sources, "pet", pet, pid)  # the file's values, before any SUV factor
+    if job.suv_factor is not None:
+        # Bq/mL -> SUV on a new image: the source file is never modified.
+        pet = apply_suv_factor(pet, job.suv_factor, stats["p99"], pet_path)
+        pet_array = sitk.GetArrayViewFromImage(pet)
+        entry["suv_conversion"] = {**job.suv_factor.to_json(), "pet_p99_before": stats["p99"]}
+        stats = pet_statistics(pet_array)
     entry["pet_statistics"] = stats
     if (warning := pet_unit_warning(stats)) is not None:
         _alert(entry, "pet_units", warning)
+        entry["pet_units_suspect"] = warning
     warnings.extend(_compare_copies(sources, "ct", ct, pid))
-    warnings.extend(_compare_copies(sources, "pet", pet, pid))
+    warnings.extend(pet_copy_warnings)
 
     ct_geometry = GridGeometry.of(ct)
     label_array = None
@@ -292,6 +313,9 @@ def _convert(job: PatientJob, entry: dict[str, Any]) -> None:
         entry["label"] = geometry_record(label)
         snapped = check_label_grid(GridGeometry.of(label), ct_geometry, pid, label_path)
         label_array = check_label_values(sitk.GetArrayViewFromImage(label), pid, label_path)
+        if int(label_array.max(initial=0)) > max(edition.label_values):
+            raise InputDataError(f"label value {int(label_array.max())} in a HECKTOR {edition.name} label, whose values "
+                                 f"are {set(edition.label_values)} ({', '.join(edition.labels)})", pid, label_path)
         if not snapped:
             entry["label_handling"] = "unchanged grid"
         elif "round-off" in snapped:

@@ -91,7 +91,12 @@ TASK_CSV_NAMES: dict[int, str] = {t: f"HECKTOR_2025_Training_Task_{t}.csv" for t
 
 
 def centre_of(patient_id: str) -> str:
-    """Return the centre prefix of a PatientID (``"CHUP-000"`` -> ``"CHUP"``)."""
+    """Return the centre prefix of a PatientID (``"CHUP-000"`` -> ``"CHUP"``; HECKTOR 2021's ``"CHGJ007"`` -> ``"CHGJ"``)."""
+    if "-" not in patient_id:
+        # 2021 IDs carry no dash: the centre is the letters before the number.
+        match = re.match(r"^([A-Za-z]+)\d+$", patient_id)
+        if match:
+            return match.group(1)
     return patient_id.split("-", 1)[0]
 
 

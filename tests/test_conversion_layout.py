@@ -103,7 +103,11 @@ def test_flat_folder_csv_found_by_patient_id_column_and_bad_ids_warn(tmp_path):
     found = discover_layout(tmp_path)
     assert found.kind == "flat"
     assert [c.path.name for c in found.csv_files] == ["clinical_data.csv"]
-    assert {p.name for p in found.ignored} == {"other.csv", "README.txt"}
+    assert {p.name for p in found.ignored} == {"README.txt"}
+    # A CSV is never silently ignored: one without PatientID is named as not read (convert --strict fails).
+    assert [p.name for p in found.unread_csvs] == ["other.csv"]
+    assert "no PatientID column (columns: id, x)" in found.unread_csvs[tmp_path / "other.csv"]
+    assert any("clinical_data.csv: read as a clinical table" in w for w in found.warnings)
     assert any("patient7" in w and "<CENTRE>-<NNN>" in w for w in found.warnings)
 
 

@@ -31,10 +31,6 @@ from nnunet_hecktor.dataset_conversion.layout import ClinicalSource, PatientFile
 from nnunet_hecktor.errors import HecktorError, InputDataError
 from test_conversion_helpers import CT_ORIGIN, CT_SPACING, ct_array, image_from, label_array, pet_image, write_patient
 
-#: Whether convert_dataset applies checks.strict_events (the one-line hook of issue 20 in converter.py).
-STRICT_HOOKED = hasattr(__import__("nnunet_hecktor.dataset_conversion.converter", fromlist=["x"]), "strict_events")
-needs_hook = pytest.mark.xfail(not STRICT_HOOKED, strict=True,
-                               reason="converter.py does not call checks.strict_events / patient_alert_lines yet")
 
 
 def _merge(tmp_path: Path, *texts: str, encoding: str = "utf-8"):
@@ -306,7 +302,6 @@ def test_image_alerts_are_in_the_report(alerted):
                                     "patient in the report)"])
 
 
-@needs_hook
 def test_alerts_reach_the_console_summary(alerted):
     _, _, summary = alerted
     console = summary.describe()
@@ -314,7 +309,6 @@ def test_alerts_reach_the_console_summary(alerted):
     assert "HU + 1024" in console and "column 'HPV Status' lost 1 of 3 values" in console
 
 
-@needs_hook
 def test_strict_refuses_every_alert_after_writing_the_outputs(alerted, tmp_path):
     src, _, _ = alerted
     out = tmp_path / "Dataset546_S"
@@ -323,7 +317,6 @@ def test_strict_refuses_every_alert_after_writing_the_outputs(alerted, tmp_path)
     assert (out / "dataset.json").is_file() and (out / "conversion_report.json").is_file()
 
 
-@needs_hook
 def test_strict_refuses_one_scan_under_two_ids(tmp_path):
     src = tmp_path / "src"
     write_patient(src, "CHUP-001", seed=1)

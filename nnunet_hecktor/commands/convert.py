@@ -6,15 +6,24 @@ import argparse
 
 NAME = "convert"
 ORDER = 10
-HELP = "convert HECKTOR folders (release, one task folder or flat) into an nnU-Net v2 raw dataset"
+HELP = "convert HECKTOR releases (2021, 2022, 2025, 2026; release, task or flat folders) into an nnU-Net v2 dataset"
 DESCRIPTION = """\
 Convert a HECKTOR source folder into $nnUNet_raw/DatasetNNN_NAME (or --output):
 imagesTr/<PID>_0000 = CT (unchanged), <PID>_0001 = PET resampled onto the CT grid,
-labelsTr/<PID> = uint8 {0 background, 1 GTVp, 2 GTVn}; patients without a label go to imagesTs.
+labelsTr/<PID> = uint8 {0 background, 1 GTVp, 2 GTVn} (2021: {0, 1 GTVp}); patients without a label go
+to imagesTs. The HECKTOR edition (2021, 2022, 2025, 2026) is detected from the file and folder names
+and printed (--edition to choose it); its contract says how files and CSV columns are named (see
+docs/reference/editions.md). Every CSV of the source is read, or named in a warning (--strict: error).
 Also writes dataset.json, clinical.csv (task CSVs merged; unusable values empty), splits_final.json
 (5 patient-level folds stratified by centre, HPV and Relapse), conversion_report.json and
 crops/<PID>.json. SRC may be the release root ('Task 1', 'Task 2', 'Task 3'; 'Task_1' works too),
-one task folder, or a flat folder of <PID>__CT.nii.gz / <PID>__PT.nii.gz / <PID>.nii.gz.
+one task folder, a flat folder of <PID>__CT.nii.gz / <PID>__PT.nii.gz / <PID>.nii.gz, the 2022
+imagesTr/labelsTr folder, the 2026 folder holding hecktor2026_training/ and its CSV, or the 2021
+folder holding hecktor_nii/ and its CSVs.
+--suv-factors FILE multiplies the PETs it lists by their Bq/mL -> SUV factor (the organisers' 2026
+suv_conversion_tags.csv format; checked against weight x 1000 / dose, implausible factors refused),
+recorded in suv_factors.csv. A PET whose 99th percentile exceeds 100 without a factor looks like
+Bq/mL: converted unchanged, warned in the summary (--strict: error).
 A re-run skips patients already converted from unchanged sources; --overwrite empties the folder
 (the lock stays) and redoes everything.
 A clinical value that cannot be parsed or is out of range becomes missing, with a warning naming
@@ -27,6 +36,8 @@ See docs/conversion-input.md.
 examples:
   nnunet-hecktor convert /data/hecktor2025 --dataset-id 501
   nnunet-hecktor convert "/data/hecktor2025/Task 1" --dataset-id 502 --crop headneck --num-processes 4
+  nnunet-hecktor convert /data/hecktor2026 --dataset-id 526 --suv-factors suv_conversion_tags.csv
+  nnunet-hecktor convert /data/hecktor2021_train --dataset-id 521 --edition 2021
 """
 
 
@@ -49,8 +60,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the stratified split (default 0)")
     parser.add_argument("--num-processes", type=int, default=1, help="patients converted in parallel (default 1)")
     parser.add_argument("--overwrite", action="store_true", help="empty the dataset folder and convert everything")
+    from nnunet_hecktor.editions import EDITIONS
+
+    parser.add_argument("--edition", choices=sorted(EDITIONS), default=None,
+                        help="HECKTOR edition of the source (default: detected from file and folder names)")
+    parser.add_argument("--suv-factors", default=None, metavar="FILE",
+                        help="Bq/mL -> SUV factor table (PatientID/pid and bqml_to_suvbw_factor, and/or "
+                             "patient_weight_kg and dose_for_suv_bq); the listed PETs are converted to SUV")
     parser.add_argument("--strict", action="store_true",
-                        help="exit non-zero when any patient failed; Task 1 patients without a label file fail")
+                        help="exit non-zero when any patient failed, a CSV was not read or a PET looks like "
+                             "Bq/mL; Task 1 patients without a label file fail")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
 
 
@@ -65,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
                         interpolation=args.interpolation, crop=args.crop,
                         headneck_box_mm=tuple(args.headneck_box_mm), splits_file=args.splits,
                         num_folds=args.num_folds, seed=args.seed, num_processes=args.num_processes,
-                        overwrite=args.overwrite, strict=args.strict, progress=not args.quiet)
+                        overwrite=args.overwrite, strict=args.strict, progress=not args.quiet,
+                        edition=args.edition, suv_factors=args.suv_factors)
     except OSError as exc:
         # What the converter does not turn into its own message (a folder vanishing mid-run, ...):
         # still one line naming the file and the reason, never a traceback.
