@@ -68,8 +68,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Bq/mL -> SUV factor table (PatientID/pid and bqml_to_suvbw_factor, and/or "
                              "patient_weight_kg and dose_for_suv_bq); the listed PETs are converted to SUV")
     parser.add_argument("--strict", action="store_true",
-                        help="exit non-zero when any patient failed, a CSV was not read or a PET looks like "
-                             "Bq/mL; Task 1 patients without a label file fail")
+                        help="exit non-zero (after writing every output) when any patient failed, a CSV was not "
+                             "read, a clinical column lost values, or a data alert was raised (PET in Bq/mL, "
+                             "small-field PET, CT stored as HU+1024, IDs differing only in case, one scan under "
+                             "two IDs); Task 1 patients without a label file fail")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
 
 
