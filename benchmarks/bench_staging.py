@@ -16,7 +16,8 @@ What is measured
    the primary's greatest dimension (2 x largest semi-axis, times a lognormal measurement error of
    12 %), T4 for invasion with a probability that rises with size (invisible to geometry), T0
    without a primary; N from node count, largest node and side relative to the primary, with
-   occult nodes (N0 by geometry staged N1, 8 %) and 8 % of T and of N shifted one stage.
+   occult nodes (N0 by geometry staged N1, 8 %) and 8 % of T (T1-T3) and of N (N1-N2) shifted
+   one stage.
    HPV Status is an input for every patient (2026), with the generator's missing rate.
 3. Masks: no trained network is available here, so the "predicted" masks are SIMULATED by
    degrading the ground-truth labels with the ``best_2025`` error model of
@@ -68,7 +69,8 @@ def geometry_stages(patient, seed: int) -> tuple[str, str]:
     primary's side (the largest node's without a primary); N by the AJCC 7 rule
     (:func:`nnunet_hecktor.prognosis.staging_rules.ajcc7_n_stage`); N0 becomes N1 with probability
     :data:`P_OCCULT_NODE` (occult/palpable nodes); T and N each shift one stage with probability
-    :data:`P_SHIFT_T` / :data:`P_SHIFT_N` (reader disagreement; T0 and N0 never shift).
+    :data:`P_SHIFT_T` / :data:`P_SHIFT_N` (reader disagreement between T1, T2 and T3, and between N1
+    and N2: T0/N0 never shift, and no shift creates T4 or N3, which rest on invasion or a > 6 cm node).
     """
     from nnunet_hecktor.prognosis.staging_rules import ajcc7_n_stage, ajcc7_t_stage
     from nnunet_hecktor.synthetic.patients import patient_rng
@@ -92,8 +94,8 @@ def geometry_stages(patient, seed: int) -> tuple[str, str]:
         contralateral = bool((sides == -reference).any())
         bilateral = bool((sides > 0).any() and (sides < 0).any())
         n = int(ajcc7_n_stage(len(nodes), max(sizes), contralateral, bilateral)[1])
-        if rng.random() < P_SHIFT_N:
-            n = _shift(n, 4, rng, low=1)
+        if n < 3 and rng.random() < P_SHIFT_N:
+            n = _shift(n, 3, rng, low=1)  # N1 <-> N2: an N3 (> 6 cm) is never a reader's call
     else:
         n = 1 if rng.random() < P_OCCULT_NODE else 0
     return f"T{t}", f"N{n}"
