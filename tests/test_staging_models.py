@@ -226,3 +226,25 @@ def test_cli_fit_and_predict(tables, tmp_path):
     assert sorted(out.PatientID) == sorted(truth.index)
     assert main(["staging", "predict", "--model", str(tmp_path / "fit" / "model.joblib"),
                  "--output", str(tmp_path / "x.csv")]) == 1  # needs the clinical table: one clear line
+
+
+def test_ordinal_model_matches_statsmodels_without_weights_or_penalty():
+    from statsmodels.miscmodels.ordinal_model import OrderedModel
+
+    from nnunet_hecktor.prognosis.stage_models import OrdinalLogistic
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(300, 2))
+    score = X @ np.array([1.5, -0.8]) + rng.logistic(size=300)
+    y = np.digitize(score, [-1.5, 0.0, 1.8])
+    ours = OrdinalLogistic(C=1e10, class_weight=None).fit(X, y)
+    reference = OrderedModel(y, X, distr="logit").fit(method="bfgs", disp=False, maxiter=2000)
+    assert np.allclose(ours.coef_, reference.params[:2], atol=2e-3)
+    assert np.allclose(ours.predict_proba(X), reference.predict(exog=X), atol=2e-3)
+    balanced = OrdinalLogistic(C=10.0).fit(X, y)
+    assert np.allclose(balanced.predict_proba(X).sum(axis=1), 1.0)
+    assert (np.diff(balanced.thresholds_) > 0).all()
+    from scipy.optimize import check_grad  # the analytic gradient of the objective
+
+    objective = balanced.objective(X, y)
+    assert check_grad(lambda v: objective(v)[0], lambda v: objective(v)[1], np.r_[0.3, -0.2, -1.0, 0.1, 0.4]) < 1e-5
