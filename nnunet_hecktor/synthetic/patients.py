@@ -27,13 +27,14 @@ independent censoring (administrative end of follow-up plus loss to follow-up), 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from nnunet_hecktor import schema
 from nnunet_hecktor.synthetic.lesions import Lesion, draw_lesions
+from nnunet_hecktor.synthetic.staging import draw_staging
 
 #: Bumped whenever a change alters what a given seed produces.
 GENERATOR_VERSION = "1"
@@ -131,6 +132,8 @@ class SyntheticPatient:
     rfs_days: float
     relapse: int
     anatomy: dict[str, float]
+    #: T/N stages from the lesion geometry and as clinically recorded (:mod:`.staging`).
+    staging: dict[str, Any] = field(default_factory=dict)
 
     @property
     def node_count(self) -> int:
@@ -157,9 +160,12 @@ class SyntheticPatient:
             values[schema.COL_HPV] = None
         return values
 
-    def to_json(self) -> dict[str, Any]:
-        """Plain-JSON view for the ground-truth file."""
+    def to_json(self, with_staging: bool = False) -> dict[str, Any]:
+        """Plain-JSON view for the ground-truth file (``staging`` only when ``with_staging``, so the
+        2025 ground truth of a seed is what it was before stages existed)."""
         data = asdict(self)
+        if not with_staging:
+            data.pop("staging")
         data["tasks"] = list(self.tasks)
         data["node_count"] = self.node_count
         data["primary_volume_ml"] = self.primary_volume_ml
@@ -335,12 +341,14 @@ def draw_patient(seed: int, index: int, patient_id: str, centre: str, tasks: tup
 
     true = dict(clinical)
     true.update({schema.COL_HPV: hpv, schema.COL_RELAPSE: relapse, schema.COL_RFS: rfs})
+    # Stages from their own stream (7): adding them changed nothing else a seed draws.
+    staging = draw_staging(patient_rng(seed, index, 7), primary, nodes)
     return SyntheticPatient(
         index=index, patient_id=patient_id, centre=centre, center_id=schema.CENTER_CODES[centre],
         tasks=tuple(tasks), has_planning=has_planning, clinical_true=true, clinical_recorded=recorded,
         primary=primary, nodes=nodes, hpv_probability=hpv_probability, hpv=hpv, true_risk=risk,
         event_time_days=event_time, censor_time_days=censor_time, rfs_days=rfs, relapse=relapse,
-        anatomy=anatomy,
+        anatomy=anatomy, staging=staging,
     )
 
 
