@@ -148,12 +148,27 @@ class SyntheticPatient:
         peaks = [les.suv_peak for les in ([self.primary] if self.primary else []) + self.nodes]
         return max(peaks) if peaks else 0.0
 
-    def released_values(self) -> dict[str, Any]:
-        """Clinical values as the release shows them: recorded values (``None`` = missing), with
-        Relapse/RFS only for Task 2 members and HPV Status only for Task 3 members."""
+    def released_values(self, edition: str = "2025") -> dict[str, Any]:
+        """Clinical values as the release of ``edition`` shows them (``None`` = missing).
+
+        2025: recorded values, with Relapse/RFS only for Task 2 members and HPV Status only for Task 3
+        members. 2026 (one cohort): no M-stage; HPV Status, Relapse/RFS (blank for a few more
+        patients, :data:`~.staging.EXTRA_OUTCOME_MISSING_2026`) and the recorded clinical
+        ``T-stage``/``N-stage`` for every patient.
+        """
         values = dict(self.clinical_recorded)
         values[schema.COL_PATIENT] = self.patient_id
         values[schema.COL_CENTER] = self.center_id
+        if str(edition) == "2026":
+            values.pop(schema.COL_MSTAGE, None)
+            recorded = self.staging["recorded"]
+            if recorded["outcome_missing_2026"]:
+                values[schema.COL_RELAPSE] = values[schema.COL_RFS] = None
+            values[schema.COL_TSTAGE] = recorded[schema.COL_TSTAGE]
+            values[schema.COL_NSTAGE] = recorded[schema.COL_NSTAGE]
+            return values
+        if str(edition) != "2025":
+            raise ValueError(f"synthetic releases exist for the 2025 and 2026 editions, not {edition!r}")
         if 2 not in self.tasks:
             values[schema.COL_RELAPSE] = values[schema.COL_RFS] = None
         if 3 not in self.tasks:
@@ -417,12 +432,13 @@ def _enriched_patients(n_patients: int, seed: int) -> list[SyntheticPatient]:
         pool_size *= 2
 
 
-def patients_table(patients: list[SyntheticPatient], recorded: bool = True):
+def patients_table(patients: list[SyntheticPatient], recorded: bool = True, edition: str = "2025"):
     """One row per patient as a :class:`pandas.DataFrame` (index PatientID).
 
     Columns: the clinical columns of :data:`nnunet_hecktor.schema.CLINICAL_COLUMNS` (when
-    ``recorded``: the values the CSVs show, see :meth:`SyntheticPatient.released_values`, NaN for
-    missing; else the true values, all targets included), plus ground truth
+    ``recorded``: the values the CSVs of ``edition`` show, see
+    :meth:`SyntheticPatient.released_values`, NaN for missing; else the true values, all targets
+    included, with the clinical stages for ``edition="2026"``), plus ground truth
     ``true_risk``, ``hpv_probability``, ``primary_volume_ml``, ``node_count``, ``suvmax``,
     ``tasks``.
     """
@@ -430,7 +446,13 @@ def patients_table(patients: list[SyntheticPatient], recorded: bool = True):
 
     rows = []
     for p in patients:
-        values = p.released_values() if recorded else p.clinical_true
+        if recorded:
+            values = p.released_values(edition)
+        elif str(edition) == "2026":
+            values = {**p.clinical_true, schema.COL_TSTAGE: p.staging[schema.COL_TSTAGE],
+                      schema.COL_NSTAGE: p.staging[schema.COL_NSTAGE]}
+        else:
+            values = p.clinical_true
         row = {schema.COL_PATIENT: p.patient_id, schema.COL_CENTER: p.center_id}
         row.update({c: values.get(c) for c in schema.CLINICAL_COLUMNS[2:]})
         row.update({"true_risk": p.true_risk, "hpv_probability": p.hpv_probability,
