@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         raise HecktorError("--patients must be at least 1")
     if args.num_processes < 1:
         raise HecktorError("--num-processes must be at least 1")
+    if args.edition == "2026" and args.layout != "release":
+        raise HecktorError(f"--edition 2026 has one layout (release), not --layout {args.layout}")
     make_cohort(args.out, n_patients=args.patients, seed=args.seed, layout=args.layout, task=args.task,
                 size=args.size, num_processes=args.num_processes, progress=not args.quiet,
                 overwrite=args.overwrite, enriched=args.enriched, edition=args.edition)
