@@ -43,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "hecktor2026_training/<PID>/ (CT, PET, label) and HECKTOR_2026_Training_Task.csv "
                              "(HPV Status as input, no M-stage, targets Relapse, RFS, T-stage, N-stage); "
                              "layout release only")
+    parser.add_argument("--world", choices=("default", "rich"), default="default",
+                        help="default: outcomes depend on volume, SUVmax, node count and clinical values only; "
+                             "rich: also on a necrotic core, uptake heterogeneity and extranodal extension "
+                             "(risk) and cystic nodes (HPV), rendered in the images (docs/synthetic-data.md)")
     parser.add_argument("--num-processes", type=int, default=1, help="patients generated in parallel (default 1)")
     parser.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
@@ -60,5 +64,6 @@ def run(args: argparse.Namespace) -> int:
         raise HecktorError(f"--edition 2026 has one layout (release), not --layout {args.layout}")
     make_cohort(args.out, n_patients=args.patients, seed=args.seed, layout=args.layout, task=args.task,
                 size=args.size, num_processes=args.num_processes, progress=not args.quiet,
-                overwrite=args.overwrite, enriched=args.enriched, edition=args.edition)
+                overwrite=args.overwrite, enriched=args.enriched, edition=args.edition,
+                world=args.world)
     return 0

@@ -18,6 +18,9 @@ from nnunet_hecktor.fileio import write_image_atomic, write_json_atomic
 from nnunet_hecktor.strict_json import json_safe
 from nnunet_hecktor.synthetic import anatomy, writer
 from nnunet_hecktor.synthetic.geometry import draw_grids, size_preset
+from nnunet_hecktor.synthetic.image_factors import (
+    CYSTIC_NODE_PROBABILITY, RICH_RISK_CENTRE, RICH_RISK_COEFFICIENTS, check_world,
+)
 from nnunet_hecktor.synthetic.patients import (
     CENTRE_PROFILES, ENRICHMENT_ACCEPTANCE, GENERATOR_VERSION, HPV_COEFFICIENTS, RISK_COEFFICIENTS, WEIBULL_SCALE_DAYS,
     WEIBULL_SHAPE, SyntheticPatient, draw_patients, patient_rng,
@@ -58,6 +61,7 @@ class CohortSummary:
     centres: dict[str, int] = field(default_factory=dict)
     enriched: bool = False
     edition: str = "2025"
+    world: str = "default"
 
     def summary_line(self) -> str:
         def fmt(value: float, spec: str) -> str:
@@ -67,7 +71,8 @@ class CohortSummary:
         if self.edition != "2025":
             per_task = f"edition {self.edition}"
         return (f"synthetic cohort: {self.n_patients} patients ({per_task}) from {len(self.centres)} centres, "
-                f"layout {self.layout}, size {self.size}, seed {self.seed}{', enriched' if self.enriched else ''}; "
+                f"layout {self.layout}, size {self.size}, seed {self.seed}{', enriched' if self.enriched else ''}"
+                f"{'' if self.world == 'default' else f', world {self.world}'}; "
                 f"relapse rate {fmt(self.event_rate, '.0%')}, "
                 f"HPV+ {fmt(self.hpv_positive_rate, '.0%')}; best C-index {fmt(self.best_c_index, '.3f')}, "
                 f"best HPV balanced accuracy {fmt(self.best_balanced_accuracy, '.3f')}; {self.seconds:.1f} s "
@@ -191,9 +196,15 @@ def _stage_agreement(patients: list[SyntheticPatient]) -> dict[str, Any]:
 
 
 def _ground_truth(patients, seed, size, layout, task, best, rendered, enriched=False,
-                  edition: str = "2025") -> dict[str, Any]:
+                  edition: str = "2025", world: str = "default") -> dict[str, Any]:
     with_staging = edition == "2026"
+    # Keys that did not exist before editions and worlds appear only when they are not the default,
+    # so the default ground truth of a seed is unchanged.
     extra: dict[str, Any] = {"edition": edition} if edition != "2025" else {}
+    if world != "default":
+        extra["world"] = world
+        extra["rich_world"] = {"risk_coefficients": RICH_RISK_COEFFICIENTS, "risk_centre": RICH_RISK_CENTRE,
+                               "cystic_node_probability": CYSTIC_NODE_PROBABILITY}
     return {
         "description": ("Synthetic HECKTOR cohort ground truth. Never read by the pipeline. true_risk is the "
                         "linear predictor of the Weibull proportional-hazards model that drew RFS/Relapse "
@@ -221,7 +232,8 @@ def _ground_truth(patients, seed, size, layout, task, best, rendered, enriched=F
 
 def make_cohort(out_dir, n_patients: int = 12, seed: int = 0, layout: str = "release", task: int | None = 1,
                 size: str = "test", num_processes: int = 1, progress: bool = True,
-                overwrite: bool = False, enriched: bool = False, edition: str = "2025") -> CohortSummary:
+                overwrite: bool = False, enriched: bool = False, edition: str = "2025",
+                world: str = "default") -> CohortSummary:
     """Write a synthetic HECKTOR 2025 (default) or 2026 training cohort.
 
     Parameters
@@ -257,6 +269,10 @@ def make_cohort(out_dir, n_patients: int = 12, seed: int = 0, layout: str = "rel
         targets Relapse, RFS, T-stage, N-stage (see :mod:`nnunet_hecktor.synthetic.writer` and
         :mod:`nnunet_hecktor.synthetic.staging`). The patients are those of the 2025 release of the
         same seed.
+    world : {"default", "rich"}
+        ``rich``: outcomes also depend on factors only the images show (necrotic core, uptake
+        heterogeneity, extranodal extension; cystic nodes for HPV), see
+        :mod:`nnunet_hecktor.synthetic.image_factors`.
 
     Returns
     -------
@@ -270,12 +286,13 @@ def make_cohort(out_dir, n_patients: int = 12, seed: int = 0, layout: str = "rel
     size_preset(size)
     tasks = writer.tasks_in_layout(layout, task)
     edition = writer.check_edition_layout(edition, layout)
+    check_world(world)
     if num_processes < 1:
         raise ValueError("num_processes must be at least 1")
     if writer.is_nonempty_dir(out_dir) and not overwrite:
         raise HecktorError(f"{out_dir} is not empty; choose an empty folder or pass overwrite=True (--overwrite)")
 
-    cohort = draw_patients(n_patients, seed, enriched=enriched)
+    cohort = draw_patients(n_patients, seed, enriched=enriched, world=world)
     if edition == "2026":
         written = cohort
         jobs = [(p, writer.patient_files_2026(p, out_dir)) for p in written]
@@ -320,7 +337,7 @@ def make_cohort(out_dir, n_patients: int = 12, seed: int = 0, layout: str = "rel
         best.update(_stage_agreement(written))
     gt_path = out_dir / writer.GROUND_TRUTH_NAME
     write_json_atomic(gt_path, json_safe(_ground_truth(written, seed, size, layout, task if layout == "task" else None,
-                                             best, rendered, enriched, edition)))
+                                             best, rendered, enriched, edition, world)))
 
     shown_tasks = (1, 2, 3) if layout == "flat" else tasks
     patient_ids = {t: sorted(p.patient_id for p in written if t in p.tasks) for t in shown_tasks}
@@ -341,7 +358,7 @@ def make_cohort(out_dir, n_patients: int = 12, seed: int = 0, layout: str = "rel
         best_c_index=float(best.get("c_index_true_risk", float("nan"))),
         best_balanced_accuracy=float(best.get("balanced_accuracy_at_prevalence", float("nan"))),
         seconds=time.perf_counter() - start, centres=dict(sorted(centres.items())), enriched=enriched,
-        edition=edition,
+        edition=edition, world=world,
     )
     if progress:
         logger.info("%s", summary.summary_line())

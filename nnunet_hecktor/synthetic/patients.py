@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from nnunet_hecktor import schema
+from nnunet_hecktor.synthetic.image_factors import check_world, draw_image_factors
 from nnunet_hecktor.synthetic.lesions import Lesion, draw_lesions
 from nnunet_hecktor.synthetic.staging import draw_staging
 
@@ -134,6 +135,9 @@ class SyntheticPatient:
     anatomy: dict[str, float]
     #: T/N stages from the lesion geometry and as clinically recorded (:mod:`.staging`).
     staging: dict[str, Any] = field(default_factory=dict)
+    #: ``"default"`` or ``"rich"`` (:mod:`.image_factors`); the rich world's factor values (None otherwise).
+    world: str = "default"
+    image_factors: dict[str, Any] | None = None
 
     @property
     def node_count(self) -> int:
@@ -181,6 +185,9 @@ class SyntheticPatient:
         data = asdict(self)
         if not with_staging:
             data.pop("staging")
+        if self.world == "default":  # the default world's ground truth is what it was before worlds
+            data.pop("world")
+            data.pop("image_factors")
         data["tasks"] = list(self.tasks)
         data["node_count"] = self.node_count
         data["primary_volume_ml"] = self.primary_volume_ml
@@ -323,8 +330,11 @@ def _draw_anatomy(rng: np.random.Generator) -> dict[str, float]:
 
 
 def draw_patient(seed: int, index: int, patient_id: str, centre: str, tasks: tuple[int, ...],
-                 has_planning: bool) -> SyntheticPatient:
-    """Draw all parameters and outcomes of one patient from its own generator (seed, index)."""
+                 has_planning: bool, world: str = "default") -> SyntheticPatient:
+    """Draw all parameters and outcomes of one patient from its own generator (seed, index).
+
+    ``world="rich"`` adds the image-only outcome factors of :mod:`.image_factors` (own stream 8).
+    """
     rng = patient_rng(seed, index, 0)
     profile = CENTRE_PROFILES[centre]
     clinical = _draw_clinical(rng, profile)
@@ -337,6 +347,11 @@ def draw_patient(seed: int, index: int, patient_id: str, centre: str, tasks: tup
     suvmax = max([les.suv_peak for les in ([primary] if primary else []) + nodes], default=0.0)
     risk = true_risk_of(primary_volume, suvmax, len(nodes), hpv, clinical[schema.COL_MSTAGE],
                         clinical[schema.COL_AGE])
+    factors = None
+    if check_world(world) == "rich":
+        primary, nodes, factors = draw_image_factors(patient_rng(seed, index, 8), primary, nodes, hpv,
+                                                     hpv_probability)
+        risk += factors["risk_term"]
 
     # Inverse-transform sampling of the Weibull PH model: S(t) = exp(-(t/scale)^k e^lp).
     u = rng.random()
@@ -363,7 +378,7 @@ def draw_patient(seed: int, index: int, patient_id: str, centre: str, tasks: tup
         tasks=tuple(tasks), has_planning=has_planning, clinical_true=true, clinical_recorded=recorded,
         primary=primary, nodes=nodes, hpv_probability=hpv_probability, hpv=hpv, true_risk=risk,
         event_time_days=event_time, censor_time_days=censor_time, rfs_days=rfs, relapse=relapse,
-        anatomy=anatomy, staging=staging,
+        anatomy=anatomy, staging=staging, world=world, image_factors=factors,
     )
 
 
@@ -376,7 +391,8 @@ def draw_patient(seed: int, index: int, patient_id: str, centre: str, tasks: tup
 ENRICHMENT_ACCEPTANCE: dict[tuple[int, int], float] = {(0, 0): 1.0, (0, 1): 1.0, (1, 1): 0.60, (1, 0): 0.25}
 
 
-def draw_patients(n_patients: int, seed: int = 0, enriched: bool = False) -> list[SyntheticPatient]:
+def draw_patients(n_patients: int, seed: int = 0, enriched: bool = False,
+                  world: str = "default") -> list[SyntheticPatient]:
     """Draw the parameters and outcomes of a synthetic cohort without rendering images.
 
     This is the fast path for prognosis benchmarks: the same ``(n_patients, seed, enriched)`` gives
@@ -393,6 +409,9 @@ def draw_patients(n_patients: int, seed: int = 0, enriched: bool = False) -> lis
         negative, ~43 % relapse) and put every patient in all three tasks (label, outcome and HPV
         status; values still go missing at the usual rates). The patients are those kept, in index
         order, from a larger cohort of the same seed (so their ids have gaps).
+    world : {"default", "rich"}
+        ``rich`` adds outcome factors only the images show (:mod:`.image_factors`); the clinical
+        values, lesion sizes and HPV statuses are those of the default world of the same seed.
 
     Returns
     -------
@@ -401,8 +420,9 @@ def draw_patients(n_patients: int, seed: int = 0, enriched: bool = False) -> lis
     """
     if n_patients < 1:
         raise ValueError("n_patients must be at least 1")
+    check_world(world)
     if enriched:
-        return _enriched_patients(n_patients, seed)
+        return _enriched_patients(n_patients, seed, world)
     rng = _cohort_rng(seed)
     centres = assign_centres(n_patients, rng)
     ids = assign_patient_ids(centres, rng)
@@ -412,10 +432,10 @@ def draw_patients(n_patients: int, seed: int = 0, enriched: bool = False) -> lis
     task2 = [i for i, t in enumerate(tasks) if 2 in t]
     if task2 and not any(planning):
         planning[task2[0]] = True
-    return [draw_patient(seed, i, ids[i], centres[i], tasks[i], planning[i]) for i in range(n_patients)]
+    return [draw_patient(seed, i, ids[i], centres[i], tasks[i], planning[i], world) for i in range(n_patients)]
 
 
-def _enriched_patients(n_patients: int, seed: int) -> list[SyntheticPatient]:
+def _enriched_patients(n_patients: int, seed: int, world: str = "default") -> list[SyntheticPatient]:
     """The first ``n_patients`` kept (:data:`ENRICHMENT_ACCEPTANCE`) from a pool of the same seed."""
     from dataclasses import replace
 
@@ -423,7 +443,7 @@ def _enriched_patients(n_patients: int, seed: int) -> list[SyntheticPatient]:
     pool_size = int(math.ceil(n_patients / kept_share * 1.3)) + 10
     while True:  # deterministic: the pool size depends only on n_patients
         kept = []
-        for patient in draw_patients(pool_size, seed):
+        for patient in draw_patients(pool_size, seed, world=world):
             accept = ENRICHMENT_ACCEPTANCE[(patient.hpv, patient.relapse)]
             if patient_rng(seed, patient.index, 6).random() < accept:
                 kept.append(replace(patient, tasks=(1, 2, 3)))
