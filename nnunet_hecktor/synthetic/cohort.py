@@ -22,8 +22,8 @@ from nnunet_hecktor.synthetic.image_factors import (
     CYSTIC_NODE_PROBABILITY, RICH_RISK_CENTRE, RICH_RISK_COEFFICIENTS, check_world,
 )
 from nnunet_hecktor.synthetic.patients import (
-    CENTRE_PROFILES, ENRICHMENT_ACCEPTANCE, GENERATOR_VERSION, HPV_COEFFICIENTS, RISK_COEFFICIENTS, WEIBULL_SCALE_DAYS,
-    WEIBULL_SHAPE, SyntheticPatient, draw_patients, patient_rng,
+    CENTRE_PROFILES, COVARIATE_ENRICHMENT, ENRICHMENT_ACCEPTANCE, GENERATOR_VERSION, HPV_COEFFICIENTS,
+    RISK_COEFFICIENTS, WEIBULL_SCALE_DAYS, WEIBULL_SHAPE, SyntheticPatient, draw_patients, patient_rng,
 )
 
 logger = logging.getLogger(__name__)
@@ -195,12 +195,25 @@ def _stage_agreement(patients: list[SyntheticPatient]) -> dict[str, Any]:
     return result
 
 
+def _enrichment_description(enriched: bool, enrichment: str) -> dict[str, Any] | None:
+    if not enriched:
+        return None
+    if enrichment == "outcome":
+        return {f"hpv={h},relapse={r}": a for (h, r), a in ENRICHMENT_ACCEPTANCE.items()}
+    return {"scheme": "covariate", **COVARIATE_ENRICHMENT,
+            "rule": "keep with probability a(HPV) * sigmoid(slope * (r0 - centre)), a(HPV-) = 1, "
+                    "a(HPV+) = hpv_positive, r0 = true_risk without its HPV term"}
+
+
 def _ground_truth(patients, seed, size, layout, task, best, rendered, enriched=False,
-                  edition: str = "2025", world: str = "default") -> dict[str, Any]:
+                  edition: str = "2025", world: str = "default", id_offset: int = 0,
+                  enrichment: str = "covariate") -> dict[str, Any]:
     with_staging = edition == "2026"
     # Keys that did not exist before editions and worlds appear only when they are not the default,
     # so the default ground truth of a seed is unchanged.
     extra: dict[str, Any] = {"edition": edition} if edition != "2025" else {}
+    if id_offset:
+        extra["id_offset"] = id_offset
     if world != "default":
         extra["world"] = world
         extra["rich_world"] = {"risk_coefficients": RICH_RISK_COEFFICIENTS, "risk_centre": RICH_RISK_CENTRE,
@@ -217,8 +230,7 @@ def _ground_truth(patients, seed, size, layout, task, best, rendered, enriched=F
         **extra,
         "seed": seed, "size": size, "layout": layout, "task": task,
         "enriched": bool(enriched),
-        "enrichment_acceptance": ({f"hpv={h},relapse={r}": a for (h, r), a in ENRICHMENT_ACCEPTANCE.items()}
-                                  if enriched else None),
+        "enrichment_acceptance": _enrichment_description(enriched, enrichment),
         "models": {
             "risk_coefficients": RISK_COEFFICIENTS, "weibull_shape": WEIBULL_SHAPE,
             "weibull_scale_days": WEIBULL_SCALE_DAYS, "hpv_coefficients": HPV_COEFFICIENTS,
@@ -233,7 +245,7 @@ def _ground_truth(patients, seed, size, layout, task, best, rendered, enriched=F
 def make_cohort(out_dir, n_patients: int = 12, seed: int = 0, layout: str = "release", task: int | None = 1,
                 size: str = "test", num_processes: int = 1, progress: bool = True,
                 overwrite: bool = False, enriched: bool = False, edition: str = "2025",
-                world: str = "default") -> CohortSummary:
+                world: str = "default", id_offset: int = 0, enrichment: str = "covariate") -> CohortSummary:
     """Write a synthetic HECKTOR 2025 (default) or 2026 training cohort.
 
     Parameters
@@ -263,6 +275,9 @@ def make_cohort(out_dir, n_patients: int = 12, seed: int = 0, layout: str = "rel
     enriched : bool
         Enrich HPV-negative patients and relapses and put every patient in all three tasks (see
         :func:`nnunet_hecktor.synthetic.draw_patients`).
+    enrichment : {"covariate", "outcome"}
+        With ``enriched``: keep patients on covariates (default; the generator's associations hold)
+        or, as first done, on the drawn outcome (see :func:`nnunet_hecktor.synthetic.draw_patients`).
     edition : {"2025", "2026"}
         Release to write. ``2026``: layout ``release`` only; every patient's CT, PET and label in
         ``hecktor2026_training/<PID>/`` and one CSV with HPV Status as an input, no M-stage, and the
@@ -273,6 +288,9 @@ def make_cohort(out_dir, n_patients: int = 12, seed: int = 0, layout: str = "rel
         ``rich``: outcomes also depend on factors only the images show (necrotic core, uptake
         heterogeneity, extranodal extension; cystic nodes for HPV), see
         :mod:`nnunet_hecktor.synthetic.image_factors`.
+    id_offset : int
+        Patient numbers start here; for a cohort of new patients next to a training cohort pass
+        :func:`nnunet_hecktor.synthetic.first_free_id_number` of the training ids, so no id repeats.
 
     Returns
     -------
@@ -292,7 +310,8 @@ def make_cohort(out_dir, n_patients: int = 12, seed: int = 0, layout: str = "rel
     if writer.is_nonempty_dir(out_dir) and not overwrite:
         raise HecktorError(f"{out_dir} is not empty; choose an empty folder or pass overwrite=True (--overwrite)")
 
-    cohort = draw_patients(n_patients, seed, enriched=enriched, world=world)
+    cohort = draw_patients(n_patients, seed, enriched=enriched, world=world, id_offset=id_offset,
+                           enrichment=enrichment)
     if edition == "2026":
         written = cohort
         jobs = [(p, writer.patient_files_2026(p, out_dir)) for p in written]
@@ -337,7 +356,8 @@ def make_cohort(out_dir, n_patients: int = 12, seed: int = 0, layout: str = "rel
         best.update(_stage_agreement(written))
     gt_path = out_dir / writer.GROUND_TRUTH_NAME
     write_json_atomic(gt_path, json_safe(_ground_truth(written, seed, size, layout, task if layout == "task" else None,
-                                             best, rendered, enriched, edition, world)))
+                                             best, rendered, enriched, edition, world, id_offset,
+                                             enrichment)))
 
     shown_tasks = (1, 2, 3) if layout == "flat" else tasks
     patient_ids = {t: sorted(p.patient_id for p in written if t in p.tasks) for t in shown_tasks}

@@ -219,16 +219,26 @@ def assign_centres(n_patients: int, rng: np.random.Generator) -> list[str]:
     return list(CENTRE_ROUND_ROBIN[:n_robin]) + [names[i] for i in rest]
 
 
-def assign_patient_ids(centres: list[str], rng: np.random.Generator) -> list[str]:
-    """``<CENTRE>-<NNN>`` ids, numbered per centre from a small random start (can be ``000``)
-    with occasional gaps, as in the release."""
-    next_number = {c: int(rng.integers(0, 4)) for c in CENTRE_WEIGHTS}
+def assign_patient_ids(centres: list[str], rng: np.random.Generator, id_offset: int = 0) -> list[str]:
+    """``<CENTRE>-<NNN>`` ids, numbered per centre from ``id_offset`` plus a small random start (can be
+    ``000``) with occasional gaps, as in the release."""
+    next_number = {c: int(id_offset) + int(rng.integers(0, 4)) for c in CENTRE_WEIGHTS}
     ids = []
     for centre in centres:
         number = next_number[centre]
         ids.append(f"{centre}-{number:03d}")
         next_number[centre] = number + 1 + int(rng.random() < 0.15)
     return ids
+
+
+def first_free_id_number(patient_ids) -> int:
+    """One more than the highest number among ``patient_ids`` (``<CENTRE>-<NNN>``), 0 for none.
+
+    Pass it as ``id_offset`` when drawing a cohort of new patients next to a training cohort, so that
+    no new patient has the id of a training patient (both are drawn from the same centres).
+    """
+    numbers = [int(pid.rsplit("-", 1)[1]) for pid in patient_ids]
+    return max(numbers, default=-1) + 1
 
 
 def assign_tasks(n_patients: int, rng: np.random.Generator) -> list[tuple[int, ...]]:
@@ -382,17 +392,39 @@ def draw_patient(seed: int, index: int, patient_id: str, centre: str, tasks: tup
     )
 
 
-#: Enriched cohorts (``draw_patients(..., enriched=True)``): probability of keeping a drawn patient,
-#: by (HPV status, relapse). Base rates are ~12 % HPV negative and ~25 % relapse (too few negatives
-#: and events to judge a model on a few hundred patients); keeping every HPV-negative patient, 60 %
-#: of HPV-positive relapses and 25 % of HPV-positive non-relapses gives ~30 % HPV negative and
-#: ~43 % relapse. Selection is on the drawn outcome, so within the cohort the true HPV probability
-#: still ranks patients but is no longer calibrated.
+#: Enrichment schemes of ``draw_patients(..., enriched=True)``.
+ENRICHMENTS: tuple[str, ...] = ("covariate", "outcome")
+
+#: ``enrichment="covariate"`` (default): probability of keeping a drawn patient is
+#: ``a(HPV) x sigmoid(slope x (r0 - centre))`` with ``a(HPV negative) = 1``,
+#: ``a(HPV positive) = hpv_positive`` and ``r0`` the true log-risk without its HPV term (a function of
+#: the risk covariates). Selection depends on covariates of the risk model only (HPV status is one),
+#: so relapse times given the covariates keep the generator's proportional-hazards model: a Cox fit on
+#: the true covariates of an enriched cohort recovers :data:`RISK_COEFFICIENTS`. For the HPV model the
+#: factor on HPV status is case-control sampling (``r0`` is independent of HPV status given the HPV
+#: covariates): the slopes of :data:`HPV_COEFFICIENTS` hold, the intercept moves by
+#: ``log(hpv_positive)`` (:data:`ENRICHMENT_HPV_LOGIT_SHIFT`). Base rates ~12 % HPV negative and
+#: ~25 % relapse become ~30 % and ~42 %; ~16 % of the drawn patients are kept.
+COVARIATE_ENRICHMENT: dict[str, float] = {"hpv_positive": 0.35, "slope": 2.0, "centre": 1.0}
+#: Within a covariate-enriched cohort, P(HPV+ | covariates) = sigmoid(logit hpv_probability + this).
+ENRICHMENT_HPV_LOGIT_SHIFT = math.log(COVARIATE_ENRICHMENT["hpv_positive"])
+
+#: ``enrichment="outcome"`` (the first scheme, kept to reproduce figures made with it): probability
+#: of keeping a drawn patient by (HPV status, relapse). Selecting on the drawn relapse changes the
+#: associations inside the cohort (a Cox refit on the true covariates of 3,000 such patients gives an
+#: HPV coefficient of about -0.4 where the generator has -1.0); ~30 % HPV negative, ~43 % relapse.
 ENRICHMENT_ACCEPTANCE: dict[tuple[int, int], float] = {(0, 0): 1.0, (0, 1): 1.0, (1, 1): 0.60, (1, 0): 0.25}
 
 
-def draw_patients(n_patients: int, seed: int = 0, enriched: bool = False,
-                  world: str = "default") -> list[SyntheticPatient]:
+def covariate_acceptance(patient: SyntheticPatient) -> float:
+    """Probability of keeping ``patient`` in a covariate-enriched cohort (:data:`COVARIATE_ENRICHMENT`)."""
+    c = COVARIATE_ENRICHMENT
+    r0 = patient.true_risk - RISK_COEFFICIENTS["hpv_positive"] * patient.hpv
+    return (1.0 if patient.hpv == 0 else c["hpv_positive"]) / (1.0 + math.exp(-c["slope"] * (r0 - c["centre"])))
+
+
+def draw_patients(n_patients: int, seed: int = 0, enriched: bool = False, world: str = "default",
+                  id_offset: int = 0, enrichment: str = "covariate") -> list[SyntheticPatient]:
     """Draw the parameters and outcomes of a synthetic cohort without rendering images.
 
     This is the fast path for prognosis benchmarks: the same ``(n_patients, seed, enriched)`` gives
@@ -405,13 +437,22 @@ def draw_patients(n_patients: int, seed: int = 0, enriched: bool = False,
     seed : int
         Cohort seed; each patient has its own generator seeded from ``(seed, index)``.
     enriched : bool
-        Enrich HPV-negative patients and relapses (see :data:`ENRICHMENT_ACCEPTANCE`: ~30 % HPV
-        negative, ~43 % relapse) and put every patient in all three tasks (label, outcome and HPV
-        status; values still go missing at the usual rates). The patients are those kept, in index
-        order, from a larger cohort of the same seed (so their ids have gaps).
+        Enrich HPV-negative patients and relapses (~30 % HPV negative, ~42 % relapse) and put every
+        patient in all three tasks (label, outcome and HPV status; values still go missing at the
+        usual rates). The patients are those kept, in index order, from a larger cohort of the same
+        seed, numbered afresh per centre.
+    enrichment : {"covariate", "outcome"}
+        How patients are kept: ``covariate`` (default) on HPV status and high-risk covariates, which
+        keeps the generator's associations (:data:`COVARIATE_ENRICHMENT`); ``outcome`` on HPV status
+        and the drawn relapse (:data:`ENRICHMENT_ACCEPTANCE`), the first scheme, which distorts them
+        (kept only to reproduce figures made with it; its ids keep the pool's gaps).
     world : {"default", "rich"}
         ``rich`` adds outcome factors only the images show (:mod:`.image_factors`); the clinical
         values, lesion sizes and HPV statuses are those of the default world of the same seed.
+    id_offset : int
+        Patient numbers start here (per centre, plus a small random start): a cohort of new patients
+        drawn with ``id_offset = first_free_id_number(training ids)`` shares no id with the training
+        cohort. 0 (default) keeps the ids a seed always had; nothing else depends on it.
 
     Returns
     -------
@@ -420,12 +461,18 @@ def draw_patients(n_patients: int, seed: int = 0, enriched: bool = False,
     """
     if n_patients < 1:
         raise ValueError("n_patients must be at least 1")
+    if id_offset < 0:
+        raise ValueError("id_offset must be at least 0")
     check_world(world)
+    if enrichment not in ENRICHMENTS:
+        raise ValueError(f"unknown enrichment {enrichment!r}; choose one of {', '.join(ENRICHMENTS)}")
+    if enriched and enrichment == "outcome":
+        return _outcome_enriched_patients(n_patients, seed, world, id_offset)
     if enriched:
-        return _enriched_patients(n_patients, seed, world)
+        return _covariate_enriched_patients(n_patients, seed, world, id_offset)
     rng = _cohort_rng(seed)
     centres = assign_centres(n_patients, rng)
-    ids = assign_patient_ids(centres, rng)
+    ids = assign_patient_ids(centres, rng, id_offset)
     tasks = assign_tasks(n_patients, rng)
     # Planning CT + dose for ~40 % of Task 2 patients (at least one when Task 2 is not empty).
     planning = [2 in t and rng.random() < 0.4 for t in tasks]
@@ -435,7 +482,28 @@ def draw_patients(n_patients: int, seed: int = 0, enriched: bool = False,
     return [draw_patient(seed, i, ids[i], centres[i], tasks[i], planning[i], world) for i in range(n_patients)]
 
 
-def _enriched_patients(n_patients: int, seed: int, world: str = "default") -> list[SyntheticPatient]:
+def _covariate_enriched_patients(n_patients: int, seed: int, world: str, id_offset: int) -> list[SyntheticPatient]:
+    """The first ``n_patients`` kept (:func:`covariate_acceptance`) from a pool of the same seed,
+    numbered afresh per centre from ``id_offset``."""
+    from dataclasses import replace
+
+    kept_share = 0.16  # expected share kept at the base rates; the pool is sized with a margin
+    pool_size = int(math.ceil(n_patients / kept_share * 1.3)) + 10
+    while True:  # deterministic: the pool size depends only on n_patients
+        kept = [p for p in draw_patients(pool_size, seed, world=world)
+                if patient_rng(seed, p.index, 6).random() < covariate_acceptance(p)]
+        if len(kept) >= n_patients:
+            break
+        pool_size *= 2
+    kept = kept[:n_patients]
+    # Fresh numbers: the pool's numbering would leave ids with large gaps (and 4 digits).
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x5EED, 0xE11C]))
+    ids = assign_patient_ids([p.centre for p in kept], rng, id_offset)
+    return [replace(p, patient_id=pid, tasks=(1, 2, 3)) for p, pid in zip(kept, ids)]
+
+
+def _outcome_enriched_patients(n_patients: int, seed: int, world: str = "default",
+                               id_offset: int = 0) -> list[SyntheticPatient]:
     """The first ``n_patients`` kept (:data:`ENRICHMENT_ACCEPTANCE`) from a pool of the same seed."""
     from dataclasses import replace
 
@@ -443,7 +511,7 @@ def _enriched_patients(n_patients: int, seed: int, world: str = "default") -> li
     pool_size = int(math.ceil(n_patients / kept_share * 1.3)) + 10
     while True:  # deterministic: the pool size depends only on n_patients
         kept = []
-        for patient in draw_patients(pool_size, seed, world=world):
+        for patient in draw_patients(pool_size, seed, world=world, id_offset=id_offset):
             accept = ENRICHMENT_ACCEPTANCE[(patient.hpv, patient.relapse)]
             if patient_rng(seed, patient.index, 6).random() < accept:
                 kept.append(replace(patient, tasks=(1, 2, 3)))
