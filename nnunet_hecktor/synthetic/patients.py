@@ -424,7 +424,7 @@ def covariate_acceptance(patient: SyntheticPatient) -> float:
 
 
 def draw_patients(n_patients: int, seed: int = 0, enriched: bool = False, world: str = "default",
-                  id_offset: int = 0, enrichment: str = "covariate") -> list[SyntheticPatient]:
+                  id_offset: int = 0, enrichment: str = "covariate", progress: bool = False) -> list[SyntheticPatient]:
     """Draw the parameters and outcomes of a synthetic cohort without rendering images.
 
     This is the fast path for prognosis benchmarks: the same ``(n_patients, seed, enriched)`` gives
@@ -453,6 +453,8 @@ def draw_patients(n_patients: int, seed: int = 0, enriched: bool = False, world:
         Patient numbers start here (per centre, plus a small random start): a cohort of new patients
         drawn with ``id_offset = first_free_id_number(training ids)`` shares no id with the training
         cohort. 0 (default) keeps the ids a seed always had; nothing else depends on it.
+    progress : bool
+        Show a tqdm progress bar (plain cohorts; large draws take minutes).
 
     Returns
     -------
@@ -479,7 +481,18 @@ def draw_patients(n_patients: int, seed: int = 0, enriched: bool = False, world:
     task2 = [i for i, t in enumerate(tasks) if 2 in t]
     if task2 and not any(planning):
         planning[task2[0]] = True
-    return [draw_patient(seed, i, ids[i], centres[i], tasks[i], planning[i], world) for i in range(n_patients)]
+    indices = range(n_patients)
+    if progress:
+        from tqdm import tqdm
+
+        indices = tqdm(indices, desc=f"draw ({world} world)", unit="patient")
+    return [draw_patient(seed, i, ids[i], centres[i], tasks[i], planning[i], world) for i in indices]
+
+
+def keep_enriched(pool: list[SyntheticPatient], seed: int) -> list[SyntheticPatient]:
+    """The patients of ``pool`` (a plain cohort of ``seed``) that a covariate-enriched cohort keeps, in
+    index order, with their pool ids and tasks (:func:`draw_patients` renumbers them)."""
+    return [p for p in pool if patient_rng(seed, p.index, 6).random() < covariate_acceptance(p)]
 
 
 def _covariate_enriched_patients(n_patients: int, seed: int, world: str, id_offset: int) -> list[SyntheticPatient]:
@@ -490,8 +503,7 @@ def _covariate_enriched_patients(n_patients: int, seed: int, world: str, id_offs
     kept_share = 0.16  # expected share kept at the base rates; the pool is sized with a margin
     pool_size = int(math.ceil(n_patients / kept_share * 1.3)) + 10
     while True:  # deterministic: the pool size depends only on n_patients
-        kept = [p for p in draw_patients(pool_size, seed, world=world)
-                if patient_rng(seed, p.index, 6).random() < covariate_acceptance(p)]
+        kept = keep_enriched(draw_patients(pool_size, seed, world=world), seed)
         if len(kept) >= n_patients:
             break
         pool_size *= 2
