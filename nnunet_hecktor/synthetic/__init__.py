@@ -9,10 +9,10 @@ probability) without rendering images.
 """
 
 from nnunet_hecktor.synthetic.cohort import CohortSummary, make_cohort
-from nnunet_hecktor.synthetic.patients import SyntheticPatient, draw_patients, patients_table
+from nnunet_hecktor.synthetic.patients import SyntheticPatient, draw_patients, first_free_id_number, patients_table
 from nnunet_hecktor.synthetic.writer import FLAT_CSV_NAME, GROUND_TRUTH_NAME, LAYOUTS, TASK_COLUMNS
 
 __all__ = [
-    "CohortSummary", "make_cohort", "SyntheticPatient", "draw_patients", "patients_table",
+    "CohortSummary", "make_cohort", "SyntheticPatient", "draw_patients", "first_free_id_number", "patients_table",
     "FLAT_CSV_NAME", "GROUND_TRUTH_NAME", "LAYOUTS", "TASK_COLUMNS",
 ]
