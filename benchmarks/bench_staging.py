@@ -8,21 +8,22 @@ Usage::
 What is measured
 ----------------
 1. A synthetic cohort at the ``demo`` size (real-size anatomy and lesions, ~3.5 mm CT voxels) is
-   generated with the package's generator; only patients with a label (Task 1) are used.
-2. Stages. When the generator's clinical table carries T/N stages (the 2026 synthetic edition),
-   they are used (``--stages generator``). Otherwise (``--stages geometry``, the default when the
-   table has none), THIS SCRIPT labels the cohort itself from the generator's lesion parameters,
-   the way AJCC 7 assigns stages, with realistic disagreement (:func:`geometry_stages`): T from
-   the primary's greatest dimension (2 x largest semi-axis, times a lognormal measurement error of
-   12 %), T4 for invasion with a probability that rises with size (invisible to geometry), T0
-   without a primary; N from node count, largest node and side relative to the primary, with
-   occult nodes (N0 by geometry staged N1, 8 %) and 8 % of T (T1-T3) and of N (N1-N2) shifted
-   one stage.
-   HPV Status is an input for every patient (2026), with the generator's missing rate.
+   generated with the package's generator (``--train + --new`` patients, each with a label).
+2. Stages. By default (``--stages generator``) the generator's HECKTOR 2026 release
+   (``make_cohort(edition="2026")``, ``nnunet_hecktor/synthetic/staging.py``): T/N from the lesion
+   geometry as AJCC 7 assigns them (largest primary diameter, invasion for some tumours > 40 mm,
+   node number/size/side), the recorded (clinical) stage one stage away for 15 % (T) / 10 % (N) of
+   patients, a few stages missing; HPV Status an input for every patient. ``--stages geometry``
+   instead labels a 2025 cohort with this script's own rule (:func:`geometry_stages`: T from the
+   primary's greatest dimension with a 12 % lognormal measurement error, T4 for invasion with a
+   probability rising with size, occult nodes, 8 % of T (T1-T3) and N (N1-N2) moved one stage).
+   The table also shows the generator's geometry stage before the clinical disagreement
+   (``generator geometry``, what perfect masks and a perfect reader of invasion would give).
 3. Masks: no trained network is available here, so the "predicted" masks are SIMULATED by
    degrading the ground-truth labels with the ``best_2025`` error model of
-   ``benchmarks/bench_prognosis.py`` (GTVp Dice ~0.73, GTVn aggregated Dice ~0.74: near the best
-   HECKTOR 2025 entries); features are measured on them (``nnunet-hecktor features`` code).
+   ``benchmarks/bench_prognosis.py`` (set at the test image size near the best HECKTOR 2025
+   entries; at the demo size it degrades less: the Dice it reaches and the node recall are
+   printed with the results); features are measured on them (``nnunet-hecktor features`` code).
    Training patients' masks stand in for out-of-fold predictions; new patients' for test ones.
 4. Models are fitted on the training patients only (``fit_staging``, the CLI's code) and applied
    to the new patients: ``staging`` (clinical + staging geometry features), ``image`` (geometry
@@ -107,19 +108,13 @@ def staged_clinical_table(cohort_dir: Path, patients, seed: int, stages: str) ->
 
     from nnunet_hecktor import schema
 
-    source = sorted(cohort_dir.glob("*clinical*.csv")) + sorted(cohort_dir.glob("*2026*.csv"))
+    source = sorted(cohort_dir.glob("*clinical*.csv"))
     table = pd.read_csv(source[0], dtype={schema.COL_PATIENT: str}).set_index(schema.COL_PATIENT)
     by_id = {p.patient_id: p for p in patients}
     table = table.loc[[pid for pid in table.index if pid in by_id]]
-    have_generator_stages = (schema.COL_TSTAGE in table.columns and table[schema.COL_TSTAGE].notna().sum() > 0)
-    if stages == "auto":
-        stages = "generator" if have_generator_stages else "geometry"
-    if stages == "generator" and not have_generator_stages:
-        raise SystemExit(f"{source[0]} carries no T/N stages; use --stages geometry")
-    if stages == "geometry":
-        labels = {pid: geometry_stages(by_id[pid], seed) for pid in table.index}
-        table[schema.COL_TSTAGE] = [labels[pid][0] for pid in table.index]
-        table[schema.COL_NSTAGE] = [labels[pid][1] for pid in table.index]
+    labels = {pid: geometry_stages(by_id[pid], seed) for pid in table.index}
+    table[schema.COL_TSTAGE] = [labels[pid][0] for pid in table.index]
+    table[schema.COL_NSTAGE] = [labels[pid][1] for pid in table.index]
     table[schema.COL_HPV] = [by_id[pid].clinical_recorded.get(schema.COL_HPV) for pid in table.index]
     table = table.drop(columns=[c for c in (schema.COL_MSTAGE,) if c in table.columns])
     out = cohort_dir.parent / f"clinical_2026_{stages}_stages.csv"
@@ -143,6 +138,44 @@ def _ba(y, p) -> float:
         return float(balanced_accuracy_score(y, p))
 
 
+def prepare_cohort(args, work: Path):
+    """Generate (once) the cohort; return ``(flat image/label folder, ground truth, drawn patients,
+    patient ids used, clinical CSV with stages, stage source)``."""
+    from nnunet_hecktor.synthetic import draw_patients, make_cohort
+
+    cohort_dir = work / "cohort"
+    target = args.train + args.new
+    if args.stages == "generator":
+        # The generator's 2026 release: every patient labelled, T/N stages in the CSV.
+        if not (cohort_dir / "synthetic_ground_truth.json").is_file():
+            make_cohort(cohort_dir, n_patients=target, seed=args.seed, layout="release", size=args.size,
+                        edition="2026", num_processes=args.num_processes, progress=False, overwrite=True)
+        flat_dir = work / "flat"
+        flat_dir.mkdir(exist_ok=True)
+        for folder in sorted((cohort_dir / "hecktor2026_training").iterdir()):
+            for path in folder.glob("*.nii.gz"):
+                link = flat_dir / path.name
+                if not link.exists():
+                    link.symlink_to(path.resolve())
+        clinical_csv = cohort_dir / "HECKTOR_2026_Training_Task.csv"
+    else:
+        n_total = int(target / 0.55) + 10
+        while sum(1 in p.tasks for p in draw_patients(n_total, args.seed)) < target:
+            n_total += 20
+        if not (cohort_dir / "synthetic_ground_truth.json").is_file():
+            make_cohort(cohort_dir, n_patients=n_total, seed=args.seed, layout="flat", size=args.size,
+                        num_processes=args.num_processes, progress=False, overwrite=True)
+        flat_dir = cohort_dir
+        clinical_csv = None
+    ground_truth = json.loads((cohort_dir / "synthetic_ground_truth.json").read_text())
+    patients = draw_patients(len(ground_truth["patients"]), ground_truth["seed"])
+    labelled = sorted(p.name[: -len(".nii.gz")] for p in flat_dir.glob("*.nii.gz") if "__" not in p.name)
+    chosen = sorted(np.random.default_rng(args.seed).permutation(labelled)[:target].tolist())
+    if clinical_csv is None:
+        clinical_csv, _ = staged_clinical_table(cohort_dir, patients, args.seed, "geometry")
+    return flat_dir, ground_truth, patients, chosen, clinical_csv, args.stages
+
+
 def run(args) -> dict:
 
     from bench_prognosis import SEGMENTATION_ERRORS, simulate_predictions
@@ -153,44 +186,39 @@ def run(args) -> dict:
     from nnunet_hecktor.prognosis.stage_models import stage_codes
     from nnunet_hecktor.prognosis.staging_fit import fit_staging, stage_prediction
     from nnunet_hecktor.prognosis.staging_rules import ajcc7_rule_table
-    from nnunet_hecktor.synthetic import draw_patients, make_cohort
 
     work = Path(args.workdir)
-    cohort_dir = work / "cohort"
     timings = {}
-    target = args.train + args.new
-    n_total = int(target / 0.55) + 10
-    while sum(1 in p.tasks for p in draw_patients(n_total, args.seed)) < target:
-        n_total += 20
     t = time.perf_counter()
-    if not (cohort_dir / "synthetic_ground_truth.json").is_file():
-        make_cohort(cohort_dir, n_patients=n_total, seed=args.seed, layout="flat", size=args.size,
-                    num_processes=args.num_processes, progress=False, overwrite=True)
+    flat_dir, ground_truth, patients, chosen, clinical_csv, stages = prepare_cohort(args, work)
     timings["cohort_s"] = time.perf_counter() - t
-    ground_truth = json.loads((cohort_dir / "synthetic_ground_truth.json").read_text())
-    patients = draw_patients(len(ground_truth["patients"]), ground_truth["seed"])
-    labelled = sorted(p.name[: -len(".nii.gz")] for p in cohort_dir.glob("*.nii.gz") if "__" not in p.name)
     rng = np.random.default_rng(args.seed)
-    chosen = sorted(rng.permutation(labelled)[:target].tolist())
     new_ids = sorted(rng.permutation(chosen)[: args.new].tolist())
     train_ids = sorted(set(chosen) - set(new_ids))
 
-    clinical_csv, stages = staged_clinical_table(cohort_dir, patients, args.seed, args.stages)
-    t = time.perf_counter()
     seg_dir = work / "predicted_seg"
-    dice = simulate_predictions(cohort_dir, chosen, seg_dir, args.seed, SEGMENTATION_ERRORS[args.segmentation_errors],
-                                ground_truth)
-    timings["simulate_predictions_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        features = extract_features(cohort_dir, seg_dir, seg_source="predicted", num_processes=args.num_processes,
-                                    progress=False)
-        gt_features = extract_features(cohort_dir, cohort_dir, seg_source="ground_truth",
-                                       num_processes=args.num_processes, progress=False)
-    timings["features_s"] = time.perf_counter() - t
-    features_csv, _ = write_feature_table(features, work / "features_predicted.csv")
-    gt_table = gt_features.table
+    features_csv, gt_csv = work / "features_predicted.csv", work / "features_ground_truth.csv"
+    dice_json = work / "simulated_segmentation_quality.json"
+    # Masks and features depend only on the cohort, the seed and the error model: a rerun in the same
+    # workdir reuses them (delete the workdir, or pass --fresh, to recompute).
+    if args.fresh or not (features_csv.is_file() and gt_csv.is_file() and dice_json.is_file()):
+        t = time.perf_counter()
+        dice = simulate_predictions(flat_dir, chosen, seg_dir, args.seed,
+                                    SEGMENTATION_ERRORS[args.segmentation_errors], ground_truth)
+        dice_json.write_text(json.dumps(dice))
+        timings["simulate_predictions_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            features = extract_features(flat_dir, seg_dir, seg_source="predicted",
+                                        num_processes=args.num_processes, progress=False)
+            gt_features = extract_features(flat_dir, [flat_dir], seg_source="ground_truth",
+                                           num_processes=args.num_processes, progress=False)
+        timings["features_s"] = time.perf_counter() - t
+        write_feature_table(features, features_csv)
+        write_feature_table(gt_features, gt_csv)
+    dice = json.loads(dice_json.read_text())
+    gt_table = read_feature_table(gt_csv)
     train_csv = _subset_csv(clinical_csv, train_ids, work / "clinical_train.csv")
     table = read_feature_table(features_csv)
     clinical = read_clinical_csv(clinical_csv)
@@ -212,6 +240,11 @@ def run(args) -> dict:
                              schema.COL_NSTAGE: stage_codes(out["n_stage"], schema.COL_NSTAGE)}
     rule = ajcc7_rule_table(table.loc[new_ids])
     predictions["AJCC 7 rule"] = {c: stage_codes(rule[c], c) for c in (schema.COL_TSTAGE, schema.COL_NSTAGE)}
+    if stages == "generator":  # the generator's own geometry stage before clinical disagreement
+        staging = {pid: ground_truth["patients"][pid]["staging"] for pid in new_ids}
+        predictions["generator geometry"] = {
+            c: stage_codes([staging[pid][f"{c} (geometry)"] for pid in new_ids], c)
+            for c in (schema.COL_TSTAGE, schema.COL_NSTAGE)}
     rule_gt = ajcc7_rule_table(gt_table.loc[new_ids])
     predictions["AJCC 7 rule on GT masks"] = {c: stage_codes(rule_gt[c], c) for c in (schema.COL_TSTAGE,
                                                                                      schema.COL_NSTAGE)}
@@ -270,12 +303,14 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", default="demo", choices=("test", "demo"),
                         help="image size preset (default demo: real-size lesions, ~3.5 mm voxels)")
-    parser.add_argument("--stages", default="auto", choices=("auto", "generator", "geometry"),
-                        help="where T/N come from: the generator's table, or this script's geometry labelling "
-                             "(default: the generator's when it has them)")
+    parser.add_argument("--stages", default="generator", choices=("generator", "geometry"),
+                        help="where T/N come from: the generator's 2026 release (default), or this script's own "
+                             "geometry labelling of a 2025 cohort")
     parser.add_argument("--segmentation-errors", default="best_2025", choices=("best_2025", "weak_nodes"))
     parser.add_argument("--bootstrap", type=int, default=2000, help="paired bootstrap replicates")
     parser.add_argument("--num-processes", type=int, default=2)
+    parser.add_argument("--fresh", action="store_true",
+                        help="recompute the simulated masks and features even when the workdir has them")
     parser.add_argument("--workdir", default=str(REPO / "bench_output" / "staging"))
     args = parser.parse_args(argv)
     result = run(args)
