@@ -39,8 +39,8 @@ def test_n_stage_rules(count, largest, contra, bilateral, stage):
 
 
 def test_rule_reads_the_named_features_and_names_what_is_missing():
-    features = {"gtvp_max_diameter_mm": 35.0, "gtvn_lesion_count": 2, "gtvn_largest_node_diameter_mm": 20.0,
-                "gtvn_contralateral": 0, "gtvn_bilateral": 0}
+    features = {"gtvp_max_diameter_mm": 35.0, "gtvn_ipsilateral_count": 2, "gtvn_contralateral_count": 0,
+                "gtvn_largest_node_diameter_mm": 20.0, "gtvn_contralateral": 0, "gtvn_bilateral": 0}
     assert ajcc7_rule_stage(features) == ("T2", "N2")
     with pytest.raises(KeyError, match="gtvn_bilateral"):
         ajcc7_rule_stage({k: v for k, v in features.items() if k != "gtvn_bilateral"})
@@ -50,7 +50,8 @@ def test_rule_reads_the_named_features_and_names_what_is_missing():
 def test_rule_table_one_row_per_patient():
     import pandas as pd
 
-    table = pd.DataFrame({"gtvp_max_diameter_mm": [0.0, 15.0, 50.0], "gtvn_lesion_count": [0, 1, 1],
+    table = pd.DataFrame({"gtvp_max_diameter_mm": [0.0, 15.0, 50.0], "gtvn_ipsilateral_count": [0, 1, 1],
+                          "gtvn_contralateral_count": [0, 0, 0],
                           "gtvn_largest_node_diameter_mm": [0.0, 10.0, 70.0], "gtvn_contralateral": [0, 0, 0],
                           "gtvn_bilateral": [0, 0, 0]}, index=["A-001", "A-002", "A-003"])
     out = ajcc7_rule_table(table)
@@ -144,7 +145,7 @@ def test_midline_nodes_are_ipsilateral_and_no_primary_uses_the_largest_node():
     f = stage_geometry_features(seg, SPACING, ct=ct)
     assert f["gtvp_max_diameter_mm"] == 0 and f["gtvn_nearest_to_primary_mm"] == 0
     assert f["gtvn_ipsilateral_count"] == 1 and f["gtvn_contralateral_count"] == 1 and f["gtvn_bilateral"] == 1
-    assert ajcc7_rule_stage({**f, "gtvn_lesion_count": 2}) == ("T0", "N2")
+    assert ajcc7_rule_stage(f) == ("T0", "N2")
 
 
 def test_empty_mask_and_the_feature_table_carries_the_geometry():

@@ -34,7 +34,6 @@ def ajcc7_rule_stages(seg_dir: str | os.PathLike, patients=None,
     import SimpleITK as sitk
 
     from nnunet_hecktor.fileio import read_image
-    from nnunet_hecktor.prognosis.lesion_measures import connected_components
     from nnunet_hecktor.prognosis.stage_geometry import stage_geometry_features
     from nnunet_hecktor.prognosis.staging_rules import ajcc7_rule_stage
 
@@ -56,7 +55,6 @@ def ajcc7_rule_stages(seg_dir: str | os.PathLike, patients=None,
                     break
         features = stage_geometry_features(seg, image.GetSpacing()[::-1], image.GetOrigin(), image.GetDirection(),
                                            ct=ct)
-        features["gtvn_lesion_count"] = float(connected_components(seg == schema.GTVN)[1])
         t, n = ajcc7_rule_stage(features)
         rows[pid] = {"t_stage": t, "n_stage": n}
     return rows

@@ -10,10 +10,11 @@ what the staging features mean. Oropharynx, AJCC 7 (the edition HECKTOR 2026 rel
   or bilateral node (N2c), several ipsilateral nodes (N2b), or one ipsilateral node > 30 mm
   (N2a); N1: one ipsilateral node <= 30 mm.
 
-Features are those of :mod:`nnunet_hecktor.prognosis.stage_geometry` (``gtvp_max_diameter_mm``,
-``gtvn_lesion_count``, ``gtvn_largest_node_diameter_mm``, ``gtvn_contralateral``,
-``gtvn_bilateral``); stages are the canonical labels of :data:`nnunet_hecktor.schema.T_STAGES` /
-:data:`~nnunet_hecktor.schema.N_STAGES`.
+Features are those of :func:`nnunet_hecktor.prognosis.stage_geometry.stage_geometry_features`
+(``gtvp_max_diameter_mm``, ``gtvn_ipsilateral_count`` + ``gtvn_contralateral_count`` = the node
+count, ``gtvn_largest_node_diameter_mm``, ``gtvn_contralateral``, ``gtvn_bilateral``), so
+``ajcc7_rule_stage(stage_geometry_features(seg, spacing))`` stages a mask; stages are the
+canonical labels of :data:`nnunet_hecktor.schema.T_STAGES` / :data:`~nnunet_hecktor.schema.N_STAGES`.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ T_CUTOFFS_MM: tuple[float, float] = (20.0, 40.0)
 #: AJCC 7 node-size cut-offs (mm): one ipsilateral node <= 30 is N1, > 30 N2a; any node > 60 is N3.
 N_CUTOFFS_MM: tuple[float, float] = (30.0, 60.0)
 #: Features the rule reads.
-RULE_FEATURES: tuple[str, ...] = ("gtvp_max_diameter_mm", "gtvn_lesion_count", "gtvn_largest_node_diameter_mm",
-                                  "gtvn_contralateral", "gtvn_bilateral")
+RULE_FEATURES: tuple[str, ...] = ("gtvp_max_diameter_mm", "gtvn_ipsilateral_count", "gtvn_contralateral_count",
+                                  "gtvn_largest_node_diameter_mm", "gtvn_contralateral", "gtvn_bilateral")
 
 
 def ajcc7_t_stage(max_diameter_mm: float, t_cutoffs_mm: tuple[float, float] = T_CUTOFFS_MM) -> str:
@@ -65,7 +66,8 @@ def ajcc7_rule_stage(features: Mapping[str, Any], t_cutoffs_mm: tuple[float, flo
     if missing:
         raise KeyError(f"the AJCC 7 rule needs the feature(s) {', '.join(missing)}")
     t = ajcc7_t_stage(float(features["gtvp_max_diameter_mm"]), t_cutoffs_mm)
-    n = ajcc7_n_stage(float(features["gtvn_lesion_count"]), float(features["gtvn_largest_node_diameter_mm"]),
+    count = float(features["gtvn_ipsilateral_count"]) + float(features["gtvn_contralateral_count"])
+    n = ajcc7_n_stage(count, float(features["gtvn_largest_node_diameter_mm"]),
                       bool(features["gtvn_contralateral"]), bool(features["gtvn_bilateral"]), n_cutoffs_mm)
     return t, n
 
