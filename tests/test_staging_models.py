@@ -226,6 +226,10 @@ def test_cli_fit_and_predict(tables, tmp_path):
     assert sorted(out.PatientID) == sorted(truth.index)
     assert main(["staging", "predict", "--model", str(tmp_path / "fit" / "model.joblib"),
                  "--output", str(tmp_path / "x.csv")]) == 1  # needs the clinical table: one clear line
+    (tmp_path / "trained").mkdir()
+    assert main(["prognosis", "stage", "--model", str(tmp_path / "trained"), "--tn-stage", str(tmp_path / "fit")]) == 0
+    assert (tmp_path / "trained" / "prognosis" / "stage.joblib").is_file()
+    assert main(["prognosis", "stage", "--model", str(tmp_path / "trained"), "--hpv", str(tmp_path / "fit")]) == 1
 
 
 def test_ordinal_model_matches_statsmodels_without_weights_or_penalty():
