@@ -13,7 +13,9 @@ Draws a large population of synthetic patients without rendering images
   missing entries and, for 2025 risk, the HPV status no 2025 risk model sees).
 
 Enriched populations are the patients a covariate-enriched cohort keeps
-(:func:`nnunet_hecktor.synthetic.patients.keep_enriched`), from the same draw. Models: Cox
+(:func:`nnunet_hecktor.synthetic.patients.keep_enriched`), from the same draw; ``outcome-enriched``
+those the first scheme (selection on the drawn outcome, ``--enrichment outcome``) keeps, with which the
+documented demo and learning-benchmark figures were made. Models: Cox
 (lifelines) and logistic regression (scikit-learn), see :mod:`nnunet_hecktor.baselines.ceilings`.
 
     python benchmarks/ceiling_table.py                          # 3,000 + 3,000 patients, both worlds
@@ -29,15 +31,16 @@ import time
 
 
 def populations(n_patients: int, seed: int, world: str) -> dict[str, tuple[list[dict], list[dict]]]:
-    """``{"plain": (fit, evaluate), "enriched": (fit, evaluate)}``: ground-truth records, ``n_patients``
-    in each half, from one draw of ``seed`` in ``world``."""
+    """``{"plain" | "enriched" | "outcome-enriched": (fit, evaluate)}``: ground-truth records,
+    ``n_patients`` in each half, from one draw of ``seed`` in ``world``."""
     from nnunet_hecktor.synthetic.patients import draw_patients, keep_enriched
 
     pool_size = int(math.ceil(2 * n_patients / 0.16 * 1.15))
     pool = draw_patients(pool_size, seed, world=world, progress=True)
-    kept = keep_enriched(pool, seed)
     out = {}
-    for name, patients in (("plain", pool[:2 * n_patients]), ("enriched", kept[:2 * n_patients])):
+    for name, patients in (("plain", pool[:2 * n_patients]),
+                           ("enriched", keep_enriched(pool, seed)[:2 * n_patients]),
+                           ("outcome-enriched", keep_enriched(pool, seed, "outcome")[:2 * n_patients])):
         if len(patients) < 2 * n_patients:
             raise SystemExit(f"only {len(patients)} {name} patients in a pool of {pool_size}; raise the pool")
         records = [p.to_json() for p in patients]

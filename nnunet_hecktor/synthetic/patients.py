@@ -37,7 +37,10 @@ from nnunet_hecktor.synthetic.image_factors import check_world, draw_image_facto
 from nnunet_hecktor.synthetic.lesions import Lesion, draw_lesions
 from nnunet_hecktor.synthetic.staging import draw_staging
 
-#: Bumped whenever a change alters what a given seed produces.
+#: Bumped whenever a change alters what a given seed produces with the default options (2025 edition,
+#: default world, not enriched, id offset 0). Other options are recorded as their own ground-truth keys
+#: (``edition``, ``world``, ``id_offset``, ``enrichment_acceptance``); the covariate enrichment replaced
+#: the outcome one without a bump (its ground truth says ``"scheme": "covariate"``).
 GENERATOR_VERSION = "1"
 
 #: Task 1 cohort sizes per centre of the 2025 training release, used as sampling weights; CHUV gets
@@ -489,9 +492,12 @@ def draw_patients(n_patients: int, seed: int = 0, enriched: bool = False, world:
     return [draw_patient(seed, i, ids[i], centres[i], tasks[i], planning[i], world) for i in indices]
 
 
-def keep_enriched(pool: list[SyntheticPatient], seed: int) -> list[SyntheticPatient]:
-    """The patients of ``pool`` (a plain cohort of ``seed``) that a covariate-enriched cohort keeps, in
-    index order, with their pool ids and tasks (:func:`draw_patients` renumbers them)."""
+def keep_enriched(pool: list[SyntheticPatient], seed: int, enrichment: str = "covariate") -> list[SyntheticPatient]:
+    """The patients of ``pool`` (a plain cohort of ``seed``) that an enriched cohort keeps, in index
+    order, with their pool ids and tasks (:func:`draw_patients` renumbers covariate-enriched ones)."""
+    if enrichment == "outcome":
+        return [p for p in pool
+                if patient_rng(seed, p.index, 6).random() < ENRICHMENT_ACCEPTANCE[(p.hpv, p.relapse)]]
     return [p for p in pool if patient_rng(seed, p.index, 6).random() < covariate_acceptance(p)]
 
 
