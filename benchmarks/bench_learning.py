@@ -88,10 +88,11 @@ class Clock:
 def make_cohorts(args, work: Path, clock: Clock) -> dict:
     """Synthetic training and new-patient releases, converted to nnU-Net raw datasets."""
     from nnunet_hecktor.dataset_conversion import convert_dataset
-    from nnunet_hecktor.synthetic import make_cohort
+    from nnunet_hecktor.synthetic import first_free_id_number, make_cohort
 
     raw = work / "nnUNet_raw"
     out = {}
+    id_offset = 0  # new patients are numbered after the training patients: no PatientID repeats
     for role, n, seed, dataset_id, name in (("train", args.train_patients, args.seed, args.dataset_id, "LearnTrain"),
                                              ("test", args.test_patients, args.seed + 1, args.dataset_id + 1,
                                               "LearnNew")):
@@ -100,11 +101,13 @@ def make_cohorts(args, work: Path, clock: Clock) -> dict:
         if not (release / "synthetic_ground_truth.json").is_file():
             clock(f"synth {role}", lambda: make_cohort(release, n_patients=n, seed=seed, size=args.size,
                                                        num_processes=args.num_processes, progress=False,
-                                                       overwrite=True, enriched=args.enriched))
+                                                       overwrite=True, enriched=args.enriched,
+                                                       id_offset=id_offset))
         if not (dataset / "dataset.json").is_file():
             clock(f"convert {role}", lambda: convert_dataset(release, dataset_id=dataset_id, name=name,
                                                              output=dataset, num_processes=args.num_processes))
         truth = json.loads((release / "synthetic_ground_truth.json").read_text())
+        id_offset = first_free_id_number(truth["patients"])
         out[role] = {"release": release, "dataset": dataset, "dataset_id": dataset_id, "truth": truth,
                      "clinical_csv": dataset / "clinical.csv"}
     return out

@@ -58,7 +58,7 @@ def test_predict_patient_equals_prognosis_and_hpv_predict(fitted, tmp_path):
     model_dir = tmp_path / "model"
     model_dir.mkdir()
     copied = stage_into_model(model_dir, survival=fitted / "surv" / "model.joblib", hpv=fitted / "hpv")
-    assert {p.name for p in copied.values()} == set(STAGE_FILES.values())
+    assert {p.name for p in copied.values()} == {STAGE_FILES["survival"], STAGE_FILES["hpv"]}
     stage = resolve_stage_models(model_dir)  # default: <model>/prognosis/
     assert stage is not None and stage.outputs == ("risk", "hpv")
     stage.check_inputs(heads_available=False)

@@ -18,7 +18,8 @@ Writes OUTPUT/model.joblib, oof_predictions.csv, cv_summary.json and km_oof.png.
 predict: write PatientID,risk (z-score of the training risks; higher = earlier relapse).
 
 stage: copy fitted models into MODEL/prognosis/ (survival.joblib from 'prognosis fit', hpv.joblib from
-'hpv fit'); 'nnunet-hecktor predict -m MODEL' and the challenge container then take risk/HPV from them.
+'hpv fit', stage.joblib from 'staging fit'); 'nnunet-hecktor predict -m MODEL' and the challenge
+container then take risk/HPV (and T/N stage) from them.
 
 examples:
   nnunet-hecktor prognosis fit --features features_cv.csv --clinical clinical.csv --output prognosis_model
@@ -73,6 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     stage.add_argument("--model", required=True, help="trained model folder (receives prognosis/)")
     stage.add_argument("--survival", default=None, help="model.joblib of 'prognosis fit' (or its output folder)")
     stage.add_argument("--hpv", default=None, help="model.joblib of 'hpv fit' (or its output folder)")
+    stage.add_argument("--tn-stage", default=None,
+                       help="model.joblib of 'staging fit' (T and N stage; or its output folder)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,7 +91,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.action == "stage":
         from nnunet_hecktor.prognosis.deployment import stage_into_model
 
-        for task, path in stage_into_model(args.model, args.survival, args.hpv).items():
+        for task, path in stage_into_model(args.model, args.survival, args.hpv, args.tn_stage).items():
             print(f"{task} model -> {path}")
         return 0
     if args.action == "fit":

@@ -115,14 +115,17 @@ def run_demo(output: str | os.PathLike, patients: int = DEMO_PATIENTS, test_pati
                 shutil.rmtree(folder)
 
     def synth() -> dict:
-        from nnunet_hecktor.synthetic import make_cohort
+        from nnunet_hecktor.synthetic import first_free_id_number, make_cohort
 
         fresh(train_src, test_src)
         made = {}
+        id_offset = 0
         for folder, n, cohort_seed in ((train_src, patients, seed), (test_src, test_patients,
                                                                      seed + NEW_PATIENTS_SEED_OFFSET)):
             summary = make_cohort(folder, n_patients=n, seed=cohort_seed, size=size, num_processes=num_processes,
-                                  overwrite=True, enriched=True)
+                                  overwrite=True, enriched=True, id_offset=id_offset)
+            # New patients are numbered after the training patients: no PatientID repeats across cohorts.
+            id_offset = first_free_id_number(summary.all_patient_ids)
             made[folder.name] = {"patients": summary.n_patients, "seed": cohort_seed,
                                  "relapse_rate": summary.event_rate, "hpv_positive_rate": summary.hpv_positive_rate}
         return made

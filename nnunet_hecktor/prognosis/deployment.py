@@ -1,16 +1,19 @@
 """The prognosis stage as the risk/HPV source of ``nnunet-hecktor predict`` and the challenge container.
 
 A model folder can carry fitted stage models in ``<model>/prognosis/`` (put there by
-``nnunet-hecktor prognosis stage``): ``survival.joblib`` (``prognosis fit``) and/or ``hpv.joblib``
-(``hpv fit``). For each new patient, :meth:`StageModels.predict_patient` measures the features of
+``nnunet-hecktor prognosis stage``): ``survival.joblib`` (``prognosis fit``), ``hpv.joblib``
+(``hpv fit``) and/or ``stage.joblib`` (``staging fit``: T and N stage, HECKTOR 2026).
+For each new patient, :meth:`StageModels.predict_patient` measures the features of
 the PREDICTED segmentation with the code the stage was fitted on
 (:func:`~nnunet_hecktor.prognosis.features.features_from_images`), joins the clinical record and
 applies the stage's own prediction (:func:`~nnunet_hecktor.prognosis.survival_stage.survival_risk`,
-:func:`~nnunet_hecktor.prognosis.hpv_stage.hpv_prediction`), so the values equal those of
-``prognosis predict`` / ``hpv predict`` on the same features. Missing clinical values are imputed by
+:func:`~nnunet_hecktor.prognosis.hpv_stage.hpv_prediction`,
+:func:`~nnunet_hecktor.prognosis.staging_fit.stage_prediction`), so the values equal those of
+``prognosis predict`` / ``hpv predict`` / ``staging predict`` on the same features. Missing clinical values are imputed by
 the fitted pipeline, as in cross-validation.
 
-Conventions: risk higher = earlier relapse; HPV status 1 = positive.
+Conventions: risk higher = earlier relapse; HPV status 1 = positive; T/N stages are canonical labels
+(``schema.T_STAGES``/``N_STAGES``).
 """
 
 from __future__ import annotations
@@ -31,25 +34,28 @@ logger = logging.getLogger(__name__)
 #: Sub-folder of a model folder holding the stage models used by default.
 STAGE_FOLDER = "prognosis"
 #: File name of each task's model inside a stage folder.
-STAGE_FILES: dict[str, str] = {"survival": "survival.joblib", "hpv": "hpv.joblib"}
+STAGE_FILES: dict[str, str] = {"survival": "survival.joblib", "hpv": "hpv.joblib", "stage": "stage.joblib"}
 #: What ``prognosis fit`` / ``hpv fit`` write into their output folder.
 FIT_OUTPUT_FILE = "model.joblib"
 #: Clinical columns that are never inputs at inference (identifiers, centre, targets).
 NOT_PRODUCIBLE: dict[str, tuple[str, ...]] = {
     "survival": (schema.COL_PATIENT, schema.COL_CENTER, schema.COL_RELAPSE, schema.COL_RFS),
     "hpv": (schema.COL_PATIENT, schema.COL_CENTER, schema.COL_RELAPSE, schema.COL_RFS, schema.COL_HPV),
+    "stage": (schema.COL_PATIENT, schema.COL_CENTER, schema.COL_RELAPSE, schema.COL_RFS, schema.COL_TSTAGE,
+              schema.COL_NSTAGE),
 }
 
 
 @dataclass
 class StageModels:
-    """Fitted survival and/or HPV models of the prognosis stage, ready for one patient at a time.
+    """Fitted survival, HPV and/or T/N staging models of the prognosis stage, ready for one patient at a time.
 
     Attributes
     ----------
     folder : Path
         Where the models were found.
-    survival, hpv : PrognosisModel or None
+    survival, hpv, stage : PrognosisModel or None
+        ``stage`` predicts T and N stage (``staging fit``).
     paths : dict
         Task -> model file.
     """
@@ -58,6 +64,7 @@ class StageModels:
     survival: PrognosisModel | None = None
     hpv: PrognosisModel | None = None
     paths: dict[str, Path] | None = None
+    stage: PrognosisModel | None = None
 
     @property
     def source(self) -> str:
@@ -66,8 +73,11 @@ class StageModels:
 
     @property
     def outputs(self) -> tuple[str, ...]:
-        """``"risk"`` and/or ``"hpv"``: the outputs this stage provides."""
-        return tuple(name for name, model in (("risk", self.survival), ("hpv", self.hpv)) if model is not None)
+        """``"risk"``, ``"hpv"`` and/or ``"t_stage"``, ``"n_stage"``: the outputs this stage provides."""
+        out = [name for name, model in (("risk", self.survival), ("hpv", self.hpv)) if model is not None]
+        if self.stage is not None:
+            out += ["t_stage", "n_stage"]
+        return tuple(out)
 
     @property
     def clinical_columns(self) -> tuple[str, ...]:
@@ -83,7 +93,8 @@ class StageModels:
         return any(c in HEAD_COLUMNS.values() for m in self._models().values() for c in m.image_columns)
 
     def _models(self) -> dict[str, PrognosisModel]:
-        return {task: m for task, m in (("survival", self.survival), ("hpv", self.hpv)) if m is not None}
+        return {task: m for task, m in (("survival", self.survival), ("hpv", self.hpv), ("stage", self.stage))
+                if m is not None}
 
     def describe(self) -> str:
         lines = [f"{self.source}:"]
@@ -139,14 +150,15 @@ class StageModels:
         return row
 
     def predict_features(self, row: Mapping[str, float], clinical: Mapping[str, Any] | None,
-                         patient_id: str) -> dict[str, float]:
+                         patient_id: str) -> dict[str, Any]:
         """Stage outputs of one patient from its feature row and clinical record (None = all missing).
 
         Returns
         -------
         dict
             ``risk`` (survival model) and/or ``hpv_probability``, ``hpv_status`` (HPV model, with
-            its stored threshold).
+            its stored threshold) and/or ``t_stage``, ``n_stage`` (canonical labels, e.g. ``"T2"``,
+            ``"N1"``) with ``p_T0``..``p_T4``, ``p_N0``..``p_N3`` (staging model).
         """
         import pandas as pd
 
@@ -158,7 +170,7 @@ class StageModels:
         record = {column: None for column in (*schema.CLINICAL_COLUMNS, *self.clinical_columns)}
         record.update({k: v for k, v in dict(clinical or {}).items()})
         records = {patient_id: record}
-        outputs: dict[str, float] = {}
+        outputs: dict[str, Any] = {}
         if self.survival is not None:
             risk = survival_risk(self.survival, _needed(self.survival, table), records)
             outputs["risk"] = float(risk.loc[patient_id])
@@ -166,10 +178,17 @@ class StageModels:
             hpv, _ = hpv_prediction(self.hpv, _needed(self.hpv, table), records)
             outputs["hpv_probability"] = float(hpv.loc[patient_id, "hpv_probability"])
             outputs["hpv_status"] = int(hpv.loc[patient_id, "hpv_status"])
+        if self.stage is not None:
+            from nnunet_hecktor.prognosis.staging_fit import stage_prediction
+
+            stages = stage_prediction(self.stage, _needed(self.stage, table), records)
+            for column in stages.columns:
+                value = stages.loc[patient_id, column]
+                outputs[column] = value if column in ("t_stage", "n_stage") else float(value)
         return outputs
 
     def predict_patient(self, patient_id: str, ct, pet, segmentation, clinical: Mapping[str, Any] | None,
-                        heads: Mapping[str, float] | None = None) -> dict[str, float]:
+                        heads: Mapping[str, float] | None = None) -> dict[str, Any]:
         """Stage outputs of one patient from images: :meth:`feature_row` then :meth:`predict_features`.
 
         Parameters
@@ -280,20 +299,22 @@ def resolve_stage_models(model_dir: str | os.PathLike | None, prognosis_dir: str
 
 
 def stage_into_model(model_dir: str | os.PathLike, survival: str | os.PathLike | None = None,
-                     hpv: str | os.PathLike | None = None) -> dict[str, Path]:
+                     hpv: str | os.PathLike | None = None,
+                     stage: str | os.PathLike | None = None) -> dict[str, Path]:
     """Copy fitted stage models into ``<model_dir>/prognosis/`` (atomically, mode from the umask).
 
     Parameters
     ----------
     model_dir : path-like
         Trained model folder (must exist).
-    survival, hpv : path-like, optional
-        ``model.joblib`` of ``prognosis fit`` / ``hpv fit`` (or their output folders); at least one.
+    survival, hpv, stage : path-like, optional
+        ``model.joblib`` of ``prognosis fit`` / ``hpv fit`` / ``staging fit`` (or their output
+        folders); at least one.
 
     Returns
     -------
     dict
-        Task -> copied file (``survival.joblib``, ``hpv.joblib``).
+        Task -> copied file (``survival.joblib``, ``hpv.joblib``, ``stage.joblib``).
 
     Raises
     ------
@@ -307,9 +328,11 @@ def stage_into_model(model_dir: str | os.PathLike, survival: str | os.PathLike |
     model_dir = Path(model_dir).expanduser()
     if not model_dir.is_dir():
         raise HecktorError(f"model folder {model_dir} does not exist")
-    given = {task: Path(p).expanduser() for task, p in (("survival", survival), ("hpv", hpv)) if p is not None}
+    given = {task: Path(p).expanduser() for task, p in (("survival", survival), ("hpv", hpv), ("stage", stage))
+             if p is not None}
     if not given:
-        raise HecktorError("give --survival and/or --hpv (model.joblib of 'prognosis fit' / 'hpv fit')")
+        raise HecktorError("give --survival, --hpv and/or --tn-stage (model.joblib of 'prognosis fit' / 'hpv fit' / "
+                           "'staging fit')")
     for task, path in given.items():
         if path.is_dir():
             given[task] = path / FIT_OUTPUT_FILE

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nnunet_hecktor.prognosis.lesion_measures import SUV_PEAK_RADIUS_MM
+from nnunet_hecktor.prognosis.stage_geometry import STAGE_GEOMETRY_FEATURES
 
 STRUCTURES: dict[str, tuple[int, ...]] = {"gtvp": (1,), "gtvn": (2,), "total": (1, 2)}
 
@@ -74,6 +75,9 @@ FEATURES: tuple[FeatureDefinition, ...] = tuple(
                           "for all of label 1) and each GTVn lesion; 0 with fewer than two lesions"),
     ]
     + _per_structure()
+    # The geometry T and N staging read (AJCC 7 sizes, node count and sides): stage_geometry.py.
+    + [FeatureDefinition(name, unit, 0.0, description, log_scale=unit == "mL")
+       for name, (unit, description) in STAGE_GEOMETRY_FEATURES.items()]
 )
 
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)

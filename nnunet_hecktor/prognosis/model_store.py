@@ -19,7 +19,7 @@ from nnunet_hecktor.errors import HecktorError
 from nnunet_hecktor.fileio import atomic_path
 
 MODEL_FORMAT = 1
-TASKS: tuple[str, ...] = ("survival", "hpv")
+TASKS: tuple[str, ...] = ("survival", "hpv", "stage")
 
 
 def package_versions() -> dict[str, str]:
@@ -39,12 +39,13 @@ def package_versions() -> dict[str, str]:
 
 @dataclass
 class PrognosisModel:
-    """A fitted survival or HPV model of the prognosis stage.
+    """A fitted survival, HPV or T/N staging model of the prognosis stage.
 
     Attributes
     ----------
-    task : {"survival", "hpv"}
+    task : {"survival", "hpv", "stage"}
     estimator : fitted scikit-learn/scikit-survival estimator taking a DataFrame of ``input_columns``
+        (for ``stage``: a :class:`~nnunet_hecktor.prognosis.stage_models.TNStageModel`)
     image_columns, clinical_columns : the raw inputs it needs (feature table / clinical table)
     feature_set : {"all", "image", "clinical"}
     chosen : name of the final model ("icare", "coxnet", ..., "ensemble", "logistic")
@@ -108,9 +109,9 @@ def load_model(path: str | Path, task: str | None = None) -> PrognosisModel:
     except Exception as exc:  # unpickling raises anything from EOFError to AttributeError
         raise HecktorError(f"cannot load model {path}: {type(exc).__name__}: {exc}") from None
     if not isinstance(model, PrognosisModel):
-        raise HecktorError(f"{path} is not a model saved by nnunet-hecktor prognosis/hpv fit")
+        raise HecktorError(f"{path} is not a model saved by nnunet-hecktor prognosis/hpv/staging fit")
     if task is not None and model.task != task:
-        other = "prognosis" if model.task == "survival" else "hpv"
+        other = {"survival": "prognosis", "hpv": "hpv", "stage": "staging"}.get(model.task, model.task)
         raise HecktorError(f"{path} is a {model.task} model; use 'nnunet-hecktor {other} predict' with it")
     current = package_versions()
     for package in ("scikit-learn", "scikit-survival"):

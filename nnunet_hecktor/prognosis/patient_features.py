@@ -12,6 +12,7 @@ from nnunet_hecktor.dataset_conversion.geometry import GridGeometry
 from nnunet_hecktor.metrics.components import bounding_box
 from nnunet_hecktor.prognosis import lesion_measures as lm
 from nnunet_hecktor.prognosis.feature_catalogue import STRUCTURES, empty_features
+from nnunet_hecktor.prognosis.stage_geometry import stage_geometry_features
 
 IDENTITY_DIRECTION = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 
@@ -46,6 +47,8 @@ def compute_features(ct: np.ndarray, pet: np.ndarray, seg: np.ndarray, spacing_z
     box = bounding_box(lesion, pad=margin)
     if box is None:
         return features
+    # Before cropping: the body midline is measured on the CT around the lesions.
+    features.update(stage_geometry_features(seg, spacing_zyx, origin_xyz, direction, ct=ct))
     # Everything below happens in the bounding box: whole CT grids are ~50 M voxels.
     offset = np.array([s.start for s in box], dtype=float)
     ct, pet, seg = ct[box], pet[box], seg[box]

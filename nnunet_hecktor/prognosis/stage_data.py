@@ -36,6 +36,9 @@ CLINICAL_ROLES: dict[str, str] = {
 EXCLUDED_FOR: dict[str, tuple[str, ...]] = {
     "survival": (schema.COL_PATIENT, schema.COL_CENTER, schema.COL_RELAPSE, schema.COL_RFS),
     "hpv": (schema.COL_PATIENT, schema.COL_CENTER, schema.COL_RELAPSE, schema.COL_RFS, schema.COL_HPV),
+    # T/N staging (HECKTOR 2026): the stages are the targets; outcomes come after staging.
+    "stage": (schema.COL_PATIENT, schema.COL_CENTER, schema.COL_RELAPSE, schema.COL_RFS, schema.COL_TSTAGE,
+              schema.COL_NSTAGE),
 }
 #: Columns the release adds in some years (2026: T-stage, N-stage); treated as categories.
 EXTRA_CATEGORICAL: tuple[str, ...] = ("T-stage", "N-stage")
@@ -240,6 +243,27 @@ def hpv_targets(clinical: dict[str, dict], patients) -> tuple[list[str], np.ndar
         kept.append(pid)
         labels.append(int(value))
     return kept, np.asarray(labels, dtype=int), dropped
+
+
+def stage_targets(clinical: dict[str, dict], patients) -> tuple[list[str], dict[str, list], list[str]]:
+    """``(kept patients, {"T-stage": labels, "N-stage": labels}, dropped patients)``.
+
+    Kept: patients with a T or an N stage (the other may be None); dropped: patients with neither.
+    Labels are canonical (:data:`nnunet_hecktor.schema.T_STAGES` / ``N_STAGES``), as
+    :func:`nnunet_hecktor.clinical.read_clinical_csv` parses them.
+    """
+    kept, dropped = [], []
+    labels: dict[str, list] = {schema.COL_TSTAGE: [], schema.COL_NSTAGE: []}
+    for pid in patients:
+        record = clinical.get(pid, {})
+        values = {column: record.get(column) for column in labels}
+        if all(v is None for v in values.values()):
+            dropped.append(pid)
+            continue
+        kept.append(pid)
+        for column, value in values.items():
+            labels[column].append(value)
+    return kept, labels, dropped
 
 
 def centre_groups(clinical: dict[str, dict], patients) -> np.ndarray:

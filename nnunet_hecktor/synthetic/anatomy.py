@@ -24,6 +24,7 @@ from nnunet_hecktor.synthetic.geometry import (
     CANONICAL_HEIGHT_MM, NECK_HALF_DEPTH_MM, NECK_HALF_WIDTH_MM, PROFILE_A_MM, PROFILE_B_MM, PROFILE_T, Grid,
     SizePreset,
 )
+from nnunet_hecktor.synthetic.image_factors import ENE_RIM_REACH, ENE_RIM_UPTAKE, HETEROGENEITY_TEXTURE
 from nnunet_hecktor.synthetic.lesions import Lesion
 from nnunet_hecktor.synthetic.patients import SyntheticPatient
 
@@ -185,11 +186,12 @@ def lesion_geometry(frame: BodyFrame, lesion: Lesion):
     return centre, radii
 
 
-def lesion_field(frame: BodyFrame, lesion: Lesion, grid: Grid, shift_mm=(0.0, 0.0, 0.0)):
-    """Bounding-box slices and the normalised radial coordinate ``q`` (inside where q <= 1)."""
+def lesion_field(frame: BodyFrame, lesion: Lesion, grid: Grid, shift_mm=(0.0, 0.0, 0.0), reach: float = 1.0):
+    """Bounding-box slices and the normalised radial coordinate ``q`` (inside where q <= 1); ``reach``
+    widens the box to hold ``q <= reach`` (the rich world's extranodal rim)."""
     centre, radii = lesion_geometry(frame, lesion)
     centre = tuple(c + s for c, s in zip(centre, shift_mm))
-    margin = 1.0 + sum(abs(term[3]) for term in lesion.shape_terms)
+    margin = (1.0 + sum(abs(term[3]) for term in lesion.shape_terms)) * reach
     box = []
     for d in range(3):
         lo = math.floor((centre[d] - margin * radii[d] - grid.origin[d]) / grid.spacing[d])
@@ -235,11 +237,48 @@ def render_ct(patient: SyntheticPatient, frame: BodyFrame, grid: Grid, rng: np.r
         box, q = lesion_field(frame, lesion, grid, shift_mm)
         if box is not None:
             hu[box][q <= 1.0] = TISSUE_HU[SOFT] + lesion.ct_contrast_hu
+    if patient.image_factors is not None:
+        _rich_ct(patient, frame, grid, hu, rng, shift_mm)
     for start in range(0, grid.size[2], z_chunk):
         sl = slice(start, min(start + z_chunk, grid.size[2]))
         slab = hu[sl] + np.float32(noise_hu) * rng.standard_normal(size=hu[sl].shape, dtype=np.float32)
         ct[sl] = np.clip(np.rint(slab), -1024, 3071).astype(np.int16)
     return ct
+
+
+def _ene_rim(patient: SyntheticPatient, frame: BodyFrame, grid: Grid, rng: np.random.Generator, shift_mm=(0.0, 0.0, 0.0)):
+    """The rich world's extranodal extension: ``(box, q, strands)`` of the ENE node's spiculated rim
+    (``1 < q <= 1 + ENE_RIM_REACH`` where smooth noise is positive), or None without ENE."""
+    index = patient.image_factors.get("ene_node")
+    if index is None:
+        return None
+    reach = 1.0 + ENE_RIM_REACH
+    box, q = lesion_field(frame, patient.nodes[index], grid, shift_mm, reach=reach)
+    if box is None:
+        return None
+    strands = (q > 1.0) & (q <= reach) & (_smooth_noise(rng, q.shape, 0.8) > 0.0)
+    return box, q, strands
+
+
+def _rich_ct(patient: SyntheticPatient, frame: BodyFrame, grid: Grid, hu: np.ndarray, rng: np.random.Generator,
+             shift_mm) -> None:
+    """Rich world (:mod:`.image_factors`): hypodense necrotic/cystic cores, strands of denser tissue
+    around a node with extranodal extension (fat -> soft tissue, soft tissue +20 HU)."""
+    lesions = list(patient.nodes) + ([patient.primary] if patient.primary is not None else [])
+    for lesion in lesions:
+        if lesion.necrotic_fraction > 0:
+            box, q = lesion_field(frame, lesion, grid, shift_mm)
+            if box is not None:
+                hu[box][q < lesion.necrotic_fraction] = TISSUE_HU[SOFT] + lesion.ct_contrast_hu - 30.0
+    rim = _ene_rim(patient, frame, grid, rng, shift_mm)
+    if rim is not None:
+        box, _, strands = rim
+        region = hu[box]
+        # Fat becomes soft tissue, soft tissue a little denser; bone, air and other lesions stay.
+        fat = strands & (region >= TISSUE_HU[FAT]) & (region < TISSUE_HU[SOFT])
+        soft = strands & (region == TISSUE_HU[SOFT])
+        region[fat] = TISSUE_HU[SOFT]
+        region[soft] = TISSUE_HU[SOFT] + 20.0
 
 
 def _smooth_noise(rng: np.random.Generator, shape, sigma_vox: float) -> np.ndarray:
@@ -263,6 +302,7 @@ def render_pet(patient: SyntheticPatient, frame: BodyFrame, grid: Grid, rng: np.
         suv[sl] = suv_lut[tissue]
 
     lesions = list(patient.nodes) + ([patient.primary] if patient.primary is not None else [])
+    factors = patient.image_factors
     for lesion in lesions:
         box, q = lesion_field(frame, lesion, grid)
         if box is None:
@@ -270,11 +310,21 @@ def render_pet(patient: SyntheticPatient, frame: BodyFrame, grid: Grid, rng: np.
         inside = q <= 1.0
         # Peak at the centre falling to ~55 % at the edge, with smooth heterogeneity and an
         # optional necrotic (cold) core.
-        uptake = lesion.suv_peak * (1.0 - 0.45 * q ** 2) * (1.0 + 0.12 * _smooth_noise(rng, q.shape, 1.0))
+        texture = 0.12
+        if factors is not None and lesion.kind == "primary":
+            texture = HETEROGENEITY_TEXTURE[0] + HETEROGENEITY_TEXTURE[1] * factors["heterogeneity"]
+        uptake = lesion.suv_peak * (1.0 - 0.45 * q ** 2) * (1.0 + texture * _smooth_noise(rng, q.shape, 1.0))
         if lesion.necrotic_fraction > 0:
             uptake = np.where(q < lesion.necrotic_fraction, 0.25 * lesion.suv_peak, uptake)
         region = suv[box]
         region[inside] = np.maximum(region[inside], uptake[inside].astype(np.float32))
+    rim = _ene_rim(patient, frame, grid, rng) if factors is not None else None
+    if rim is not None:
+        box, q, strands = rim
+        peak = patient.nodes[factors["ene_node"]].suv_peak
+        rim_uptake = (ENE_RIM_UPTAKE * peak * (1.0 - (q - 1.0) / ENE_RIM_REACH)).astype(np.float32)
+        region = suv[box]
+        region[strands] = np.maximum(region[strands], rim_uptake[strands])
 
     sigma_vox = [fwhm_mm / 2.3548 / s for s in grid.spacing[::-1]]
     blurred = ndimage.gaussian_filter(suv, sigma_vox, mode="constant", cval=0.0) * calibration

@@ -1,4 +1,4 @@
-"""``make_cohort``: write a synthetic HECKTOR 2025 training release (images, CSVs, ground truth)."""
+"""``make_cohort``: write a synthetic HECKTOR 2025 or 2026 training release (images, CSVs, ground truth)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,12 @@ from nnunet_hecktor.fileio import write_image_atomic, write_json_atomic
 from nnunet_hecktor.strict_json import json_safe
 from nnunet_hecktor.synthetic import anatomy, writer
 from nnunet_hecktor.synthetic.geometry import draw_grids, size_preset
+from nnunet_hecktor.synthetic.image_factors import (
+    CYSTIC_NODE_PROBABILITY, RICH_RISK_CENTRE, RICH_RISK_COEFFICIENTS, check_world,
+)
 from nnunet_hecktor.synthetic.patients import (
-    CENTRE_PROFILES, ENRICHMENT_ACCEPTANCE, GENERATOR_VERSION, HPV_COEFFICIENTS, RISK_COEFFICIENTS, WEIBULL_SCALE_DAYS,
-    WEIBULL_SHAPE, SyntheticPatient, draw_patients, patient_rng,
+    CENTRE_PROFILES, COVARIATE_ENRICHMENT, ENRICHMENT_ACCEPTANCE, GENERATOR_VERSION, HPV_COEFFICIENTS,
+    RISK_COEFFICIENTS, WEIBULL_SCALE_DAYS, WEIBULL_SHAPE, SyntheticPatient, draw_patients, patient_rng,
 )
 
 logger = logging.getLogger(__name__)
@@ -35,7 +38,9 @@ class CohortSummary:
     patients whose target is in the CSVs: ``event_rate`` = share of relapses among Task 2
     patients with known outcome, ``hpv_positive_rate`` among Task 3 patients with known HPV.
     ``best_c_index``/``best_balanced_accuracy`` are those of the true risk / true HPV
-    probability on the same patients (see the ground-truth file for definitions).
+    probability on the same patients (see the ground-truth file for definitions). Edition 2026:
+    ``patient_ids[0]`` lists every patient (one cohort), rates are over the patients whose RFS /
+    HPV Status the CSV shows.
     """
 
     out_dir: Path
@@ -55,14 +60,19 @@ class CohortSummary:
     seconds: float = 0.0
     centres: dict[str, int] = field(default_factory=dict)
     enriched: bool = False
+    edition: str = "2025"
+    world: str = "default"
 
     def summary_line(self) -> str:
         def fmt(value: float, spec: str) -> str:
             return "n/a" if value != value else format(value, spec)
 
         per_task = ", ".join(f"Task {t}: {len(ids)}" for t, ids in sorted(self.patient_ids.items()))
+        if self.edition != "2025":
+            per_task = f"edition {self.edition}"
         return (f"synthetic cohort: {self.n_patients} patients ({per_task}) from {len(self.centres)} centres, "
-                f"layout {self.layout}, size {self.size}, seed {self.seed}{', enriched' if self.enriched else ''}; "
+                f"layout {self.layout}, size {self.size}, seed {self.seed}{', enriched' if self.enriched else ''}"
+                f"{'' if self.world == 'default' else f', world {self.world}'}; "
                 f"relapse rate {fmt(self.event_rate, '.0%')}, "
                 f"HPV+ {fmt(self.hpv_positive_rate, '.0%')}; best C-index {fmt(self.best_c_index, '.3f')}, "
                 f"best HPV balanced accuracy {fmt(self.best_balanced_accuracy, '.3f')}; {self.seconds:.1f} s "
@@ -123,8 +133,10 @@ def _render_and_write(patient: SyntheticPatient, seed: int, size: str,
 
 
 def _with_targets(patients: list[SyntheticPatient], layout: str, task: int | None, target_task: int,
-                  column: str) -> list[SyntheticPatient]:
-    """Patients whose target (``column``, carried by ``target_task``) is in the written CSVs."""
+                  column: str, edition: str = "2025") -> list[SyntheticPatient]:
+    """Patients whose target (``column``, carried by ``target_task`` in 2025) is in the written CSVs."""
+    if edition == "2026":
+        return [p for p in patients if p.released_values("2026")[column] is not None]
     if layout == "task" and task != target_task:
         return []
     return [p for p in patients if target_task in p.tasks and p.clinical_recorded[column] is not None]
@@ -164,7 +176,48 @@ def _best_achievable(surv: list[SyntheticPatient], hpv: list[SyntheticPatient]) 
     return result
 
 
-def _ground_truth(patients, seed, size, layout, task, best, rendered, enriched=False) -> dict[str, Any]:
+def _stage_agreement(patients: list[SyntheticPatient]) -> dict[str, Any]:
+    """Balanced accuracy of the geometry-derived stage as a prediction of the recorded clinical stage
+    (patients with a recorded stage): what a perfect reading of the lesion geometry reaches."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    result: dict[str, Any] = {}
+    for column in (schema.COL_TSTAGE, schema.COL_NSTAGE):
+        known = [p for p in patients if p.staging["recorded"][column] is not None]
+        key = f"{column}_balanced_accuracy_geometry"
+        if not known:
+            result[key] = float("nan")
+            continue
+        truth = [schema.stage_code(column, p.staging["recorded"][column]) for p in known]
+        guess = [schema.stage_code(column, p.staging[f"{column} (geometry)"]) for p in known]
+        # Multi-class balanced accuracy: mean recall over the stages present (the 2026 metric).
+        result[key] = float(balanced_accuracy_score(truth, guess))
+    return result
+
+
+def _enrichment_description(enriched: bool, enrichment: str) -> dict[str, Any] | None:
+    if not enriched:
+        return None
+    if enrichment == "outcome":
+        return {f"hpv={h},relapse={r}": a for (h, r), a in ENRICHMENT_ACCEPTANCE.items()}
+    return {"scheme": "covariate", **COVARIATE_ENRICHMENT,
+            "rule": "keep with probability a(HPV) * sigmoid(slope * (r0 - centre)), a(HPV-) = 1, "
+                    "a(HPV+) = hpv_positive, r0 = true_risk without its HPV term"}
+
+
+def _ground_truth(patients, seed, size, layout, task, best, rendered, enriched=False,
+                  edition: str = "2025", world: str = "default", id_offset: int = 0,
+                  enrichment: str = "covariate") -> dict[str, Any]:
+    with_staging = edition == "2026"
+    # Keys that did not exist before editions and worlds appear only when they are not the default,
+    # so the default ground truth of a seed is unchanged.
+    extra: dict[str, Any] = {"edition": edition} if edition != "2025" else {}
+    if id_offset:
+        extra["id_offset"] = id_offset
+    if world != "default":
+        extra["world"] = world
+        extra["rich_world"] = {"risk_coefficients": RICH_RISK_COEFFICIENTS, "risk_centre": RICH_RISK_CENTRE,
+                               "cystic_node_probability": CYSTIC_NODE_PROBABILITY}
     return {
         "description": ("Synthetic HECKTOR cohort ground truth. Never read by the pipeline. true_risk is the "
                         "linear predictor of the Weibull proportional-hazards model that drew RFS/Relapse "
@@ -174,24 +227,26 @@ def _ground_truth(patients, seed, size, layout, task, best, rendered, enriched=F
                         "known HPV, thresholded at the prevalence (Bayes rule for balanced accuracy, the "
                         "headline value), at 0.5, and at the threshold that is best on these labels (oracle)."),
         "generator_version": GENERATOR_VERSION,
+        **extra,
         "seed": seed, "size": size, "layout": layout, "task": task,
         "enriched": bool(enriched),
-        "enrichment_acceptance": ({f"hpv={h},relapse={r}": a for (h, r), a in ENRICHMENT_ACCEPTANCE.items()}
-                                  if enriched else None),
+        "enrichment_acceptance": _enrichment_description(enriched, enrichment),
         "models": {
             "risk_coefficients": RISK_COEFFICIENTS, "weibull_shape": WEIBULL_SHAPE,
             "weibull_scale_days": WEIBULL_SCALE_DAYS, "hpv_coefficients": HPV_COEFFICIENTS,
             "centre_profiles": {c: vars(p) for c, p in CENTRE_PROFILES.items()},
         },
         "best_achievable": best,
-        "patients": {p.patient_id: {**p.to_json(), "images": rendered.get(p.patient_id)} for p in patients},
+        "patients": {p.patient_id: {**p.to_json(with_staging=with_staging), "images": rendered.get(p.patient_id)}
+                     for p in patients},
     }
 
 
 def make_cohort(out_dir, n_patients: int = 12, seed: int = 0, layout: str = "release", task: int | None = 1,
                 size: str = "test", num_processes: int = 1, progress: bool = True,
-                overwrite: bool = False, enriched: bool = False) -> CohortSummary:
-    """Write a synthetic HECKTOR 2025 training cohort.
+                overwrite: bool = False, enriched: bool = False, edition: str = "2025",
+                world: str = "default", id_offset: int = 0, enrichment: str = "covariate") -> CohortSummary:
+    """Write a synthetic HECKTOR 2025 (default) or 2026 training cohort.
 
     Parameters
     ----------
@@ -220,6 +275,22 @@ def make_cohort(out_dir, n_patients: int = 12, seed: int = 0, layout: str = "rel
     enriched : bool
         Enrich HPV-negative patients and relapses and put every patient in all three tasks (see
         :func:`nnunet_hecktor.synthetic.draw_patients`).
+    enrichment : {"covariate", "outcome"}
+        With ``enriched``: keep patients on covariates (default; the generator's associations hold)
+        or, as first done, on the drawn outcome (see :func:`nnunet_hecktor.synthetic.draw_patients`).
+    edition : {"2025", "2026"}
+        Release to write. ``2026``: layout ``release`` only; every patient's CT, PET and label in
+        ``hecktor2026_training/<PID>/`` and one CSV with HPV Status as an input, no M-stage, and the
+        targets Relapse, RFS, T-stage, N-stage (see :mod:`nnunet_hecktor.synthetic.writer` and
+        :mod:`nnunet_hecktor.synthetic.staging`). The patients are those of the 2025 release of the
+        same seed.
+    world : {"default", "rich"}
+        ``rich``: outcomes also depend on factors only the images show (necrotic core, uptake
+        heterogeneity, extranodal extension; cystic nodes for HPV), see
+        :mod:`nnunet_hecktor.synthetic.image_factors`.
+    id_offset : int
+        Patient numbers start here; for a cohort of new patients next to a training cohort pass
+        :func:`nnunet_hecktor.synthetic.first_free_id_number` of the training ids, so no id repeats.
 
     Returns
     -------
@@ -232,14 +303,21 @@ def make_cohort(out_dir, n_patients: int = 12, seed: int = 0, layout: str = "rel
     out_dir = Path(out_dir)
     size_preset(size)
     tasks = writer.tasks_in_layout(layout, task)
+    edition = writer.check_edition_layout(edition, layout)
+    check_world(world)
     if num_processes < 1:
         raise ValueError("num_processes must be at least 1")
     if writer.is_nonempty_dir(out_dir) and not overwrite:
         raise HecktorError(f"{out_dir} is not empty; choose an empty folder or pass overwrite=True (--overwrite)")
 
-    cohort = draw_patients(n_patients, seed, enriched=enriched)
-    written = cohort if layout == "flat" else [p for p in cohort if set(p.tasks) & set(tasks)]
-    jobs = [(p, writer.patient_files(p, out_dir, layout, task)) for p in written]
+    cohort = draw_patients(n_patients, seed, enriched=enriched, world=world, id_offset=id_offset,
+                           enrichment=enrichment)
+    if edition == "2026":
+        written = cohort
+        jobs = [(p, writer.patient_files_2026(p, out_dir)) for p in written]
+    else:
+        written = cohort if layout == "flat" else [p for p in cohort if set(p.tasks) & set(tasks)]
+        jobs = [(p, writer.patient_files(p, out_dir, layout, task)) for p in written]
 
     rendered: dict[str, dict] = {}
     bar = None
@@ -267,30 +345,40 @@ def make_cohort(out_dir, n_patients: int = 12, seed: int = 0, layout: str = "rel
         if bar:
             bar.close()
 
-    csv_paths = writer.write_csvs(written, out_dir, layout, task)
-    surv = _with_targets(written, layout, task, 2, schema.COL_RFS)
-    hpv = _with_targets(written, layout, task, 3, schema.COL_HPV)
+    if edition == "2026":
+        csv_paths = writer.write_csv_2026(written, out_dir)
+    else:
+        csv_paths = writer.write_csvs(written, out_dir, layout, task)
+    surv = _with_targets(written, layout, task, 2, schema.COL_RFS, edition)
+    hpv = _with_targets(written, layout, task, 3, schema.COL_HPV, edition)
     best = _best_achievable(surv, hpv)
+    if edition == "2026":
+        best.update(_stage_agreement(written))
     gt_path = out_dir / writer.GROUND_TRUTH_NAME
     write_json_atomic(gt_path, json_safe(_ground_truth(written, seed, size, layout, task if layout == "task" else None,
-                                             best, rendered, enriched)))
+                                             best, rendered, enriched, edition, world, id_offset,
+                                             enrichment)))
 
     shown_tasks = (1, 2, 3) if layout == "flat" else tasks
+    patient_ids = {t: sorted(p.patient_id for p in written if t in p.tasks) for t in shown_tasks}
+    if edition == "2026":
+        patient_ids = {0: sorted(p.patient_id for p in written)}
     centres: dict[str, int] = {}
     for p in written:
         centres[p.centre] = centres.get(p.centre, 0) + 1
     summary = CohortSummary(
         out_dir=out_dir, layout=layout, size=size, seed=seed, n_patients=len(written),
-        patient_ids={t: sorted(p.patient_id for p in written if t in p.tasks) for t in shown_tasks},
+        patient_ids=patient_ids,
         all_patient_ids=sorted(p.patient_id for p in written), csv_paths=csv_paths, ground_truth_path=gt_path,
         planning_patient_ids=sorted(p.patient_id for p in written
-                                    if p.has_planning and (layout in ("release", "release_underscore")
-                                                           or (layout == "task" and task == 2))),
+                                    if p.has_planning and edition == "2025"
+                                    and (layout in ("release", "release_underscore") or (layout == "task" and task == 2))),
         event_rate=float(np.mean([p.relapse for p in surv])) if surv else float("nan"),
         hpv_positive_rate=float(np.mean([p.hpv for p in hpv])) if hpv else float("nan"),
         best_c_index=float(best.get("c_index_true_risk", float("nan"))),
         best_balanced_accuracy=float(best.get("balanced_accuracy_at_prevalence", float("nan"))),
         seconds=time.perf_counter() - start, centres=dict(sorted(centres.items())), enriched=enriched,
+        edition=edition, world=world,
     )
     if progress:
         logger.info("%s", summary.summary_line())

@@ -27,15 +27,20 @@ independent censoring (administrative end of follow-up plus loss to follow-up), 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from nnunet_hecktor import schema
+from nnunet_hecktor.synthetic.image_factors import check_world, draw_image_factors
 from nnunet_hecktor.synthetic.lesions import Lesion, draw_lesions
+from nnunet_hecktor.synthetic.staging import draw_staging
 
-#: Bumped whenever a change alters what a given seed produces.
+#: Bumped whenever a change alters what a given seed produces with the default options (2025 edition,
+#: default world, not enriched, id offset 0). Other options are recorded as their own ground-truth keys
+#: (``edition``, ``world``, ``id_offset``, ``enrichment_acceptance``); the covariate enrichment replaced
+#: the outcome one without a bump (its ground truth says ``"scheme": "covariate"``).
 GENERATOR_VERSION = "1"
 
 #: Task 1 cohort sizes per centre of the 2025 training release, used as sampling weights; CHUV gets
@@ -131,6 +136,11 @@ class SyntheticPatient:
     rfs_days: float
     relapse: int
     anatomy: dict[str, float]
+    #: T/N stages from the lesion geometry and as clinically recorded (:mod:`.staging`).
+    staging: dict[str, Any] = field(default_factory=dict)
+    #: ``"default"`` or ``"rich"`` (:mod:`.image_factors`); the rich world's factor values (None otherwise).
+    world: str = "default"
+    image_factors: dict[str, Any] | None = None
 
     @property
     def node_count(self) -> int:
@@ -145,21 +155,42 @@ class SyntheticPatient:
         peaks = [les.suv_peak for les in ([self.primary] if self.primary else []) + self.nodes]
         return max(peaks) if peaks else 0.0
 
-    def released_values(self) -> dict[str, Any]:
-        """Clinical values as the release shows them: recorded values (``None`` = missing), with
-        Relapse/RFS only for Task 2 members and HPV Status only for Task 3 members."""
+    def released_values(self, edition: str = "2025") -> dict[str, Any]:
+        """Clinical values as the release of ``edition`` shows them (``None`` = missing).
+
+        2025: recorded values, with Relapse/RFS only for Task 2 members and HPV Status only for Task 3
+        members. 2026 (one cohort): no M-stage; HPV Status, Relapse/RFS (blank for a few more
+        patients, :data:`~.staging.EXTRA_OUTCOME_MISSING_2026`) and the recorded clinical
+        ``T-stage``/``N-stage`` for every patient.
+        """
         values = dict(self.clinical_recorded)
         values[schema.COL_PATIENT] = self.patient_id
         values[schema.COL_CENTER] = self.center_id
+        if str(edition) == "2026":
+            values.pop(schema.COL_MSTAGE, None)
+            recorded = self.staging["recorded"]
+            if recorded["outcome_missing_2026"]:
+                values[schema.COL_RELAPSE] = values[schema.COL_RFS] = None
+            values[schema.COL_TSTAGE] = recorded[schema.COL_TSTAGE]
+            values[schema.COL_NSTAGE] = recorded[schema.COL_NSTAGE]
+            return values
+        if str(edition) != "2025":
+            raise ValueError(f"synthetic releases exist for the 2025 and 2026 editions, not {edition!r}")
         if 2 not in self.tasks:
             values[schema.COL_RELAPSE] = values[schema.COL_RFS] = None
         if 3 not in self.tasks:
             values[schema.COL_HPV] = None
         return values
 
-    def to_json(self) -> dict[str, Any]:
-        """Plain-JSON view for the ground-truth file."""
+    def to_json(self, with_staging: bool = False) -> dict[str, Any]:
+        """Plain-JSON view for the ground-truth file (``staging`` only when ``with_staging``, so the
+        2025 ground truth of a seed is what it was before stages existed)."""
         data = asdict(self)
+        if not with_staging:
+            data.pop("staging")
+        if self.world == "default":  # the default world's ground truth is what it was before worlds
+            data.pop("world")
+            data.pop("image_factors")
         data["tasks"] = list(self.tasks)
         data["node_count"] = self.node_count
         data["primary_volume_ml"] = self.primary_volume_ml
@@ -191,16 +222,26 @@ def assign_centres(n_patients: int, rng: np.random.Generator) -> list[str]:
     return list(CENTRE_ROUND_ROBIN[:n_robin]) + [names[i] for i in rest]
 
 
-def assign_patient_ids(centres: list[str], rng: np.random.Generator) -> list[str]:
-    """``<CENTRE>-<NNN>`` ids, numbered per centre from a small random start (can be ``000``)
-    with occasional gaps, as in the release."""
-    next_number = {c: int(rng.integers(0, 4)) for c in CENTRE_WEIGHTS}
+def assign_patient_ids(centres: list[str], rng: np.random.Generator, id_offset: int = 0) -> list[str]:
+    """``<CENTRE>-<NNN>`` ids, numbered per centre from ``id_offset`` plus a small random start (can be
+    ``000``) with occasional gaps, as in the release."""
+    next_number = {c: int(id_offset) + int(rng.integers(0, 4)) for c in CENTRE_WEIGHTS}
     ids = []
     for centre in centres:
         number = next_number[centre]
         ids.append(f"{centre}-{number:03d}")
         next_number[centre] = number + 1 + int(rng.random() < 0.15)
     return ids
+
+
+def first_free_id_number(patient_ids) -> int:
+    """One more than the highest number among ``patient_ids`` (``<CENTRE>-<NNN>``), 0 for none.
+
+    Pass it as ``id_offset`` when drawing a cohort of new patients next to a training cohort, so that
+    no new patient has the id of a training patient (both are drawn from the same centres).
+    """
+    numbers = [int(pid.rsplit("-", 1)[1]) for pid in patient_ids]
+    return max(numbers, default=-1) + 1
 
 
 def assign_tasks(n_patients: int, rng: np.random.Generator) -> list[tuple[int, ...]]:
@@ -302,8 +343,11 @@ def _draw_anatomy(rng: np.random.Generator) -> dict[str, float]:
 
 
 def draw_patient(seed: int, index: int, patient_id: str, centre: str, tasks: tuple[int, ...],
-                 has_planning: bool) -> SyntheticPatient:
-    """Draw all parameters and outcomes of one patient from its own generator (seed, index)."""
+                 has_planning: bool, world: str = "default") -> SyntheticPatient:
+    """Draw all parameters and outcomes of one patient from its own generator (seed, index).
+
+    ``world="rich"`` adds the image-only outcome factors of :mod:`.image_factors` (own stream 8).
+    """
     rng = patient_rng(seed, index, 0)
     profile = CENTRE_PROFILES[centre]
     clinical = _draw_clinical(rng, profile)
@@ -316,6 +360,11 @@ def draw_patient(seed: int, index: int, patient_id: str, centre: str, tasks: tup
     suvmax = max([les.suv_peak for les in ([primary] if primary else []) + nodes], default=0.0)
     risk = true_risk_of(primary_volume, suvmax, len(nodes), hpv, clinical[schema.COL_MSTAGE],
                         clinical[schema.COL_AGE])
+    factors = None
+    if check_world(world) == "rich":
+        primary, nodes, factors = draw_image_factors(patient_rng(seed, index, 8), primary, nodes, hpv,
+                                                     hpv_probability)
+        risk += factors["risk_term"]
 
     # Inverse-transform sampling of the Weibull PH model: S(t) = exp(-(t/scale)^k e^lp).
     u = rng.random()
@@ -335,25 +384,50 @@ def draw_patient(seed: int, index: int, patient_id: str, centre: str, tasks: tup
 
     true = dict(clinical)
     true.update({schema.COL_HPV: hpv, schema.COL_RELAPSE: relapse, schema.COL_RFS: rfs})
+    # Stages from their own stream (7): adding them changed nothing else a seed draws.
+    staging = draw_staging(patient_rng(seed, index, 7), primary, nodes)
     return SyntheticPatient(
         index=index, patient_id=patient_id, centre=centre, center_id=schema.CENTER_CODES[centre],
         tasks=tuple(tasks), has_planning=has_planning, clinical_true=true, clinical_recorded=recorded,
         primary=primary, nodes=nodes, hpv_probability=hpv_probability, hpv=hpv, true_risk=risk,
         event_time_days=event_time, censor_time_days=censor_time, rfs_days=rfs, relapse=relapse,
-        anatomy=anatomy,
+        anatomy=anatomy, staging=staging, world=world, image_factors=factors,
     )
 
 
-#: Enriched cohorts (``draw_patients(..., enriched=True)``): probability of keeping a drawn patient,
-#: by (HPV status, relapse). Base rates are ~12 % HPV negative and ~25 % relapse (too few negatives
-#: and events to judge a model on a few hundred patients); keeping every HPV-negative patient, 60 %
-#: of HPV-positive relapses and 25 % of HPV-positive non-relapses gives ~30 % HPV negative and
-#: ~43 % relapse. Selection is on the drawn outcome, so within the cohort the true HPV probability
-#: still ranks patients but is no longer calibrated.
+#: Enrichment schemes of ``draw_patients(..., enriched=True)``.
+ENRICHMENTS: tuple[str, ...] = ("covariate", "outcome")
+
+#: ``enrichment="covariate"`` (default): probability of keeping a drawn patient is
+#: ``a(HPV) x sigmoid(slope x (r0 - centre))`` with ``a(HPV negative) = 1``,
+#: ``a(HPV positive) = hpv_positive`` and ``r0`` the true log-risk without its HPV term (a function of
+#: the risk covariates). Selection depends on covariates of the risk model only (HPV status is one),
+#: so relapse times given the covariates keep the generator's proportional-hazards model: a Cox fit on
+#: the true covariates of an enriched cohort recovers :data:`RISK_COEFFICIENTS`. For the HPV model the
+#: factor on HPV status is case-control sampling (``r0`` is independent of HPV status given the HPV
+#: covariates): the slopes of :data:`HPV_COEFFICIENTS` hold, the intercept moves by
+#: ``log(hpv_positive)`` (:data:`ENRICHMENT_HPV_LOGIT_SHIFT`). Base rates ~12 % HPV negative and
+#: ~25 % relapse become ~30 % and ~42 %; ~16 % of the drawn patients are kept.
+COVARIATE_ENRICHMENT: dict[str, float] = {"hpv_positive": 0.35, "slope": 2.0, "centre": 1.0}
+#: Within a covariate-enriched cohort, P(HPV+ | covariates) = sigmoid(logit hpv_probability + this).
+ENRICHMENT_HPV_LOGIT_SHIFT = math.log(COVARIATE_ENRICHMENT["hpv_positive"])
+
+#: ``enrichment="outcome"`` (the first scheme, kept to reproduce figures made with it): probability
+#: of keeping a drawn patient by (HPV status, relapse). Selecting on the drawn relapse changes the
+#: associations inside the cohort (a Cox refit on the true covariates of 3,000 such patients gives an
+#: HPV coefficient of about -0.4 where the generator has -1.0); ~30 % HPV negative, ~43 % relapse.
 ENRICHMENT_ACCEPTANCE: dict[tuple[int, int], float] = {(0, 0): 1.0, (0, 1): 1.0, (1, 1): 0.60, (1, 0): 0.25}
 
 
-def draw_patients(n_patients: int, seed: int = 0, enriched: bool = False) -> list[SyntheticPatient]:
+def covariate_acceptance(patient: SyntheticPatient) -> float:
+    """Probability of keeping ``patient`` in a covariate-enriched cohort (:data:`COVARIATE_ENRICHMENT`)."""
+    c = COVARIATE_ENRICHMENT
+    r0 = patient.true_risk - RISK_COEFFICIENTS["hpv_positive"] * patient.hpv
+    return (1.0 if patient.hpv == 0 else c["hpv_positive"]) / (1.0 + math.exp(-c["slope"] * (r0 - c["centre"])))
+
+
+def draw_patients(n_patients: int, seed: int = 0, enriched: bool = False, world: str = "default",
+                  id_offset: int = 0, enrichment: str = "covariate", progress: bool = False) -> list[SyntheticPatient]:
     """Draw the parameters and outcomes of a synthetic cohort without rendering images.
 
     This is the fast path for prognosis benchmarks: the same ``(n_patients, seed, enriched)`` gives
@@ -366,10 +440,24 @@ def draw_patients(n_patients: int, seed: int = 0, enriched: bool = False) -> lis
     seed : int
         Cohort seed; each patient has its own generator seeded from ``(seed, index)``.
     enriched : bool
-        Enrich HPV-negative patients and relapses (see :data:`ENRICHMENT_ACCEPTANCE`: ~30 % HPV
-        negative, ~43 % relapse) and put every patient in all three tasks (label, outcome and HPV
-        status; values still go missing at the usual rates). The patients are those kept, in index
-        order, from a larger cohort of the same seed (so their ids have gaps).
+        Enrich HPV-negative patients and relapses (~30 % HPV negative, ~42 % relapse) and put every
+        patient in all three tasks (label, outcome and HPV status; values still go missing at the
+        usual rates). The patients are those kept, in index order, from a larger cohort of the same
+        seed, numbered afresh per centre.
+    enrichment : {"covariate", "outcome"}
+        How patients are kept: ``covariate`` (default) on HPV status and high-risk covariates, which
+        keeps the generator's associations (:data:`COVARIATE_ENRICHMENT`); ``outcome`` on HPV status
+        and the drawn relapse (:data:`ENRICHMENT_ACCEPTANCE`), the first scheme, which distorts them
+        (kept only to reproduce figures made with it; its ids keep the pool's gaps).
+    world : {"default", "rich"}
+        ``rich`` adds outcome factors only the images show (:mod:`.image_factors`); the clinical
+        values, lesion sizes and HPV statuses are those of the default world of the same seed.
+    id_offset : int
+        Patient numbers start here (per centre, plus a small random start): a cohort of new patients
+        drawn with ``id_offset = first_free_id_number(training ids)`` shares no id with the training
+        cohort. 0 (default) keeps the ids a seed always had; nothing else depends on it.
+    progress : bool
+        Show a tqdm progress bar (plain cohorts; large draws take minutes).
 
     Returns
     -------
@@ -378,21 +466,62 @@ def draw_patients(n_patients: int, seed: int = 0, enriched: bool = False) -> lis
     """
     if n_patients < 1:
         raise ValueError("n_patients must be at least 1")
+    if id_offset < 0:
+        raise ValueError("id_offset must be at least 0")
+    check_world(world)
+    if enrichment not in ENRICHMENTS:
+        raise ValueError(f"unknown enrichment {enrichment!r}; choose one of {', '.join(ENRICHMENTS)}")
+    if enriched and enrichment == "outcome":
+        return _outcome_enriched_patients(n_patients, seed, world, id_offset)
     if enriched:
-        return _enriched_patients(n_patients, seed)
+        return _covariate_enriched_patients(n_patients, seed, world, id_offset)
     rng = _cohort_rng(seed)
     centres = assign_centres(n_patients, rng)
-    ids = assign_patient_ids(centres, rng)
+    ids = assign_patient_ids(centres, rng, id_offset)
     tasks = assign_tasks(n_patients, rng)
     # Planning CT + dose for ~40 % of Task 2 patients (at least one when Task 2 is not empty).
     planning = [2 in t and rng.random() < 0.4 for t in tasks]
     task2 = [i for i, t in enumerate(tasks) if 2 in t]
     if task2 and not any(planning):
         planning[task2[0]] = True
-    return [draw_patient(seed, i, ids[i], centres[i], tasks[i], planning[i]) for i in range(n_patients)]
+    indices = range(n_patients)
+    if progress:
+        from tqdm import tqdm
+
+        indices = tqdm(indices, desc=f"draw ({world} world)", unit="patient")
+    return [draw_patient(seed, i, ids[i], centres[i], tasks[i], planning[i], world) for i in indices]
 
 
-def _enriched_patients(n_patients: int, seed: int) -> list[SyntheticPatient]:
+def keep_enriched(pool: list[SyntheticPatient], seed: int, enrichment: str = "covariate") -> list[SyntheticPatient]:
+    """The patients of ``pool`` (a plain cohort of ``seed``) that an enriched cohort keeps, in index
+    order, with their pool ids and tasks (:func:`draw_patients` renumbers covariate-enriched ones)."""
+    if enrichment == "outcome":
+        return [p for p in pool
+                if patient_rng(seed, p.index, 6).random() < ENRICHMENT_ACCEPTANCE[(p.hpv, p.relapse)]]
+    return [p for p in pool if patient_rng(seed, p.index, 6).random() < covariate_acceptance(p)]
+
+
+def _covariate_enriched_patients(n_patients: int, seed: int, world: str, id_offset: int) -> list[SyntheticPatient]:
+    """The first ``n_patients`` kept (:func:`covariate_acceptance`) from a pool of the same seed,
+    numbered afresh per centre from ``id_offset``."""
+    from dataclasses import replace
+
+    kept_share = 0.16  # expected share kept at the base rates; the pool is sized with a margin
+    pool_size = int(math.ceil(n_patients / kept_share * 1.3)) + 10
+    while True:  # deterministic: the pool size depends only on n_patients
+        kept = keep_enriched(draw_patients(pool_size, seed, world=world), seed)
+        if len(kept) >= n_patients:
+            break
+        pool_size *= 2
+    kept = kept[:n_patients]
+    # Fresh numbers: the pool's numbering would leave ids with large gaps (and 4 digits).
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x5EED, 0xE11C]))
+    ids = assign_patient_ids([p.centre for p in kept], rng, id_offset)
+    return [replace(p, patient_id=pid, tasks=(1, 2, 3)) for p, pid in zip(kept, ids)]
+
+
+def _outcome_enriched_patients(n_patients: int, seed: int, world: str = "default",
+                               id_offset: int = 0) -> list[SyntheticPatient]:
     """The first ``n_patients`` kept (:data:`ENRICHMENT_ACCEPTANCE`) from a pool of the same seed."""
     from dataclasses import replace
 
@@ -400,7 +529,7 @@ def _enriched_patients(n_patients: int, seed: int) -> list[SyntheticPatient]:
     pool_size = int(math.ceil(n_patients / kept_share * 1.3)) + 10
     while True:  # deterministic: the pool size depends only on n_patients
         kept = []
-        for patient in draw_patients(pool_size, seed):
+        for patient in draw_patients(pool_size, seed, world=world, id_offset=id_offset):
             accept = ENRICHMENT_ACCEPTANCE[(patient.hpv, patient.relapse)]
             if patient_rng(seed, patient.index, 6).random() < accept:
                 kept.append(replace(patient, tasks=(1, 2, 3)))
@@ -409,12 +538,13 @@ def _enriched_patients(n_patients: int, seed: int) -> list[SyntheticPatient]:
         pool_size *= 2
 
 
-def patients_table(patients: list[SyntheticPatient], recorded: bool = True):
+def patients_table(patients: list[SyntheticPatient], recorded: bool = True, edition: str = "2025"):
     """One row per patient as a :class:`pandas.DataFrame` (index PatientID).
 
     Columns: the clinical columns of :data:`nnunet_hecktor.schema.CLINICAL_COLUMNS` (when
-    ``recorded``: the values the CSVs show, see :meth:`SyntheticPatient.released_values`, NaN for
-    missing; else the true values, all targets included), plus ground truth
+    ``recorded``: the values the CSVs of ``edition`` show, see
+    :meth:`SyntheticPatient.released_values`, NaN for missing; else the true values, all targets
+    included, with the clinical stages for ``edition="2026"``), plus ground truth
     ``true_risk``, ``hpv_probability``, ``primary_volume_ml``, ``node_count``, ``suvmax``,
     ``tasks``.
     """
@@ -422,7 +552,13 @@ def patients_table(patients: list[SyntheticPatient], recorded: bool = True):
 
     rows = []
     for p in patients:
-        values = p.released_values() if recorded else p.clinical_true
+        if recorded:
+            values = p.released_values(edition)
+        elif str(edition) == "2026":
+            values = {**p.clinical_true, schema.COL_TSTAGE: p.staging[schema.COL_TSTAGE],
+                      schema.COL_NSTAGE: p.staging[schema.COL_NSTAGE]}
+        else:
+            values = p.clinical_true
         row = {schema.COL_PATIENT: p.patient_id, schema.COL_CENTER: p.center_id}
         row.update({c: values.get(c) for c in schema.CLINICAL_COLUMNS[2:]})
         row.update({"true_risk": p.true_risk, "hpv_probability": p.hpv_probability,

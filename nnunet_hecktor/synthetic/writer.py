@@ -10,6 +10,13 @@ Layouts
 ``flat``                ``OUT/<PID>__CT.nii.gz``, ``OUT/<PID>__PT.nii.gz``, ``OUT/<PID>.nii.gz`` (label
                         for Task 1 patients only) and one CSV :data:`FLAT_CSV_NAME` with all columns.
 
+Edition 2026 (``make_cohort(..., edition="2026")``, layout ``release`` only): every patient in
+``OUT/hecktor2026_training/<PID>/<PID>__CT.nii.gz, <PID>__PT.nii.gz, <PID>.nii.gz`` and one CSV
+``OUT/HECKTOR_2026_Training_Task.csv`` (the name of :func:`nnunet_hecktor.editions.get_edition`),
+columns :data:`COLUMNS_2026`: the 2026 test-time inputs (HPV Status included, no M-stage), then the
+targets Relapse, RFS, T-stage, N-stage (canonical labels ``T0``..``T4``, ``N0``..``N3``), blanks for
+missing values.
+
 CSV columns per task (column order differs between files on purpose, as readers must use
 names): Task 1 carries the clinical inputs only, Task 2 adds ``Relapse`` and ``RFS``, Task 3
 adds ``HPV Status``. Encoding: binary values and ``Relapse``/``HPV Status`` as ``0.0``/``1.0``,
@@ -27,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from nnunet_hecktor import schema
+from nnunet_hecktor.editions import get_edition
 from nnunet_hecktor.fileio import atomic_path, write_text_atomic
 from nnunet_hecktor.synthetic.patients import SyntheticPatient
 
@@ -45,6 +53,15 @@ TASK_COLUMNS: dict[int, tuple[str, ...]] = {
 }
 FLAT_COLUMNS: tuple[str, ...] = schema.CLINICAL_COLUMNS
 
+#: Editions a synthetic release can be written as.
+EDITIONS: tuple[str, ...] = ("2025", "2026")
+#: The 2026 release's image folder (one patient folder per patient, all with a label).
+FOLDER_2026 = "hecktor2026_training"
+#: The 2026 release's CSV name and columns, in file order (PatientID, CenterID, inputs, targets).
+CSV_NAME_2026: str = get_edition("2026").csv_names[0]
+COLUMNS_2026: tuple[str, ...] = (schema.COL_PATIENT, schema.COL_CENTER, *get_edition("2026").test_inputs,
+                                 *get_edition("2026").targets)
+
 _FLOAT_COLUMNS = (schema.COL_AGE, schema.COL_PERFORMANCE, schema.COL_RFS, schema.COL_HPV, schema.COL_RELAPSE,
                   *schema.BINARY_COLUMNS)
 
@@ -60,20 +77,47 @@ def format_cell(column: str, value: Any) -> str:
     return str(value)
 
 
-def clinical_row(patient: SyntheticPatient, columns: tuple[str, ...]) -> dict[str, str]:
+def clinical_row(patient: SyntheticPatient, columns: tuple[str, ...], edition: str = "2025") -> dict[str, str]:
     """Recorded values of ``patient`` for ``columns``; targets only where the task has them."""
-    values = patient.released_values()
+    values = patient.released_values(edition)
     return {c: format_cell(c, values.get(c)) for c in columns}
 
 
-def csv_text(patients: list[SyntheticPatient], columns: tuple[str, ...]) -> str:
+def csv_text(patients: list[SyntheticPatient], columns: tuple[str, ...], edition: str = "2025") -> str:
     """The CSV file content for ``patients`` (sorted by PatientID)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
     for patient in sorted(patients, key=lambda p: p.patient_id):
-        writer.writerow(clinical_row(patient, columns))
+        writer.writerow(clinical_row(patient, columns, edition))
     return buffer.getvalue()
+
+
+def check_edition_layout(edition: str, layout: str) -> str:
+    """The edition as a string; the 2026 release has one layout (``release``)."""
+    edition = str(edition)
+    if edition not in EDITIONS:
+        raise ValueError(f"unknown edition {edition!r}; synthetic releases exist for {', '.join(EDITIONS)}")
+    if edition == "2026" and layout != "release":
+        raise ValueError(f"the 2026 release has one layout ('release'), not {layout!r}")
+    return edition
+
+
+def patient_files_2026(patient: SyntheticPatient, out_dir: Path) -> dict[str, list[Path]]:
+    """Destinations of CT, PET and label of ``patient`` in the 2026 release layout."""
+    pid = patient.patient_id
+    folder = out_dir / FOLDER_2026 / pid
+    suffix = schema.FILE_ENDING
+    return {"CT": [folder / f"{pid}{schema.MODALITY_SUFFIXES['CT']}{suffix}"],
+            "PET": [folder / f"{pid}{schema.MODALITY_SUFFIXES['PET']}{suffix}"],
+            "label": [folder / f"{pid}{suffix}"]}
+
+
+def write_csv_2026(patients: list[SyntheticPatient], out_dir: Path) -> dict[int, Path]:
+    """Write the 2026 release CSV; returns ``{0: path}`` (one cohort, as for ``flat``)."""
+    path = out_dir / CSV_NAME_2026
+    write_text_atomic(path, csv_text(patients, COLUMNS_2026, "2026"))
+    return {0: path}
 
 
 def tasks_in_layout(layout: str, task: int | None) -> tuple[int, ...]:
