@@ -81,5 +81,5 @@ def test_cli_edition(tmp_path, capsys):
     assert cli_main(["synth", str(out), "--patients", "3", "--edition", "2026", "--quiet"]) == 0
     assert (out / "HECKTOR_2026_Training_Task.csv").is_file()
     assert cli_main(["synth", str(tmp_path / "flat"), "--patients", "3", "--edition", "2026", "--layout", "flat",
-                     "--quiet"]) == 1
+                     "--quiet"]) == 2  # a usage error
     assert "one layout" in capsys.readouterr().err
