@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nnunet_hecktor import schema
-from nnunet_hecktor.synthetic import anatomy, draw_patients
+from nnunet_hecktor.synthetic import anatomy, draw_patients, patients_table
 from nnunet_hecktor.synthetic.geometry import draw_grids, size_preset
 from nnunet_hecktor.synthetic.image_factors import hpv_posterior, rich_risk_term
 from nnunet_hecktor.synthetic.patients import CENTRE_PROFILES, patient_rng
@@ -44,6 +44,9 @@ def test_rich_world_keeps_everything_but_the_factors(worlds):
         assert d.image_factors is None and r.image_factors is not None
         assert r.true_risk == pytest.approx(d.true_risk + rich_risk_term(r.image_factors))
         assert "image_factors" not in d.to_json() and r.to_json()["world"] == "rich"
+    table = patients_table(rich[:5])
+    assert (table["necrosis"].to_numpy() == [p.image_factors["necrosis"] for p in rich[:5]]).all()
+    assert "necrosis" not in patients_table(default[:5]).columns
 
 
 def test_hpv_posterior_uses_cystic_nodes():

@@ -546,7 +546,8 @@ def patients_table(patients: list[SyntheticPatient], recorded: bool = True, edit
     :meth:`SyntheticPatient.released_values`, NaN for missing; else the true values, all targets
     included, with the clinical stages for ``edition="2026"``), plus ground truth
     ``true_risk``, ``hpv_probability``, ``primary_volume_ml``, ``node_count``, ``suvmax``,
-    ``tasks``.
+    ``tasks`` and, in the rich world, ``necrosis``, ``heterogeneity``, ``extranodal_extension``,
+    ``cystic_nodes``, ``hpv_posterior``.
     """
     import pandas as pd
 
@@ -564,5 +565,8 @@ def patients_table(patients: list[SyntheticPatient], recorded: bool = True, edit
         row.update({"true_risk": p.true_risk, "hpv_probability": p.hpv_probability,
                     "primary_volume_ml": p.primary_volume_ml, "node_count": p.node_count,
                     "suvmax": p.suvmax, "tasks": ",".join(map(str, p.tasks))})
+        if p.image_factors is not None:  # rich world only: its factors and the HPV posterior
+            row.update({name: p.image_factors[name] for name in
+                        ("necrosis", "heterogeneity", "extranodal_extension", "cystic_nodes", "hpv_posterior")})
         rows.append(row)
     return pd.DataFrame(rows).set_index(schema.COL_PATIENT)

@@ -10,7 +10,7 @@ an adjacent structure (T4) with probability :data:`T4_INVASION_PROBABILITY`, and
 N (nodes with their side relative to the midline; ipsilateral = the primary's side, or the largest
 node's side when there is no primary): no node N0; one ipsilateral node <= 30 mm N1; one
 ipsilateral node of 30-60 mm, several ipsilateral nodes, or any contralateral node, all <= 60 mm, N2
-(N2a/b/c merged); any node > 60 mm N3. The generator's nodes are 10-36 mm across, so N3 arises only
+(N2a/b/c merged); any node > 60 mm N3. The generator's nodes are 9-43 mm across, so N3 arises only
 from the clinical disagreement below.
 
 Clinical stage (``T-stage``, ``N-stage``: what the 2026 release records, the target)
