@@ -13,8 +13,9 @@ synthetic HECKTOR cohort (real-size neck, ~30 % HPV negative, ~43 % relapse) and
 patients, convert both to nnU-Net datasets, plan and preprocess, train fold 0 of the multi-task
 model (segmentation + HPV + risk, HecktorMultiTaskTrainer_demo), predict the new patients, score
 them next to simple baselines (PET-threshold rules, clinical-only models, log tumour volume, the
-synthetic ceilings) and write OUTPUT/report/report.html. About 15 minutes on 2 CPU cores.
-Everything is written under OUTPUT; running the same command again resumes where it stopped.
+synthetic ceilings) and write OUTPUT/report/report.html. Steps, times and current results:
+docs/demo.md. Everything is written under OUTPUT; running the same command again resumes where it
+stopped, and the same --seed gives the same figures on the same machine (seeded training).
 
 example:
   nnunet-hecktor demo demo_output

@@ -10,9 +10,10 @@ HELP = "apply post-processing rules (small-lesion removal, single GTVp, GTVn dis
 DESCRIPTION = """\
 Post-process every INPUT/<PID>.nii.gz (0 background, 1 GTVp, 2 GTVn) into OUTPUT/<PID>.nii.gz on
 exactly the same grid. The rules come from one JSON file (written by tune-postprocessing, or by
-hand; schema in the README): probability threshold (needs INPUT/<PID>.npz from nnUNetv2_predict
---save_probabilities), closing (mm), removal of components below a size (mm3 or voxels), one
-GTVp lesion, at most K components per label, GTVn farther than D mm from the GTVp removed.
+hand; the rules and their order: docs/how-to/postprocess.md): probability threshold (needs
+INPUT/<PID>.npz from nnUNetv2_predict --save_probabilities), closing (mm), removal of components
+below a size (mm3 or voxels), one GTVp lesion, at most K components per label, GTVn farther than
+D mm from the GTVp removed.
 
 example:
   nnunet-hecktor postprocess --input predictions --output predictions_pp --config pp.json

@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         choices=("mean", "gtvp_dice", "gtvn_dice", "gtvn_f1", "gtvn"),
                         help="figure to maximise: mean = mean of GTVp Dice, GTVn DSCagg, GTVn F1agg (default); "
                              "gtvn = mean of the two GTVn figures")
-    parser.add_argument("--grid", help="JSON {coordinate: [values]} replacing default grids (see the README)")
+    parser.add_argument("--grid",
+                        help="JSON {coordinate: [values]} replacing default grids (see docs/how-to/postprocess.md)")
     parser.add_argument("--pkl", help="where to write postprocessing.pkl (default: next to --output)")
     parser.add_argument("--plans", help="nnU-Net plans.json (default: RESULTS/plans.json)")
     parser.add_argument("--min-improvement", type=float, default=0.0,
