@@ -124,9 +124,18 @@ def _dataset_folder(variable: str, dataset: str) -> Path | None:
     return Path(root) / dataset if root else None
 
 
-def _sources(model_dir: Path, raw_dir, clinical_csv, splits_json, postprocessing) -> _Sources:
+def build_sources(model_dir: str | os.PathLike, raw_dir=None, clinical_csv=None, splits_json=None,
+                  postprocessing=None) -> "_Sources":
+    """Where a build of ``model_dir`` reads its images, clinical table, splits and post-processing from.
+
+    Raises
+    ------
+    HecktorError
+        A needed file or folder is missing (with the option that gives it).
+    """
     from nnunet_hecktor.prediction.routing import model_postprocessing_file
 
+    model_dir = Path(model_dir)
     dataset = model_dir.parent.name
     raw = Path(raw_dir).expanduser() if raw_dir is not None else _dataset_folder("nnUNet_raw", dataset)
     if raw is None or not (raw / "imagesTr").is_dir():
@@ -314,7 +323,7 @@ def build_stage(model_dir: str | os.PathLike, edition: str | None = None, folds:
     if not chosen:
         raise HecktorError(f"{model_dir}: only fold_all is trained; out-of-fold masks need the cross-validation folds")
     checkpoint = resolve_checkpoint(model_dir, chosen, checkpoint)
-    sources = _sources(model_dir, raw_dir, clinical_csv, splits_json, postprocessing)
+    sources = build_sources(model_dir, raw_dir, clinical_csv, splits_json, postprocessing)
     pp_config = None
     if sources.postprocessing is not None:
         from nnunet_hecktor.postprocessing.config import load_config
@@ -388,4 +397,4 @@ def _json_ready(data: dict) -> dict:
     return json_safe(data)
 
 
-__all__ = ["BUILD_FOLDER", "BuildResult", "build_stage", "permitted_columns"]
+__all__ = ["BUILD_FOLDER", "BuildResult", "build_sources", "build_stage", "permitted_columns"]
