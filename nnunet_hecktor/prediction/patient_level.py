@@ -5,6 +5,7 @@ patient-level model such as the prognosis stage.
 an object with the :class:`PatientLevelModel` interface
 (:class:`nnunet_hecktor.prognosis.deployment.StageModels`; the command line resolves it with
 :func:`nnunet_hecktor.prognosis.deployment.resolve_stage_models`).
+Which source answers each output is decided in :mod:`.routing`.
 """
 
 from __future__ import annotations

@@ -136,7 +136,8 @@ def missing_stage_warning(model_dir: str | os.PathLike, multitask: bool, stage=N
         return None
     where = Path(model_dir) / STAGE_FOLDER
     why = ("it has none" if not where.is_dir() else f"{where} holds no model for {' and '.join(missing)}")
-    return (f"{' and '.join(missing)} come from the network heads, the weakest source measured: the model folder "
+    verb = "come" if len(missing) > 1 else "comes"
+    return (f"{' and '.join(missing)} {verb} from the network heads, the weakest source measured: the model folder "
             f"{model_dir} has checkpoints but no staged prognosis stage ({why}; a model folder copied with "
             f"nnU-Net's own export loses it). Build it once with: {BUILD_COMMAND} {model_dir}")
 
