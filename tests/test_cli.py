@@ -10,7 +10,8 @@ from nnunet_hecktor.cli import _command_modules, main
 
 EXPECTED_COMMANDS = {
     "demo", "synth", "convert", "trainer-path", "warm-start", "export-seg", "predict", "postprocess",
-    "tune-postprocessing", "evaluate", "challenge", "features", "prognosis", "hpv", "staging",
+    "tune-postprocessing", "evaluate", "challenge", "features", "prognosis", "hpv", "staging", "export-model",
+    "import-model",
 }
 
 

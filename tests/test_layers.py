@@ -39,7 +39,8 @@ LAYERS: dict[str, int] = {
     "nnunet_hecktor.prediction": 5,
     # 6-8: applications: the challenge container, synthetic test/demo data (uses the container's
     # input format), the demo (uses everything)
-    "nnunet_hecktor.challenge": 6, "nnunet_hecktor.baselines": 6, "nnunet_hecktor.synthetic": 7,
+    "nnunet_hecktor.challenge": 6, "nnunet_hecktor.baselines": 6, "nnunet_hecktor.model_folder": 6,
+    "nnunet_hecktor.synthetic": 7,
     "nnunet_hecktor.demo": 8,
     # 9-11: command line and entry points
     "nnunet_hecktor.commands": 9, "nnunet_hecktor.cli": 10, "nnunet_hecktor.nnunet_ext_trainers": 10,

@@ -129,3 +129,41 @@ def test_cli_prognosis_stage(fitted, tmp_path, capsys):
     assert (model_dir / "prognosis" / "hpv.joblib").is_file()
     assert "hpv.joblib" in capsys.readouterr().out
     assert main(["prognosis", "stage", "--model", str(model_dir)]) != 0
+
+
+def test_routing_prefers_the_stage_then_clinical_only_then_heads(fitted, tmp_path):
+    from nnunet_hecktor.prediction.routing import missing_stage_warning, route_outputs
+
+    stage = load_stage_models(fitted / "surv")
+    routing = route_outputs(heads_available=True, stage=stage)
+    assert routing.kind("risk") == "stage" and routing.kind("hpv") == "heads"
+    assert route_outputs(heads_available=False, stage=stage).kind("hpv") is None
+    assert route_outputs(heads_available=True).kind("risk") == "heads"
+    clinical_only = tmp_path / "clinical_only"
+    fit_survival(fitted / "clinical.csv", clinical_only, features_csv=fitted / "features.csv", feature_set="clinical",
+                 models=("coxnet",), n_splits=3, progress=False, make_plots=False)
+    assert route_outputs(True, load_stage_models(clinical_only)).kind("risk") == "clinical-only"
+    # A multi-task model folder without a staged stage: the warning names the command.
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    message = missing_stage_warning(model_dir, multitask=True, stage=None)
+    assert f"nnunet-hecktor prognosis build -m {model_dir}" in message
+    assert "hpv comes from" in missing_stage_warning(model_dir, True, stage)
+    assert missing_stage_warning(model_dir, multitask=False) is None
+
+
+def test_fallbacks_are_on_the_stage_scale_and_a_rebuilt_stage_replaces_the_old_one(fitted, tmp_path):
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    stage_into_model(model_dir, survival=fitted / "surv", hpv=fitted / "hpv")
+    stage = resolve_stage_models(model_dir)
+    survival = stage.models["survival"]
+    # The median of the training patients' own (standardised) risks, not the heads' scale.
+    assert stage.fallback()["risk"] == pytest.approx(survival.fallback["risk"])
+    assert abs(stage.fallback()["risk"]) < 1.0
+    assert stage.fallback()["hpv_probability"] == pytest.approx(stage.models["hpv"].training_prevalence)
+    stage_into_model(model_dir, models={"survival": fitted / "surv"}, manifest={"edition": "2026"}, replace=True)
+    rebuilt = resolve_stage_models(model_dir)
+    assert rebuilt.outputs == ("risk",) and rebuilt.manifest == {"edition": "2026"}
+    assert sorted(p.name for p in (model_dir / "prognosis").iterdir()) == ["stage.json", "survival.joblib"]
+    assert not [p for p in model_dir.iterdir() if p.name.startswith(".prognosis")]

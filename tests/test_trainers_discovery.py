@@ -126,3 +126,6 @@ def test_network_from_the_static_builder_pickles_and_keeps_stock_keys(architectu
     # The variant's HEAD_CONFIG reaches the static builder (classmethod), e.g. the image-only ablation.
     no_clinical = trainers.HecktorMultiTaskTrainerNoClinical.build_network_architecture(pm, cm, 2, 3, False)
     assert no_clinical.head_config.use_clinical is False and net.head_config.use_clinical is True
+    # ... and only that: the rest of the default trainer's heads design is kept (ablation of one thing).
+    from dataclasses import replace
+    assert replace(no_clinical.head_config, use_clinical=True) == trainers.HecktorMultiTaskTrainer.HEAD_CONFIG

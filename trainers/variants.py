@@ -12,6 +12,8 @@ One concern per class, composed by inheritance (cf. ``nnUNetTrainer_5epochs``):
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from nnunet_hecktor.heads import HeadConfig
@@ -78,9 +80,13 @@ class HecktorSWATrainer_250epochs(HecktorSWATrainer):
 
 
 class HecktorMultiTaskTrainerNoClinical(HecktorMultiTaskTrainer):
-    """Image-only heads: the clinical variables are not used (ablation)."""
+    """Image-only heads: the clinical variables are not used (ablation of the clinical inputs only).
 
-    HEAD_CONFIG = HeadConfig(use_clinical=False)
+    The default trainer's heads otherwise unchanged (linear heads on the lesion statistics), so the
+    comparison with ``HecktorMultiTaskTrainer`` measures the clinical inputs and nothing else.
+    """
+
+    HEAD_CONFIG = replace(HecktorMultiTaskTrainer.HEAD_CONFIG, use_clinical=False)
 
 
 class HecktorMultiTaskTrainerBottleneckHeads(HecktorMultiTaskTrainer):

@@ -31,13 +31,17 @@ Folds are ensembled as nnU-Net does for the segmentation (mean logits); hpv_prob
 the folds' probabilities, hpv_status = probability >= mean of the folds' stored thresholds,
 risk = mean of the folds' raw risks. Mirroring (test-time augmentation) applies to both.
 
-Risk/HPV source: when MODEL/prognosis/ holds fitted prognosis-stage models (put there by
-'nnunet-hecktor prognosis stage'), or --prognosis DIR names them, risk and/or HPV come from the stage:
+Risk/HPV source: when MODEL/prognosis/ holds fitted prognosis-stage models (built there once by
+'nnunet-hecktor prognosis build -m MODEL'), or --prognosis DIR names them, risk and/or HPV come from the stage:
 features of each patient's predicted segmentation (CT, PET on the CT grid) + clinical values (missing
 ones imputed by the stage), the stage's risk and HPV model with its stored threshold. The heads' values
 are then kept as head_hpv_probability, head_hpv_status, head_risk. --heads-only uses the heads. A model
 without heads (stock nnU-Net) gets risk/HPV from the stage. The source of each output is printed and
-recorded in prediction_settings.json (output_sources).
+recorded in prediction_settings.json (output_sources, routing). A multi-task model without a staged
+stage gets risk/HPV from the heads with a warning naming 'nnunet-hecktor prognosis build' (a model
+folder exported with nnU-Net's own nnUNetv2_export_model_to_zip loses its stage; use
+'nnunet-hecktor export-model'). Post-processing defaults to the model folder's own
+(challenge_model.json's entry, else MODEL/postprocessing.json), as the stage was fitted with.
 
 example:
   nnunet-hecktor predict -i /data/hecktor_test -o predictions \\
@@ -103,5 +107,5 @@ def run(args: argparse.Namespace) -> int:
             use_mirroring=not args.no_mirroring, tile_step_size=args.step_size,
             segmentation_only=args.segmentation_only, patients=args.patients, crops_dir=args.crops,
             num_threads=args.threads, previous_stage=args.previous_stage, progress=not args.quiet,
-            prognosis=stage)
+            prognosis=stage, warn_missing_stage=not args.heads_only)
     return 0

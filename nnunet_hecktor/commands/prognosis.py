@@ -17,11 +17,21 @@ Writes OUTPUT/model.joblib, oof_predictions.csv, cv_summary.json and km_oof.png.
 
 predict: write PatientID,risk (z-score of the training risks; higher = earlier relapse).
 
+build: THE way to a deployed stage, once the folds are trained. Takes each fold's out-of-fold
+predicted masks (fold_k/validation; missing ones are predicted with the fold's own checkpoint),
+post-processes them as deployment will (the model folder's post-processing), measures the features,
+fits every patient-level target the edition scores (2025: risk and HPV; 2026: risk, and T/N stage when
+registered) with only the clinical inputs the edition supplies at test time (2025: no HPV status for
+the risk), prints the cross-validated figures with 95 % CIs and stages the models in MODEL/prognosis/
+(with stage.json). Working files go to MODEL/prognosis_build/.
+
 stage: copy fitted models into MODEL/prognosis/ (survival.joblib from 'prognosis fit', hpv.joblib from
 'hpv fit', stage.joblib from 'staging fit'); 'nnunet-hecktor predict -m MODEL' and the challenge
 container then take risk/HPV (and T/N stage) from them.
 
 examples:
+  nnunet-hecktor prognosis build -m $nnUNet_results/Dataset501_HECKTOR/HecktorMultiTaskTrainer__nnUNetPlans__3d_fullres
+  nnunet-hecktor prognosis build -m MODEL --edition 2026 --device cuda
   nnunet-hecktor prognosis fit --features features_cv.csv --clinical clinical.csv --output prognosis_model
   nnunet-hecktor prognosis fit --features features_cv.csv --clinical clinical.csv --cv centre --output loco
   nnunet-hecktor prognosis predict --model prognosis_model/model.joblib --features features_test.csv \\
@@ -69,6 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--num-processes", type=int, default=1, help="threads of the random survival forest (default 1)")
     predict = actions.add_parser("predict", help="risk scores from a saved survival model")
     add_common_predict_arguments(predict)
+    build = actions.add_parser("build", help="fit and stage the patient-level models of a trained model folder as "
+                                             "deployed (out-of-fold masks, post-processing, edition inputs)")
+    add_build_arguments(build)
     stage = actions.add_parser("stage", help="put fitted survival/HPV models into a model folder's prognosis/ "
                                              "(used by predict and the challenge container)")
     stage.add_argument("--model", required=True, help="trained model folder (receives prognosis/)")
@@ -76,6 +89,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     stage.add_argument("--hpv", default=None, help="model.joblib of 'hpv fit' (or its output folder)")
     stage.add_argument("--tn-stage", default=None,
                        help="model.joblib of 'staging fit' (T and N stage; or its output folder)")
+
+
+def add_build_arguments(parser: argparse.ArgumentParser) -> None:
+    from nnunet_hecktor.editions import DEFAULT_EDITION, EDITIONS
+
+    parser.add_argument("-m", "--model", required=True,
+                        help="trained model folder ($nnUNet_results/DatasetNNN_X/<Trainer>__<Plans>__<config>)")
+    parser.add_argument("--edition", choices=sorted(EDITIONS), default=DEFAULT_EDITION,
+                        help=f"HECKTOR edition: its targets and test-time inputs (default {DEFAULT_EDITION})")
+    parser.add_argument("-f", "--folds", nargs="+", default=None, help="folds (default: every trained fold)")
+    parser.add_argument("--checkpoint", default=None, help="checkpoint for missing masks (default: deployed weights)")
+    parser.add_argument("--postprocessing", default=None,
+                        help="post-processing JSON (default: the model folder's own, as deployment uses it)")
+    parser.add_argument("--raw", default=None, help="converted dataset folder (default $nnUNet_raw/<dataset>)")
+    parser.add_argument("--clinical", default=None, help="clinical CSV (default <raw>/clinical.csv)")
+    parser.add_argument("--splits", default=None,
+                        help="splits_final.json (default $nnUNet_preprocessed/<dataset>/splits_final.json)")
+    parser.add_argument("--targets", nargs="+", default=None, metavar="TARGET",
+                        help="only these targets (default: every target the edition scores)")
+    parser.add_argument("--device", default="cpu", help="device for predicting missing masks (default cpu)")
+    parser.add_argument("--cv", choices=("kfold", "centre"), default="kfold",
+                        help="the stage's cross-validation: stratified k-fold (default) or leave-one-centre-out")
+    parser.add_argument("--cv-folds", type=int, default=5, help="folds of --cv kfold (default 5)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates of the CIs (default 1000)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,6 +127,17 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from nnunet_hecktor.prognosis.survival_stage import fit_survival, predict_survival
 
+    if args.action == "build":
+        from nnunet_hecktor.model_folder.build import build_stage
+
+        result = build_stage(args.model, edition=args.edition, folds=args.folds, checkpoint=args.checkpoint,
+                             postprocessing=args.postprocessing, raw_dir=args.raw, clinical_csv=args.clinical,
+                             splits_json=args.splits, device=args.device, n_splits=args.cv_folds, cv=args.cv,
+                             random_state=args.seed, n_bootstrap=args.bootstrap, targets=args.targets,
+                             progress=not args.quiet)
+        if args.quiet:
+            print(f"staged {', '.join(result.stage_files)} in {args.model}")
+        return 0
     if args.action == "stage":
         from nnunet_hecktor.prognosis.deployment import stage_into_model
 

@@ -39,6 +39,7 @@ from .model import DEFAULT_CHECKPOINT, ModelInfo
 from .outputs import (SETTINGS_JSON, check_output_location, prepare_output_folder, write_prediction_tables,
                       write_segmentation, write_substitutions)
 from .patient_level import OutputSources, PatientLevelModel
+from .routing import Routing, missing_stage_warning, model_postprocessing_file, postprocessing_mismatch, route_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ class PredictionSummary:
     seconds : float
     sources : OutputSources or None
         Where risk and HPV come from (``"heads"`` or ``"prognosis stage <path>"``).
+    routing : Routing or None
+        The routing decision (:mod:`.routing`) with its warnings.
     """
 
     output_dir: Path
@@ -78,6 +81,7 @@ class PredictionSummary:
     substitutions: list = field(default_factory=list)
     seconds: float = 0.0
     sources: OutputSources | None = None
+    routing: Routing | None = None
 
     def describe(self) -> str:
         lines = [f"predicted {len(self.predicted)} patients in {self.seconds:.1f} s -> {self.output_dir}"]
@@ -98,6 +102,8 @@ class PredictionSummary:
             lines += [f"    {s.describe()}" for s in self.substitutions[:20]]
             if len(self.substitutions) > 20:
                 lines.append(f"    ... ({len(self.substitutions)} in all)")
+        for warning in (self.routing.warnings if self.routing is not None else []):
+            lines.append(f"  warning: {warning}")
         for pid, warnings in self.warnings.items():
             for warning in warnings:
                 lines.append(f"  warning: {pid}: {warning}")
@@ -166,7 +172,8 @@ def predict(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model_d
             use_mirroring: bool = True, tile_step_size: float = 0.5, segmentation_only: bool = False,
             patients: Sequence[str] | None = None, crops_dir: str | os.PathLike | None = None,
             num_threads: int | None = None, previous_stage: str | os.PathLike | None = None,
-            progress: bool = True, prognosis: PatientLevelModel | None = None) -> PredictionSummary:
+            progress: bool = True, prognosis: PatientLevelModel | None = None,
+            warn_missing_stage: bool = True) -> PredictionSummary:
     """Predict every patient of a folder.
 
     Parameters
@@ -192,7 +199,9 @@ def predict(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model_d
     device : {"cpu", "cuda", "cuda:N", "auto"}
     postprocessing : path-like, optional
         Post-processing JSON (``nnunet-hecktor tune-postprocessing``'s output), applied on the
-        original CT grid.
+        original CT grid. Default: the model folder's own
+        (:func:`~nnunet_hecktor.prediction.routing.model_postprocessing_file`), as deployment and
+        ``prognosis build`` use it, else none.
     use_mirroring : bool
         nnU-Net's test-time mirroring (segmentation and heads).
     tile_step_size : float
@@ -217,7 +226,12 @@ def predict(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model_d
         (:func:`nnunet_hecktor.prognosis.deployment.resolve_stage_models` finds the one the command
         line uses: ``--prognosis DIR``, else ``<model_dir>/prognosis/``). Its features are measured on
         each patient's CT, PET and predicted segmentation; the heads' outputs (when the model has
-        heads) go to ``head_*`` columns. A model without heads is accepted.
+        heads) go to ``head_*`` columns. A model without heads is accepted. Which source answers
+        each output is decided by :func:`~nnunet_hecktor.prediction.routing.route_outputs` and
+        recorded in the settings (``routing``).
+    warn_missing_stage : bool
+        Warn (naming ``nnunet-hecktor prognosis build``) when a multi-task model gets risk/HPV from
+        its heads because no prognosis stage is staged (False: the heads were asked for).
 
     Returns
     -------
@@ -232,6 +246,8 @@ def predict(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model_d
         whose input data were bad.
     """
     start = time.perf_counter()
+    if postprocessing is None:  # deployment's post-processing: the model folder's own, when it has one
+        postprocessing = model_postprocessing_file(model_dir)
     cases, output, pp_config = _resolve_inputs(input_dir, output_dir, crops_dir, patients, postprocessing)
     from .predictor import HecktorPredictor
 
@@ -239,14 +255,16 @@ def predict(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model_d
                              previous_stage, heads_if_present=prognosis is not None)
     if prognosis is not None:
         prognosis.check_inputs(model.predict_heads)
+    routing = _routing(model, prognosis, pp_config, segmentation_only, warn_missing_stage)
     uses_clinical = model.predict_heads or prognosis is not None
     columns = _clinical_columns(prognosis)
     clinical, clinical_source, substitutions = (load_clinical(cases, clinical_csv, columns) if uses_clinical
                                                 else ({}, "not used", []))
-    sources = OutputSources.of(model.predict_heads, prognosis)
+    sources = OutputSources.of_routing(routing)
     _log_plan(cases, model, clinical_source, pp_config, progress, prognosis, sources)
     prepare_output_folder(output, len(cases.cases))  # writable, room, marked: before the first case
-    summary = PredictionSummary(output.resolve(), model.info, substitutions=substitutions, sources=sources)
+    summary = PredictionSummary(output.resolve(), model.info, substitutions=substitutions, sources=sources,
+                                routing=routing)
     _log_substitutions(substitutions)
     results = _predict_cases(model, cases, clinical, pp_config, output, summary, num_threads, progress, prognosis)
     summary.files = write_prediction_tables(results, output)
@@ -273,6 +291,26 @@ def _resolve_inputs(input_dir, output_dir, crops_dir, patients, postprocessing):
 
         pp_config = load_config(postprocessing)
     return cases, output, pp_config
+
+
+def _routing(model, prognosis: PatientLevelModel | None, pp_config, segmentation_only: bool,
+             warn_missing_stage: bool) -> Routing:
+    """The source of each output, with the warnings: no staged stage, or post-processing other than the stage's."""
+    routing = route_outputs(model.predict_heads, prognosis)
+    if warn_missing_stage and not segmentation_only:
+        message = missing_stage_warning(model.info.model_dir, model.info.multitask, prognosis)
+        if message is not None:
+            routing.warnings.append(message)
+    manifest = getattr(prognosis, "manifest", None) or {}
+    if prognosis is not None:
+        message = postprocessing_mismatch(manifest.get("postprocessing"),
+                                          None if pp_config is None else pp_config.to_dict(),
+                                          recorded="postprocessing" in manifest)
+        if message is not None:
+            routing.warnings.append(message)
+    for message in routing.warnings:
+        logger.warning("%s", message)
+    return routing
 
 
 def _clinical_columns(prognosis: PatientLevelModel | None) -> tuple[str, ...]:
@@ -390,6 +428,7 @@ def _write_settings(summary: PredictionSummary, cases: InputCases, model, tile_s
         "head_patch": model.head_patch_rule() if model.predict_heads else None,
         "previous_stage": None if model.previous_stage is None else model.previous_stage.info.to_json(),
         "output_sources": summary.sources.to_json() if summary.sources is not None else None,
+        "routing": summary.routing.to_json() if summary.routing is not None else None,
         "prognosis_stage": None if prognosis is None else {
             "source": prognosis.source, "outputs": list(prognosis.outputs), "description": prognosis.describe(),
             "features": "measured on the predicted segmentation, CT and PET on the grid the network saw; missing "

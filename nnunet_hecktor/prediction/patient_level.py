@@ -5,6 +5,7 @@ patient-level model such as the prognosis stage.
 an object with the :class:`PatientLevelModel` interface
 (:class:`nnunet_hecktor.prognosis.deployment.StageModels`; the command line resolves it with
 :func:`nnunet_hecktor.prognosis.deployment.resolve_stage_models`).
+Which source answers each output is decided in :mod:`.routing`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class PatientLevelModel(Protocol):
     def describe(self) -> str:
         """Lines for the log."""
 
+    def kind_of(self, output: str) -> str:
+        """``"stage"`` or ``"clinical-only"`` (:mod:`.routing`) for an output it provides."""
+
     def predict_patient(self, patient_id: str, ct, pet, segmentation, clinical: Mapping[str, Any] | None,
                         heads: Mapping[str, float] | None = None) -> dict[str, float]:
         """``risk`` and/or ``hpv_probability``, ``hpv_status`` of one patient."""
@@ -56,6 +60,15 @@ class OutputSources:
     def of(cls, heads: bool, model: PatientLevelModel | None) -> "OutputSources":
         provided = model.outputs if model is not None else ()
         pick = (lambda name: model.source if name in provided else (HEADS if heads else None))  # noqa: E731
+        return cls(pick("risk"), pick("hpv"))
+
+    @classmethod
+    def of_routing(cls, routing) -> "OutputSources":
+        """From a :class:`~nnunet_hecktor.prediction.routing.Routing`: ``"heads"``, the stage's source, or None."""
+        def pick(name):
+            route = routing.routes.get(name)
+            return None if route is None or route.kind is None else (HEADS if route.kind == HEADS else route.detail)
+
         return cls(pick("risk"), pick("hpv"))
 
     def to_json(self) -> dict[str, str | None]:

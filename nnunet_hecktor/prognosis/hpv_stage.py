@@ -219,6 +219,7 @@ def fit_hpv(clinical_csv, output_dir, features_csv=None, feature_set: str = "all
         description=_describe_model(len(data.patients), l1_ratio, calibration, threshold, threshold_rule),
         seg_source=inputs.seg_source if inputs.image_columns else None, threshold=float(threshold),
         training_prevalence=float(data.y.mean()), cv=cv_figures,
+        fallback={"hpv_probability": float(data.y.mean()), "hpv_status": int(2 * data.y.sum() >= len(data.y))},
     )
     oof = _oof_table(data, result, threshold)
     summary = _summary(data, model, cv_figures, threshold_rule, cv, random_state, feature_set)

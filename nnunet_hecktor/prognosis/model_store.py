@@ -55,6 +55,9 @@ class PrognosisModel:
     threshold : HPV decision threshold on the model probability (HPV only)
     training_prevalence : share of HPV-positive training patients (HPV only)
     cv : cross-validation figures
+    fallback : output column -> value to write for a patient that cannot be predicted, on this model's
+        own scale (survival: the median risk of the training patients; HPV: the training prevalence
+        as probability and the majority class); empty for models saved before it existed
     versions : package versions at fitting time
     """
 
@@ -69,9 +72,15 @@ class PrognosisModel:
     threshold: float | None = None
     training_prevalence: float | None = None
     cv: dict[str, Any] = field(default_factory=dict)
+    fallback: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=package_versions)
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     format: int = MODEL_FORMAT
+
+    def __setstate__(self, state: dict) -> None:
+        # Models pickled before a field existed load with its default.
+        state.setdefault("fallback", {})
+        self.__dict__.update(state)
 
     @property
     def input_columns(self) -> list[str]:

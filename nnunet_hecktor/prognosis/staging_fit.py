@@ -255,6 +255,10 @@ def fit_staging(clinical_csv, output_dir, features_csv=None, feature_set: str = 
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = {"model": output_dir / "model.joblib", "oof": output_dir / "oof_predictions.csv",
              "summary": output_dir / "cv_summary.json"}
+    # The answer for a patient the model cannot predict: the most frequent training stage.
+    from nnunet_hecktor.prognosis.stage_target import most_frequent_stages
+
+    model.fallback = most_frequent_stages({column: list(labels[column]) for column in PREDICTION_LABEL_COLUMNS})
     save_model(model, paths["model"])
     with atomic_path(paths["oof"]) as tmp:
         oof_table.to_csv(tmp, index=False, float_format="%.6g")

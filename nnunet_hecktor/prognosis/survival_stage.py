@@ -222,6 +222,8 @@ def fit_survival(clinical_csv, output_dir, features_csv=None, feature_set: str =
         chosen=chosen, description=description, seg_source=inputs.seg_source if inputs.image_columns else None,
         cv=cv_summary,
     )
+    # The stage's own neutral answer: a patient ranked in the middle of the training patients.
+    model.fallback = {"risk": float(np.median(model.estimator.predict(data.X)))}
     oof = _survival_oof_table(data, result.oof_risk, chosen)
     summary = _survival_summary(data, model, cv_summary, final, cv, random_state, feature_set)
     paths = _write_survival_outputs(Path(output_dir), model, oof, summary, data, make_plots, cv)
