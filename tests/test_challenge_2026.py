@@ -273,6 +273,11 @@ def test_model_location(tmp_path):
     assert resolve_model_dir(None, mount, baked)[0] == baked  # an empty mount: the baked-in model
     _model_folder(mount / "Trainer__Plans__3d_fullres")
     assert resolve_model_dir(None, mount, baked)[0] == mount / "Trainer__Plans__3d_fullres"
+    shutil.rmtree(mount / "Trainer__Plans__3d_fullres")
+    _model_folder(mount / "Dataset501_X" / "Trainer__Plans__3d_fullres")  # an nnUNet_results tree
+    assert resolve_model_dir(None, mount, baked)[0] == mount / "Dataset501_X" / "Trainer__Plans__3d_fullres"
+    _model_folder(mount / "Dataset501_X" / "Trainer__Plans__2d")  # two models: ambiguous, not guessed
+    assert resolve_model_dir(None, mount, baked)[0] == baked
     shutil.rmtree(mount)
     _model_folder(mount)
     assert resolve_model_dir(None, mount, baked) == (mount, f"mounted model ({mount})")

@@ -48,8 +48,8 @@ OVERHEAD_FACTOR: float = 1.3
 
 #: A CT longer than this (mm, along its third axis) is cropped to the head and neck.
 LONG_CT_MM: float = 500.0
-#: A CT with more voxels than this is cropped to the head and neck (~ 512 x 512 x 460).
-MAX_CT_VOXELS: int = 120_000_000
+#: A CT with more voxels than this is cropped to the head and neck (~ 512 x 512 x 380).
+MAX_CT_VOXELS: int = 100_000_000
 #: Head-and-neck box for long CTs (x, y, z in mm): wider and longer than the converter's default
 #: (200 x 200 x 310 mm, which a model trained on cropped data already applies on top).
 LONG_CT_BOX_MM: tuple[float, float, float] = (300.0, 300.0, 400.0)

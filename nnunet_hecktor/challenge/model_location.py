@@ -12,8 +12,8 @@ content at its root::
 
 1. an explicit model folder (``--model`` / ``HECKTOR_MODEL``) when given;
 2. ``/opt/ml/model`` itself being a model folder (the archive's layout above);
-3. ``/opt/ml/model`` holding exactly one sub-folder that is a model folder (an archive of the folder
-   itself rather than its content);
+3. ``/opt/ml/model`` holding exactly one model folder up to three levels down (an archive of the
+   folder itself rather than its content, or of an ``nnUNet_results`` tree with one model);
 4. ``/opt/ml/model/model.tar.gz`` not extracted: extracted into a temporary folder (``/tmp``);
 5. the model baked into the image (:data:`BAKED_MODEL`, ``/opt/app/model``), as in 2025.
 
@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 MODEL_MOUNT = Path("/opt/ml/model")
 BAKED_MODEL = Path("/opt/app/model")
 MODEL_ARCHIVE = "model.tar.gz"
+#: How deep below the mount a model folder is looked for (``Dataset501_X/Trainer__Plans__3d_fullres``
+#: of an ``nnUNet_results`` tree is two levels down).
+MAX_DEPTH = 3
 
 
 def is_model_folder(path: str | os.PathLike) -> bool:
@@ -63,15 +66,23 @@ def _extract(archive: Path) -> Path:
     return found
 
 
-def _model_in(folder: Path) -> Path | None:
+def _model_in(folder: Path, depth: int = MAX_DEPTH) -> Path | None:
+    """``folder`` if it is a model folder, else the only model folder up to ``depth`` levels below it."""
     if is_model_folder(folder):
         return folder
-    try:
-        children = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    except OSError:
-        return None
-    models = [p for p in children if is_model_folder(p)]
-    return models[0] if len(models) == 1 else None
+    level = [folder]
+    for _ in range(depth):
+        children = []
+        for parent in level:
+            try:
+                children += sorted(p for p in parent.iterdir() if p.is_dir() and not p.name.startswith("."))
+            except OSError:
+                continue
+        models = [p for p in children if is_model_folder(p)]
+        if models:
+            return models[0] if len(models) == 1 else None
+        level = children
+    return None
 
 
 def resolve_model_dir(explicit: str | os.PathLike | None = None, mount: str | os.PathLike = MODEL_MOUNT,

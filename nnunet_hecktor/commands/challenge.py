@@ -72,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default) or the most frequent training stage")
     parser.add_argument("--long-ct-mm", type=float, default=None,
                         help="2026: crop CTs longer than this (mm) to the head and neck (default 500; also "
-                             "when over 120 M voxels; 0 = never crop)")
+                             "when over 100 M voxels; 0 = never crop)")
     parser.add_argument("-f", "--folds", nargs="+", default=None,
                         help="folds to ensemble (default: challenge_model.json, else every fold with the checkpoint)")
     parser.add_argument("--checkpoint", default=None,
