@@ -524,3 +524,38 @@ def test_output_paths_come_from_the_edition(tmp_path):
     from nnunet_hecktor.editions import get_edition
 
     assert output_paths(tmp_path) == {k: tmp_path / v for k, v in get_edition("2026").container_outputs.items()}
+
+
+def test_fallbacks_are_on_disk_before_the_model_is_loaded(tmp_path, monkeypatch):
+    """A run killed once the work starts (here: interrupted while loading the model) leaves four valid outputs."""
+    from nnunet_hecktor.challenge.run2026 import run_challenge_2026
+    from nnunet_hecktor.prediction import predictor
+    from nnunet_hecktor.synthetic.challenge_input import write_challenge_input
+
+    ct = sitk.Image([6, 5, 4], sitk.sitkInt16)
+    ct.SetSpacing((2.0, 2.0, 3.0))
+    fake = write_challenge_input(tmp_path / "input", ct, sitk.Image([3, 3, 3], sitk.sitkFloat32), None)
+    (fake.root / "ehr.json").write_text(SAMPLE_EHR_2026_TEXT)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # stands for SIGKILL: nothing after this point runs
+
+    monkeypatch.setattr(predictor.HecktorPredictor, "__init__", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_challenge_2026(fake.root, tmp_path / "out", _model_folder(tmp_path / "model"), device="cpu",
+                           verbose=False)
+    assert check_outputs_2026(tmp_path / "out", ct) == []
+    assert json.loads((tmp_path / "out" / "rfs.json").read_text()) == 0.0  # no cohort recorded: risk 0
+    assert json.loads((tmp_path / "out" / "t-stage.json").read_text()) == "T2"
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_torch_thread")
+def test_time_guard_drops_mirroring_when_short(tiny_model, source, tmp_path):
+    from nnunet_hecktor.challenge.run2026 import run_challenge_2026
+
+    fake = _write_2026_case(tmp_path / "input", source, "sample")
+    result = run_challenge_2026(fake.root, tmp_path / "out", tiny_model.model_dir, device="cpu", verbose=False,
+                                use_mirroring=True, time_budget_s=1e-3)
+    assert result.plan.reduced and not result.plan.mirroring and "running it anyway" in result.plan.note
+    assert result.errors == [] and check_outputs_2026(tmp_path / "out") == []
