@@ -317,9 +317,17 @@ def _log_input(case, verbose: bool) -> None:
     for s in case.substitutions:
         logger.log(logging.WARNING if s.is_missing else logging.INFO, "case %s: ehr.json %s", case.case_id,
                    s.describe())
-    if case.missing_inputs:
+    from nnunet_hecktor.editions import get_edition
+
+    supplied = get_edition(EDITION).test_inputs
+    expected = [c for c in case.missing_inputs if c in supplied]
+    if expected:
         logger.warning("case %s: no value for model input(s) %s (treated as missing)", case.case_id,
-                       ", ".join(case.missing_inputs))
+                       ", ".join(expected))
+    others = [c for c in case.missing_inputs if c not in supplied]
+    if others and verbose:
+        logger.info("case %s: model input(s) %s are not part of the 2026 input (missing, as expected)",
+                    case.case_id, ", ".join(others))
 
 
 def _segment(model, case, result: Challenge2026Result, budget: TimeBudget, use_mirroring: bool,
