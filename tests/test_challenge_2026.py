@@ -559,3 +559,31 @@ def test_time_guard_drops_mirroring_when_short(tiny_model, source, tmp_path):
                                 use_mirroring=True, time_budget_s=1e-3)
     assert result.plan.reduced and not result.plan.mirroring and "running it anyway" in result.plan.note
     assert result.errors == [] and check_outputs_2026(tmp_path / "out") == []
+
+
+def test_packaging_records_the_training_stage_prevalence(tmp_path):
+    from nnunet_hecktor.challenge.packaging import stage_model
+    from nnunet_hecktor.challenge.staging import StageFallback
+
+    model = _model_folder(tmp_path / "model")
+    csv = tmp_path / "HECKTOR_2026_Training.csv"
+    csv.write_text("PatientID,CenterID,T-stage,N-stage\nA-001,1,T3,N2b\nB-002,2,T3,N0\nC-003,3,T1,N2a\n"
+                   "D-004,4,,N1\n")
+    staged = stage_model(model, tmp_path / "staged", [0], "checkpoint_final.pth", clinical_csv=csv)
+    fallback = json.loads((staged / "challenge_model.json").read_text())["fallback"]
+    assert (fallback["t_stage"], fallback["n_stage"]) == ("T3", "N2")
+    assert "3 T, 4 N stages" in fallback["stage_source"]
+    assert StageFallback.from_json(fallback).t_stage == "T3"
+    assert not any("A-001" in str(v) for v in fallback.values())  # no patient row ships
+
+
+def test_container_argv_2026():
+    from nnunet_hecktor.challenge.__main__ import container_argv
+
+    argv = container_argv({"HECKTOR_EDITION": "2026", "HECKTOR_TASK": "1", "HECKTOR_TIME_BUDGET": "900",
+                           "HECKTOR_MIRRORING": "0"})
+    assert argv == ["challenge", "--edition", "2026", "--input", "/input", "--output", "/output", "--device", "auto",
+                    "--rfs-convention", "time", "--time-budget", "900", "--no-mirroring"]
+    assert "--model" not in argv  # the mounted /opt/ml/model first, then the baked-in model
+    assert container_argv({"HECKTOR_EDITION": "2026", "HECKTOR_MODEL": "/m", "HECKTOR_RFS_CONVENTION": "risk"})[
+        8:12] == ["--rfs-convention", "risk", "--model", "/m"]
