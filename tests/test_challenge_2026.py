@@ -586,4 +586,4 @@ def test_container_argv_2026():
                     "--rfs-convention", "time", "--time-budget", "900", "--no-mirroring"]
     assert "--model" not in argv  # the mounted /opt/ml/model first, then the baked-in model
     assert container_argv({"HECKTOR_EDITION": "2026", "HECKTOR_MODEL": "/m", "HECKTOR_RFS_CONVENTION": "risk"})[
-        8:12] == ["--rfs-convention", "risk", "--model", "/m"]
+        9:13] == ["--rfs-convention", "risk", "--model", "/m"]
