@@ -213,6 +213,8 @@ def _write_fallbacks(names, paths: dict[str, Path], input_dir, model_dir: Path, 
 def _run(input_dir, output_dir, model_dir: Path, folds, checkpoint, device, postprocessing, use_mirroring,
          tile_step_size, verbose, strict, convention, budget: TimeBudget, stage_rule, long_ct_mm,
          max_ct_voxels) -> Challenge2026Result:
+    from nnunet_hecktor.errors import HecktorError
+
     from .io import find_ct_file, image_stem, read_challenge_input
     from .run import _stage_for
 
@@ -278,10 +280,12 @@ def _run(input_dir, output_dir, model_dir: Path, folds, checkpoint, device, post
     if prediction is not None and model.predict_heads:
         with steps.step("risk head", case_id):
             heads = _heads(model, prediction, case)
-    if segmentation is not None:
+    if prediction is not None and (heads is not None or stage_tasks):
         with steps.step("risk", case_id):
             risk = None
             if stage_tasks:
+                if segmentation is None:
+                    raise HecktorError("no segmentation to measure for the prognosis stage")
                 values = stage.predict_patient(case.case_id, prediction[0].prepared.ct, prediction[0].prepared.pet,
                                                segmentation, case.clinical, heads)
                 risk = values["risk"]
