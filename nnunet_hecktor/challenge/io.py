@@ -57,6 +57,8 @@ class ChallengeCase:
     notes : list of str
     substitutions : list of ClinicalSubstitution
         ``ehr.json`` values treated as missing or mapped (:mod:`nnunet_hecktor.clinical`).
+    missing_inputs : tuple of str
+        Model input columns without a usable value (empty when ``ehr.json`` was not read).
     """
 
     case_id: str
@@ -68,6 +70,7 @@ class ChallengeCase:
     ehr_path: Path | None
     notes: list[str] = field(default_factory=list)
     substitutions: list = field(default_factory=list)
+    missing_inputs: tuple[str, ...] = ()
 
 
 def image_stem(path: Path) -> str:
@@ -117,7 +120,8 @@ def read_challenge_input(input_dir: str | os.PathLike, read_ehr: bool = True,
     ----------
     input_dir : path-like
     read_ehr : bool
-        Read ``ehr.json`` (Tasks 2 and 3). Its values are advisory (inference policy of
+        Read ``ehr.json`` (Tasks 2 and 3), tolerantly (:mod:`.ehr`: byte-order mark, comments,
+        trailing commas, values one level down). Its values are advisory (inference policy of
         :mod:`nnunet_hecktor.clinical`): a bad value or file makes values missing, never an error.
     columns : tuple of str, optional
         ``ehr.json`` keys read (default: the network's inputs; a prognosis stage adds its own).
@@ -129,7 +133,7 @@ def read_challenge_input(input_dir: str | os.PathLike, read_ehr: bool = True,
     InputDataError
         No CT/PET, several CTs/PETs, an unreadable or non-3-D image.
     """
-    from nnunet_hecktor.clinical import read_inference_ehr_json
+    from nnunet_hecktor.clinical import MODEL_INPUT_COLUMNS
     from nnunet_hecktor.dataset_conversion.checks import check_scalar_3d
     from nnunet_hecktor.fileio import read_image
 
@@ -142,14 +146,17 @@ def read_challenge_input(input_dir: str | os.PathLike, read_ehr: bool = True,
     notes = []
     substitutions: list = []
     clinical: dict = {}
+    missing_inputs: tuple[str, ...] = ()
     if not read_ehr:
         ehr_path = None
-    elif ehr_path.is_file():
-        clinical, substitutions = (read_inference_ehr_json(ehr_path) if columns is None
-                                   else read_inference_ehr_json(ehr_path, columns=columns))
     else:
-        notes.append(f"no {EHR_FILE}: every clinical value is treated as missing")
-        ehr_path = None
+        from .ehr import read_ehr as read_ehr_file
+
+        if not ehr_path.is_file():
+            ehr_path = None
+        reading = read_ehr_file(ehr_path, tuple(columns) if columns is not None else MODEL_INPUT_COLUMNS)
+        clinical, substitutions, missing_inputs = reading.record, reading.substitutions, reading.missing_inputs
+        notes += reading.notes
     case_id = str(clinical.get("PatientID") or image_stem(ct_path))
     ct = read_image(ct_path, case_id, "CT")
     check_scalar_3d(ct, case_id, ct_path, "CT")
@@ -158,41 +165,37 @@ def read_challenge_input(input_dir: str | os.PathLike, read_ehr: bool = True,
     for folder in IGNORED_FOLDERS:
         if (root / folder).exists():
             notes.append(f"{folder} present: not used")
-    return ChallengeCase(case_id, ct, pet, clinical, ct_path, pet_path, ehr_path, notes, substitutions)
+    return ChallengeCase(case_id, ct, pet, clinical, ct_path, pet_path, ehr_path, notes, substitutions,
+                         missing_inputs)
 
 
-def write_segmentation_output(segmentation, output_dir: str | os.PathLike) -> Path:
-    """Task 1: ``images/tumor-lymph-node-segmentation/output.mha`` (uint8, compressed)."""
-    import SimpleITK as sitk
+def write_segmentation_output(segmentation, output_dir: str | os.PathLike,
+                              relative: Path = SEGMENTATION_OUTPUT) -> Path:
+    """Task 1: ``images/tumor-lymph-node-segmentation/output.mha`` (uint8, compressed, checked by reading back).
 
-    from nnunet_hecktor.fileio import write_image_atomic
+    ``relative`` is the path under ``output_dir`` (2026: ``images/head-neck-tumor-segmentation/output.mha``).
+    """
+    from .outputs import write_image_output
 
-    if segmentation.GetPixelID() != sitk.sitkUInt8:
-        segmentation = sitk.Cast(segmentation, sitk.sitkUInt8)
-    path = Path(output_dir) / SEGMENTATION_OUTPUT
-    write_image_atomic(segmentation, path)
-    return path
+    return write_image_output(segmentation, Path(output_dir) / relative)
 
 
-def write_rfs_output(risk: float, output_dir: str | os.PathLike) -> Path:
-    """Task 2: ``rfs.json``, one JSON float (risk score, higher = earlier relapse)."""
-    from nnunet_hecktor.fileio import write_text_atomic
+def write_rfs_output(risk: float, output_dir: str | os.PathLike, convention: str = "risk") -> Path:
+    """Task 2: ``rfs.json``, one JSON float.
 
-    risk = float(risk)
-    if not math.isfinite(risk):
-        raise HecktorError(f"risk {risk} is not finite; nothing written")
-    path = Path(output_dir) / RFS_OUTPUT
-    write_text_atomic(path, json.dumps(risk) + "\n")
-    return path
+    2025 (``convention="risk"``, the default here): the risk score, higher = earlier relapse. 2026
+    writes ``-risk`` by default (``convention="time"``, :func:`.outputs.rfs_value`).
+    """
+    from .outputs import rfs_value, write_json_output
+
+    return write_json_output(rfs_value(risk, convention), Path(output_dir) / RFS_OUTPUT)
 
 
 def write_hpv_output(hpv_positive: bool, output_dir: str | os.PathLike) -> Path:
     """Task 3: ``hpv-status.json``, one JSON boolean (true = HPV positive)."""
-    from nnunet_hecktor.fileio import write_text_atomic
+    from .outputs import write_json_output
 
-    path = Path(output_dir) / HPV_OUTPUT
-    write_text_atomic(path, json.dumps(bool(hpv_positive)) + "\n")
-    return path
+    return write_json_output(bool(hpv_positive), Path(output_dir) / HPV_OUTPUT)
 
 
 def check_outputs(output_dir: str | os.PathLike, tasks, reference_ct=None) -> list[str]:

@@ -17,10 +17,18 @@ reads ``/input`` and writes ``/output``. :func:`stage_build_context` writes such
 ``Dockerfile``
     ``docker/Dockerfile`` of this repository.
 
+HECKTOR 2026 ships the weights apart from the image: :func:`write_model_archive` writes the staged
+model folder as ``model.tar.gz`` with the folder's *content* at the archive's root (the layout
+:mod:`.model_location` reads from ``/opt/ml/model``). The 2026 image is built from the same context
+with ``--build-arg HECKTOR_EDITION=2026``; its baked-in ``model/`` is the fallback used when nothing
+is mounted. ``--clinical-csv`` records the training table's most frequent T and N stage in
+``challenge_model.json`` (the T/N fallback, :mod:`.staging`).
+
 Command line (used by ``docker/build.sh``)::
 
     python -m nnunet_hecktor.challenge.packaging --model MODEL_DIR --context BUILD_DIR \\
-        [--folds 0 1 2 3 4] [--checkpoint NAME] [--postprocessing pp.json]
+        [--folds 0 1 2 3 4] [--checkpoint NAME] [--postprocessing pp.json] \\
+        [--archive model.tar.gz] [--clinical-csv HECKTOR_2026_Training.csv]
 """
 
 from __future__ import annotations
@@ -53,7 +61,8 @@ def project_root() -> Path:
 
 
 def stage_model(model_dir: str | os.PathLike, destination: str | os.PathLike, folds: Sequence | None = None,
-                checkpoint: str | None = None, postprocessing: str | os.PathLike | None = None) -> Path:
+                checkpoint: str | None = None, postprocessing: str | os.PathLike | None = None,
+                clinical_csv: str | os.PathLike | None = None) -> Path:
     """Copy what prediction needs from a model folder into ``destination``.
 
     Parameters
@@ -69,6 +78,9 @@ def stage_model(model_dir: str | os.PathLike, destination: str | os.PathLike, fo
         :func:`~nnunet_hecktor.prediction.model.resolve_checkpoint`).
     postprocessing : path-like, optional
         Post-processing JSON, shipped as ``postprocessing.json`` (checked by loading it).
+    clinical_csv : path-like, optional
+        Training clinical table: its most frequent T and N stage are recorded as the 2026 T/N
+        fallback (``fallback.t_stage`` / ``n_stage``); only these two labels ship, no patient row.
 
     The prognosis-stage models of ``model_dir/prognosis/`` (``survival.joblib``, ``hpv.joblib``) are
     shipped too.
@@ -97,7 +109,9 @@ def stage_model(model_dir: str | os.PathLike, destination: str | os.PathLike, fo
         shutil.copy2(source / f"fold_{fold}" / checkpoint, destination / f"fold_{fold}" / checkpoint)
     from nnunet_hecktor.prognosis.deployment import STAGE_FILES, STAGE_FOLDER
 
-    staged = [name for name in STAGE_FILES.values() if (source / STAGE_FOLDER / name).is_file()]
+    from .staging import STAGING_FILE
+
+    staged = [name for name in (*STAGE_FILES.values(), STAGING_FILE) if (source / STAGE_FOLDER / name).is_file()]
     if staged:  # the prognosis stage answers Tasks 2/3 in the container (see .run)
         (destination / STAGE_FOLDER).mkdir()
         for name in staged:
@@ -109,16 +123,49 @@ def stage_model(model_dir: str | os.PathLike, destination: str | os.PathLike, fo
         load_config(postprocessing)
         shutil.copy2(postprocessing, destination / POSTPROCESSING_FILE)
         pp_name = POSTPROCESSING_FILE
+    fallback = fallback_values(source, chosen).to_json()
+    if clinical_csv is not None:
+        from nnunet_hecktor.clinical import read_clinical_csv
+
+        from .staging import most_frequent_stages
+
+        stages = most_frequent_stages(read_clinical_csv(clinical_csv))
+        fallback.update({"t_stage": stages.t_stage, "n_stage": stages.n_stage,
+                         "stage_source": f"{stages.source}: {Path(clinical_csv).name}"})
     write_json_atomic(destination / CHALLENGE_MODEL_FILE, {
         "source": str(source), "folds": list(chosen), "checkpoint": checkpoint, "postprocessing": pp_name,
-        "fallback": fallback_values(source, chosen).to_json(),
+        "fallback": fallback,
     })
     return destination
 
 
+def write_model_archive(staged_model: str | os.PathLike, archive: str | os.PathLike) -> Path:
+    """Write ``model.tar.gz`` of a staged model folder: its content at the archive's root.
+
+    Grand-challenge extracts the archive into ``/opt/ml/model``, which then is the model folder
+    (:mod:`.model_location`). Written under a temporary name and renamed when complete.
+    """
+    import tarfile
+
+    from nnunet_hecktor.fileio import atomic_path
+
+    from .model_location import is_model_folder
+
+    staged_model, archive = Path(staged_model), Path(archive)
+    if not is_model_folder(staged_model):
+        raise HecktorError(f"{staged_model} is not a model folder (plans.json, dataset.json, fold_*)")
+    with atomic_path(archive) as tmp:
+        with tarfile.open(tmp, "w:gz") as tar:
+            for path in sorted(staged_model.rglob("*")):
+                if path.is_file():
+                    tar.add(path, arcname=str(path.relative_to(staged_model)))
+    return archive
+
+
 def stage_build_context(model_dir: str | os.PathLike, context: str | os.PathLike, folds: Sequence | None = None,
                         checkpoint: str | None = None,
-                        postprocessing: str | os.PathLike | None = None) -> Path:
+                        postprocessing: str | os.PathLike | None = None,
+                        clinical_csv: str | os.PathLike | None = None) -> Path:
     """Write a ``docker build`` context: ``src/`` (this project), ``model/`` and ``Dockerfile``.
 
     Returns
@@ -139,7 +186,7 @@ def stage_build_context(model_dir: str | os.PathLike, context: str | os.PathLike
             shutil.copy2(root / name, src / name)
     for name in PROJECT_PACKAGES:
         shutil.copytree(root / name, src / name, ignore=ignore)
-    stage_model(model_dir, context / "model", folds, checkpoint, postprocessing)
+    stage_model(model_dir, context / "model", folds, checkpoint, postprocessing, clinical_csv)
     shutil.copy2(root / "docker" / "Dockerfile", context / "Dockerfile")
     return context
 
@@ -152,9 +199,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--folds", nargs="+", default=None)
     parser.add_argument("--checkpoint", default=None, help="default: the validated weights")
     parser.add_argument("--postprocessing", default=None)
+    parser.add_argument("--clinical-csv", default=None,
+                        help="training table: its most frequent T/N stage becomes the 2026 T/N fallback")
+    parser.add_argument("--archive", default=None,
+                        help="also write the staged model as this model.tar.gz (2026: mounted at /opt/ml/model)")
     args = parser.parse_args(argv)
     try:
-        context = stage_build_context(args.model, args.context, args.folds, args.checkpoint, args.postprocessing)
+        context = stage_build_context(args.model, args.context, args.folds, args.checkpoint, args.postprocessing,
+                                      args.clinical_csv)
+        if args.archive:
+            print(f"model archive {write_model_archive(context / 'model', args.archive)}")
     except HecktorError as exc:
         print(f"packaging: error: {exc}", file=sys.stderr)
         return 1

@@ -49,6 +49,7 @@ from typing import Sequence
 from nnunet_hecktor.errors import HecktorError
 
 from .fallback import FallbackValues, empty_segmentation_for, fallback_values
+from .outputs import check_output_folder
 from .io import (OUTPUT_OF_TASK, TASKS, find_ct_file, image_stem, read_challenge_input, write_hpv_output,
                  write_rfs_output, write_segmentation_output)
 
@@ -251,8 +252,7 @@ def _run(task, input_dir, output_dir, model_dir, folds, checkpoint, device, post
                              segmentation_only=not needs_heads)
     if stage is not None:
         stage.check_inputs(needs_heads)
-    output = Path(output_dir).expanduser()
-    output.mkdir(parents=True, exist_ok=True)
+    output = check_output_folder(output_dir)  # unwritable or full: stop before any work
     _info(verbose, "%s", model.info.describe())
     if stage is not None:
         _info(verbose, "%s\n  Task(s) %s from the prognosis stage", stage.describe(), ", ".join(map(str, stage_tasks)))
@@ -276,6 +276,9 @@ def _run(task, input_dir, output_dir, model_dir, folds, checkpoint, device, post
         for s in case.substitutions:
             logger.log(logging.WARNING if s.is_missing else logging.INFO, "case %s: ehr.json %s", case.case_id,
                        s.describe())
+        if case.missing_inputs:
+            logger.warning("case %s: no value for model input(s) %s (treated as missing)", case.case_id,
+                           ", ".join(case.missing_inputs))
     if case is not None:
         with steps.step("segmentation", case_id):
             prediction = _segment(model, case, result)

@@ -151,7 +151,10 @@ def load_clinical(cases: InputCases, clinical_csv: str | os.PathLike | None,
     elif cases.clinical_sources:
         from nnunet_hecktor.dataset_conversion import merge_clinical_csvs
 
-        table = merge_clinical_csvs(cases.clinical_sources)
+        # Read with the release's own column names (2026 T_stage, 2022 HPV status (0=-, 1=+), ...).
+        table = merge_clinical_csvs(cases.clinical_sources, cases.edition)
+        for warning in table.warnings:  # lost columns, absent inputs, mapped words: said once per column
+            logger.warning("%s", warning)
         records, substitutions = {}, []
         for pid in wanted & set(table.raw):
             records[pid], found = parse_inference_record(table.raw[pid], pid, columns)

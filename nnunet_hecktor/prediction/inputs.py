@@ -61,6 +61,7 @@ class InputCases:
     cases: list[CaseInput]
     clinical_sources: list = field(default_factory=list)   # ClinicalSource of a HECKTOR layout
     notes: list[str] = field(default_factory=list)
+    edition: str | None = None                  # the HECKTOR edition of the layout (its CSVs' column names)
 
     def describe(self) -> str:
         what = {"hecktor": "HECKTOR layout (CT and PET on their own grids)",
@@ -168,4 +169,4 @@ def _hecktor_cases(root: Path) -> InputCases:
         raise InputDataError("cases without CT or PET (nothing is skipped silently; remove them or add the files):\n  "
                              + "\n  ".join(problems), None, root)
     notes = list(layout.warnings)
-    return InputCases(root, "hecktor", cases, list(layout.csv_files), notes)
+    return InputCases(root, "hecktor", cases, list(layout.csv_files), notes, edition=layout.edition)

@@ -24,6 +24,21 @@ EHR_COLUMNS: tuple[str, ...] = (schema.COL_CENTER, schema.COL_AGE, schema.COL_GE
                                 schema.COL_ALCOHOL, schema.COL_PERFORMANCE, schema.COL_TREATMENT, schema.COL_MSTAGE)
 
 
+#: An ``ehr.json`` as the organisers' 2026 sample writes it: HPV Status and CenterID among the keys,
+#: an unseen centre (9), and a trailing comma after the last value (not strict JSON).
+SAMPLE_EHR_2026_TEXT = """{
+    "Age": 62,
+    "Gender": 1,
+    "Tobacco Consumption": 1,
+    "Alcohol Consumption": 0,
+    "Performance Status": 0,
+    "Treatment": 1,
+    "HPV Status": 1,
+    "CenterID": 9,
+}
+"""
+
+
 @dataclass
 class FakeChallengeInput:
     """What :func:`write_challenge_input` wrote."""
