@@ -401,6 +401,8 @@ def convert_dataset(src: str | os.PathLike, dataset_id: int = 501, name: str = "
     name = str(name)
     _validate_options(dataset_id, name, interpolation, crop, headneck_box_mm, num_folds, num_processes)
     output_dir = Path(output).expanduser() if output is not None else default_output_dir(int(dataset_id), name)
+    _refuse_nnunet_dataset(Path(src).expanduser())
+    _refuse_duplicate_id(output_dir, int(dataset_id))
     layout, clinical, given_splits, dataset_warnings, factors = _read_source(src, splits_file, progress, edition,
                                                                              suv_factors)
     dataset_alerts = source_alerts(layout.patients)  # case-variant IDs, one scan under two IDs
@@ -638,14 +640,47 @@ def _report(summary: ConversionSummary, layout: SourceLayout, entries: dict[str,
     }
 
 
-def _check_dataset_id(output_dir: Path, dataset_id: int, warnings: list[str]) -> None:
+def _refuse_nnunet_dataset(src: Path) -> None:
+    """An nnU-Net dataset (this converter's output, or any other) is not a HECKTOR release: say so.
+
+    Recognised by a ``dataset.json`` with ``channel_names`` next to ``imagesTr``, or ``imagesTr`` files
+    named ``<case>_0000.<ending>`` (nnU-Net's channel suffix; HECKTOR releases name them ``__CT``/``__PT``).
+    """
+    import json
+
+    images = src / "imagesTr"
+    dataset_json = src / "dataset.json"
+    is_nnunet = False
+    if dataset_json.is_file():
+        try:
+            is_nnunet = "channel_names" in json.loads(dataset_json.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            is_nnunet = False
+    if not is_nnunet and images.is_dir():
+        try:
+            is_nnunet = any(re.search(r"_\d{4}\.(nii\.gz|nii|mha|nrrd)$", p.name) for p in images.iterdir())
+        except OSError:
+            is_nnunet = False
+    if is_nnunet:
+        raise HecktorError(f"{src} is an nnU-Net dataset (dataset.json / imagesTr/<case>_0000 files), not a HECKTOR "
+                           "release: it is already converted. Use it directly (nnUNetv2_plan_and_preprocess -d ID), "
+                           "or give convert the release it came from")
+
+
+def _refuse_duplicate_id(output_dir: Path, dataset_id: int) -> None:
+    """Another ``DatasetNNN_*`` folder with the same id next to the output: an error before any work."""
     parent = output_dir.parent
     if not parent.is_dir():
         return
     clashes = [p.name for p in parent.glob(f"Dataset{dataset_id:03d}_*") if p.is_dir() and p.name != output_dir.name]
     if clashes:
-        warnings.append(f"{parent} also holds {', '.join(clashes)}: nnU-Net refuses '-d {dataset_id}' while two "
-                        "folders share the id")
+        # nnU-Net refuses the id while two folders share it.
+        raise HecktorError(f"{parent} already holds {', '.join(clashes)} with dataset id {dataset_id}: nnU-Net refuses "
+                           f"'-d {dataset_id}' while two folders share an id; choose another --dataset-id, or "
+                           f"give --name {clashes[0].split('_', 1)[1]} to convert into that dataset again")
+
+
+def _check_dataset_id(output_dir: Path, dataset_id: int, warnings: list[str]) -> None:
     if not re.match(rf"^Dataset{dataset_id:03d}_", output_dir.name):
         warnings.append(f"output folder {output_dir.name!r} is not named Dataset{dataset_id:03d}_<NAME>; nnU-Net "
                         f"finds datasets by that name under $nnUNet_raw")

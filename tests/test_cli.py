@@ -100,3 +100,42 @@ def test_verbose_shows_debug_records(capsys):
         assert "a debug record" in capsys.readouterr().out
     finally:
         configure_cli_logging()
+
+
+def test_shared_options_have_one_spelling_and_meaning(capsys):
+    """-m is a model folder, -f fold indices, --cv-folds a count, -chk a checkpoint, -device auto by default."""
+    from nnunet_hecktor.cli import build_parser
+
+    parser = build_parser()
+    predict = parser.parse_args(["predict", "-i", "in", "-o", "out", "-m", "M", "-f", "0", "1", "-chk", "c.pth"])
+    assert (predict.model, predict.folds, predict.checkpoint, predict.device) == ("M", ["0", "1"], "c.pth", "auto")
+    convert = parser.parse_args(["convert", "src", "-d", "501"])
+    assert convert.dataset_id == 501
+    fit = parser.parse_args(["prognosis", "fit", "--clinical", "c.csv", "--output", "o", "--cv-folds", "3"])
+    assert fit.cv_folds == 3
+    # Old spellings: one more release, with a warning naming the new one.
+    old = parser.parse_args(["hpv", "fit", "--clinical", "c.csv", "--output", "o", "--folds", "4"])
+    assert old.cv_folds == 4 and "use --cv-folds" in capsys.readouterr().err
+    old = parser.parse_args(["staging", "predict", "--model", "m.joblib", "--output", "p.csv"])
+    assert old.model_file == "m.joblib" and "use --model-file" in capsys.readouterr().err
+
+
+def test_evaluate_without_inputs_is_a_usage_error(capsys):
+    assert main(["evaluate"]) == 2
+    assert "nothing to evaluate" in capsys.readouterr().err
+
+
+def test_convert_refuses_an_nnunet_dataset_and_a_duplicate_dataset_id(tmp_path, capsys):
+    import json
+
+    dataset = tmp_path / "Dataset501_HECKTOR"
+    (dataset / "imagesTr").mkdir(parents=True)
+    (dataset / "imagesTr" / "CHUP-000_0000.nii.gz").write_bytes(b"")
+    (dataset / "dataset.json").write_text(json.dumps({"channel_names": {"0": "CT", "1": "PET"}}))
+    assert main(["convert", str(dataset), "-d", "502", "--output", str(tmp_path / "out" / "Dataset502_X")]) == 1
+    assert "is an nnU-Net dataset" in capsys.readouterr().err
+    (tmp_path / "raw" / "Dataset503_Other").mkdir(parents=True)
+    src = tmp_path / "src"
+    src.mkdir()
+    assert main(["convert", str(src), "-d", "503", "--output", str(tmp_path / "raw" / "Dataset503_New")]) == 1
+    assert "already holds Dataset503_Other" in capsys.readouterr().err

@@ -359,9 +359,10 @@ def test_postprocess_command(tmp_path, capsys):
     (tmp_path / "pp.json").write_text(json.dumps({"gtvp_single_lesion": "remove", "comment": "one primary"}))
     assert main(["postprocess", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-c",
                  str(tmp_path / "pp.json")]) == 0
-    assert "1 cases written" in capsys.readouterr().out
+    captured = capsys.readouterr()  # the old spelling -c still works for one release, with a warning
+    assert "1 cases written" in captured.out and "-c is deprecated" in captured.err
     assert sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "out" / "CHUS-001.nii.gz")))[3, 9, 9] == 0
     (tmp_path / "bad.json").write_text(json.dumps({"gtvp_single_lesions": "remove"}))
-    assert main(["postprocess", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out2"), "-c",
+    assert main(["postprocess", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out2"), "--config",
                  str(tmp_path / "bad.json")]) == 1
     assert "bad.json: unknown keys gtvp_single_lesions" in capsys.readouterr().err

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nnunet_hecktor.commands._options import add_dataset_id, add_num_processes
+
 NAME = "convert"
 ORDER = 10
 HELP = "convert HECKTOR releases (2021, 2022, 2025, 2026; release, task or flat folders) into an nnU-Net v2 dataset"
@@ -43,7 +45,7 @@ examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("src", help="HECKTOR source folder (never written to)")
-    parser.add_argument("--dataset-id", type=int, required=True, help="nnU-Net dataset id, 1-999")
+    add_dataset_id(parser)
     parser.add_argument("--name", default="HECKTOR", help="dataset name (default HECKTOR): DatasetNNN_NAME")
     parser.add_argument("--output", default=None,
                         help="dataset folder to write (default $nnUNet_raw/DatasetNNN_NAME)")
@@ -58,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: stratified 5 folds)")
     parser.add_argument("--num-folds", type=int, default=5, help="folds of the stratified split (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the stratified split (default 0)")
-    parser.add_argument("--num-processes", type=int, default=1, help="patients converted in parallel (default 1)")
+    add_num_processes(parser, "patients converted in parallel (default 1)")
     parser.add_argument("--overwrite", action="store_true", help="empty the dataset folder and convert everything")
     from nnunet_hecktor.editions import EDITIONS
 

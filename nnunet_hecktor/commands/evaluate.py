@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nnunet_hecktor.commands._options import add_num_processes
+
 NAME = "evaluate"
 ORDER = 40
 HELP = ("HECKTOR metrics (GTVp Dice, GTVn DSCagg/F1agg, C-index, HPV and T/N balanced accuracy, the 2026 score) "
@@ -75,8 +77,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--score-subset", action="store_true",
                         help="Tasks 2/3: score only the predicted patients when some patients with a target have no "
                              "prediction (default: an error listing them)")
-    parser.add_argument("--output", help="output folder (default: the --pred folder's 'evaluation' subfolder)")
-    parser.add_argument("--num-processes", type=int, default=1, help="worker processes for Task 1 (default 1)")
+    parser.add_argument("-o", "--output", help="output folder (default: the --pred folder's 'evaluation' subfolder)")
+    add_num_processes(parser, "worker processes for Task 1 (default 1)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates for 95%% CIs, 0 = none "
                         "(default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
@@ -109,16 +111,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from nnunet_hecktor.errors import HecktorError
+    from nnunet_hecktor.errors import HecktorError, UsageError
     from nnunet_hecktor.evaluation.evaluate import evaluate, format_summary
     from nnunet_hecktor.metrics.segmentation import SegmentationMetricOptions
 
     output = args.output
     if args.compare:
         return _run_compare(args)
+    if not (args.gt or args.pred or args.predictions or args.challenge_outputs):
+        raise UsageError("nothing to evaluate: give --gt and --pred (segmentation), --clinical and --predictions "
+                         "(patient level), --challenge-outputs, or --compare NAME=PATH ...")
     if output is None:
         if args.pred is None:
-            raise HecktorError("give --output (there is no --pred folder to put the results in)")
+            raise UsageError("give --output (there is no --pred folder to put the results in)")
         output = Path(args.pred) / "evaluation"
     try:
         options = SegmentationMetricOptions(args.connectivity, args.iou_threshold, args.gtvp_both_empty,
@@ -136,14 +141,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_compare(args: argparse.Namespace) -> int:
-    from nnunet_hecktor.errors import HecktorError
+    from nnunet_hecktor.errors import UsageError
     from nnunet_hecktor.evaluation.compare import compare_prediction_sets, format_comparisons, parse_compare_specs
     from nnunet_hecktor.metrics.segmentation import SegmentationMetricOptions
 
     if args.output is None:
-        raise HecktorError("give --output with --compare (each set's evaluation goes into OUTPUT/NAME/)")
+        raise UsageError("give --output with --compare (each set's evaluation goes into OUTPUT/NAME/)")
     if args.pred or args.predictions or args.challenge_outputs:
-        raise HecktorError("with --compare, give every prediction set as --compare NAME=PATH "
+        raise UsageError("with --compare, give every prediction set as --compare NAME=PATH "
                            "(not --pred/--predictions/--challenge-outputs)")
     options = SegmentationMetricOptions(args.connectivity, args.iou_threshold, args.gtvp_both_empty, args.gtvp_gt_empty)
     result = compare_prediction_sets(parse_compare_specs(args.compare), args.output, gt_dir=args.gt,

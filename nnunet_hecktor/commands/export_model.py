@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nnunet_hecktor.commands._options import add_checkpoint, add_folds, add_model_folder
+
 NAME = "export-model"
 ORDER = 23
 HELP = "zip a whole model folder (checkpoints, plans, prognosis stage, post-processing, container settings)"
@@ -24,10 +26,10 @@ example:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-m", "--model", required=True, help="trained model folder")
+    add_model_folder(parser)
     parser.add_argument("-o", "--output", required=True, help="zip file to write")
-    parser.add_argument("-f", "--folds", nargs="+", default=None, help="folds (default: every trained fold)")
-    parser.add_argument("--checkpoint", default=None, help="checkpoint file (default: the deployed weights)")
+    add_folds(parser)
+    add_checkpoint(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nnunet_hecktor.commands._options import add_checkpoint
+
 NAME = "export-seg"
 ORDER = 22
 HELP = "strip the HPV/risk heads from a trained fold and write a stock nnUNetTrainer model"
@@ -25,8 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("fold_folder", help="trained fold folder (.../<Trainer>__<plans>__<config>/fold_K)")
     parser.add_argument("--output-root", required=True,
                         help="results root to write into (e.g. a new folder; not the source model folder)")
-    parser.add_argument("--checkpoint", default=None,
-                        help="checkpoint file name in the fold (default: the validated weights)")
+    add_checkpoint(parser, "checkpoint file name in the fold (default: the validated weights)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing exported checkpoint")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nnunet_hecktor.commands._options import require
+
 NAME = "hpv"
 ORDER = 52
 HELP = "fit / apply the patient-level HPV classifier (threshold for balanced accuracy, prevalence shift)"
@@ -68,11 +70,12 @@ def _run(args: argparse.Namespace) -> int:
         if args.threshold_rule is not None:  # else fit_hpv's default: the package's one policy
             penalty["threshold_rule"] = args.threshold_rule
         fit_hpv(args.clinical, args.output, features_csv=args.features, feature_set=args.feature_set,
-                calibration=args.calibration, cv=args.cv, n_splits=args.folds, random_state=args.seed,
+                calibration=args.calibration, cv=args.cv, n_splits=args.cv_folds, random_state=args.seed,
                 allow_ground_truth_features=args.allow_ground_truth_features,
                 clinical_columns=args.clinical_columns, progress=not args.quiet, make_plots=not args.no_plots,
                 **penalty)
     else:
-        predict_hpv(args.model, args.output, features_csv=args.features, clinical_csv=args.clinical,
+        predict_hpv(require(args, "model_file", "--model-file"), args.output,
+                    features_csv=args.features, clinical_csv=args.clinical,
                     expected_prevalence=args.expected_prevalence, decision=args.decision, threshold=args.threshold)
     return 0

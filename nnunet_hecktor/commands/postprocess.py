@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nnunet_hecktor.commands._options import add_deprecated_alias, add_num_processes, require
+
 NAME = "postprocess"
 ORDER = 35
 HELP = "apply post-processing rules (small-lesion removal, single GTVp, GTVn distance, ...) to <PID>.nii.gz files"
@@ -23,15 +25,17 @@ example:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", "-i", required=True, help="folder of <PID>.nii.gz segmentations")
     parser.add_argument("--output", "-o", required=True, help="output folder (must differ from --input)")
-    parser.add_argument("--config", "-c", required=True, help="post-processing JSON configuration")
-    parser.add_argument("--num-processes", type=int, default=1, help="worker processes (default 1)")
+    # -c is nnU-Net's configuration (3d_fullres...); the rules file has its long name only.
+    parser.add_argument("--config", default=None, help="post-processing JSON configuration (the rules; required)")
+    add_deprecated_alias(parser, "-c", "config", "--config")
+    add_num_processes(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from nnunet_hecktor.postprocessing.apply import SUMMARY_FILE, postprocess_folder
     from nnunet_hecktor.postprocessing.config import load_config
 
-    config = load_config(args.config)
+    config = load_config(require(args, "config", "--config"))
     print(f"[postprocess] rules: {config.describe()}")
     report = postprocess_folder(args.input, args.output, config, args.num_processes)
     changed = sum(c.changed_voxels for c in report.cases)

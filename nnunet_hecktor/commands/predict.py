@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nnunet_hecktor.commands._options import add_checkpoint, add_device, add_folds, add_model_folder
+
 NAME = "predict"
 ORDER = 30
 HELP = "predict new patients: <PID>.nii.gz on the original CT grid + predictions.csv (HPV, risk), folds ensembled"
@@ -57,16 +59,13 @@ checkpoint_swa.pth. --checkpoint names another file (e.g. checkpoint_final_last_
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-i", "--input", required=True, help="HECKTOR folder or nnU-Net imagesTs-style folder")
     parser.add_argument("-o", "--output", required=True, help="output folder")
-    parser.add_argument("-m", "--model", required=True,
-                        help="trained model folder ($nnUNet_results/DatasetNNN_X/<Trainer>__<Plans>__<config>)")
-    parser.add_argument("-f", "--folds", nargs="+", default=None,
-                        help="folds to ensemble (default: every fold with the checkpoint)")
-    parser.add_argument("--checkpoint", default=None,
-                        help="checkpoint file in each fold (default: the validated weights, see below)")
+    add_model_folder(parser)
+    add_folds(parser, "folds to ensemble (default: every fold with the checkpoint)")
+    add_checkpoint(parser, "checkpoint file in each fold (default: the validated weights, see below)")
     parser.add_argument("--clinical", default=None,
                         help="clinical CSV (HECKTOR column names; empty = missing). Default: the task CSVs of a "
                              "HECKTOR input folder, else all clinical inputs missing")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
+    add_device(parser)
     parser.add_argument("--postprocessing", default=None, help="post-processing JSON (tune-postprocessing output)")
     parser.add_argument("--no-mirroring", action="store_true", help="disable test-time mirroring (faster)")
     parser.add_argument("--step-size", type=float, default=0.5,

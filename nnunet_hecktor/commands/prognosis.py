@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from nnunet_hecktor.commands._options import (add_checkpoint, add_cv_folds, add_deprecated_alias, add_device,
+                                              add_folds, add_model_folder, add_num_processes, require)
+
 NAME = "prognosis"
 ORDER = 51
 HELP = "fit / apply the patient-level survival model (clinical + image features; risk higher = earlier relapse)"
@@ -53,7 +56,7 @@ def add_common_fit_arguments(parser: argparse.ArgumentParser) -> None:
                         help="clinical predictors (default: every known one present; CenterID never)")
     parser.add_argument("--cv", choices=("kfold", "centre"), default="kfold",
                         help="stratified k-fold (default) or leave-one-centre-out")
-    parser.add_argument("--folds", type=int, default=5, help="folds of --cv kfold (default 5)")
+    add_cv_folds(parser)
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--allow-ground-truth-features", action="store_true",
                         help="train on features of ground-truth segmentations (warned: deployment sees predicted ones)")
@@ -62,7 +65,9 @@ def add_common_fit_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_common_predict_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="model.joblib written by fit")
+    # -m/--model is a trained nnU-Net model folder in every command; a fitted patient-level model is a file.
+    parser.add_argument("--model-file", default=None, help="model.joblib written by fit (required)")
+    add_deprecated_alias(parser, "--model", "model_file", "--model-file")
     parser.add_argument("--features", default=None, help="feature table (needed when the model uses image features)")
     parser.add_argument("--clinical", default=None, help="clinical CSV (needed when the model uses clinical variables)")
     parser.add_argument("--output", required=True, help="predictions CSV to write")
@@ -76,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      choices=("coxnet", "rsf", "gbsa", "icare"), help="candidate models (default: all four)")
     fit.add_argument("--final", default="best", choices=("best", "ensemble", "coxnet", "rsf", "gbsa", "icare"),
                      help="final model: best cross-validated (default), the ensemble, or a named model")
-    fit.add_argument("--num-processes", type=int, default=1, help="threads of the random survival forest (default 1)")
+    add_num_processes(fit, "threads of the random survival forest (default 1)")
     predict = actions.add_parser("predict", help="risk scores from a saved survival model")
     add_common_predict_arguments(predict)
     build = actions.add_parser("build", help="fit and stage the patient-level models of a trained model folder as "
@@ -84,7 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_build_arguments(build)
     stage = actions.add_parser("stage", help="put fitted survival/HPV models into a model folder's prognosis/ "
                                              "(used by predict and the challenge container)")
-    stage.add_argument("--model", required=True, help="trained model folder (receives prognosis/)")
+    add_model_folder(stage, help_text="trained model folder (receives prognosis/)")
     stage.add_argument("--survival", default=None, help="model.joblib of 'prognosis fit' (or its output folder)")
     stage.add_argument("--hpv", default=None, help="model.joblib of 'hpv fit' (or its output folder)")
     stage.add_argument("--tn-stage", default=None,
@@ -94,12 +99,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     from nnunet_hecktor.editions import DEFAULT_EDITION, EDITIONS
 
-    parser.add_argument("-m", "--model", required=True,
-                        help="trained model folder ($nnUNet_results/DatasetNNN_X/<Trainer>__<Plans>__<config>)")
+    add_model_folder(parser)
     parser.add_argument("--edition", choices=sorted(EDITIONS), default=DEFAULT_EDITION,
                         help=f"HECKTOR edition: its targets and test-time inputs (default {DEFAULT_EDITION})")
-    parser.add_argument("-f", "--folds", nargs="+", default=None, help="folds (default: every trained fold)")
-    parser.add_argument("--checkpoint", default=None, help="checkpoint for missing masks (default: deployed weights)")
+    add_folds(parser)
+    add_checkpoint(parser, "checkpoint for missing masks (default: the deployed weights)")
     parser.add_argument("--postprocessing", default=None,
                         help="post-processing JSON (default: the model folder's own, as deployment uses it)")
     parser.add_argument("--raw", default=None, help="converted dataset folder (default $nnUNet_raw/<dataset>)")
@@ -108,10 +112,10 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
                         help="splits_final.json (default $nnUNet_preprocessed/<dataset>/splits_final.json)")
     parser.add_argument("--targets", nargs="+", default=None, metavar="TARGET",
                         help="only these targets (default: every target the edition scores)")
-    parser.add_argument("--device", default="cpu", help="device for predicting missing masks (default cpu)")
+    add_device(parser)
     parser.add_argument("--cv", choices=("kfold", "centre"), default="kfold",
                         help="the stage's cross-validation: stratified k-fold (default) or leave-one-centre-out")
-    parser.add_argument("--cv-folds", type=int, default=5, help="folds of --cv kfold (default 5)")
+    parser.add_argument("--cv-folds", type=int, default=5, help="cross-validation folds of --cv kfold (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates of the CIs (default 1000)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
@@ -146,10 +150,11 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.action == "fit":
         fit_survival(args.clinical, args.output, features_csv=args.features, feature_set=args.feature_set,
-                     models=args.models, final=args.final, cv=args.cv, n_splits=args.folds, random_state=args.seed,
+                     models=args.models, final=args.final, cv=args.cv, n_splits=args.cv_folds, random_state=args.seed,
                      allow_ground_truth_features=args.allow_ground_truth_features,
                      clinical_columns=args.clinical_columns, n_jobs=args.num_processes, progress=not args.quiet,
                      make_plots=not args.no_plots)
     else:
-        predict_survival(args.model, args.output, features_csv=args.features, clinical_csv=args.clinical)
+        predict_survival(require(args, "model_file", "--model-file"), args.output,
+                    features_csv=args.features, clinical_csv=args.clinical)
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nnunet_hecktor.commands._options import require
+
 NAME = "staging"
 ORDER = 53
 HELP = "fit / apply the patient-level T and N stage classifiers (AJCC 7; mask geometry + clinical inputs)"
@@ -57,9 +59,10 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.action == "fit":
         fit_staging(args.clinical, args.output, features_csv=args.features, feature_set=args.feature_set,
-                    image_columns=args.image_columns, cv=args.cv, n_splits=args.folds, random_state=args.seed,
+                    image_columns=args.image_columns, cv=args.cv, n_splits=args.cv_folds, random_state=args.seed,
                     allow_ground_truth_features=args.allow_ground_truth_features,
                     clinical_columns=args.clinical_columns, edition=args.edition, progress=not args.quiet)
     else:
-        predict_staging(args.model, args.output, features_csv=args.features, clinical_csv=args.clinical)
+        predict_staging(require(args, "model_file", "--model-file"), args.output,
+                    features_csv=args.features, clinical_csv=args.clinical)
     return 0

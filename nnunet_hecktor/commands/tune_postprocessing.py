@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nnunet_hecktor.commands._options import add_num_processes
+
 NAME = "tune-postprocessing"
 ORDER = 36
 HELP = "grid-search post-processing rules on nnU-Net cross-validation predictions; writes pp.json and postprocessing.pkl"
@@ -26,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", required=True, help="model folder Trainer__Plans__configuration with fold_k/validation")
     parser.add_argument("--gt", required=True, help="training labels folder (labelsTr)")
     parser.add_argument("--output", "-o", required=True, help="configuration JSON to write (e.g. pp.json)")
-    parser.add_argument("--folds", type=int, nargs="+", help="folds to use (default: every fold_k with validation)")
+    parser.add_argument("-f", "--folds", type=int, nargs="+", help="folds to use (default: every fold_k with validation)")
     parser.add_argument("--objective", default="mean",
                         choices=("mean", "gtvp_dice", "gtvn_dice", "gtvn_f1", "gtvn"),
                         help="figure to maximise: mean = mean of GTVp Dice, GTVn DSCagg, GTVn F1agg (default); "
@@ -39,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a rule is kept only if the objective rises by more than this (default 0)")
     parser.add_argument("--connectivity", type=int, choices=(6, 18, 26), default=26,
                         help="neighbourhood of components for rules and metrics (default 26)")
-    parser.add_argument("--num-processes", type=int, default=1, help="worker processes for reading (default 1)")
+    add_num_processes(parser, "worker processes for reading (default 1)")
 
 
 def run(args: argparse.Namespace) -> int:
