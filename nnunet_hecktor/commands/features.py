@@ -19,8 +19,9 @@ Surface and sphericity follow IBSI (marching-cubes mesh; sphericity <= 1).
 (rad_* columns): 'shape' the morphology family (mesh volume/area, sphericity, compactness, PCA axes,
 elongation, flatness, ...), 'all' also PET (SUV, bins of 0.5 SUV) and CT (HU, bins of 25 HU)
 intensity statistics, histogram and texture (GLCM, GLRLM, GLSZM, GLDZM, NGTDM, NGLDM). Measured on
-one core: about 4 s per patient for 'shape', 5-6 s for 'all' (a 20 mL GTVp and a 2 mL node), on top
-of the default features' fraction of a second. Settings in the sidecar JSON.
+one core (benchmarks/bench_radiomics.py, GTVp 5-74 mL and two 3 mL nodes): 6-12 s per patient for
+'shape' or 'all' (most of it MIRP's Moran's I / Geary's C), against 0.03-0.08 s for the default
+features. Settings in the sidecar JSON.
 
 Images: converter layout (<PID>_0000 CT, <PID>_0001 PET; IMAGES may be the dataset folder) or the
 release layout (<PID>__CT, <PID>__PT; PET resampled onto the segmentation/CT grid). Segmentations:
