@@ -186,6 +186,19 @@ def test_mirp_shape_equals_the_table_mesh_on_an_anisotropic_blob():
     assert not any(k.startswith(("rad_gtvn_pet_", "rad_gtvn_ct_")) for k in f)  # shape level only
 
 
+def test_tiny_structures_give_finite_values():
+    pytest.importorskip("mirp")
+    seg = np.zeros((6, 6, 6), np.uint8)
+    seg[2, 2, 2] = 1  # one voxel: texture is undefined for MIRP, and becomes 0
+    seg[4, 4, 3:5] = 2
+    rng = np.random.default_rng(0)
+    f = rad.radiomics_features(rng.normal(0, 50, seg.shape), rng.uniform(0, 5, seg.shape), seg, (3.0, 1.0, 1.0), "all")
+    assert set(f) == set(rad.radiomics_feature_names("all"))
+    assert all(math.isfinite(v) for v in f.values())
+    assert f["rad_gtvp_morph_sphericity"] == pytest.approx(lm.mesh_sphericity(seg == 1, (3.0, 1.0, 1.0)))
+    assert 0.0 < f["rad_gtvn_morph_sphericity"] <= 1.0
+
+
 def test_levels_and_a_missing_library_are_reported_plainly(monkeypatch):
     assert rad.radiomics_feature_names("none") == ()
     assert rad.radiomics_features(np.zeros((2, 2, 2)), np.zeros((2, 2, 2)), np.ones((2, 2, 2)), (1, 1, 1)) == {}
