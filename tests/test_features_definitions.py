@@ -36,8 +36,10 @@ TRUE_CT_STD = CT_GRAD * R_MM / math.sqrt(5.0)
 
 # Tolerances. A sphere of radius R sampled on voxels of size h has a volume error that comes
 # from the boundary shell and largely cancels: measured <= 2.3 % for R/h >= 5 (several grid
-# offsets), so 3 %. The face-area/1.5 surface estimate measured within 2.6 % on the same
-# spheres, so 4 %; sphericity combines both (V^(2/3)/A): 5 %. SUVmean/SUVpeak are means of a
+# offsets), so 3 %. The surface is the IBSI marching-cubes mesh of the binary mask, whose
+# staircase makes a voxelised sphere's area too large: measured +8.8 % to +16.6 % on these
+# spheres (the most with 3 mm slices), so [+0 %, +20 %]; mesh sphericity is then 0.85-0.92 and
+# can never exceed 1 (isoperimetric inequality on one closed mesh). SUVmean/SUVpeak are means of a
 # linear profile over a discretised ball: within 2 %. SUVmax is sampled at the voxel centre
 # nearest the centre: below SUV0 by at most SUV_SLOPE * half the voxel diagonal.
 SPACINGS = [(1.0, 1.0, 1.0), (2.5, 2.0, 2.0), (3.0, 0.9, 0.9)]
@@ -49,8 +51,8 @@ def test_sphere_features_match_analytic_values(spacing):
     f = compute_features(ct, pet, seg, spacing)
     assert f["gtvp_present"] == 1 and f["gtvn_present"] == 0 and f["gtvp_component_count"] == 1
     assert f["gtvp_volume_ml"] == pytest.approx(TRUE_VOLUME_ML, rel=0.03)
-    assert f["gtvp_surface_mm2"] == pytest.approx(TRUE_AREA, rel=0.04)
-    assert f["gtvp_sphericity"] == pytest.approx(1.0, abs=0.05)
+    assert TRUE_AREA <= f["gtvp_surface_mm2"] <= 1.2 * TRUE_AREA
+    assert 0.83 <= f["gtvp_sphericity"] <= 1.0
     half_diagonal = 0.5 * math.sqrt(sum(s * s for s in spacing))
     assert SUV0 - SUV_SLOPE * half_diagonal - 1e-9 <= f["gtvp_suvmax"] <= SUV0
     assert f["gtvp_suvmean"] == pytest.approx(TRUE_SUVMEAN, rel=0.02)
@@ -156,6 +158,12 @@ def test_suv_peak_equals_brute_force_definition_including_image_border():
 def test_surface_of_a_single_voxel_and_sphericity_edge_cases():
     one = np.zeros((3, 3, 3), bool)
     one[1, 1, 1] = True
-    assert lm.surface_area_mm2(one, (2.0, 1.0, 1.0)) == pytest.approx((2 * 1 + 4 * 2) / 1.5)
+    # Marching cubes turns one voxel into an octahedron with its vertices at the face centres:
+    # 8 triangles with legs (half-spacings) 1, 0.5, 0.5 mm here; volume 4/3 * 1 * 0.5 * 0.5 mm^3.
+    a, b, c = 1.0, 0.5, 0.5
+    octahedron_area = 4.0 * math.sqrt((a * b) ** 2 + (b * c) ** 2 + (a * c) ** 2)
+    assert lm.surface_area_mm2(one, (2.0, 1.0, 1.0)) == pytest.approx(octahedron_area)
+    assert lm.mesh_volume_area(one, (2.0, 1.0, 1.0))[0] == pytest.approx(4.0 / 3.0 * a * b * c)
+    assert lm.mesh_sphericity(one, (1.0, 1.0, 1.0)) == pytest.approx(0.8456, abs=1e-4)
     assert lm.sphericity(0.0, 0.0) == 0.0
     assert lm.max_pairwise_distance(np.zeros((1, 3))) == 0.0

@@ -13,6 +13,15 @@ PET (SUV) and the segmentation (0 background, 1 GTVp, 2 GTVn): GTVp/GTVn/total v
 SUVmax/SUVmean/SUVpeak (1 mL ball), TLG, GTVn lesion count (26-connected), GTVp-to-farthest-node
 distance and lesion spread (mm), CT mean/std (HU), surface (mm^2) and sphericity. Absent structures
 get defined values (0) plus gtvp_present/gtvn_present indicators; the table never holds NaN.
+Surface and sphericity follow IBSI (marching-cubes mesh; sphericity <= 1).
+
+--radiomics adds IBSI radiomics of the GTVp and of all GTVn together, computed by the MIRP library
+(rad_* columns): 'shape' the morphology family (mesh volume/area, sphericity, compactness, PCA axes,
+elongation, flatness, ...), 'all' also PET (SUV, bins of 0.5 SUV) and CT (HU, bins of 25 HU)
+intensity statistics, histogram and texture (GLCM, GLRLM, GLSZM, GLDZM, NGTDM, NGLDM). Measured on
+one core (benchmarks/bench_radiomics.py, GTVp 5-74 mL and two 3 mL nodes): 6-12 s per patient for
+'shape' or 'all' (most of it MIRP's Moran's I / Geary's C), against 0.03-0.08 s for the default
+features. Settings in the sidecar JSON.
 
 Images: converter layout (<PID>_0000 CT, <PID>_0001 PET; IMAGES may be the dataset folder) or the
 release layout (<PID>__CT, <PID>__PT; PET resampled onto the segmentation/CT grid). Segmentations:
@@ -41,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="predictions.csv of 'nnunet-hecktor predict': adds net_hpv_probability / net_risk")
     parser.add_argument("--num-processes", type=int, default=None,
                         help="patients processed in parallel (default: CPU count, at most 8)")
+    parser.add_argument("--radiomics", choices=("none", "shape", "all"), default="none",
+                        help="add IBSI radiomics from MIRP: none (default), shape (morphology), all (shape, "
+                             "PET/CT intensity and texture); needs 'pip install mirp'")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary: only warnings and errors")
 
 
@@ -60,7 +72,8 @@ def _run(args: argparse.Namespace) -> int:
 
     features = extract_features(args.images, args.seg, seg_source=args.seg_source,
                                 num_processes=args.num_processes or default_num_processes(),
-                                heads_csv=args.heads, progress=not args.quiet)
+                                heads_csv=args.heads, progress=not args.quiet,
+                                radiomics=args.radiomics)
     table_path, sidecar = write_feature_table(features, args.output)
     table = features.table
     print(f"features of {len(table)} patients ({features.metadata['seg_source']} segmentations; "

@@ -44,11 +44,11 @@ def _per_structure() -> list[FeatureDefinition]:
         defs += [
             FeatureDefinition(f"{s}_volume_ml", "mL", 0.0, f"volume of {what}: voxel count x voxel volume", True),
             FeatureDefinition(f"{s}_surface_mm2", "mm^2", 0.0,
-                              f"surface area of {what}: exposed voxel-face area / 1.5 "
-                              "(exact on average for isotropically oriented surfaces)", True),
+                              f"surface area of {what}: area of the IBSI marching-cubes mesh (iso-level "
+                              "0.5 on the padded mask)", True),
             FeatureDefinition(f"{s}_sphericity", "1", 0.0,
-                              f"pi^(1/3) (6 V)^(2/3) / A of {what}; 1 for a sphere, lower when spread "
-                              "over several components"),
+                              f"IBSI sphericity pi^(1/3) (6 V)^(2/3) / A of {what}, V and A of the same mesh; "
+                              "<= 1, 1 for a sphere, lower when elongated or spread over several components"),
             FeatureDefinition(f"{s}_suvmax", "SUV", 0.0, f"highest PET voxel value in {what}"),
             FeatureDefinition(f"{s}_suvmean", "SUV", 0.0, f"mean PET value in {what}"),
             FeatureDefinition(f"{s}_suvpeak", "SUV", 0.0,

@@ -23,6 +23,10 @@ from nnunet_hecktor.prognosis.feature_catalogue import (
 )
 from nnunet_hecktor.prognosis.lesion_measures import SUV_PEAK_RADIUS_MM
 from nnunet_hecktor.prognosis.patient_features import compute_features
+from nnunet_hecktor.prognosis.radiomics import (
+    DEFAULT_RADIOMICS_LEVEL, check_level, radiomics_feature_names, radiomics_features,
+)
+from nnunet_hecktor.prognosis.radiomics import SETTINGS as RADIOMICS_SETTINGS
 from nnunet_hecktor.prognosis.patient_images import (
     PatientFiles, infer_seg_source, load_patient, match_patients, prepare_feature_images,
 )
@@ -42,10 +46,22 @@ def sidecar_path(table_path: str | Path) -> Path:
     return table_path.with_suffix(".json") if table_path.suffix else table_path.with_name(table_path.name + ".json")
 
 
-def patient_feature_row(files: PatientFiles) -> tuple[dict[str, float], list[str]]:
-    """Features of one patient and the warnings raised while reading it."""
+def patient_feature_row(files: PatientFiles, radiomics: str = DEFAULT_RADIOMICS_LEVEL,
+                        ) -> tuple[dict[str, float], list[str]]:
+    """Features of one patient and the warnings raised while reading it.
+
+    ``radiomics`` (``none``, ``shape``, ``all``) adds the MIRP columns of
+    :func:`nnunet_hecktor.prognosis.radiomics.radiomics_features`.
+    """
     loaded = load_patient(files)
     row = compute_features(loaded.ct, loaded.pet, loaded.seg, loaded.spacing_zyx, loaded.origin_xyz, loaded.direction)
+    if radiomics != "none":
+        try:
+            row.update(radiomics_features(loaded.ct, loaded.pet, loaded.seg, loaded.spacing_zyx, radiomics))
+        except InputDataError:
+            raise
+        except HecktorError as exc:
+            raise InputDataError(str(exc), files.patient_id, files.seg) from None
     return row, loaded.warnings
 
 
@@ -72,7 +88,8 @@ def _worker_init() -> None:
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
 
 
-def _run_all(files: list[PatientFiles], num_processes: int, progress: bool):
+def _run_all(files: list[PatientFiles], num_processes: int, progress: bool,
+             radiomics: str = DEFAULT_RADIOMICS_LEVEL):
     from tqdm import tqdm
 
     results: dict[str, tuple[dict[str, float], list[str]]] = {}
@@ -81,7 +98,7 @@ def _run_all(files: list[PatientFiles], num_processes: int, progress: bool):
     if num_processes <= 1:
         for f in files:
             try:
-                results[f.patient_id] = patient_feature_row(f)
+                results[f.patient_id] = patient_feature_row(f, radiomics)
             except InputDataError as exc:
                 failures[f.patient_id] = str(exc)
             bar.update()
@@ -95,7 +112,7 @@ def _run_all(files: list[PatientFiles], num_processes: int, progress: bool):
 
         context = multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork")
         with ProcessPoolExecutor(num_processes, mp_context=context, initializer=_worker_init) as pool:
-            futures = {pool.submit(patient_feature_row, f): f.patient_id for f in files}
+            futures = {pool.submit(patient_feature_row, f, radiomics): f.patient_id for f in files}
             for future in as_completed(futures):
                 pid = futures[future]
                 try:
@@ -148,7 +165,8 @@ def read_heads_csv(path: str | Path, patient_ids) -> "Any":
 
 
 def extract_features(images_dir: str | Path, seg_dirs, seg_source: str | None = None, num_processes: int = 1,
-                     heads_csv: str | Path | None = None, progress: bool = True) -> FeatureTable:
+                     heads_csv: str | Path | None = None, progress: bool = True,
+                     radiomics: str = DEFAULT_RADIOMICS_LEVEL) -> FeatureTable:
     """Compute the image features of every patient that has a segmentation.
 
     Parameters
@@ -170,6 +188,11 @@ def extract_features(images_dir: str | Path, seg_dirs, seg_source: str | None = 
         ``net_hpv_probability``/``net_risk`` columns.
     progress : bool
         Show a tqdm progress bar on stderr.
+    radiomics : {"none", "shape", "all"}
+        IBSI features from MIRP added as ``rad_*`` columns
+        (:func:`nnunet_hecktor.prognosis.radiomics.radiomics_features`): ``shape`` the
+        morphology family, ``all`` also PET/CT intensity and texture. An error naming the install
+        command when MIRP is missing.
 
     Returns
     -------
@@ -204,9 +227,11 @@ def extract_features(images_dir: str | Path, seg_dirs, seg_source: str | None = 
         notes.append(message)
     pids = [f.patient_id for f in files]
     heads = read_heads_csv(heads_csv, pids) if heads_csv is not None else None  # fail before the long part
-    results = _run_all(files, max(1, int(num_processes)), progress)
+    # Before the workers fork: fails early without MIRP, and they inherit the cached column names.
+    radiomics_names = radiomics_feature_names(check_level(radiomics))
+    results = _run_all(files, max(1, int(num_processes)), progress, radiomics)
     table = pd.DataFrame([results[pid][0] for pid in pids], index=pd.Index(pids, name=PATIENT_COLUMN))
-    table = table[list(FEATURE_NAMES)]
+    table = table[list(FEATURE_NAMES) + list(radiomics_names)]
     table.insert(0, SEG_SOURCE_COLUMN, seg_source)
     image_warnings = [w for pid in pids for w in results[pid][1]]
     for w in image_warnings:
@@ -227,7 +252,11 @@ def extract_features(images_dir: str | Path, seg_dirs, seg_source: str | None = 
         "label_values": dict(schema.LABELS),
         "warnings": notes + image_warnings,
         "features": catalogue_json(),
+        "radiomics": radiomics,
     }
+    if radiomics != "none":
+        metadata["radiomics_settings"] = RADIOMICS_SETTINGS
+        metadata["radiomics_features"] = list(radiomics_names)
     return FeatureTable(table, metadata)
 
 

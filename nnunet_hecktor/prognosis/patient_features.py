@@ -58,13 +58,13 @@ def compute_features(ct: np.ndarray, pet: np.ndarray, seg: np.ndarray, spacing_z
         if not mask.any():
             continue
         volume_ml = lm.volume_ml(mask, spacing_zyx)
-        area = lm.surface_area_mm2(mask, spacing_zyx)
+        mesh_volume_mm3, area = lm.mesh_volume_area(mask, spacing_zyx)
         suvmax, suvmean, _ = lm.intensity_stats(pet[mask])
         _, ct_mean, ct_std = lm.intensity_stats(ct[mask])
         features.update({
             f"{name}_volume_ml": volume_ml,
             f"{name}_surface_mm2": area,
-            f"{name}_sphericity": lm.sphericity(volume_ml * 1000.0, area),
+            f"{name}_sphericity": lm.sphericity(mesh_volume_mm3, area),
             f"{name}_suvmax": suvmax,
             f"{name}_suvmean": suvmean,
             f"{name}_suvpeak": lm.suv_peak(pet, mask, spacing_zyx),
