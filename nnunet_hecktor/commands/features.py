@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="patients processed in parallel (default: CPU count, at most 8)")
     parser.add_argument("--radiomics", choices=("none", "shape", "all"), default="none",
                         help="add IBSI radiomics from MIRP: none (default), shape (morphology), all (shape, "
-                             "PET/CT intensity and texture); needs 'pip install mirp'")
+                             "PET/CT intensity and texture); needs pip install 'nnunet-hecktor[radiomics]'")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary: only warnings and errors")
 
 
