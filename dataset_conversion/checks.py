@@ -25,7 +25,7 @@ import numpy as np
 
 from nnunet_hecktor import schema
 from nnunet_hecktor.errors import InputDataError
-from nnunet_hecktor.metrics.components import bounding_box
+from nnunet_hecktor.metrics.components import bounding_box, label_components
 
 from .geometry import (
     LABEL_GRID_TOLERANCE_VOXELS, ROUNDOFF_TOLERANCE_VOXELS, GridGeometry, describe_grid_difference, grid_offset_voxels,
@@ -178,11 +178,7 @@ def label_statistics(label_image, voxel_volume_ml: float) -> dict[str, dict[str,
         if counts[value]:
             # Components inside the label's bounding box only: much cheaper on 512x512x200 volumes.
             box = bounding_box(array == value)
-            sub = sitk.GetImageFromArray((array[box] == value).astype(np.uint8))
-            cc = sitk.ConnectedComponentImageFilter()
-            cc.SetFullyConnected(True)
-            cc.Execute(sub)
-            components = int(cc.GetObjectCount())
+            components = label_components(array[box] == value, 26)[1]
         stats[_LABEL_NAMES[value]] = {"voxels": int(counts[value]),
                                       "volume_ml": round(float(counts[value]) * voxel_volume_ml, 4),
                                       "components": components}

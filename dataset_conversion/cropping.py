@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from nnunet_hecktor.errors import HecktorError, InputDataError
+from nnunet_hecktor.metrics.components import label_components
 
 from .geometry import GridGeometry, covered_index_box, describe_grid_difference, physical_box_to_index_box, same_grid
 
@@ -146,29 +147,31 @@ def find_brain(pet) -> dict[str, Any] | None:
     if body.size == 0:
         return None
     threshold = HIGH_UPTAKE_FACTOR * float(np.median(body))
-    high = sitk.BinaryThreshold(sitk.Cast(pet, sitk.sitkFloat32), threshold, float(np.inf), 1, 0)
-    components = sitk.ConnectedComponent(high, True)
-    shapes = sitk.LabelShapeStatisticsImageFilter()
-    shapes.Execute(components)
-    labels = list(shapes.GetLabels())
-    if not labels:
+    import cc3d
+
+    # Array axes are (z, y, x); GridGeometry takes continuous indices in (x, y, z).
+    labels, count = label_components(np.asarray(values) >= threshold, 26)
+    if count == 0:
         return None
+    stats = cc3d.statistics(labels)
     geometry = GridGeometry.of(pet)
-    volumes = {lab: shapes.GetPhysicalSize(lab) for lab in labels}
+    voxel_mm3 = float(np.prod(pet.GetSpacing()))
+    volumes = {lab: float(stats["voxel_counts"][lab]) * voxel_mm3 for lab in range(1, count + 1)}
     largest = max(volumes.values())
     candidates = []
-    for lab in labels:
-        if volumes[lab] < BRAIN_MIN_FRACTION * largest:
+    for lab, volume in volumes.items():
+        if volume < BRAIN_MIN_FRACTION * largest:
             continue
-        x0, y0, z0, nx, ny, nz = shapes.GetBoundingBox(lab)
-        corners = np.array([[x, y, z] for x in (x0 - 0.5, x0 + nx - 0.5) for y in (y0 - 0.5, y0 + ny - 0.5)
-                            for z in (z0 - 0.5, z0 + nz - 0.5)])
+        zs, ys, xs = stats["bounding_boxes"][lab]
+        corners = np.array([[x, y, z] for x in (xs.start - 0.5, xs.stop - 0.5) for y in (ys.start - 0.5, ys.stop - 0.5)
+                            for z in (zs.start - 0.5, zs.stop - 0.5)])
         top = float(geometry.index_to_physical(corners)[:, 2].max())
         candidates.append((top, lab))
     top, lab = max(candidates)
     if volumes[lab] / 1000.0 < BRAIN_MIN_VOLUME_ML:
         return None
-    return {"top_mm": top, "centroid_mm": [float(v) for v in shapes.GetCentroid(lab)],
+    centroid = geometry.index_to_physical(np.asarray(stats["centroids"][lab], dtype=float)[::-1][None, :])[0]
+    return {"top_mm": top, "centroid_mm": [float(v) for v in centroid],
             "volume_ml": volumes[lab] / 1000.0, "threshold": threshold, "regions_considered": len(candidates)}
 
 

@@ -102,11 +102,11 @@ class HeadPrediction:
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray | None:
-    from scipy import ndimage
+    from nnunet_hecktor.metrics.components import label_components
 
     if not mask.any():
         return None
-    labelled, n = ndimage.label(mask, structure=np.ones((3,) * mask.ndim, dtype=bool))
+    labelled, n = label_components(mask, 26)
     if n > 1:
         sizes = np.bincount(labelled.ravel())
         sizes[0] = 0

@@ -90,13 +90,13 @@ def check_connectivity(connectivity: int) -> int:
 
 
 def label_components(mask: np.ndarray, connectivity: int = 26) -> tuple[np.ndarray, int]:
-    """Label the connected components of a 3D mask.
+    """Label the connected components of a mask: the plugin's one connected-component function (cc3d).
 
     Parameters
     ----------
-    mask : ndarray of bool (or anything where non-zero = foreground), 3D
+    mask : ndarray of bool (or anything where non-zero = foreground), 3D (or 2D)
     connectivity : {6, 18, 26}
-        Neighbourhood: 6 faces, 18 faces + edges, 26 faces + edges + corners.
+        Neighbourhood: 6 faces, 18 faces + edges, 26 faces + edges + corners (2D: 6 -> 4, 18/26 -> 8).
 
     Returns
     -------
@@ -108,8 +108,10 @@ def label_components(mask: np.ndarray, connectivity: int = 26) -> tuple[np.ndarr
     import cc3d
 
     connectivity = check_connectivity(connectivity)
-    if mask.ndim != 3:
-        raise ValueError(f"connected components need a 3D array, got shape {mask.shape}")
+    if mask.ndim not in (2, 3):
+        raise ValueError(f"connected components need a 2D or 3D array, got shape {mask.shape}")
+    if mask.ndim == 2:  # slices of a 2-D configuration: 6 -> 4 (edges), 18/26 -> 8 (edges and corners)
+        connectivity = 4 if connectivity == 6 else 8
     mask = np.ascontiguousarray(mask, dtype=bool)
     labels, n = cc3d.connected_components(mask, connectivity=connectivity, return_N=True)
     return labels, int(n)

@@ -19,8 +19,6 @@ from nnunet_hecktor.metrics.components import bounding_box
 #: Radius of a 1 mL sphere, in mm: (3 * 1000 mm^3 / (4 pi))^(1/3) = 6.2035 mm.
 SUV_PEAK_RADIUS_MM: float = (3000.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
 
-#: 26-connectivity (faces, edges and corners), the HECKTOR default for GTVn lesions.
-CONNECTIVITY_26 = np.ones((3, 3, 3), dtype=bool)
 
 def voxel_volume_mm3(spacing_zyx) -> float:
     """Volume of one voxel in mm^3."""
@@ -155,10 +153,9 @@ def intensity_stats(values: np.ndarray) -> tuple[float, float, float]:
 
 def connected_components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     """Label the 26-connected components of ``mask``: ``(labels, count)``; labels 1..count."""
-    from scipy import ndimage
+    from nnunet_hecktor.metrics.components import label_components
 
-    labels, count = ndimage.label(np.asarray(mask, dtype=bool), structure=CONNECTIVITY_26)
-    return labels, int(count)
+    return label_components(np.asarray(mask, dtype=bool), 26)
 
 
 def component_centroids_zyx(labels: np.ndarray, count: int) -> np.ndarray:
