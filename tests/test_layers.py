@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "nnunet_hecktor.fileio": 2,
     # 3: image grids and conversion, network heads, label files
     "nnunet_hecktor.dataset_conversion": 3, "nnunet_hecktor.heads": 3, "nnunet_hecktor.label_files": 3,
+    "nnunet_hecktor.plots": 3,
     # 4: the stages (never each other)
     "nnunet_hecktor.postprocessing": 4, "nnunet_hecktor.evaluation": 4, "nnunet_hecktor.prognosis": 4,
     "nnunet_hecktor.trainers": 4,

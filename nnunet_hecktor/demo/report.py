@@ -7,7 +7,7 @@ through the tumour for the new patients with the best, median and worst GTVp Dic
 Dice distributions of the model and the PET rules; Kaplan-Meier curves of the predicted risk
 groups with the log-rank p (the evaluation's plot); HPV ROC curves of the model, the clinical-only
 model and the ceiling (scikit-learn); a glossary of every figure; the time of each step. The
-figures are drawn by :mod:`nnunet_hecktor.evaluation.plots`.
+figures are drawn by :mod:`nnunet_hecktor.plots`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from nnunet_hecktor.demo.summary import (
     COLUMNS, MODEL_ROW, cohort_counts, comparisons, markdown_table, read_summary_table,
 )
 # The figures are the evaluation's (one plotting module); re-exported under their old names here.
-from nnunet_hecktor.evaluation.plots import (  # noqa: F401
+from nnunet_hecktor.plots import (  # noqa: F401
     CT_WINDOW, PET_RANGE, plot_dice_comparison, plot_hpv_roc, plot_overlay,
 )
 from nnunet_hecktor.fileio import write_text_atomic

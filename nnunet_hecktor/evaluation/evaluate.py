@@ -461,7 +461,7 @@ def _csv_value(value) -> str:
 
 
 def _write_plots(output: Path, metrics: dict, rows: list[dict], risk_cut: float | None) -> list[Path]:
-    from nnunet_hecktor.evaluation import plots
+    from nnunet_hecktor import plots
     from nnunet_hecktor.evaluation.per_patient import hpv_arrays, stage_arrays, survival_arrays
 
     written = []

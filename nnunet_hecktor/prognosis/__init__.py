@@ -13,7 +13,7 @@ Modules, in data-flow order:
 - :mod:`~nnunet_hecktor.prognosis.cross_validation`: folds and out-of-fold predictions;
 - :mod:`~nnunet_hecktor.prognosis.survival_stage`, :mod:`~nnunet_hecktor.prognosis.hpv_stage`: fit/predict
   (``nnunet-hecktor prognosis``, ``nnunet-hecktor hpv``), with :mod:`~nnunet_hecktor.prognosis.model_store`
-  and :mod:`~nnunet_hecktor.prognosis.plots`.
+  (figures: :mod:`nnunet_hecktor.plots`, the package's one plotting module).
 
 Conventions: risk higher = earlier relapse; HPV 1 = positive; labels 0 background, 1 GTVp, 2 GTVn.
 """

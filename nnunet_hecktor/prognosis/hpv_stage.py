@@ -31,7 +31,7 @@ from nnunet_hecktor.prognosis.hpv_models import (
     CALIBRATIONS, DECISIONS, DEFAULT_L1_RATIO, adjusted_decision, hpv_pipeline,
 )
 from nnunet_hecktor.prognosis.model_store import PrognosisModel, load_model, save_model
-from nnunet_hecktor.prognosis.plots import plot_roc
+from nnunet_hecktor.plots import plot_roc
 from nnunet_hecktor.prognosis.stage_data import centre_groups, hpv_targets
 from nnunet_hecktor.strict_json import json_safe
 from nnunet_hecktor.prognosis.stage_io import (
@@ -160,8 +160,10 @@ def _write_outputs(output_dir: Path, model: PrognosisModel, oof, summary: dict, 
              "summary": output_dir / "cv_summary.json"}
     if make_plots:
         paths["roc"] = output_dir / "roc_oof.png"
-        plot_roc(oof[schema.COL_HPV].to_numpy(), oof["hpv_probability"].to_numpy(), model.threshold, paths["roc"],
-                 f"HPV, out-of-fold ({cv})")
+        probability = oof["hpv_probability"].to_numpy()
+        plot_roc(oof[schema.COL_HPV].to_numpy(), probability, paths["roc"],
+                 y_pred=(probability >= model.threshold).astype(int),
+                 title=f"HPV, out-of-fold ({cv}), threshold {model.threshold:.3f}")
     save_model(model, paths["model"])
     with atomic_path(paths["oof"]) as tmp:
         oof.to_csv(tmp, index=False, float_format="%.6g")

@@ -20,7 +20,7 @@ from nnunet_hecktor.errors import HecktorError
 from nnunet_hecktor.fileio import atomic_path, write_json_atomic
 from nnunet_hecktor.prognosis.cross_validation import cross_validate_survival, fold_assignment, make_folds
 from nnunet_hecktor.prognosis.model_store import PrognosisModel, load_model, save_model
-from nnunet_hecktor.prognosis.plots import plot_kaplan_meier
+from nnunet_hecktor.plots import plot_kaplan_meier
 from nnunet_hecktor.prognosis.stage_data import centre_groups, survival_targets
 from nnunet_hecktor.strict_json import json_safe
 from nnunet_hecktor.prognosis.stage_io import (
@@ -169,9 +169,10 @@ def _write_survival_outputs(output_dir: Path, model: PrognosisModel, oof, summar
              "summary": output_dir / "cv_summary.json"}
     if make_plots:
         paths["km"] = output_dir / "km_oof.png"
-        summary["oof_logrank_median_split"] = plot_kaplan_meier(
+        test = plot_kaplan_meier(
             data.time, data.event, oof["risk"].to_numpy(), paths["km"],
-            f"out-of-fold risk groups ({model.chosen}, {cv}), C = {summary['oof_c_index_final']:.3f}")
+            title=f"out-of-fold risk groups ({model.chosen}, {cv}), C = {summary['oof_c_index_final']:.3f}")
+        summary["oof_logrank_median_split"] = {"chi2": test["chi2"], "p_value": test["p_value"]}
     save_model(model, paths["model"])
     with atomic_path(paths["oof"]) as tmp:
         oof.to_csv(tmp, index=False, float_format="%.6g")

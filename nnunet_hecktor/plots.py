@@ -1,4 +1,4 @@
-"""The package's evaluation figures (PNG), in one module that the evaluation and the demo report call.
+"""The package's figures (PNG), in one module: the evaluation, the prognosis stage and the demo report call it.
 
 Per-patient Dice, Kaplan-Meier curves of risk groups (95 % bands, months, numbers at risk), HPV ROC
 curves, reliability curve, confusion matrices, the demo's Dice comparison and CT/PET overlays.
@@ -67,7 +67,7 @@ def plot_dice_distribution(gtvp_dice, gtvn_dice, destination: str | os.PathLike,
 
 
 def plot_kaplan_meier(time, event, risk, destination: str | os.PathLike, cut: float | None = None,
-                      cut_source: str | None = None) -> None:
+                      cut_source: str | None = None, title: str | None = None) -> dict:
     """Kaplan-Meier curves of relapse-free survival for the low/high predicted-risk groups.
 
     Parameters
@@ -80,6 +80,13 @@ def plot_kaplan_meier(time, event, risk, destination: str | os.PathLike, cut: fl
         median of these patients, which the title says is not independent of them.
     cut_source : str, optional
         Where the cut comes from (shown in the title).
+    title : str, optional
+        First title line (e.g. which model and cross-validation the risks come from).
+
+    Returns
+    -------
+    dict
+        The log-rank test of the split: ``chi2``, ``p_value`` (and the group sizes and events).
 
     Curves carry 95 % pointwise bands (scikit-survival's log-log intervals), censoring ticks, months
     on the x axis, the numbers at risk below, and the log-rank p in the title.
@@ -116,7 +123,8 @@ def plot_kaplan_meier(time, event, risk, destination: str | os.PathLike, cut: fl
             at = np.searchsorted(t, months[censored], side="right") - 1
             ax.plot(months[censored], s[np.maximum(at, 0)], "|", color=colour, ms=6)
     p_text = "n/a" if math.isnan(comparison.p_value) else f"{comparison.p_value:.3g}"
-    ax.set_title(f"RFS by predicted risk, cut {cut:.3g} ({where}); log-rank p = {p_text}", fontsize=8)
+    heading = f"RFS by predicted risk, cut {cut:.3g} ({where}); log-rank p = {p_text}"
+    ax.set_title(f"{title}\n{heading}" if title else heading, fontsize=8)
     ax.set_ylabel("relapse-free survival")
     ax.set_ylim(0, 1.05)
     ax.legend(loc="lower left", fontsize=8)
@@ -139,9 +147,10 @@ def plot_kaplan_meier(time, event, risk, destination: str | os.PathLike, cut: fl
     fig.tight_layout()
     _save(fig, destination)
     plt.close(fig)
+    return comparison.to_dict()
 
 
-def plot_roc(y_true, probability, destination: str | os.PathLike, y_pred=None) -> None:
+def plot_roc(y_true, probability, destination: str | os.PathLike, y_pred=None, title: str | None = None) -> None:
     """ROC curve of the HPV-positive probability; the hard-label operating point is marked when given."""
     from nnunet_hecktor.metrics.classification import binary_metrics, roc_points
 
@@ -159,7 +168,8 @@ def plot_roc(y_true, probability, destination: str | os.PathLike, y_pred=None) -
                 label=f"hpv_status (BA = {metrics.balanced_accuracy:.3f})")
     ax.set_xlabel("1 - specificity")
     ax.set_ylabel("sensitivity")
-    ax.set_title(f"HPV status (n = {y.size}, positive = {int(y.sum())})", fontsize=9)
+    counts = f"HPV status (n = {y.size}, positive = {int(y.sum())})"
+    ax.set_title(f"{title}\n{counts}" if title else counts, fontsize=9)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.legend(loc="lower right", fontsize=8)
