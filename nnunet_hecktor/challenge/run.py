@@ -276,10 +276,11 @@ def _run(task, input_dir, output_dir, model_dir, folds, checkpoint, device, post
     _info(verbose, "%s", model.info.describe())
     routing = route_outputs(model.predict_heads, stage, tuple(TASK_OUTPUTS[t] for t in tasks if t in TASK_OUTPUTS))
     if needs_clinical:
-        message = missing_stage_warning(model_dir, model.info.multitask, stage)
-        if message is not None:
-            logger.warning("%s", message)
-            routing.warnings.append(message)
+        for message in (missing_stage_warning(model_dir, model.info.multitask, stage),
+                        _postprocessing_mismatch(stage if stage_tasks else None, pp_config)):
+            if message is not None:
+                logger.warning("%s", message)
+                routing.warnings.append(message)
     if stage is not None:
         _info(verbose, "%s\n  Task(s) %s from the prognosis stage", stage.describe(), ", ".join(map(str, stage_tasks)))
     result = ChallengeResult(tasks, routing=routing.to_json())
@@ -366,6 +367,17 @@ def _stage_for(model_dir, tasks: tuple[int, ...]):
     if not any(t in tasks for t in (2, 3)):
         return None
     return resolve_stage_models(model_dir)
+
+
+def _postprocessing_mismatch(stage, pp_config) -> str | None:
+    """:func:`~nnunet_hecktor.prediction.routing.postprocessing_mismatch` of the stage and this run (as ``predict``)."""
+    from nnunet_hecktor.prediction.routing import postprocessing_mismatch
+
+    if stage is None:
+        return None
+    manifest = stage.manifest or {}
+    return postprocessing_mismatch(manifest.get("postprocessing"), None if pp_config is None else pp_config.to_dict(),
+                                   recorded="postprocessing" in manifest)
 
 
 def _task_sources(routing, tasks: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:

@@ -267,6 +267,7 @@ def _run(input_dir, output_dir, model_dir: Path, folds, checkpoint, device, post
     from nnunet_hecktor.prediction.routing import HEADS
 
     from .io import find_ct_file, image_stem, read_challenge_input
+    from .run import _postprocessing_mismatch
 
     start = time.perf_counter()
     output = check_output_folder(output_dir)
@@ -303,6 +304,9 @@ def _run(input_dir, output_dir, model_dir: Path, folds, checkpoint, device, post
     if stage is not None:
         stage.check_inputs(model.predict_heads)
     routing = _routing(model_dir, stage, model.predict_heads, model.info.multitask)
+    mismatch = _postprocessing_mismatch(stage, pp_config)
+    if mismatch is not None:
+        routing.warnings.append(mismatch)
     result.routing = routing.to_json()
     _info(verbose, "%s", model.info.describe())
     if stage is not None:
@@ -462,8 +466,8 @@ def _stages(segmentation, case, stage_values, stage, routing, defaults: dict, ru
     from .staging import STAGE_OUTPUTS, predict_tn_stages, stage_fallback
 
     source = "prognosis stage"
-    if stage is not None:
-        source = f"{routing.kind('t_stage') or routing.kind('n_stage')}: {stage.source}"
+    if stage is not None:  # "stage: ..." (or "clinical-only: ..." for a T/N model without image features)
+        source = f"{routing.kind('t_stage') or routing.kind('n_stage') or 'stage'}: {stage.source}"
     tn = predict_tn_stages(segmentation, stage_values, None if case is None else case.ct,
                            stage_fallback(stage, defaults.get("fallback")), rule, source)
     result.notes += tn.notes
