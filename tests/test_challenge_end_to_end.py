@@ -121,7 +121,7 @@ def test_staged_survival_model_answers_task_2_as_predict_does(tiny_model, patien
     assert result.errors == [] and not result.fallback
     assert result.sources == {2: f"stage: {stage.source}", 3: "heads: network heads"}
     predict(tiny_model.dataset.root / "source", tmp_path / "predict", model, patients=[patient["pid"]],
-            progress=False)
+            progress=False, prognosis=stage)  # what 'nnunet-hecktor predict -m MODEL' resolves
     row = read_predictions_csv(tmp_path / "predict" / "predictions.csv").rows[patient["pid"]]
     assert json.loads((tmp_path / "out" / "rfs.json").read_text()) == pytest.approx(row["risk"], rel=1e-6)
     failed = ChallengeResult((2,))
