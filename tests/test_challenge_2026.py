@@ -290,6 +290,12 @@ def test_staged_stage_is_routed_and_packaged(tmp_path):
     routing = route_outputs(True, stage, ("risk", "t_stage", "n_stage"))
     assert {routing.kind(o) for o in ("risk", "t_stage", "n_stage")} == {"stage"}
     assert stage.fallback()["t_stage"] == "T3"
+    from nnunet_hecktor.challenge.staging import stage_fallback
+
+    recorded = {"t_stage": "T1", "n_stage": "N0"}
+    assert (stage_fallback(stage, recorded).t_stage, stage_fallback(stage, recorded).n_stage) == ("T3", "N1")
+    stage.models["stage"].fallback = {}  # a T/N model saved before fallbacks were recorded: the packaged ones
+    assert stage_fallback(stage, recorded).t_stage == "T1" and stage_fallback(None).n_stage == "N2"
     staged = stage_model(model, tmp_path / "staged", [0], "checkpoint_final.pth")
     assert sorted(p.name for p in (staged / "prognosis").iterdir()) == ["stage.joblib", "stage.json",
                                                                         "survival.joblib"]

@@ -65,11 +65,13 @@ class StageFallback:
 
 def stage_fallback(stage=None, recorded: Mapping[str, Any] | None = None) -> StageFallback:
     """The prevalence fallback of a run: the staged T/N model's own (``StageModels.fallback()``, its most
-    frequent training stages) when ``stage`` answers ``t_stage``/``n_stage``, else ``recorded``
+    frequent training stages) when ``stage`` has a T/N model that recorded them, else ``recorded``
     (``challenge_model.json``'s ``fallback``), else T2/N2."""
     from nnunet_hecktor.clinical import parse_stage
 
-    if stage is not None and all(o in stage.outputs for o in STAGE_OUTPUTS.values()):
+    staged = stage.models.get("stage") if stage is not None else None
+    # A T/N model saved before models recorded their fallback has none (its default would be T0/N0).
+    if staged is not None and all(o in (staged.fallback or {}) for o in STAGE_OUTPUTS.values()):
         values = stage.fallback()
         t = parse_stage(schema.COL_TSTAGE, values.get("t_stage")) or DEFAULT_T_STAGE
         n = parse_stage(schema.COL_NSTAGE, values.get("n_stage")) or DEFAULT_N_STAGE
