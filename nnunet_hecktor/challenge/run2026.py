@@ -254,6 +254,21 @@ def _routing(model_dir: Path, stage, heads_available: bool, multitask: bool | No
     return routing
 
 
+def _describe_routing(routing, stage_rule: str) -> str:
+    """``Routing.describe`` with the container's own fallbacks named (T/N are always written)."""
+    rule = "the geometry rule, else " if stage_rule == "geometry" else ""
+    parts = []
+    for name in PATIENT_OUTPUTS:
+        route = routing.routes[name]
+        if route.kind is not None:
+            parts.append(f"{name} from {route.kind}" + (f" ({route.detail})" if route.kind != "heads" else ""))
+        elif name in ("t_stage", "n_stage"):
+            parts.append(f"{name} from {rule}the training prevalence (no staged T/N model)")
+        else:
+            parts.append(f"{name}: the fallback ({route.detail})")
+    return "; ".join(parts)
+
+
 def _stage_answers(routing) -> tuple[str, ...]:
     from nnunet_hecktor.prediction.routing import CLINICAL_ONLY, STAGE
 
@@ -311,7 +326,7 @@ def _run(input_dir, output_dir, model_dir: Path, folds, checkpoint, device, post
     _info(verbose, "%s", model.info.describe())
     if stage is not None:
         _info(verbose, "%s", stage.describe())
-    _info(verbose, "patient-level outputs: %s", routing.describe())
+    _info(verbose, "patient-level outputs: %s", _describe_routing(routing, stage_rule))
     for message in routing.warnings:
         logger.warning("%s", message)
     if routing.kind("risk") is None:
