@@ -172,85 +172,133 @@ def test_unwritable_output_folder_stops_before_any_work(tmp_path, capsys):
 
 # -- T/N staging -------------------------------------------------------------------------------
 
-def _segmentation(gtvp_mm=0, nodes_mm=(), spacing=2.0, size=64):
+def _segmentation(gtvp_mm=0, nodes_mm=(), spacing=2.0, size=64) -> sitk.Image:
+    """A 0/1/2 mask: a 2-voxel-thick GTVp bar of ``gtvp_mm`` along z, and nodes on the same side."""
     array = np.zeros((size, size, size), dtype=np.uint8)
     if gtvp_mm:
         n = max(1, int(round(gtvp_mm / spacing)))
         array[2:2 + n, 2:4, 2:4] = 1
     for i, node in enumerate(nodes_mm):
         n = max(1, int(round(node / spacing)))
-        array[2:2 + n, 10 + 6 * i: 12 + 6 * i, 40:42] = 2
-    return array
+        array[2:2 + n, 10 + 6 * i: 12 + 6 * i, 6:8] = 2
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing((spacing,) * 3)
+    return image
 
 
 @pytest.mark.parametrize("gtvp_mm, nodes_mm, t, n", [
-    (16, (), "T1", "N0"), (20, (10,), "T1", "N1"), (30, (30,), "T2", "N1"), (50, (10, 12), "T3", "N2"),
-    (40, (40,), "T2", "N2"), (24, (70,), "T2", "N3"), (0, (10,), None, "N1"),
+    (10, (), "T1", "N0"), (30, (10,), "T2", "N1"), (60, (10, 12), "T3", "N2"), (30, (40,), "T2", "N2"),
+    (10, (70,), "T1", "N3"),
 ])
-def test_geometry_rule(gtvp_mm, nodes_mm, t, n):
-    from nnunet_hecktor.challenge.staging import geometry_rule, stage_features
+def test_geometry_fallback_is_the_prognosis_ajcc7_rule(gtvp_mm, nodes_mm, t, n):
+    from nnunet_hecktor.challenge.staging import GEOMETRY_SOURCE, predict_tn_stages
+    from nnunet_hecktor.prognosis.stage_geometry import stage_geometry_features
+    from nnunet_hecktor.prognosis.staging_rules import ajcc7_rule_stage
 
-    features = stage_features(_segmentation(gtvp_mm, nodes_mm), (2.0, 2.0, 2.0))
-    assert features["gtvn_count"] == len(nodes_mm)
-    assert geometry_rule(features) == {"T-stage": t, "N-stage": n}
+    seg = _segmentation(gtvp_mm, nodes_mm)
+    tn = predict_tn_stages(seg)
+    assert (tn.t_stage, tn.n_stage) == (t, n) and tn.sources["T-stage"] == GEOMETRY_SOURCE
+    assert (tn.t_stage, tn.n_stage) == ajcc7_rule_stage(
+        stage_geometry_features(sitk.GetArrayFromImage(seg), (2.0, 2.0, 2.0)))
 
 
-def test_tn_fallbacks_without_a_staging_model(tmp_path):
+def test_tn_fallbacks_without_a_staging_model():
     from nnunet_hecktor.challenge.staging import StageFallback, most_frequent_stages, predict_tn_stages
 
     seg = _segmentation(30, (10, 12))
-    tn = predict_tn_stages(seg, (2.0, 2.0, 2.0), {}, tmp_path)
+    tn = predict_tn_stages(seg)
     assert (tn.t_stage, tn.n_stage) == ("T2", "N2") and "geometry" in tn.sources["T-stage"]
-    assert any("no staging model" in n for n in tn.notes)
+    assert any("no staged T/N model" in n for n in tn.notes)
     modal = most_frequent_stages({"a": {"T-stage": "T3", "N-stage": "N0"}, "b": {"T-stage": "T3", "N-stage": "N1"},
                                   "c": {"T-stage": "T1", "N-stage": None}})
-    assert (modal.t_stage, modal.n_stage) == ("T3", "N0")  # N tie: the lower stage
-    tn = predict_tn_stages(seg, (2.0, 2.0, 2.0), {}, tmp_path, modal, rule="prevalence")
+    assert (modal.t_stage, modal.n_stage) == ("T3", "N0")
+    tn = predict_tn_stages(seg, fallback=modal, rule="prevalence")
     assert (tn.t_stage, tn.n_stage) == ("T3", "N0") and "most frequent" in tn.sources["N-stage"]
     # no segmentation (it failed): the prevalence, whatever the rule
-    tn = predict_tn_stages(None, None, {}, tmp_path, StageFallback())
+    tn = predict_tn_stages(None, fallback=StageFallback())
     assert (tn.t_stage, tn.n_stage) == ("T2", "N2")
-    # no GTVp predicted: T from the prevalence, N from the rule
-    tn = predict_tn_stages(_segmentation(0, ()), (2.0, 2.0, 2.0), {}, tmp_path, modal)
-    assert (tn.t_stage, tn.n_stage) == ("T3", "N0")
+    # no GTVp predicted: T from the prevalence (not the rule's T0), N from the rule
+    tn = predict_tn_stages(_segmentation(0, ()), fallback=modal)
+    assert (tn.t_stage, tn.n_stage) == ("T3", "N0") and tn.from_prevalence("T-stage")
+    # the stage's values win; a stage answering N only leaves T to the rule
+    tn = predict_tn_stages(seg, {"t_stage": "T4a", "n_stage": "N3"}, stage_source="stage: here")
+    assert (tn.t_stage, tn.n_stage) == ("T4", "N3") and tn.sources["N-stage"] == "stage: here"
+    assert predict_tn_stages(seg, {"n_stage": "N0"}).sources["T-stage"].startswith("geometry")
     assert StageFallback.from_json({"t_stage": "T4a", "n_stage": "N2b"}) == StageFallback("T4", "N2",
                                                                                        "challenge_model.json")
 
 
-def _fit_staging_model(folder: Path) -> Path:
-    """A tiny scikit-learn staging model on geometry + HPV, saved where the container looks for it."""
-    import joblib
-    from sklearn.linear_model import LogisticRegression
+def _stage_cohort(n: int = 40, seed: int = 0):
+    """Tiny synthetic training features: T and N follow the HPV status only (T4/N3 when positive, T1/N0
+    when negative: stages the geometry rule of a small mask never gives), relapse follows the primary size."""
+    import pandas as pd
 
-    from nnunet_hecktor.challenge.staging import STAGING_FILE, STAGING_FOLDER
-
-    rng = np.random.default_rng(0)
-    extent = rng.uniform(5, 80, 200)
-    hpv = rng.integers(0, 2, 200).astype(float)
-    X = np.column_stack([extent, hpv])
-    t = np.where(extent < 40, "T1", "T4")
-    n = np.where(hpv > 0, 2, 0)  # codes, to check their conversion to labels
-    model = {"features": ["gtvp_extent_mm", "HPV Status"], "T-stage": LogisticRegression().fit(X, t),
-             "N-stage": LogisticRegression().fit(X, n)}
-    path = folder / STAGING_FOLDER / STAGING_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    joblib.dump(model, path)
-    return path
+    rng = np.random.default_rng(seed)
+    hpv = rng.integers(0, 2, n).astype(float)
+    diameter = rng.uniform(5.0, 60.0, n)
+    X = pd.DataFrame({"gtvp_max_diameter_mm": diameter, "HPV Status": hpv})
+    time = np.exp(6.5 - diameter / 30.0 + rng.normal(0, 0.3, n))
+    return X, np.where(hpv > 0, 4, 1), np.where(hpv > 0, 3, 0), time, rng.random(n) < 0.7
 
 
-def test_staging_model_is_used_when_present(tmp_path):
-    from nnunet_hecktor.challenge.staging import predict_tn_stages
+def stage_prognosis(model_dir: Path, survival: bool = True, staging: bool = True, hpv_input: bool = True) -> Path:
+    """Fit a T/N staging model (and a Cox survival model) on :func:`_stage_cohort` and stage them into
+    ``model_dir/prognosis/`` as ``prognosis stage`` does (``stage.joblib``, ``survival.joblib``).
+    ``hpv_input=False``: the survival model takes no HPV status (a 2025 stage)."""
+    from sklearn.pipeline import make_pipeline
+    from sksurv.linear_model import CoxPHSurvivalAnalysis
+    from sksurv.util import Surv
 
-    path = _fit_staging_model(tmp_path)
-    small, large = _segmentation(10, ()), _segmentation(70, (10,))
-    assert predict_tn_stages(small, (2.0, 2.0, 2.0), {"HPV Status": 1}, tmp_path).t_stage == "T1"
-    tn = predict_tn_stages(large, (2.0, 2.0, 2.0), {"HPV Status": 0}, tmp_path)
-    assert (tn.t_stage, tn.n_stage) == ("T4", "N0") and tn.sources["T-stage"] == f"staging model {path}"
-    assert predict_tn_stages(large, (2.0, 2.0, 2.0), {"HPV Status": 1}, tmp_path).n_stage == "N2"
-    # a broken model file: the fallback, with the reason
-    path.write_bytes(b"not a joblib file")
-    tn = predict_tn_stages(large, (2.0, 2.0, 2.0), {}, tmp_path)
-    assert tn.t_stage == "T3" and "geometry" in tn.sources["T-stage"] and "failed" in tn.notes[0]
+    from nnunet_hecktor.prognosis.deployment import stage_into_model
+    from nnunet_hecktor.prognosis.model_store import PrognosisModel, save_model
+    from nnunet_hecktor.prognosis.preprocessing import ColumnRoles, make_preprocessor
+    from nnunet_hecktor.prognosis.stage_models import TNStageModel
+
+    X, t, n, time, event = _stage_cohort()
+    roles = ColumnRoles(continuous=["gtvp_max_diameter_mm"], binary=["HPV Status"])
+    common = dict(image_columns=["gtvp_max_diameter_mm"], clinical_columns=["HPV Status"], feature_set="all",
+                  seg_source="predicted")
+    fits = model_dir.parent / f"{model_dir.name}_fits"
+    given = {}
+    if staging:
+        tn = TNStageModel(roles, Cs=(1.0,)).fit(X, t, n)
+        given["stage"] = fits / "stage" / "model.joblib"
+        save_model(PrognosisModel(task="stage", estimator=tn, chosen="balanced_logistic", description="test T/N",
+                                  fallback={"t_stage": "T3", "n_stage": "N1"}, **common), given["stage"])
+    if survival:
+        if not hpv_input:
+            X, roles = X.drop(columns=["HPV Status"]), ColumnRoles(continuous=["gtvp_max_diameter_mm"])
+            common["clinical_columns"] = []
+        cox = make_pipeline(make_preprocessor(roles), CoxPHSurvivalAnalysis()).fit(X, Surv.from_arrays(event, time))
+        given["survival"] = fits / "survival" / "model.joblib"
+        save_model(PrognosisModel(task="survival", estimator=cox, chosen="cox", description="test Cox",
+                                  fallback={"risk": float(np.median(cox.predict(X)))}, **common), given["survival"])
+    stage_into_model(model_dir, models=given)
+    return model_dir / "prognosis"
+
+
+def test_staged_stage_is_routed_and_packaged(tmp_path):
+    """The staged models answer risk, T and N through the routing; packaging ships the stage folder whole."""
+    from nnunet_hecktor.challenge.packaging import stage_model
+    from nnunet_hecktor.prediction.routing import route_outputs
+    from nnunet_hecktor.prognosis.deployment import resolve_stage_models
+
+    model = _model_folder(tmp_path / "model")
+    folder = stage_prognosis(model)
+    (folder / "stage.json").write_text(json.dumps({"edition": "2026"}))
+    stage = resolve_stage_models(model)
+    routing = route_outputs(True, stage, ("risk", "t_stage", "n_stage"))
+    assert {routing.kind(o) for o in ("risk", "t_stage", "n_stage")} == {"stage"}
+    assert stage.fallback()["t_stage"] == "T3"
+    from nnunet_hecktor.challenge.staging import stage_fallback
+
+    recorded = {"t_stage": "T1", "n_stage": "N0"}
+    assert (stage_fallback(stage, recorded).t_stage, stage_fallback(stage, recorded).n_stage) == ("T3", "N1")
+    stage.models["stage"].fallback = {}  # a T/N model saved before fallbacks were recorded: the packaged ones
+    assert stage_fallback(stage, recorded).t_stage == "T1" and stage_fallback(None).n_stage == "N2"
+    staged = stage_model(model, tmp_path / "staged", [0], "checkpoint_final.pth")
+    assert sorted(p.name for p in (staged / "prognosis").iterdir()) == ["stage.joblib", "stage.json",
+                                                                        "survival.joblib"]
 
 
 # -- model mount -----------------------------------------------------------------------------------
@@ -469,23 +517,62 @@ def test_2026_container_writes_all_four_outputs(variant, tiny_model, source, tmp
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
-def test_rfs_convention_option_and_staging_model(tiny_model, source, tmp_path):
-    """``--rfs-convention risk`` writes the risk; a staging model in the model folder gives T/N."""
-    from nnunet_hecktor.challenge.run2026 import run_challenge_2026
+def test_staged_stage_gives_risk_t_and_n_and_the_rfs_sign(tiny_model, source, tmp_path, caplog):
+    """A staged ``stage.joblib`` + ``survival.joblib`` answer T, N and the risk (with the HPV status of
+    ``ehr.json``), exactly as ``StageModels.predict_patient`` does; ``--rfs-convention`` flips the sign of
+    the stage's risk; without ``stage.joblib`` T/N come from the geometry rule, and without any stage the
+    risk from the heads, with the routing's warning."""
+    import logging
 
-    fake = _write_2026_case(tmp_path / "input", source, "sample")
+    from nnunet_hecktor.challenge.run2026 import run_challenge_2026
+    from nnunet_hecktor.prognosis.deployment import resolve_stage_models
+
+    fake = _write_2026_case(tmp_path / "input", source, "sample")  # HPV positive
     model = tmp_path / "model"
     shutil.copytree(tiny_model.model_dir, model)
-    _fit_staging_model(model)
-    as_time = run_challenge_2026(fake.root, tmp_path / "time", model, device="cpu", use_mirroring=False,
-                                 verbose=False)
-    as_risk = run_challenge_2026(fake.root, tmp_path / "risk", model, device="cpu", use_mirroring=False,
-                                 verbose=False, rfs_convention="risk")
+    stage_prognosis(model)
+    kwargs = dict(device="cpu", use_mirroring=False, verbose=False)
+    as_time = run_challenge_2026(fake.root, tmp_path / "time", model, **kwargs)
+    as_risk = run_challenge_2026(fake.root, tmp_path / "risk", model, rfs_convention="risk", **kwargs)
+    assert as_time.errors == [] and not as_time.fallback
     assert as_time.risk == pytest.approx(as_risk.risk)
     assert json.loads((tmp_path / "risk" / "rfs.json").read_text()) == pytest.approx(as_risk.risk)
     assert json.loads((tmp_path / "time" / "rfs.json").read_text()) == pytest.approx(-as_risk.risk)
-    assert as_time.stage_sources["N-stage"].startswith("staging model")
-    assert json.loads((tmp_path / "time" / "n-stage.json").read_text()) == "N2"  # HPV positive in the sample
+    # the four outputs: T/N/risk from the stage (T4/N3 only the stage's HPV-driven model says), mask from the network
+    stage = resolve_stage_models(model)
+    for name in ("t_stage", "n_stage", "rfs"):
+        assert as_time.sources[name] == f"stage: {stage.source}", as_time.sources
+    assert as_time.sources["segmentation"] == "network"
+    assert (json.loads((tmp_path / "time" / "t-stage.json").read_text()),
+            json.loads((tmp_path / "time" / "n-stage.json").read_text())) == ("T4", "N3")
+    # the risk equals the stage's own prediction on the written mask (grid of the network's CT)
+    from nnunet_hecktor.challenge.io import read_challenge_input
+    from nnunet_hecktor.challenge.run2026 import model_input_columns
+    from nnunet_hecktor.prediction.model import load_predictor
+    from nnunet_hecktor.prediction.preparation import prepare_images
+
+    case = read_challenge_input(fake.root, read_ehr=True, columns=model_input_columns(stage))
+    assert case.clinical["HPV Status"] == 1  # the 2026 input's HPV status reaches the stage
+    prepared = prepare_images(case.case_id, case.ct, case.pet, load_predictor(model, segmentation_only=True)[1]
+                              .conversion)
+    expected = stage.predict_patient(case.case_id, prepared.ct, prepared.pet,
+                                     sitk.ReadImage(str(tmp_path / "time" / SEG_2026)), case.clinical,
+                                     None)
+    assert as_time.risk == pytest.approx(expected["risk"], rel=1e-6)
+    # no T/N model staged: the geometry rule on the predicted mask, then the prevalence; the risk stays the stage's
+    (model / "prognosis" / "stage.joblib").unlink()
+    without = run_challenge_2026(fake.root, tmp_path / "no_tn", model, **kwargs)
+    assert without.sources["rfs"].startswith("stage:") and without.risk == pytest.approx(as_time.risk)
+    for column, name in (("T-stage", "t_stage"), ("N-stage", "n_stage")):
+        assert not without.stage_sources[column].startswith("stage"), without.stage_sources
+        assert without.sources[name] in (without.stage_sources[column], "fallback")
+    assert without.stage_sources["N-stage"].startswith("geometry")  # a mask always has an N by the rule
+    # no stage at all: risk from the heads, and the warning of 'predict'
+    shutil.rmtree(model / "prognosis")
+    with caplog.at_level(logging.WARNING, logger="nnunet_hecktor"):
+        heads = run_challenge_2026(fake.root, tmp_path / "heads", model, **kwargs)
+    assert heads.sources["rfs"].startswith("heads") and "nnunet-hecktor prognosis build" in caplog.text
+    assert heads.routing["outputs"]["risk"]["source"] == "heads"
 
 
 @pytest.mark.slow

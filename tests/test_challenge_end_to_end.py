@@ -96,6 +96,44 @@ def test_each_task_writes_exactly_its_output(task, tiny_model, patient, fake_inp
         assert result.hpv_probability == pytest.approx(reference["row"]["hpv_probability"], abs=1e-9)
 
 
+def test_staged_survival_model_answers_task_2_as_predict_does(tiny_model, patient, tmp_path, caplog):
+    """Task 2 from the staged survival model (the routing of ``predict``: same risk as ``predict`` with the
+    same model folder), Task 3 from the heads; HPV status in ehr.json is not read for Task 2; a failed
+    stage falls back to the stage's own median risk."""
+    import shutil
+
+    from nnunet_hecktor.challenge import run_challenge
+    from nnunet_hecktor.challenge.run import ChallengeResult, _clinical_columns, _write_fallbacks
+    from nnunet_hecktor.evaluation.outcome import read_predictions_csv
+    from nnunet_hecktor.prediction import predict
+    from nnunet_hecktor.prognosis.deployment import resolve_stage_models
+    from nnunet_hecktor.synthetic.challenge_input import write_challenge_input
+    from test_challenge_2026 import stage_prognosis
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model.model_dir, model)
+    stage_prognosis(model, staging=False, hpv_input=False)
+    stage = resolve_stage_models(model)
+    assert "HPV Status" not in _clinical_columns(stage)  # a 2025 Task 2 record never carries HPV status
+    fake = write_challenge_input(tmp_path / "input", patient["sources"].ct, patient["sources"].pet,
+                                 {**patient["ehr"], "HPV Status": 1}, name=patient["pid"])
+    result = run_challenge((2, 3), fake.root, tmp_path / "out", model, device="cpu", verbose=False)
+    assert result.errors == [] and not result.fallback
+    assert result.sources == {2: f"stage: {stage.source}", 3: "heads: network heads"}
+    predict(tiny_model.dataset.root / "source", tmp_path / "predict", model, patients=[patient["pid"]],
+            progress=False, prognosis=stage)  # what 'nnunet-hecktor predict -m MODEL' resolves
+    row = read_predictions_csv(tmp_path / "predict" / "predictions.csv").rows[patient["pid"]]
+    assert json.loads((tmp_path / "out" / "rfs.json").read_text()) == pytest.approx(row["risk"], rel=1e-6)
+    failed = ChallengeResult((2,))
+    _write_fallbacks((2,), tmp_path / "fallback", failed, None, fake.root, model, [0], {}, stage, (2,))
+    assert json.loads((tmp_path / "fallback" / "rfs.json").read_text()) == pytest.approx(stage.fallback()["risk"])
+    # without the stage: the heads, with the warning 'predict' prints
+    shutil.rmtree(model / "prognosis")
+    with caplog.at_level("WARNING", logger="nnunet_hecktor"):
+        heads = run_challenge(2, fake.root, tmp_path / "heads", model, device="cpu", verbose=False)
+    assert heads.sources[2] == "heads: network heads" and "nnunet-hecktor prognosis build" in caplog.text
+
+
 def test_container_entry_point_writes_nowhere_else(tiny_model, fake_input, tmp_path):
     """``python -m nnunet_hecktor.challenge`` with a sentinel HOME, its own TMPDIR and an empty working folder."""
     home, tmp, cwd, out = (tmp_path / name for name in ("home", "tmp", "cwd", "output"))

@@ -21,8 +21,10 @@ HECKTOR 2026 ships the weights apart from the image: :func:`write_model_archive`
 model folder as ``model.tar.gz`` with the folder's *content* at the archive's root (the layout
 :mod:`.model_location` reads from ``/opt/ml/model``). The 2026 image is built from the same context
 with ``--build-arg HECKTOR_EDITION=2026``; its baked-in ``model/`` is the fallback used when nothing
-is mounted. ``--clinical-csv`` records the training table's most frequent T and N stage in
-``challenge_model.json`` (the T/N fallback, :mod:`.staging`).
+is mounted; the model folder's staged prognosis stage (``prognosis/``: ``survival.joblib``,
+``stage.joblib``, ``stage.json``, ...) travels in it. ``--clinical-csv`` records the training table's most
+frequent T and N stage in ``challenge_model.json`` (the T/N fallback when no T/N model is staged,
+:mod:`.staging`).
 
 Command line (used by ``docker/build.sh``)::
 
@@ -60,6 +62,15 @@ def project_root() -> Path:
     return root
 
 
+def staged_stage_files(model_dir: str | os.PathLike) -> list[str]:
+    """Files of ``<model_dir>/prognosis/`` that make the staged prognosis stage: the model of every registered
+    target (:func:`nnunet_hecktor.prognosis.deployment.stage_files`) and ``stage.json``, those present."""
+    from nnunet_hecktor.prognosis.deployment import STAGE_FOLDER, STAGE_MANIFEST, stage_files
+
+    folder = Path(model_dir) / STAGE_FOLDER
+    return [name for name in (*stage_files().values(), STAGE_MANIFEST) if (folder / name).is_file()]
+
+
 def stage_model(model_dir: str | os.PathLike, destination: str | os.PathLike, folds: Sequence | None = None,
                 checkpoint: str | None = None, postprocessing: str | os.PathLike | None = None,
                 clinical_csv: str | os.PathLike | None = None) -> Path:
@@ -82,8 +93,9 @@ def stage_model(model_dir: str | os.PathLike, destination: str | os.PathLike, fo
         Training clinical table: its most frequent T and N stage are recorded as the 2026 T/N
         fallback (``fallback.t_stage`` / ``n_stage``); only these two labels ship, no patient row.
 
-    The prognosis-stage models of ``model_dir/prognosis/`` (``survival.joblib``, ``hpv.joblib``) are
-    shipped too.
+    The staged prognosis stage of ``model_dir/prognosis/`` ships whole (:func:`staged_stage_files`:
+    the model of every registered target, ``survival.joblib``, ``hpv.joblib``, ``stage.joblib``, ...,
+    and the build's manifest ``stage.json``).
 
     Returns
     -------
@@ -92,6 +104,7 @@ def stage_model(model_dir: str | os.PathLike, destination: str | os.PathLike, fo
     """
     from nnunet_hecktor.fileio import write_json_atomic
     from nnunet_hecktor.prediction.model import check_model_folder, resolve_checkpoint
+    from nnunet_hecktor.prognosis.deployment import STAGE_FOLDER
 
     from .fallback import fallback_values
 
@@ -107,15 +120,9 @@ def stage_model(model_dir: str | os.PathLike, destination: str | os.PathLike, fo
     for fold in chosen:
         (destination / f"fold_{fold}").mkdir()
         shutil.copy2(source / f"fold_{fold}" / checkpoint, destination / f"fold_{fold}" / checkpoint)
-    from nnunet_hecktor.prognosis.deployment import STAGE_FILES, STAGE_FOLDER
-
-    from .staging import STAGING_FILE
-
-    staged = [name for name in (*STAGE_FILES.values(), STAGING_FILE) if (source / STAGE_FOLDER / name).is_file()]
-    if staged:  # the prognosis stage answers Tasks 2/3 in the container (see .run)
-        (destination / STAGE_FOLDER).mkdir()
-        for name in staged:
-            shutil.copy2(source / STAGE_FOLDER / name, destination / STAGE_FOLDER / name)
+    for name in staged_stage_files(source):  # the prognosis stage: risk/HPV/T/N in the container (.run, .run2026)
+        (destination / STAGE_FOLDER).mkdir(exist_ok=True)
+        shutil.copy2(source / STAGE_FOLDER / name, destination / STAGE_FOLDER / name)
     pp_name = None
     if postprocessing is not None:
         from nnunet_hecktor.postprocessing.config import load_config

@@ -25,10 +25,17 @@ loaded, a segmentation-only model asked for Task 2 or 3, an unwritable output fo
 the run: they would fail every case alike and must be fixed before submission.
 
 A model folder with fitted prognosis-stage models in ``prognosis/`` (``nnunet-hecktor prognosis
-stage``) gives Task 2 and/or Task 3 from the stage, exactly as ``nnunet-hecktor predict`` does
-(:meth:`nnunet_hecktor.prognosis.deployment.StageModels.predict_patient` on the predicted
-segmentation, post-processed when configured); the heads serve the tasks the stage does not cover.
-A failing stage step gets the fallback output like any other step.
+build`` / ``prognosis stage``) gives Task 2 and/or Task 3 from the stage, exactly as ``nnunet-hecktor
+predict`` does: the source of each output is decided by the one routing
+(:func:`nnunet_hecktor.prediction.routing.route_outputs`; a multi-task model without a stage logs
+:func:`~nnunet_hecktor.prediction.routing.missing_stage_warning`, the message ``predict`` prints), and
+the stage's values are :meth:`nnunet_hecktor.prognosis.deployment.StageModels.predict_patient` on the
+predicted segmentation, post-processed when configured; the heads serve the tasks the stage does not
+cover. The source of each task is recorded in :attr:`ChallengeResult.sources` and the log. A failing
+stage step gets the fallback output like any other step, on the stage's own scale
+(:meth:`~nnunet_hecktor.prognosis.deployment.StageModels.fallback`). The 2025 clinical record holds
+only the model inputs (:data:`nnunet_hecktor.clinical.MODEL_INPUT_COLUMNS` and the stage's own
+columns): HPV status is never added for Task 2.
 
 Task 1 never reads ``ehr.json``. For Tasks 2 and 3 its values are advisory (the inference policy of
 :mod:`nnunet_hecktor.clinical`): unknown keys are ignored, ``CenterID`` is never an input, a value
@@ -54,6 +61,8 @@ from .io import (OUTPUT_OF_TASK, TASKS, find_ct_file, image_stem, read_challenge
                  write_rfs_output, write_segmentation_output)
 
 CHALLENGE_MODEL_FILE = "challenge_model.json"
+#: Routing output of each patient-level task (:func:`~nnunet_hecktor.prediction.routing.route_outputs`).
+TASK_OUTPUTS: dict[int, str] = {2: "risk", 3: "hpv"}
 logger = logging.getLogger(__name__)
 
 
@@ -80,6 +89,11 @@ class ChallengeResult:
         Task -> what was written instead of a prediction (see :mod:`.fallback`).
     substitutions : list of ClinicalSubstitution
         ``ehr.json`` values treated as missing or mapped.
+    sources : dict
+        Task -> where its value comes from (``"network"`` for Task 1; ``"stage: ..."``,
+        ``"clinical-only: ..."`` or ``"heads: network heads"`` from the routing).
+    routing : dict
+        :meth:`~nnunet_hecktor.prediction.routing.Routing.to_json` of the run.
     """
 
     tasks: tuple[int, ...]
@@ -92,6 +106,8 @@ class ChallengeResult:
     errors: list[str] = field(default_factory=list)
     fallback: dict[int, str] = field(default_factory=dict)
     substitutions: list = field(default_factory=list)
+    sources: dict[int, str] = field(default_factory=dict)
+    routing: dict = field(default_factory=dict)
 
 
 def read_model_defaults(model_dir: str | os.PathLike) -> dict:
@@ -231,6 +247,7 @@ class _CaseSteps:
 def _run(task, input_dir, output_dir, model_dir, folds, checkpoint, device, postprocessing, use_mirroring,
          tile_step_size, verbose, strict) -> ChallengeResult:
     from nnunet_hecktor.prediction.predictor import HecktorPredictor
+    from nnunet_hecktor.prediction.routing import missing_stage_warning, route_outputs
 
     start = time.perf_counter()
     tasks = _tasks(task)
@@ -239,13 +256,16 @@ def _run(task, input_dir, output_dir, model_dir, folds, checkpoint, device, post
     checkpoint = checkpoint or defaults.get("checkpoint")  # None: the deployed weights
     if postprocessing is None and defaults.get("postprocessing"):
         postprocessing = Path(model_dir) / defaults["postprocessing"]
-    stage, stage_tasks = _stage_for(model_dir, tasks)
+    stage = _stage_for(model_dir, tasks)
+    # The one routing of 'nnunet-hecktor predict': the stage where it answers, else the heads. Heads are
+    # assumed here (they are the only other source); a segmentation-only model asked for a task the stage
+    # does not answer is refused when the predictor is built.
+    stage_tasks, head_tasks = _task_sources(route_outputs(True, stage), tasks)
     pp_config = None
     if postprocessing is not None and (1 in tasks or stage_tasks):
         from nnunet_hecktor.postprocessing.config import load_config
 
         pp_config = load_config(postprocessing)
-    head_tasks = tuple(t for t in tasks if t in (2, 3) and t not in stage_tasks)
     needs_heads = bool(head_tasks) or bool(stage_tasks and stage.needs_heads)
     needs_clinical = any(t in tasks for t in (2, 3))
     model = HecktorPredictor(model_dir, folds, checkpoint, device, use_mirroring, tile_step_size,
@@ -254,9 +274,24 @@ def _run(task, input_dir, output_dir, model_dir, folds, checkpoint, device, post
         stage.check_inputs(needs_heads)
     output = check_output_folder(output_dir)  # unwritable or full: stop before any work
     _info(verbose, "%s", model.info.describe())
+    routing = route_outputs(model.predict_heads, stage, tuple(TASK_OUTPUTS[t] for t in tasks if t in TASK_OUTPUTS))
+    if needs_clinical:
+        for message in (missing_stage_warning(model_dir, model.info.multitask, stage),
+                        _postprocessing_mismatch(stage if stage_tasks else None, pp_config)):
+            if message is not None:
+                logger.warning("%s", message)
+                routing.warnings.append(message)
     if stage is not None:
         _info(verbose, "%s\n  Task(s) %s from the prognosis stage", stage.describe(), ", ".join(map(str, stage_tasks)))
-    result = ChallengeResult(tasks)
+    result = ChallengeResult(tasks, routing=routing.to_json())
+    for t in tasks:
+        if t in TASK_OUTPUTS:
+            route = routing.routes[TASK_OUTPUTS[t]]
+            result.sources[t] = f"{route.kind}: {route.detail}" if route.kind else "none (fallback)"
+        else:
+            result.sources[t] = "network"
+    if needs_clinical:
+        _info(verbose, "patient-level outputs: %s", routing.describe())
     steps = _CaseSteps(result, strict)
     ct_file = find_ct_file(input_dir)
     # Until the input is read: the CT's name (a UUID in the container), else the input folder's.
@@ -295,7 +330,8 @@ def _run(task, input_dir, output_dir, model_dir, folds, checkpoint, device, post
             if segmentation is None:
                 segmentation = _export(model, prediction, pp_config, case)
             _stage(stage, prediction, segmentation, case, heads, stage_tasks, output, result)
-    _write_fallbacks(tasks, output, result, case, input_dir, model_dir, model.info.folds, defaults)
+    _write_fallbacks(tasks, output, result, case, input_dir, model_dir, model.info.folds, defaults,
+                     stage if stage_tasks else None, stage_tasks)
     result.seconds = time.perf_counter() - start
     _log_summary(result, output, verbose, case_id)
     return result
@@ -325,16 +361,32 @@ def _export(model, prediction, pp_config, case):
 
 
 def _stage_for(model_dir, tasks: tuple[int, ...]):
-    """The model folder's prognosis stage (``prognosis/``) and the tasks it answers, or (None, ())."""
+    """The model folder's prognosis stage (``prognosis/``) when Task 2 or 3 is asked, else None."""
     from nnunet_hecktor.prognosis.deployment import resolve_stage_models
 
     if not any(t in tasks for t in (2, 3)):
-        return None, ()
-    stage = resolve_stage_models(model_dir)
+        return None
+    return resolve_stage_models(model_dir)
+
+
+def _postprocessing_mismatch(stage, pp_config) -> str | None:
+    """:func:`~nnunet_hecktor.prediction.routing.postprocessing_mismatch` of the stage and this run (as ``predict``)."""
+    from nnunet_hecktor.prediction.routing import postprocessing_mismatch
+
     if stage is None:
-        return None, ()
-    covered = {2: "risk", 3: "hpv"}
-    return stage, tuple(t for t in tasks if t in covered and covered[t] in stage.outputs)
+        return None
+    manifest = stage.manifest or {}
+    return postprocessing_mismatch(manifest.get("postprocessing"), None if pp_config is None else pp_config.to_dict(),
+                                   recorded="postprocessing" in manifest)
+
+
+def _task_sources(routing, tasks: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(tasks answered by the stage, tasks answered by the heads) of a routing (Tasks 2/3 only)."""
+    from nnunet_hecktor.prediction.routing import CLINICAL_ONLY, HEADS, STAGE
+
+    stage = tuple(t for t in tasks if t in TASK_OUTPUTS and routing.kind(TASK_OUTPUTS[t]) in (STAGE, CLINICAL_ONLY))
+    heads = tuple(t for t in tasks if t in TASK_OUTPUTS and routing.kind(TASK_OUTPUTS[t]) == HEADS)
+    return stage, heads
 
 
 def _clinical_columns(stage) -> tuple[str, ...] | None:
@@ -376,16 +428,35 @@ def _heads(model, prediction, case, tasks, output: Path, result: ChallengeResult
 
 
 def _write_fallbacks(tasks, output: Path, result: ChallengeResult, case, input_dir, model_dir, folds,
-                     defaults: dict) -> None:
-    """Write the fallback output of every task that has none yet (nothing when all were predicted)."""
+                     defaults: dict, stage=None, stage_tasks: tuple[int, ...] = ()) -> None:
+    """Write the fallback output of every task that has none yet (nothing when all were predicted).
+
+    A task the prognosis stage answers (``stage_tasks``) falls back to the stage's own value
+    (:meth:`~nnunet_hecktor.prognosis.deployment.StageModels.fallback`: its training median risk,
+    majority HPV class), on the scale of the stage's predictions; the others to the model folder's.
+    """
     missing = [t for t in tasks if t not in result.outputs]
     if not missing:
         return
+    for t in missing:
+        result.sources[t] = "fallback"
     if 1 in missing:
         ct_path = case.ct_path if case is not None else find_ct_file(input_dir)
         mask, grid = empty_segmentation_for(ct_path)
         result.outputs[1] = write_segmentation_output(mask, output)
         result.fallback[1] = f"empty mask on {grid}"
+    staged = stage.fallback() if stage is not None else {}
+    for t in [t for t in missing if t in stage_tasks]:
+        if t == 2:
+            result.risk = float(staged["risk"])
+            result.outputs[2] = write_rfs_output(result.risk, output)
+            result.fallback[2] = f"risk {result.risk:.6g} (training median risk of {stage.source})"
+        else:
+            result.hpv_positive, result.hpv_probability = bool(staged["hpv_status"]), None
+            result.outputs[3] = write_hpv_output(result.hpv_positive, output)
+            result.fallback[3] = (f"HPV {'positive' if result.hpv_positive else 'negative'} "
+                                  f"(training majority of {stage.source})")
+    missing = [t for t in missing if t not in stage_tasks]
     if 2 in missing or 3 in missing:
         values = _model_fallback(Path(model_dir), folds, defaults)
         if 2 in missing:
@@ -412,6 +483,6 @@ def _log_summary(result: ChallengeResult, output: Path, verbose: bool, case_id: 
         else:
             value = (f"HPV {'positive' if result.hpv_positive else 'negative'} (probability "
                      f"{result.hpv_probability:.3f})")
-        _info(verbose, "Task %d: %s -> %s", t, value, output / OUTPUT_OF_TASK[t])
+        _info(verbose, "Task %d: %s [source: %s] -> %s", t, value, result.sources.get(t), output / OUTPUT_OF_TASK[t])
     _info(verbose, "done in %.1f s%s", result.seconds,
           f" with {len(result.errors)} failed step(s); fallback outputs written" if result.errors else "")

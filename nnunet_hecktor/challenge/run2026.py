@@ -15,15 +15,25 @@ Order of work, so that a case never ends without its outputs, even when killed:
 1. the output folder is proven writable (:func:`.outputs.check_output_folder`);
 2. **the fallback outputs are written first** (unless ``strict``): an empty mask on the CT grid read
    from the CT file's header, the training cohort's most frequent T and N stage, and the cohort's
-   median risk on the model's own scale (written with the chosen convention). A kill for memory or
-   time later leaves these valid files;
+   median risk on the model's own scale (written with the chosen convention). Once the staged
+   prognosis stage is loaded, the fallbacks of the outputs it answers are rewritten with its own
+   (:meth:`~nnunet_hecktor.prognosis.deployment.StageModels.fallback`, on the stage's scale). A kill
+   for memory or time later leaves these valid files;
 3. the model is loaded, the input read (``ehr.json`` tolerantly, :mod:`.ehr`; every model input
    without a value is named in one warning);
 4. a CT too long or too large is cropped to the head and neck (:func:`.guards.long_ct_crop`);
 5. the time guard chooses folds and mirroring to fit the budget (:func:`.guards.plan_sliding_window`);
-6. segmentation, then risk (the prognosis stage's survival model when staged, else the network's risk
-   head), then T/N (:func:`.staging.predict_tn_stages`); each output replaces its fallback only after
-   it was written and checked (:mod:`.outputs`).
+6. segmentation, then the patient-level outputs by the one routing of ``nnunet-hecktor predict``
+   (:func:`~nnunet_hecktor.prediction.routing.route_outputs`): the staged prognosis stage
+   (``<model>/prognosis/``, :func:`~nnunet_hecktor.prognosis.deployment.resolve_stage_models`) answers
+   ``risk`` / ``t_stage`` / ``n_stage`` when it has a model for them, by one call of
+   :meth:`~nnunet_hecktor.prognosis.deployment.StageModels.predict_patient` on the predicted
+   segmentation, the CT/PET the network saw and the ``ehr.json`` record (HPV status included);
+   the risk otherwise comes from the network's risk head (with
+   :func:`~nnunet_hecktor.prediction.routing.missing_stage_warning` for a multi-task model without
+   a stage), T/N from the geometry rule, then the prevalence (:mod:`.staging`). Each output
+   replaces its fallback only after it was written and checked (:mod:`.outputs`); its source is
+   recorded (:attr:`Challenge2026Result.sources`) and logged.
 
 A failing step is logged with its reason and its outputs keep the fallback (exit code 0);
 ``strict=True`` raises instead. Problems that are not the case's (an unwritable or full output
@@ -49,6 +59,8 @@ logger = logging.getLogger(__name__)
 
 EDITION = "2026"
 OUTPUT_NAMES: tuple[str, ...] = ("segmentation", "t_stage", "n_stage", "rfs")
+#: Patient-level outputs routed by :func:`~nnunet_hecktor.prediction.routing.route_outputs` (``risk`` -> rfs.json).
+PATIENT_OUTPUTS: tuple[str, ...] = ("risk", "t_stage", "n_stage")
 
 
 @dataclass
@@ -79,6 +91,12 @@ class Challenge2026Result:
         The head-and-neck crop of a long CT.
     stage_sources : dict
         ``T-stage`` / ``N-stage`` -> where the value comes from.
+    sources : dict
+        Output name -> where the written value comes from: ``"network"`` (segmentation), ``"stage: <prognosis
+        stage folder>"`` / ``"clinical-only: ..."`` / ``"heads: ..."`` (routing), the geometry rule, or
+        ``"fallback"``.
+    routing : dict
+        :meth:`Routing.to_json` of the run (source of ``risk``, ``t_stage``, ``n_stage`` and its warnings).
     model_dir : Path
     seconds : float
     """
@@ -97,6 +115,8 @@ class Challenge2026Result:
     plan: object = None
     crop: object = None
     stage_sources: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    routing: dict = field(default_factory=dict)
     model_dir: Path | None = None
     seconds: float = 0.0
 
@@ -173,24 +193,35 @@ def run_challenge_2026(input_dir: str | os.PathLike, output_dir: str | os.PathLi
                     max_ct_voxels)
 
 
-def _fallback_risk(model_dir: Path, folds, defaults: dict):
+def _fallback_risk(model_dir: Path, folds, defaults: dict, stage=None, routing=None) -> tuple[float, str]:
+    """The rfs fallback (risk, where it comes from) on the scale of the risk's source: the staged survival
+    model's own (:meth:`StageModels.fallback`) when the routing sends the risk to the stage, else the
+    network heads' out-of-fold median recorded in (or computed for) the model folder."""
     from nnunet_hecktor.prediction.model import available_folds
+    from nnunet_hecktor.prediction.routing import CLINICAL_ONLY, STAGE
 
     from .run import _model_fallback
 
+    if stage is not None and routing is not None and routing.kind("risk") in (STAGE, CLINICAL_ONLY):
+        return float(stage.fallback()["risk"]), f"training median risk of the staged survival model, {stage.source}"
     if not folds:
         folds = sorted(available_folds(model_dir), key=str) if model_dir.is_dir() else [0]
-    return _model_fallback(model_dir, folds, defaults)
+    values = _model_fallback(model_dir, folds, defaults)
+    return values.risk, f"training cohort median risk ({values.risk_source})"
 
 
 def _write_fallbacks(names, paths: dict[str, Path], input_dir, model_dir: Path, folds, defaults: dict,
-                     convention: str, result: Challenge2026Result) -> None:
-    """Write the fallback output of each of ``names`` (raises OutputWriteError when that fails)."""
+                     convention: str, result: Challenge2026Result, stage=None, routing=None) -> None:
+    """Write the fallback output of each of ``names`` (raises OutputWriteError when that fails).
+
+    ``stage`` / ``routing``: the staged prognosis stage and the routing of the run; the fallback of an
+    output the stage answers is the stage's own (:meth:`StageModels.fallback`, on its scale).
+    """
     from .fallback import empty_segmentation_for
     from .io import find_ct_file
-    from .staging import StageFallback
+    from .staging import stage_fallback
 
-    stages = StageFallback.from_json(defaults.get("fallback"))
+    stages = stage_fallback(stage, defaults.get("fallback"))
     for name in names:
         if name == "segmentation":
             mask, grid = empty_segmentation_for(find_ct_file(input_dir))
@@ -202,21 +233,56 @@ def _write_fallbacks(names, paths: dict[str, Path], input_dir, model_dir: Path, 
             write_json_output(value, paths[name])
             result.fallback[name] = f"{value} (most frequent training stage: {stages.source})"
         else:
-            values = _fallback_risk(model_dir, folds, defaults)
-            written = rfs_value(values.risk, convention)
+            risk, why = _fallback_risk(model_dir, folds, defaults, stage, routing)
+            written = rfs_value(risk, convention)
             write_json_output(written, paths[name])
-            result.fallback[name] = (f"{written:.6g} = training cohort median risk {values.risk:.6g} "
-                                     f"({values.risk_source}), convention {convention}")
+            result.fallback[name] = f"{written:.6g} = {why} {risk:.6g}, convention {convention}"
         result.outputs[name] = paths[name]
+        result.sources[name] = "fallback"
+
+
+def _routing(model_dir: Path, stage, heads_available: bool, multitask: bool | None):
+    """:func:`~nnunet_hecktor.prediction.routing.route_outputs` of the container's patient-level outputs, with
+    :func:`~nnunet_hecktor.prediction.routing.missing_stage_warning` when ``multitask`` is known."""
+    from nnunet_hecktor.prediction.routing import missing_stage_warning, route_outputs
+
+    routing = route_outputs(heads_available, stage, PATIENT_OUTPUTS)
+    if multitask is not None:
+        message = missing_stage_warning(model_dir, multitask, stage)
+        if message is not None:
+            routing.warnings.append(message)
+    return routing
+
+
+def _describe_routing(routing, stage_rule: str) -> str:
+    """``Routing.describe`` with the container's own fallbacks named (T/N are always written)."""
+    rule = "the geometry rule, else " if stage_rule == "geometry" else ""
+    parts = []
+    for name in PATIENT_OUTPUTS:
+        route = routing.routes[name]
+        if route.kind is not None:
+            parts.append(f"{name} from {route.kind}" + (f" ({route.detail})" if route.kind != "heads" else ""))
+        elif name in ("t_stage", "n_stage"):
+            parts.append(f"{name} from {rule}the training prevalence (no staged T/N model)")
+        else:
+            parts.append(f"{name}: the fallback ({route.detail})")
+    return "; ".join(parts)
+
+
+def _stage_answers(routing) -> tuple[str, ...]:
+    from nnunet_hecktor.prediction.routing import CLINICAL_ONLY, STAGE
+
+    return tuple(name for name in PATIENT_OUTPUTS if routing.kind(name) in (STAGE, CLINICAL_ONLY))
 
 
 def _run(input_dir, output_dir, model_dir: Path, folds, checkpoint, device, postprocessing, use_mirroring,
          tile_step_size, verbose, strict, convention, budget: TimeBudget, stage_rule, long_ct_mm,
          max_ct_voxels) -> Challenge2026Result:
     from nnunet_hecktor.errors import HecktorError
+    from nnunet_hecktor.prediction.routing import HEADS
 
     from .io import find_ct_file, image_stem, read_challenge_input
-    from .run import _stage_for
+    from .run import _postprocessing_mismatch
 
     start = time.perf_counter()
     output = check_output_folder(output_dir)
@@ -235,8 +301,14 @@ def _run(input_dir, output_dir, model_dir: Path, folds, checkpoint, device, post
               case_id)
 
     from nnunet_hecktor.prediction.predictor import HecktorPredictor
+    from nnunet_hecktor.prognosis.deployment import resolve_stage_models
 
-    stage, stage_tasks = _stage_for(model_dir, (2,))
+    stage = resolve_stage_models(model_dir)
+    routing = _routing(model_dir, stage, False, None)
+    stage_outputs = _stage_answers(routing)
+    if stage_outputs and not strict:  # the fallbacks of the stage's outputs on the stage's own scale
+        _write_fallbacks([n for n in OUTPUT_NAMES if n in stage_outputs or (n == "rfs" and "risk" in stage_outputs)],
+                         paths, input_dir, model_dir, folds, defaults, convention, result, stage, routing)
     pp_config = None
     if postprocessing is not None:
         from nnunet_hecktor.postprocessing.config import load_config
@@ -244,11 +316,20 @@ def _run(input_dir, output_dir, model_dir: Path, folds, checkpoint, device, post
         pp_config = load_config(postprocessing)
     model = HecktorPredictor(model_dir, folds, checkpoint, device, use_mirroring, tile_step_size,
                              heads_if_present=True)
-    risk_source = "prognosis stage" if stage_tasks else ("risk head" if model.predict_heads else None)
-    if stage is not None and stage_tasks:
+    if stage is not None:
         stage.check_inputs(model.predict_heads)
+    routing = _routing(model_dir, stage, model.predict_heads, model.info.multitask)
+    mismatch = _postprocessing_mismatch(stage, pp_config)
+    if mismatch is not None:
+        routing.warnings.append(mismatch)
+    result.routing = routing.to_json()
     _info(verbose, "%s", model.info.describe())
-    if risk_source is None:
+    if stage is not None:
+        _info(verbose, "%s", stage.describe())
+    _info(verbose, "patient-level outputs: %s", _describe_routing(routing, stage_rule))
+    for message in routing.warnings:
+        logger.warning("%s", message)
+    if routing.kind("risk") is None:
         logger.error("model %s has no risk head and no prognosis-stage survival model: rfs.json keeps the "
                      "fallback for every case", model_dir)
     steps = _CaseSteps(result, strict)  # type: ignore[arg-type]
@@ -275,41 +356,51 @@ def _run(input_dir, output_dir, model_dir: Path, folds, checkpoint, device, post
                 full = uncrop_to_original(segmentation, result.crop)
             write_image_output(full, paths["segmentation"])
             del full
-            _predicted(result, "segmentation", paths)
+            _predicted(result, "segmentation", paths, "network")
     heads = None
     if prediction is not None and model.predict_heads:
         with steps.step("risk head", case_id):
             heads = _heads(model, prediction, case)
-    if prediction is not None and (heads is not None or stage_tasks):
+    stage_values = None
+    if prediction is not None and stage_outputs:
+        with steps.step("prognosis stage", case_id):
+            if segmentation is None:
+                raise HecktorError("no segmentation to measure for the prognosis stage")
+            # The call of 'nnunet-hecktor predict': features on the grid the network saw (the converted CT
+            # and the PET resampled onto it), the clinical record with the edition's inputs (HPV included).
+            prepared = prediction[0].prepared
+            stage_values = stage.predict_patient(case.case_id, prepared.ct, prepared.pet, segmentation,
+                                                 case.clinical, heads)
+    risk, risk_source = None, None
+    if "risk" in stage_outputs and stage_values is not None:
+        risk, risk_source = stage_values["risk"], f"{routing.kind('risk')}: {stage.source}"
+    elif routing.kind("risk") == HEADS and heads is not None:
+        risk, risk_source = heads["risk"], "heads: network risk head"
+    if risk is not None:
         with steps.step("risk", case_id):
-            risk = None
-            if stage_tasks:
-                if segmentation is None:
-                    raise HecktorError("no segmentation to measure for the prognosis stage")
-                values = stage.predict_patient(case.case_id, prediction[0].prepared.ct, prediction[0].prepared.pet,
-                                               segmentation, case.clinical, heads)
-                risk = values["risk"]
-                result.notes.append(f"risk from {stage.source}")
-            elif heads is not None:
-                risk = heads["risk"]
-            if risk is not None:
-                result.risk = float(risk)
-                result.rfs_value = rfs_value(risk, convention)
-                write_json_output(result.rfs_value, paths["rfs"])
-                _predicted(result, "rfs", paths)
+            result.risk = float(risk)
+            result.rfs_value = rfs_value(risk, convention)
+            write_json_output(result.rfs_value, paths["rfs"])
+            _predicted(result, "rfs", paths, risk_source)
     with steps.step("T/N stage", case_id):
-        _stages(segmentation, case, model_dir, defaults, stage_rule, paths, result)
+        tn_values = None
+        if stage_values is not None and ("t_stage" in stage_outputs or "n_stage" in stage_outputs):
+            tn_values = {name: stage_values.get(name) for name in ("t_stage", "n_stage") if name in stage_outputs}
+        _stages(segmentation, case, tn_values, stage if stage_outputs else None, routing, defaults, stage_rule,
+                paths, result)
     missing = [name for name in OUTPUT_NAMES if name not in result.outputs]
     if missing:  # strict mode without a risk source: the rfs fallback, as the other modes write it
-        _write_fallbacks(missing, paths, input_dir, model_dir, model.info.folds, defaults, convention, result)
+        _write_fallbacks(missing, paths, input_dir, model_dir, model.info.folds, defaults, convention, result,
+                         stage, routing)
     result.seconds = time.perf_counter() - start
     _log_summary(result, case_id, verbose, budget)
     return result
 
 
-def _predicted(result: Challenge2026Result, name: str, paths: dict[str, Path]) -> None:
+def _predicted(result: Challenge2026Result, name: str, paths: dict[str, Path], source: str) -> None:
     result.outputs[name] = paths[name]
     result.fallback.pop(name, None)
+    result.sources[name] = source
 
 
 def _log_input(case, verbose: bool) -> None:
@@ -384,29 +475,27 @@ def _heads(model, prediction, case) -> dict:
     return {"hpv_probability": heads.hpv_probability, "risk": heads.risk}
 
 
-def _stages(segmentation, case, model_dir: Path, defaults: dict, rule: str, paths: dict[str, Path],
+def _stages(segmentation, case, stage_values, stage, routing, defaults: dict, rule: str, paths: dict[str, Path],
             result: Challenge2026Result) -> None:
-    import SimpleITK as sitk
+    """T and N (:func:`.staging.predict_tn_stages`): the stage's values, else the geometry rule, else prevalence."""
+    from .staging import STAGE_OUTPUTS, predict_tn_stages, stage_fallback
 
-    from .staging import StageFallback, predict_tn_stages
-
-    array = spacing = None
-    if segmentation is not None:
-        array = sitk.GetArrayViewFromImage(segmentation)
-        spacing = segmentation.GetSpacing()
-    tn = predict_tn_stages(array, spacing, None if case is None else case.clinical, model_dir,
-                           StageFallback.from_json(defaults.get("fallback")), rule)
+    source = "prognosis stage"
+    if stage is not None:  # "stage: ..." (or "clinical-only: ..." for a T/N model without image features)
+        source = f"{routing.kind('t_stage') or routing.kind('n_stage') or 'stage'}: {stage.source}"
+    tn = predict_tn_stages(segmentation, stage_values, None if case is None else case.ct,
+                           stage_fallback(stage, defaults.get("fallback")), rule, source)
     result.notes += tn.notes
     result.stage_sources = dict(tn.sources)
-    for name, column, value in (("t_stage", schema.COL_TSTAGE, tn.t_stage), ("n_stage", schema.COL_NSTAGE,
-                                                                            tn.n_stage)):
+    for column, name in STAGE_OUTPUTS.items():
+        value = tn.t_stage if name == "t_stage" else tn.n_stage
         write_json_output(value, paths[name])
-        source = tn.sources.get(column, "")
-        if segmentation is not None and not source.startswith("most frequent"):
-            _predicted(result, name, paths)
-        else:
+        if tn.from_prevalence(column):
             result.outputs[name] = paths[name]
-            result.fallback[name] = f"{value} ({source})"
+            result.fallback[name] = f"{value} ({tn.sources[column]})"
+            result.sources[name] = "fallback"
+        else:
+            _predicted(result, name, paths, tn.sources[column])
     result.t_stage, result.n_stage = tn.t_stage, tn.n_stage
 
 
@@ -420,8 +509,6 @@ def _log_summary(result: Challenge2026Result, case_id: str, verbose: bool, budge
         if name in result.fallback:
             logger.warning("case %s: %s: FALLBACK %s -> %s", case_id, name, result.fallback[name], path)
         else:
-            extra = f" [{result.stage_sources.get(schema.COL_TSTAGE if name == 't_stage' else schema.COL_NSTAGE)}]" \
-                if name in ("t_stage", "n_stage") else ""
-            _info(verbose, "%s: %s%s -> %s", name, values[name], extra, path)
+            _info(verbose, "%s: %s [source: %s] -> %s", name, values[name], result.sources.get(name), path)
     _info(verbose, "done in %.1f s (%.0f s of the %.0f s budget used)%s", result.seconds, budget.elapsed(),
           budget.total_s, f" with {len(result.errors)} failed step(s)" if result.errors else "")
