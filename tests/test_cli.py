@@ -139,3 +139,16 @@ def test_convert_refuses_an_nnunet_dataset_and_a_duplicate_dataset_id(tmp_path, 
     src.mkdir()
     assert main(["convert", str(src), "-d", "503", "--output", str(tmp_path / "raw" / "Dataset503_New")]) == 1
     assert "already holds Dataset503_Other" in capsys.readouterr().err
+
+
+def test_cli_reference_table_matches_the_parser():
+    """docs/reference/cli.md's option table is generated from the parser (docs/_hooks/cli_table.py --write)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "_hooks" / "cli_table.py"
+    spec = importlib.util.spec_from_file_location("cli_table", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    page = module.PAGE.read_text(encoding="utf-8")
+    assert module.page_table(page) == module.table(), "regenerate: python docs/_hooks/cli_table.py --write"

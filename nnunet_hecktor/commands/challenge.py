@@ -54,9 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", nargs="+", type=int, choices=(1, 2, 3),
                         help="2025 only (required there): 1 segmentation, 2 RFS risk, 3 HPV status "
                              "(several share one prediction)")
-    parser.add_argument("--input", default="/input", help="input folder (default /input)")
-    parser.add_argument("--output", default="/output", help="output folder (default /output)")
-    parser.add_argument("--model", default=None,
+    parser.add_argument("-i", "--input", default="/input", help="input folder (default /input)")
+    parser.add_argument("-o", "--output", default="/output", help="output folder (default /output)")
+    parser.add_argument("-m", "--model", default=None,
                         help="trained (or staged) model folder (2025: required; 2026 default: the mounted "
                              "/opt/ml/model, else the baked-in /opt/app/model)")
     parser.add_argument("--model-mount", default="/opt/ml/model",
@@ -75,10 +75,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "when over 100 M voxels; 0 = never crop)")
     parser.add_argument("-f", "--folds", nargs="+", default=None,
                         help="folds to ensemble (default: challenge_model.json, else every fold with the checkpoint)")
-    parser.add_argument("--checkpoint", default=None,
+    parser.add_argument("-chk", "--checkpoint", default=None,
                         help="checkpoint file (default: challenge_model.json, else the validated weights "
                              "as for predict)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    parser.add_argument("-device", "--device", default="auto",
+                        help="auto (CUDA when available), cpu, cuda or cuda:N (default auto)")
     parser.add_argument("--postprocessing", default=None, help="post-processing JSON for Task 1")
     parser.add_argument("--no-mirroring", action="store_true", help="disable test-time mirroring (faster)")
     parser.add_argument("--step-size", type=float, default=0.5, help="sliding-window step (default 0.5)")

@@ -42,13 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", required=True, help="folder with the CT and PET images (either layout)")
     parser.add_argument("--seg", required=True, nargs="+", metavar="DIR",
                         help="folder(s) with <PID>.nii.gz segmentations on the CT grid")
-    parser.add_argument("--output", required=True, help="feature table to write (CSV; a .json sidecar goes next to it)")
+    parser.add_argument("-o", "--output", required=True,
+                        help="feature table to write (CSV; a .json sidecar goes next to it)")
     parser.add_argument("--seg-source", choices=("predicted", "ground_truth"), default=None,
                         help="what the segmentations are (default: inferred from the folder names; an error "
                              "when it cannot be)")
     parser.add_argument("--heads", default=None, metavar="CSV",
                         help="predictions.csv of 'nnunet-hecktor predict': adds net_hpv_probability / net_risk")
-    parser.add_argument("--num-processes", type=int, default=None,
+    parser.add_argument("-np", "--num-processes", type=int, default=None,
                         help="patients processed in parallel (default: CPU count, at most 8)")
     parser.add_argument("--radiomics", choices=("none", "shape", "all"), default="none",
                         help="add IBSI radiomics from MIRP: none (default), shape (morphology), all (shape, "

@@ -49,7 +49,7 @@ def add_common_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clinical", required=True,
                         help="clinical CSV with the targets (e.g. the converter's clinical.csv)")
     parser.add_argument("--features", default=None, help="feature table of 'nnunet-hecktor features'")
-    parser.add_argument("--output", required=True, help="output folder (created)")
+    parser.add_argument("-o", "--output", required=True, help="output folder (created)")
     parser.add_argument("--feature-set", choices=("all", "image", "clinical"), default="all",
                         help="inputs: clinical + image features (default), image only, or clinical only (baseline)")
     parser.add_argument("--clinical-columns", nargs="+", default=None, metavar="COLUMN",
@@ -70,7 +70,7 @@ def add_common_predict_arguments(parser: argparse.ArgumentParser) -> None:
     add_deprecated_alias(parser, "--model", "model_file", "--model-file")
     parser.add_argument("--features", default=None, help="feature table (needed when the model uses image features)")
     parser.add_argument("--clinical", default=None, help="clinical CSV (needed when the model uses clinical variables)")
-    parser.add_argument("--output", required=True, help="predictions CSV to write")
+    parser.add_argument("-o", "--output", required=True, help="predictions CSV to write")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

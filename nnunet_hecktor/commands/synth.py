@@ -70,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--id-offset", type=_int_at_least(0), default=0,
                         help="patient numbers start here (default 0); for new patients next to a training "
                              "cohort, one more than its highest number, so no id repeats")
-    parser.add_argument("--num-processes", type=_int_at_least(1), default=1,
+    parser.add_argument("-np", "--num-processes", type=_int_at_least(1), default=1,
                         help="patients generated in parallel (default 1)")
     parser.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary line")
