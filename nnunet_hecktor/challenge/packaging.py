@@ -48,7 +48,7 @@ from nnunet_hecktor.errors import HecktorError
 from .run import CHALLENGE_MODEL_FILE
 
 MODEL_FILES: tuple[str, ...] = ("plans.json", "dataset.json", "dataset_fingerprint.json")
-PROJECT_FILES: tuple[str, ...] = ("setup.cfg", "pyproject.toml", "README.md")
+PROJECT_FILES: tuple[str, ...] = ("setup.cfg", "pyproject.toml", "README.md", "LICENSE", "constraints.txt")
 PROJECT_PACKAGES: tuple[str, ...] = ("nnunet_hecktor", "trainers", "heads", "dataset_conversion")
 POSTPROCESSING_FILE = "postprocessing.json"
 
