@@ -53,6 +53,9 @@ class HecktorTrainerBase(nnUNetTrainer):
     """
 
     training_seed: int | None = None
+    # nnUNetTrainer's network (None until initialize(); possibly DDP- or torch.compile-wrapped), typed
+    # for the plugin's code, which touches it only once initialised.
+    network: torch.nn.Module
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
