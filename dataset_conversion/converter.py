@@ -411,8 +411,8 @@ def convert_dataset(src: str | os.PathLike, dataset_id: int = 501, name: str = "
     _check_output_target(output_dir, layout.root, Path(src).expanduser().resolve(), overwrite)
 
     threads = 0 if num_processes <= 1 else max(1, (os.cpu_count() or 1) // num_processes)
-    options = ConversionOptions(interpolation, crop, tuple(float(v) for v in headneck_box_mm), threads,
-                                layout.edition)
+    box_x, box_y, box_z = (float(v) for v in headneck_box_mm)  # three values (_validate_options)
+    options = ConversionOptions(interpolation, crop, (box_x, box_y, box_z), threads, layout.edition)
     options_json = {**options.fingerprint(), "edition": layout.edition,
                     "headneck_box_mm": [float(v) for v in headneck_box_mm],
                     "num_processes": num_processes, "overwrite": overwrite, "strict": strict,
@@ -590,6 +590,7 @@ def _write_dataset_files(summary: ConversionSummary, layout: SourceLayout, clini
         summary.warnings = len(summary.dataset_warnings) + sum(len(e.get("warnings", [])) for e in entries.values())
         if splits_info.get("written"):
             summary.splits_path = output_dir / SPLITS_NAME
+        assert summary.report_path is not None  # set when the summary was made
         write_json_atomic(summary.report_path, _report(summary, layout, entries, splits_info, options_json))
         if not summary.training and not summary.test:
             raise HecktorError(f"no patient could be converted ({len(summary.failed)} failed); see "

@@ -77,8 +77,8 @@ class CropRecord:
 
     patient: str
     mode: str
-    index_start: tuple[int, int, int]
-    index_stop: tuple[int, int, int]
+    index_start: tuple[int, ...]
+    index_stop: tuple[int, ...]
     original_ct: GridGeometry
     cropped_ct: GridGeometry
     details: dict[str, Any] = field(default_factory=dict)
@@ -208,7 +208,7 @@ def compute_crop(patient: str, ct, pet, mode: str | None,
             raise InputDataError("PET and CT do not overlap physically; nothing to crop to", patient)
         details: dict[str, Any] = {"rule": "CT voxels inside the physical extent of the PET"}
     elif mode == "headneck":
-        box_mm = tuple(float(v) for v in box_mm)
+        box_x, box_y, box_z = (float(v) for v in box_mm)
         brain = find_brain(pet)
         if brain is not None:
             top = brain["centroid_mm"][2]
@@ -221,9 +221,9 @@ def compute_crop(patient: str, ct, pet, mode: str | None,
             centre_xy = list(corners[:, :2].mean(axis=0))
             details = {"rule": "fallback (no high-uptake PET region): box hangs from the top of the CT, "
                                "centred on the CT in x/y", "brain": None}
-        low = np.array([centre_xy[0] - box_mm[0] / 2, centre_xy[1] - box_mm[1] / 2, top - box_mm[2]])
-        high = np.array([centre_xy[0] + box_mm[0] / 2, centre_xy[1] + box_mm[1] / 2, top])
-        details.update({"box_mm": list(box_mm), "box_low_mm": low.tolist(), "box_high_mm": high.tolist()})
+        low = np.array([centre_xy[0] - box_x / 2, centre_xy[1] - box_y / 2, top - box_z])
+        high = np.array([centre_xy[0] + box_x / 2, centre_xy[1] + box_y / 2, top])
+        details.update({"box_mm": [box_x, box_y, box_z], "box_low_mm": low.tolist(), "box_high_mm": high.tolist()})
         box = physical_box_to_index_box(ct_geometry, low, high)
         if box is None:
             raise InputDataError("the head-and-neck box does not intersect the CT", patient)

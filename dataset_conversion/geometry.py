@@ -35,11 +35,15 @@ LABEL_GRID_TOLERANCE_VOXELS: float = 0.1
 
 @dataclass(frozen=True)
 class GridGeometry:
-    """Size, spacing (mm), origin (mm) and direction of an image grid (ITK order)."""
+    """Size, spacing (mm), origin (mm) and direction of an image grid (ITK order).
 
-    size: tuple[int, int, int]
-    spacing: tuple[float, float, float]
-    origin: tuple[float, float, float]
+    Three values each for the 3-D images of the package; typed as variable-length tuples since
+    they are read as given from image headers and JSON (a 2-D image is reported, not refused here).
+    """
+
+    size: tuple[int, ...]
+    spacing: tuple[float, ...]
+    origin: tuple[float, ...]
     direction: tuple[float, ...]
 
     @classmethod
@@ -86,7 +90,7 @@ class GridGeometry:
     def voxel_volume_ml(self) -> float:
         return float(np.prod(self.spacing)) / 1000.0
 
-    def cropped(self, start: tuple[int, int, int], stop: tuple[int, int, int]) -> "GridGeometry":
+    def cropped(self, start: tuple[int, ...], stop: tuple[int, ...]) -> "GridGeometry":
         """The sub-grid of indices ``start`` (inclusive) to ``stop`` (exclusive)."""
         origin = self.index_to_physical(np.asarray([start], dtype=np.float64))[0]
         return GridGeometry(tuple(int(b - a) for a, b in zip(start, stop)), self.spacing,

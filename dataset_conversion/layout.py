@@ -223,7 +223,7 @@ class SourceLayout:
         else:
             lines.append(f"{self.root}: flat folder (<PID>__CT / __PT / label files side by side)")
         n_label = sum(p.has_label for p in self.patients.values())
-        per_task = {}
+        per_task: dict[int, int] = {}
         for p in self.patients.values():
             for t in p.tasks:
                 per_task[t] = per_task.get(t, 0) + 1
@@ -246,13 +246,13 @@ class SourceLayout:
             more = f" and {len(self.ignored) - 5} more" if len(self.ignored) > 5 else ""
             lines.append(f"  ignored: {shown}{more}")
         if self.missing_labels:
-            shown = sorted(self.missing_labels)
-            lines.append(f"  warning: {len(shown)} Task 1 patients have no label file: "
-                         + ", ".join(shown[:10]) + (" ..." if len(shown) > 10 else ""))
+            missing = sorted(self.missing_labels)
+            lines.append(f"  warning: {len(missing)} Task 1 patients have no label file: "
+                         + ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else ""))
         if self.unreadable:
-            shown = sorted(self.unreadable)
-            lines.append(f"  warning: {len(shown)} patient folders cannot be read: "
-                         + ", ".join(shown[:10]) + (" ..." if len(shown) > 10 else ""))
+            unreadable = sorted(self.unreadable)
+            lines.append(f"  warning: {len(unreadable)} patient folders cannot be read: "
+                         + ", ".join(unreadable[:10]) + (" ..." if len(unreadable) > 10 else ""))
         for warning in self.warnings[:10]:
             lines.append(f"  warning: {warning}")
         if len(self.warnings) > 10:

@@ -379,7 +379,10 @@ def _write_outputs(ct_source: Path, ct_image, ct_unchanged: bool, pet_image, lab
     import SimpleITK as sitk
 
     with contextlib.ExitStack() as stack:
-        label_tmp = stack.enter_context(atomic_path(outputs.label)) if label_image is not None else None
+        label_tmp = None
+        if label_image is not None:
+            assert outputs.label is not None  # output_paths names a label file for every labelled case
+            label_tmp = stack.enter_context(atomic_path(outputs.label))
         pet_tmp = stack.enter_context(atomic_path(outputs.pet))
         ct_tmp = stack.enter_context(atomic_path(outputs.ct))
         if ct_unchanged and ct_source.name.lower().endswith(schema.FILE_ENDING):

@@ -92,7 +92,7 @@ def _assign(strata: Mapping[str, tuple[str, ...]], num_folds: int, seed: int, fi
     free = [p for p in patients if p not in fixed]
     keys = {pid: tuple(strata[pid])[:3] for pid in patients}
     dims = range(len(_WEIGHTS))
-    counts = [[Counter() for _ in range(num_folds)] for _ in dims]
+    counts: list[list[Counter[str]]] = [[Counter() for _ in range(num_folds)] for _ in dims]
     sizes = [0] * num_folds
     fold_of: dict[str, int] = {}
 

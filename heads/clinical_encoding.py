@@ -76,7 +76,7 @@ def _value(record: Mapping[str, Any], column: str, index: int) -> Any:
 def _age_value(record: Mapping[str, Any], index: int) -> float | None:
     # Not parse_value: its plausibility range (0-120 years) would reject what the encoder clips.
     value = record.get(schema.COL_AGE)
-    if is_missing(value):
+    if value is None or is_missing(value):
         return None
     try:
         age = float(value)
@@ -124,6 +124,10 @@ class ClinicalEncoder(nn.Module):
     """
 
     feature_names: tuple[str, ...] = CLINICAL_FEATURE_NAMES
+    # Buffers (registered in __init__; declared so that they type as tensors, not Tensor | Module).
+    age_mean: torch.Tensor
+    age_std: torch.Tensor
+    is_fitted: torch.Tensor
 
     def __init__(self, enabled: bool = True) -> None:
         super().__init__()

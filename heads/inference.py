@@ -50,13 +50,16 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence, cast
 
 import numpy as np
 import torch
 from torch import nn
 
 from nnunet_hecktor import schema
+
+if TYPE_CHECKING:
+    from .multitask_network import HecktorMultiTaskNetwork
 
 CENTRE_SOURCES = ("GTVp", "GTVn", "image centre")
 
@@ -201,13 +204,15 @@ def head_slices(segmentation: np.ndarray | None, shape: Sequence[int]
     slices, areas = [], []
     for z in zs:
         in_plane = region[z]
-        slices.append((int(z), _centroid(in_plane)))
+        y, x = _centroid(in_plane)
+        slices.append((int(z), (y, x)))
         areas.append(float(in_plane.sum()))
     weights = np.asarray(areas) / float(np.sum(areas))
     return slices, weights, _centroid(region), source
 
 
-def _unwrap(network: nn.Module) -> nn.Module:
+def _unwrap(network: nn.Module) -> HecktorMultiTaskNetwork:
+    """The multi-task network inside DDP / torch.compile wrappers."""
     from torch._dynamo import OptimizedModule
     from torch.nn.parallel import DistributedDataParallel
 
@@ -215,7 +220,7 @@ def _unwrap(network: nn.Module) -> nn.Module:
         network = network.module
     if isinstance(network, OptimizedModule):
         network = network._orig_mod
-    return network
+    return cast("HecktorMultiTaskNetwork", network)
 
 
 def _flips(mirror_axes: Sequence[int] | None) -> list[tuple[int, ...]]:
@@ -225,7 +230,7 @@ def _flips(mirror_axes: Sequence[int] | None) -> list[tuple[int, ...]]:
     return [c for r in range(len(axes) + 1) for c in itertools.combinations(axes, r)]
 
 
-def _run_heads(net: nn.Module, patches: torch.Tensor, pool_mask: torch.Tensor | None, clinical,
+def _run_heads(net: HecktorMultiTaskNetwork, patches: torch.Tensor, pool_mask: torch.Tensor | None, clinical,
                mirror_axes: Sequence[int] | None) -> tuple[np.ndarray, np.ndarray]:
     """Mirroring-averaged HPV logits and risks ``([B], [B])`` of a batch of patches."""
     logits, risks = [], []
@@ -305,8 +310,9 @@ def predict_heads(network: nn.Module, image, segmentation, clinical: Mapping[str
             pool_mask = None
             if seg is not None:
                 # Per-sample fall-back to global pooling where a patch holds no GTVp (pool_bottleneck).
-                masks = np.stack([crop_patch((s == schema.GTVP)[None].astype(np.float32), c, patch_size)
-                                  for _, s, c in chunk])
+                # Every item has its segmentation (or slice of it) when seg is not None.
+                masks = np.stack([crop_patch((cast(np.ndarray, s) == schema.GTVP)[None].astype(np.float32), c,
+                                             patch_size) for _, s, c in chunk])
                 if masks.any():
                     pool_mask = torch.from_numpy(np.ascontiguousarray(masks)).to(device)
             x = torch.from_numpy(np.ascontiguousarray(patches)).to(device)

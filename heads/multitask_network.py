@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -181,6 +181,11 @@ class RunningStandardiser(nn.Module):
     patch per DDP rank is fine (DDP broadcasts the buffers of rank 0).
     """
 
+    # Buffers (registered in __init__; declared so that they type as tensors, not Tensor | Module).
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
+    updates: torch.Tensor
+
     def __init__(self, n_features: int, momentum: float = 0.01, eps: float = 1e-3) -> None:
         super().__init__()
         self.momentum = float(momentum)
@@ -221,6 +226,13 @@ class HecktorHeads(nn.Module):
         Probability threshold for a hard HPV-positive call, chosen on the training fold
         (default 0.5 until the trainer sets it).
     """
+
+    hpv_threshold: torch.Tensor  # buffer
+    lesion_normaliser: RunningStandardiser | None
+    image_projection: nn.Module
+    clinical_projection: nn.Module | None
+    hpv_head: nn.Module
+    risk_head: nn.Module
 
     def __init__(self, bottleneck_channels: int, config: HeadConfig | None = None) -> None:
         super().__init__()
@@ -294,10 +306,12 @@ class HecktorHeads(nn.Module):
                 if seg_logits is None or image is None:
                     raise ValueError("these heads read lesion statistics: pass seg_logits and image")
                 stats = soft_lesion_statistics(seg_logits, image, self.config.pet_channel)
+                assert self.lesion_normaliser is not None  # built whenever the config uses lesion statistics
                 parts.append(self.lesion_normaliser(stats))
             features = self.image_projection(torch.cat(parts, dim=1))
             encoded = self.encode_clinical(clinical, bottleneck.shape[0], bottleneck.device)
             if encoded is not None:
+                assert self.clinical_projection is not None  # both exist exactly when use_clinical
                 features = torch.cat([features, self.clinical_projection(encoded)], dim=1)
             hpv_logit = self.hpv_head(features).squeeze(1)
             risk = self.risk_head(features).squeeze(1)
@@ -322,12 +336,17 @@ class HecktorMultiTaskNetwork(nn.Module):
     on ``sigmoid(logit)`` for the hard call.
     """
 
+    encoder: nn.Module
+    decoder: nn.Module
+    hecktor_heads: HecktorHeads
+
     def __init__(self, unet: nn.Module, head_config: HeadConfig | None = None) -> None:
         super().__init__()
         if not (hasattr(unet, "encoder") and hasattr(unet, "decoder")):
             raise TypeError(f"{type(unet).__name__} has no encoder/decoder pair; cannot attach heads")
-        self.encoder = unet.encoder
-        self.decoder = unet.decoder
+        # Submodules (checked above); torch types a module attribute as Tensor | Module.
+        self.encoder = cast(nn.Module, unet.encoder)
+        self.decoder = cast(nn.Module, unet.decoder)
         self.stock_architecture = type(unet).__name__
         # Keep the key hints of dynamic_network_architectures (used by nnU-Net's
         # pretraining utilities); they are unchanged because the key names are.
@@ -339,7 +358,8 @@ class HecktorMultiTaskNetwork(nn.Module):
     @property
     def bottleneck_channels(self) -> int:
         """Channels of the deepest encoder feature map."""
-        return int(self.encoder.output_channels[-1])
+        # dynamic_network_architectures' encoders list their stages' channels.
+        return int(cast("Sequence[int]", self.encoder.output_channels)[-1])
 
     @property
     def head_config(self) -> HeadConfig:

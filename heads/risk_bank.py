@@ -69,17 +69,17 @@ class RiskBank:
         self.mode = mode
         self.ranking_weight = float(ranking_weight)
         self.ranking_sigma = float(ranking_sigma)
-        self._risk = torch.zeros(0, dtype=torch.float64)
-        self._time = torch.zeros(0, dtype=torch.float64)
-        self._event = torch.zeros(0, dtype=torch.float64)
-        self._ids: list[Hashable] = []
+        self.clear()
 
     def __len__(self) -> int:
         return len(self._ids)
 
     def clear(self) -> None:
         """Forget every stored entry."""
-        self.__init__(self.capacity, self.mode, self.ranking_weight, self.ranking_sigma)
+        self._risk = torch.zeros(0, dtype=torch.float64)
+        self._time = torch.zeros(0, dtype=torch.float64)
+        self._event = torch.zeros(0, dtype=torch.float64)
+        self._ids: list[Hashable] = []
 
     def pooled_loss(self, risk: torch.Tensor, time, event, patient_ids, push: bool = True) -> torch.Tensor:
         """Cox loss over bank ∪ current batch, then push the batch into the bank.

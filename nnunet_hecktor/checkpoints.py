@@ -111,10 +111,10 @@ def deployed_checkpoint(fold_dirs: Iterable[str | os.PathLike]) -> str:
         Some folds are of the old layout and some of the new one (no single name fits; name the
         checkpoint explicitly).
     """
-    fold_dirs = [Path(f) for f in fold_dirs]
-    legacy = [is_legacy_swa_fold(f) for f in fold_dirs]
+    folders = [Path(f) for f in fold_dirs]
+    legacy = [is_legacy_swa_fold(f) for f in folders]
     if any(legacy) and not all(legacy):
-        old = ", ".join(f.name for f, is_old in zip(fold_dirs, legacy) if is_old)
+        old = ", ".join(f.name for f, is_old in zip(folders, legacy) if is_old)
         raise ValueError(f"folds {old} were trained before checkpoint layout 2 (validated weights in "
                          f"{LEGACY_SWA_CHECKPOINT}), the others after it (in {FINAL_CHECKPOINT}); "
                          "choose the checkpoint explicitly")

@@ -72,7 +72,7 @@ def _add_verbosity_options(parser: argparse.ArgumentParser) -> None:
     if "--quiet" not in known:
         group.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     elif "-q" not in known:
-        known["--quiet"].option_strings.insert(0, "-q")
+        known["--quiet"].option_strings = ["-q", *known["--quiet"].option_strings]
         known["-q"] = known["--quiet"]
     if "--verbose" not in known:
         group.add_argument("-v", "--verbose", action="store_true", help="debug messages too")

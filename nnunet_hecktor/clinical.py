@@ -50,6 +50,7 @@ import io
 import json
 import logging
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -256,7 +257,7 @@ def parse_value(column: str, raw: Any) -> Any:
 
 
 def parse_clinical_row(row: Mapping[str, Any], patient: str | None = None,
-                       source: str | Path | None = None) -> ClinicalRecord:
+                       source: str | os.PathLike | None = None) -> ClinicalRecord:
     """Parse a raw row (CSV dict or ehr.json dict) into a typed record.
 
     Parameters
@@ -387,7 +388,7 @@ def _patient_rows(path: Path, header_out: list[str] | None = None) -> Iterator[t
         yield pid, row
 
 
-def read_clinical_csv(path: str | Path) -> dict[str, ClinicalRecord]:
+def read_clinical_csv(path: str | os.PathLike) -> dict[str, ClinicalRecord]:
     """Read a HECKTOR clinical CSV (a task CSV or the converter's ``clinical.csv``).
 
     Returns
@@ -680,7 +681,7 @@ def log_substitutions(substitutions: list[ClinicalSubstitution], log: logging.Lo
         if len(items) == 1:
             log.info("clinical value: %s", items[0].describe())
             continue
-        readings = {}
+        readings: dict[str, int] = {}
         for s in items:
             how = s.reason if s.reason != "alternative spelling" else f"{s.raw!r} read as {s.used!r}"
             readings[how] = readings.get(how, 0) + 1

@@ -19,6 +19,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -30,7 +31,7 @@ _CHUNK = 1 << 24
 
 @dataclass(frozen=True)
 class _NiftiHeader:
-    byteorder: str
+    byteorder: Literal["<", ">"]
     datatype: int
     bitpix: int
     voxels: int
@@ -41,10 +42,13 @@ class _NiftiHeader:
         return self.vox_offset + self.voxels * self.bitpix // 8
 
 
+_BYTE_ORDERS: tuple[Literal["<", ">"], ...] = ("<", ">")
+
+
 def _parse_header(head: bytes) -> _NiftiHeader | None:
     if len(head) < 348:
         return None
-    for order in ("<", ">"):
+    for order in _BYTE_ORDERS:
         size = struct.unpack(order + "i", head[:4])[0]
         if size == 348:
             ndim, *dims = struct.unpack(order + "8h", head[40:56])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Mapping
+from typing import Literal, Mapping
 
 import numpy as np
 
@@ -279,9 +279,10 @@ def plot_overlay(ct_path, pet_path, label_path, prediction_path, destination, ti
         ax.set_yticks([])
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], color=c, linestyle=s, label=n) for c, s, n in (
+    entries: tuple[tuple[str, Literal["solid", "dashed"], str], ...] = (
         ("#2ca02c", "solid", "GTVp truth"), ("#17becf", "solid", "GTVn truth"),
-        ("#d62728", "dashed", "GTVp predicted"), ("#e377c2", "dashed", "GTVn predicted"))]
+        ("#d62728", "dashed", "GTVp predicted"), ("#e377c2", "dashed", "GTVn predicted"))
+    handles = [Line2D([], [], color=c, linestyle=s, label=n) for c, s, n in entries]
     fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
     fig.suptitle(f"{title} (axial slice {z})", fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 0.95))

@@ -53,6 +53,13 @@ class HecktorTrainerBase(nnUNetTrainer):
     """
 
     training_seed: int | None = None
+    # nnUNetTrainer's network (None until initialize(); possibly DDP- or torch.compile-wrapped), typed
+    # for the plugin's code, which touches it only once initialised.
+    network: torch.nn.Module
+    # nnUNetTrainer's schedule, which the plugin's mixins read and override.
+    num_epochs: int
+    num_iterations_per_epoch: int
+    num_val_iterations_per_epoch: int
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):

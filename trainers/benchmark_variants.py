@@ -11,9 +11,11 @@ the installed package, so they pickle.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import torch
 
+from .base_trainer import HecktorTrainerBase
 from .multitask_trainer import HecktorMultiTaskTrainer
 from .swa_trainer import HecktorSWATrainer
 from .variants import HecktorMultiTaskTrainerBottleneckHeads, SkipFoldValidation
@@ -36,7 +38,14 @@ def _positive_int(name: str, default: int) -> int:
     return value
 
 
-class _EnvironmentSchedule:
+if TYPE_CHECKING:
+    # The mixin sits before a HecktorTrainerBase trainer in the bases: type-check it as one.
+    _Base = HecktorTrainerBase
+else:
+    _Base = object
+
+
+class _EnvironmentSchedule(_Base):
     """Mixin: epochs and iterations from the ``NNUNET_HECKTOR_*`` environment variables."""
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,

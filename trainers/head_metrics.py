@@ -26,7 +26,7 @@ VALIDATION_HEADS_JSON = "validation_heads.json"
 VALIDATION_HEADS_CSV = "validation_heads.csv"
 
 
-def mean_per_patient(patient_ids: Sequence[Any], *columns: Sequence[float]) -> tuple[list, list[np.ndarray]]:
+def mean_per_patient(patient_ids: Sequence[Any], *columns: Sequence[float] | np.ndarray) -> tuple[list, list[np.ndarray]]:
     """Average each column over the samples of each patient (patches of one patient -> one value).
 
     Returns
@@ -40,12 +40,13 @@ def mean_per_patient(patient_ids: Sequence[Any], *columns: Sequence[float]) -> t
     patients = list(groups)
     out = []
     for column in columns:
-        column = np.asarray(column, dtype=float)
-        out.append(np.array([np.mean(column[groups[p]]) for p in patients], dtype=float))
+        values = np.asarray(column, dtype=float)
+        out.append(np.array([np.mean(values[groups[p]]) for p in patients], dtype=float))
     return patients, out
 
 
-def hpv_metrics(hpv_true: Sequence[float], probability: Sequence[float], threshold: float) -> dict[str, Any]:
+def hpv_metrics(hpv_true: Sequence[float] | np.ndarray, probability: Sequence[float] | np.ndarray,
+                threshold: float) -> dict[str, Any]:
     """AUC, balanced accuracy, sensitivity and specificity of HPV predictions (unknown labels dropped).
 
     Parameters
@@ -71,7 +72,8 @@ def hpv_metrics(hpv_true: Sequence[float], probability: Sequence[float], thresho
             "n_positive": m.n_positive, "n_negative": m.n_negative}
 
 
-def survival_metrics(rfs: Sequence[float], relapse: Sequence[float], risk: Sequence[float]) -> dict[str, Any]:
+def survival_metrics(rfs: Sequence[float] | np.ndarray, relapse: Sequence[float] | np.ndarray,
+                     risk: Sequence[float] | np.ndarray) -> dict[str, Any]:
     """Harrell's C-index of the risk (HECKTOR rules), patients with unknown RFS/Relapse dropped."""
     t = np.asarray(rfs, dtype=float)
     e = np.asarray(relapse, dtype=float)

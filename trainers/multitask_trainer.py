@@ -40,7 +40,7 @@ validation case) is split across the ranks, which then exchange their rows in on
 from __future__ import annotations
 
 import warnings
-from typing import Any, List
+from typing import Any, List, cast
 
 import numpy as np
 import torch
@@ -51,6 +51,7 @@ from nnunet_hecktor import schema
 from nnunet_hecktor.heads import (HeadConfig, HPVLoss, RiskBank, build_multitask_network,
                                   cox_partial_likelihood_loss, gather_patient_outputs)
 from nnunet_hecktor.heads.inference import predict_heads
+from nnunet_hecktor.heads.multitask_network import HecktorMultiTaskNetwork
 from nnunet_hecktor.metrics.classification import choose_threshold
 
 from .head_metrics import hpv_metrics, mean_per_patient, survival_metrics, write_validation_heads
@@ -79,7 +80,7 @@ class _PrecomputedOutput:
 def _all_gather_lists(values: list, is_ddp: bool) -> list:
     if not is_ddp:
         return values
-    gathered = [None] * dist.get_world_size()
+    gathered: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, values)
     return [v for part in gathered for v in part]
 
@@ -198,6 +199,11 @@ class HecktorHeadsTrainer(HecktorTrainerBase):
         return self.head_cox_weight if self.heads_on() else 0.0
 
     # -- network --------------------------------------------------------------------------------
+    @property
+    def multitask_network(self) -> HecktorMultiTaskNetwork:
+        """:attr:`plain_network`, which :meth:`build_network_architecture` built as a multi-task network."""
+        return cast(HecktorMultiTaskNetwork, self.plain_network)
+
     @classmethod
     def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
                                    num_output_channels: int, enable_deep_supervision: bool = True):
@@ -214,7 +220,7 @@ class HecktorHeadsTrainer(HecktorTrainerBase):
         self.patients, path = load_patient_table(self.plans_manager.dataset_name, all_keys)
         self.clinical_table_path = str(path)
         training = self.patients.index_of(self._train_keys)
-        encoder = self.plain_network.clinical_encoder
+        encoder = self.multitask_network.clinical_encoder
         encoder.fit([self.patients.records[i] for i in training])
         self._encoded_clinical = encoder.encode(self.patients.records).to(self.device)
         weights = hpv_sampling_weights(self.patients.hpv[training], self.hpv_sampling_power)
@@ -277,6 +283,8 @@ class HecktorHeadsTrainer(HecktorTrainerBase):
         holds GTVp voxels after augmentation; for the others HPV/RFS/Relapse are set to NaN
         (masked), so they still pass through the heads (gradient 0) but do not count.
         """
+        # Set up by setup_patient_data (on_train_start) before any batch.
+        assert self.patients is not None and self._encoded_clinical is not None
         keys = [str(k) for k in batch["keys"]]
         index = self.patients.index_of(keys)
         target = batch["target"][0] if isinstance(batch["target"], list) else batch["target"]
@@ -332,6 +340,7 @@ class HecktorHeadsTrainer(HecktorTrainerBase):
         with training_autocast(self.device):
             seg, hpv_logit, risk = self.forward_with_heads(data, heads)
             seg_loss = self.loss(seg, target)
+        assert self.hpv_loss is not None  # set up by setup_patient_data (on_train_start)
         hpv_loss = self.hpv_loss(hpv_logit, heads["hpv"])
         # Risks of all ranks, with gradients; identical pooled loss on every rank keeps the
         # banks identical, and all_gather's backward + DDP's averaging give the union gradient.
@@ -387,11 +396,13 @@ class HecktorHeadsTrainer(HecktorTrainerBase):
         data = batch["data"].to(self.device, non_blocking=True)
         with training_autocast(self.device):
             seg, hpv_logit, risk = self.forward_with_heads(data, heads)
-        network, self.network = self.network, _PrecomputedOutput(seg)
+        # A stand-in that nnU-Net's validation_step only calls (see _PrecomputedOutput).
+        network, self.network = self.network, _PrecomputedOutput(seg)  # type: ignore[assignment]
         try:
             result = super().validation_step(batch)
         finally:
             self.network = network
+        assert self.hpv_loss is not None  # set up by setup_patient_data (on_train_start)
         result["hpv_loss"] = float(self.hpv_loss(hpv_logit, heads["hpv"]))
         result.update(self._head_outputs(heads, hpv_logit, risk))
         return result
@@ -475,6 +486,8 @@ class HecktorHeadsTrainer(HecktorTrainerBase):
         """
         mirror_axes = self.inference_allowed_mirroring_axes if self.head_tta else None
         mine = shard(keys, self.is_ddp) if segmentations is None else [k for k in keys if k in segmentations]
+        # Set up by setup_patient_data (training) or validate_heads (--val) before the heads run.
+        assert self.patients is not None and self._encoded_clinical is not None
         rows = []
         for key, data, gt in self._cases(mine):
             seg = segmentations[key] if segmentations is not None else gt
@@ -505,13 +518,14 @@ class HecktorHeadsTrainer(HecktorTrainerBase):
         if known.any():
             # The package's one threshold policy (metrics.classification): the prevalence the head's
             # probabilities are calibrated to, not a search on the training fold.
+            assert self.hpv_loss is not None  # set up with self.patients by setup_patient_data
             threshold = float(choose_threshold(y[known], calibrated_prevalence=self.hpv_loss.calibrated_prevalence))
         m = hpv_metrics(y, p, threshold)
         self.print_to_log_file(
             f"HPV threshold for the {kind} weights (training fold, GTVp-centred patches): "
             f"{threshold:.4f}; training-fold AUC {m['auc']:.3f}, balanced accuracy "
             f"{m['balanced_accuracy']:.3f} ({m['n_known']} patients with known HPV)")
-        self.plain_network.hecktor_heads.hpv_threshold.fill_(threshold)
+        self.multitask_network.hecktor_heads.hpv_threshold.fill_(threshold)
 
     def _predict_validation_segmentations(self, keys: list[str]) -> dict[str, np.ndarray]:
         """Sliding-window segmentations of validation cases in preprocessed space (to place the head patch)."""
@@ -546,7 +560,7 @@ class HecktorHeadsTrainer(HecktorTrainerBase):
             self.patients, path = load_patient_table(self.plans_manager.dataset_name,
                                                      sorted(set(self._train_keys) | set(self._val_keys)))
             self.clinical_table_path = str(path)
-            self._encoded_clinical = self.plain_network.clinical_encoder.encode(self.patients.records).to(self.device)
+            self._encoded_clinical = self.multitask_network.clinical_encoder.encode(self.patients.records).to(self.device)
         self.network.eval()
         self.set_deep_supervision_enabled(False)
         try:
@@ -556,10 +570,10 @@ class HecktorHeadsTrainer(HecktorTrainerBase):
             self.set_deep_supervision_enabled(True)
         if self.local_rank != 0:
             return None
-        threshold = float(self.plain_network.hecktor_heads.hpv_threshold)
+        threshold = float(self.multitask_network.hecktor_heads.hpv_threshold)
         hpv = hpv_metrics([r["hpv_true"] for r in rows], [r["hpv_probability"] for r in rows], threshold)
         surv = survival_metrics([r["rfs_days"] for r in rows], [r["relapse"] for r in rows], [r["risk"] for r in rows])
-        sources = {}
+        sources: dict[str, int] = {}
         for r in rows:
             sources[r["patch_centre_from"]] = sources.get(r["patch_centre_from"], 0) + 1
         summary = {

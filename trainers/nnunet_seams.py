@@ -21,7 +21,7 @@ import contextlib
 import hashlib
 import inspect
 import re
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, cast
 
 import torch
 from nnunetv2.training.nnUNetTrainer import nnUNetTrainer as _trainer_module
@@ -62,7 +62,8 @@ def changed_mirrors() -> list[str]:
 
 def unwrap_network(network: torch.nn.Module, is_ddp: bool) -> torch.nn.Module:
     """The network without DDP (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers."""
-    module = network.module if is_ddp else network
+    # DDP's .module is the wrapped network (torch types a submodule attribute as Tensor | Module).
+    module = cast(torch.nn.Module, network.module) if is_ddp else network
     return module._orig_mod if isinstance(module, OptimizedModule) else module
 
 

@@ -13,7 +13,7 @@ statistics recomputed for the averaged weights: :func:`recompute_batchnorm_stati
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 from torch import nn
@@ -186,7 +186,7 @@ def has_batchnorm_running_stats(network: nn.Module) -> bool:
 
 @torch.no_grad()
 def recompute_batchnorm_statistics(network: nn.Module, batches: Iterable,
-                                   forward: Callable[[nn.Module, object], object]) -> int:
+                                   forward: Callable[[nn.Module, Any], object]) -> int:
     """Recompute BatchNorm running statistics for averaged weights (no-op without BatchNorm).
 
     Parameters

@@ -24,7 +24,7 @@ what ``nnUNetTrainer`` would have written as ``checkpoint_final.pth``; SWA is a 
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from batchgenerators.utilities.file_and_folder_operations import isfile, join
@@ -36,8 +36,14 @@ from .base_trainer import HecktorTrainerBase
 from .swa import (WeightAverager, clone_state_dict, has_batchnorm_running_stats, recompute_batchnorm_statistics,
                   swa_start_epoch)
 
+if TYPE_CHECKING:
+    # The mixin sits before HecktorTrainerBase in a trainer's bases: type-check it as one.
+    _Base = HecktorTrainerBase
+else:
+    _Base = object
 
-class SWAMixin:
+
+class SWAMixin(_Base):
     """Stochastic weight averaging for a :class:`~nnunet_hecktor.trainers.base_trainer.HecktorTrainerBase` trainer.
 
     Put it first among the bases (``class T(SWAMixin, HecktorTrainerBase)``): its hooks call ``super()``.

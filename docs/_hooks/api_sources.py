@@ -38,6 +38,17 @@ def lay_out_package(out: Path, repo: Path = REPO) -> Path:
     return root
 
 
+def _first(handler):
+    """Run this hook before the plugins' ``on_config`` (mkdocstrings looks up its ``paths`` there, so
+    ``build/api_src`` must exist by then, also on a fresh checkout)."""
+    try:
+        from mkdocs.plugins import event_priority
+    except ImportError:  # used as a script, without MkDocs
+        return handler
+    return event_priority(100)(handler)
+
+
+@_first
 def on_config(config):
     lay_out_package(Path(config["docs_dir"]).resolve().parent / "build" / "api_src")
     return config

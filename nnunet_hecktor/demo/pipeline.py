@@ -102,9 +102,9 @@ def run_demo(output: str | os.PathLike, patients: int = DEMO_PATIENTS, test_pati
     test_dataset = raw / f"Dataset{dataset_id + 1:03d}_{test_name}"
     train_src, test_src = output / "synthetic_train", output / "synthetic_new_patients"
     preprocessed = Path(env["nnUNet_preprocessed"]) / result.dataset_name
-    result.model_dir = Path(env["nnUNet_results"]) / result.dataset_name / \
-        f"{trainer}__{DEMO_PLANS}__{DEMO_CONFIGURATION}"
-    result.predictions_dir = output / "predictions"
+    model_dir = Path(env["nnUNet_results"]) / result.dataset_name / f"{trainer}__{DEMO_PLANS}__{DEMO_CONFIGURATION}"
+    predictions_dir = output / "predictions"
+    result.model_dir, result.predictions_dir = model_dir, predictions_dir
     steps = StepRunner(output, order=["synth", "convert", "plan_and_preprocess", "train", "predict", "evaluate",
                                       "baselines", "report"])
 
@@ -160,8 +160,8 @@ def run_demo(output: str | os.PathLike, patients: int = DEMO_PATIENTS, test_pati
 
         args = [str(dataset_id), DEMO_CONFIGURATION, "0", "-tr", trainer, "-p", DEMO_PLANS, "-device", device]
         if steps.ran_earlier:
-            fresh(result.model_dir)  # trained on data that has just been remade
-        elif any((result.model_dir / "fold_0" / name).is_file()
+            fresh(model_dir)  # trained on data that has just been remade
+        elif any((model_dir / "fold_0" / name).is_file()
                  for name in (FINAL_CHECKPOINT, LATEST_CHECKPOINT)):
             # An interrupted training continues from its last checkpoint (nnU-Net's --c; after the
             # last epoch only the end-of-training steps are redone).
@@ -176,10 +176,10 @@ def run_demo(output: str | os.PathLike, patients: int = DEMO_PATIENTS, test_pati
     def predict() -> dict:
         from nnunet_hecktor.prediction.api import predict as predict_folder
 
-        fresh(result.predictions_dir)
+        fresh(predictions_dir)
         # No test-time mirroring: 8x fewer network passes keeps prediction of 100+ patients to minutes on a CPU.
         # Default checkpoint: the deployed (validated, SWA-averaged) weights.
-        summary = predict_folder(test_src, result.predictions_dir, result.model_dir, folds=[0],
+        summary = predict_folder(test_src, predictions_dir, model_dir, folds=[0],
                                  device=device, use_mirroring=False)
         return {"predicted": len(summary.predicted)}
 
@@ -187,8 +187,8 @@ def run_demo(output: str | os.PathLike, patients: int = DEMO_PATIENTS, test_pati
         from nnunet_hecktor.evaluation.evaluate import evaluate as evaluate_folder
 
         fresh(output / "evaluation")
-        evaluate_folder(test_dataset / "labelsTr", result.predictions_dir, clinical_csv=test_dataset / "clinical.csv",
-                        predictions_csv=result.predictions_dir / "predictions.csv", output_dir=output / "evaluation",
+        evaluate_folder(test_dataset / "labelsTr", predictions_dir, clinical_csv=test_dataset / "clinical.csv",
+                        predictions_csv=predictions_dir / "predictions.csv", output_dir=output / "evaluation",
                         n_bootstrap=n_bootstrap, num_processes=num_processes)
         return {"metrics": str(output / "evaluation" / "metrics.json")}
 

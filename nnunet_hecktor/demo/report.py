@@ -18,7 +18,7 @@ import math
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -135,7 +135,8 @@ def _duration(seconds: float) -> str:
 
 
 def write_report(output: str | os.PathLike, new_dataset: str | os.PathLike, new_source: str | os.PathLike | None,
-                 step_seconds: Mapping[str, float], model_dir: str | os.PathLike | None = None) -> dict[str, Path]:
+                 step_seconds: Mapping[str, float], model_dir: str | os.PathLike | None = None
+                 ) -> dict[str, Path | list[Path]]:
     """Write ``<output>/report/report.html`` and ``report.md`` (and their PNGs) for a demo folder.
 
     Parameters
@@ -165,7 +166,7 @@ def write_report(output: str | os.PathLike, new_dataset: str | os.PathLike, new_
     sections_md: list[str] = []
     sections_html: list[str] = []
 
-    def section(title: str, text: str = "", pictures: list[Path] = ()) -> None:
+    def section(title: str, text: str = "", pictures: Sequence[Path] = ()) -> None:
         sections_md.append(f"## {title}\n\n{text}\n\n" + "".join(f"![{p.stem}]({p.name})\n\n" for p in pictures))
         body = "".join(f"<p>{html.escape(line)}</p>" for line in text.split("\n\n")
                        if line and not line.startswith("|"))

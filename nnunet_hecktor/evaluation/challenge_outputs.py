@@ -165,9 +165,9 @@ def read_challenge_outputs(folder: str | os.PathLike, case_map: str | os.PathLik
     if not outputs:
         raise HecktorError(f"HECKTOR {ed.name} has no challenge container output layout to read")
     segmentation_output = outputs["segmentation"]
-    files = {COL_RISK: outputs.get("rfs"), COL_HPV_STATUS: outputs.get("hpv"), COL_T_STAGE: outputs.get("t_stage"),
+    named = {COL_RISK: outputs.get("rfs"), COL_HPV_STATUS: outputs.get("hpv"), COL_T_STAGE: outputs.get("t_stage"),
              COL_N_STAGE: outputs.get("n_stage")}
-    files = {column: file for column, file in files.items() if file is not None}
+    files = {column: file for column, file in named.items() if file is not None}
     root = Path(folder)
     if not root.is_dir():
         raise HecktorError(f"challenge output folder does not exist: {root}")
@@ -182,10 +182,10 @@ def read_challenge_outputs(folder: str | os.PathLike, case_map: str | os.PathLik
         raise HecktorError(f"{case_map}: no PatientID for the case folders {', '.join(unmapped[:20])}"
                            + (f" ... ({len(unmapped)} in all)" if len(unmapped) > 20 else ""))
     segmentations: dict[str, Path] = {}
-    values: dict[str, dict[str, float | int]] = {}
+    values: dict[str, dict[str, float | int | str]] = {}
     for case in cases:
         pid = mapping[case.name]
-        row: dict[str, float | int] = {}
+        row: dict[str, float | int | str] = {}
         if (case / segmentation_output).is_file():
             segmentations[pid] = case / segmentation_output
         for column, file in files.items():

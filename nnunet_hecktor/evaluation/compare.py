@@ -63,11 +63,18 @@ def _take(patients: Sequence[str], wanted: Sequence[str], *columns):
     return [None if c is None else np.asarray(c)[idx] for c in columns]
 
 
+def _patients_of(arrays: Task1Arrays | tuple) -> Sequence[str]:
+    """The patients of :func:`task1_arrays`' result, or of a ``(patients, ...)`` tuple."""
+    return arrays.patients if isinstance(arrays, Task1Arrays) else arrays[0]
+
+
 def _score_parts(rows: Sequence[Mapping], keep: Mapping[str, Sequence[str]]):
     """Per component, the arrays of ``rows`` restricted (in order) to the patients ``keep[component]``."""
     seg = task1_arrays(rows)
     t, n = stage_arrays(rows, COL_T_STAGE), stage_arrays(rows, COL_N_STAGE)
     surv = survival_arrays(rows)
+    # paired_score checked that both sets have every component.
+    assert seg is not None and t is not None and n is not None and surv is not None
     return {"dice": _subset_task1(seg, keep["dice"]),
             "t": _take(t[0], keep["t"], t[1], t[2]), "n": _take(n[0], keep["n"], n[1], n[2]),
             "c": _take(surv[0], keep["c"], surv[1], surv[2], surv[3])}
@@ -84,7 +91,8 @@ def _score_replicates(parts, keep, where, weights: np.ndarray, score_weights) ->
     seg = bootstrap_task1(parts["dice"], sub("dice"))
     t = bootstrap_multiclass_balanced_accuracy(parts["t"][0], parts["t"][1], sub("t"))
     n = bootstrap_multiclass_balanced_accuracy(parts["n"][0], parts["n"][1], sub("n"))
-    c = bootstrap_c_index(*parts["c"], sub("c"))
+    time, event, risk = parts["c"]
+    c = bootstrap_c_index(time, event, risk, sub("c"))
     return bootstrap_weighted_score({"dice": (seg["gtvp_dice_mean"] + seg["gtvn_dice_agg"]) / 2,
                                      "stage_balanced_accuracy": (t + n) / 2, "c_index": c}, score_weights)
 
@@ -106,7 +114,7 @@ def paired_score(rows_a: Sequence[Mapping], rows_b: Sequence[Mapping], score_wei
         a, b = get(rows_a), get(rows_b)
         if a is None or b is None or not score_weights:
             return None
-        found[key] = _common(a.patients if key == "dice" else a[0], b.patients if key == "dice" else b[0])
+        found[key] = _common(_patients_of(a), _patients_of(b))
     union = sorted({p for patients in found.values() for p in patients})
     where = {p: i for i, p in enumerate(union)}
     parts_a, parts_b = _score_parts(rows_a, found), _score_parts(rows_b, found)

@@ -121,6 +121,7 @@ def edition_score(edition: str, stats: Sequence[PatientSegmentationStats] | None
         block.update(score=None, components=None,
                      notes=[f"no weighted score: {', '.join(missing)} not evaluated"])
         return block
+    assert stats is not None and survival is not None  # not missing
     t_ba = multiclass_balanced_accuracy(stages["t"][1], stages["t"][2])
     n_ba = multiclass_balanced_accuracy(stages["n"][1], stages["n"][2])
     c = harrell_c_index(survival[1], survival[2], survival[3])

@@ -54,7 +54,8 @@ from nnunet_hecktor.evaluation.outcome import (
 from nnunet_hecktor.evaluation.segmentation import evaluate_segmentation_folders
 from nnunet_hecktor.fileio import write_json_atomic, write_text_atomic
 from nnunet_hecktor.metrics.bootstrap import bootstrap_task1, percentile_interval, resampling_weights
-from nnunet_hecktor.metrics.segmentation import SegmentationMetricOptions, Task1Arrays, aggregate_task1
+from nnunet_hecktor.metrics.segmentation import (PatientSegmentationStats, SegmentationMetricOptions, Task1Arrays,
+                                                 aggregate_task1)
 from nnunet_hecktor.schema import FILE_ENDING
 
 logger = logging.getLogger(__name__)
@@ -175,6 +176,7 @@ def evaluate(gt_dir: str | os.PathLike | None = None, pred_dir: str | os.PathLik
 
         notes += [f"{predictions_source}: column {c!r} is empty for every patient: not evaluated"
                   for c in predictions.empty_columns]
+        assert clinical_csv is not None  # a patient-level table comes with its clinical table (_resolve_predictions)
         clinical = read_targets(clinical_csv, edition)
         metrics.update(_patient_level(clinical, predictions, predictions_source, clinical_csv, rows, score_subset,
                                       n_bootstrap, seed, level, cut, cut_source))
@@ -245,6 +247,7 @@ def resolve_risk_cut(value: float | str | os.PathLike | None) -> tuple[float | N
         if not math.isfinite(cut):
             raise HecktorError(f"--risk-cut must be a finite number, got {value!r}")
         return cut, "given (--risk-cut)"
+    assert not isinstance(value, float)  # a number is a cut (above)
     path = Path(value)
     if path.is_dir():
         path = path / "oof_predictions.csv"
@@ -290,7 +293,7 @@ def _resolve_predictions(gt_dir, pred_dir, clinical_csv, predictions_csv, challe
 
 
 def _task1(gt_dir, segmentations, rows: dict, options, num_processes, progress, file_ending, tolerance,
-           n_bootstrap, seed, level) -> dict:
+           n_bootstrap, seed, level) -> tuple[dict, list[PatientSegmentationStats]]:
     """The ``task1`` block (aggregate, counts, bootstrap intervals, notes) and the per-patient statistics
     (also put into ``rows``)."""
     folder = evaluate_segmentation_folders(gt_dir, segmentations, options, num_processes, progress, file_ending,

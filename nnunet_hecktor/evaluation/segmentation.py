@@ -117,6 +117,7 @@ def pair_cases(gt_dir: str | os.PathLike, pred_dir: str | os.PathLike | Mapping[
     if missing:
         shown = ", ".join(missing[:20]) + (f" ... ({len(missing)} in all)" if len(missing) > 20 else "")
         if hint is None:
+            assert not isinstance(pred_dir, Mapping)  # no hint yet: predictions from a folder
             hint = _missing_hint(Path(pred_dir), pred, gt)
         raise InputDataError(f"prediction missing for {len(missing)} of {len(gt)} patients with ground truth: "
                              f"{shown}{hint}", None, where)

@@ -13,7 +13,7 @@ a note).
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from typing import Mapping, Sequence, cast
 
 import numpy as np
 
@@ -61,7 +61,8 @@ def evaluate_stage(prediction_column: str, cohort: Sequence[str], clinical: Mapp
     selection = _select(cohort, clinical, predictions, (target,))
     pids = selection.patients
     y = stage_codes(target, [clinical[p][target] for p in pids])
-    p = stage_codes(target, [predictions.rows[q][prediction_column] for q in pids])
+    # Stage prediction columns hold stage labels (strings).
+    p = stage_codes(target, [cast(str, predictions.rows[q][prediction_column]) for q in pids])
     value = multiclass_balanced_accuracy(y, p) if pids else math.nan
     notes = []
     if pids and np.unique(y).size < 2:

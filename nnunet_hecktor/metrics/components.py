@@ -10,7 +10,7 @@ dependency of nnU-Net's ``acvl_utils``), which is several times faster than
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Literal, Sequence, cast
 
 import numpy as np
 
@@ -34,7 +34,7 @@ def _extent(flags: np.ndarray) -> tuple[int, int]:
     return int(hits[0]), int(hits[-1]) + 1
 
 
-def bounding_box(array: np.ndarray, pad: int | Sequence[int] = 0) -> BoundingBox | None:
+def bounding_box(array: np.ndarray, pad: int | Sequence[int] | np.ndarray = 0) -> BoundingBox | None:
     """Bounding box of the non-zero voxels as a tuple of slices, or ``None`` when all are zero.
 
     Parameters
@@ -68,7 +68,7 @@ def bounding_box(array: np.ndarray, pad: int | Sequence[int] = 0) -> BoundingBox
     )
 
 
-def union_bounding_box(*arrays: np.ndarray, pad: int | Sequence[int] = 0) -> BoundingBox | None:
+def union_bounding_box(*arrays: np.ndarray, pad: int | Sequence[int] | np.ndarray = 0) -> BoundingBox | None:
     """Smallest box holding the non-zero voxels of all ``arrays`` (same shape), or ``None``."""
     boxes = [b for b in (bounding_box(a) for a in arrays) if b is not None]
     if not boxes:
@@ -82,11 +82,11 @@ def union_bounding_box(*arrays: np.ndarray, pad: int | Sequence[int] = 0) -> Bou
     )
 
 
-def check_connectivity(connectivity: int) -> int:
+def check_connectivity(connectivity: int) -> Literal[6, 18, 26]:
     """Return ``connectivity`` if it is a valid 3D neighbourhood (6, 18 or 26), else raise ``ValueError``."""
     if int(connectivity) not in CONNECTIVITIES:
         raise ValueError(f"connectivity must be one of {CONNECTIVITIES} (3D neighbourhoods), got {connectivity!r}")
-    return int(connectivity)
+    return cast(Literal[6, 18, 26], int(connectivity))
 
 
 def label_components(mask: np.ndarray, connectivity: int = 26) -> tuple[np.ndarray, int]:

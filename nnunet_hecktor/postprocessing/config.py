@@ -47,7 +47,7 @@ import math
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, TypeVar
 
 from nnunet_hecktor.errors import HecktorError
 from nnunet_hecktor.fileio import write_json_atomic
@@ -94,7 +94,10 @@ def _per_label(raw: Any, where: str, kind: type, minimum: float, inclusive: bool
     return out
 
 
-def _choice(raw: Any, where: str, allowed: tuple[str, ...], default: str | None) -> str | None:
+_Default = TypeVar("_Default", str, None)
+
+
+def _choice(raw: Any, where: str, allowed: tuple[str, ...], default: _Default) -> str | _Default:
     if raw is None:
         return default
     if raw not in allowed:

@@ -83,15 +83,17 @@ def write_postprocessing_pkl(config: PostprocessingConfig, destination: str | os
     dict
         The kwargs stored (``config`` without probability thresholds, ``spacing``).
     """
-    if not isinstance(plans, dict):
+    if isinstance(plans, dict):
+        plans_dict = plans
+    else:
         import json
 
         path = Path(plans)
         try:
-            plans = json.loads(path.read_text(encoding="utf-8"))
+            plans_dict = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise HecktorError(f"cannot read nnU-Net plans {path} ({exc})") from None
-    kwargs = {"config": config.without_probability_threshold().to_dict(), "spacing": reader_axis_spacing(plans)}
+    kwargs = {"config": config.without_probability_threshold().to_dict(), "spacing": reader_axis_spacing(plans_dict)}
     with atomic_path(destination) as tmp:
         with open(tmp, "wb") as handle:
             pickle.dump(([hecktor_postprocessing], [kwargs]), handle)

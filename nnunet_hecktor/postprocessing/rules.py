@@ -11,6 +11,7 @@ in its fixed order; :func:`rule_steps` exposes the individual steps (used by the
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable, Sequence
 
 import numpy as np
@@ -22,11 +23,11 @@ from nnunet_hecktor.schema import GTVN, GTVP
 Step = Callable[[np.ndarray], np.ndarray]
 
 
-def _spacing(spacing: Sequence[float], ndim: int) -> np.ndarray:
-    spacing = np.asarray(spacing, dtype=float)
-    if spacing.shape != (ndim,) or not np.all(spacing > 0):
-        raise ValueError(f"spacing must hold {ndim} positive values in mm (array axis order), got {tuple(spacing)}")
-    return spacing
+def _spacing(spacing: Sequence[float] | np.ndarray, ndim: int) -> np.ndarray:
+    values = np.asarray(spacing, dtype=float)
+    if values.shape != (ndim,) or not np.all(values > 0):
+        raise ValueError(f"spacing must hold {ndim} positive values in mm (array axis order), got {tuple(values)}")
+    return values
 
 
 def _label_components_in_box(seg: np.ndarray, label: int, connectivity: int):
@@ -87,16 +88,17 @@ def apply_probability_threshold(seg: np.ndarray, probabilities: np.ndarray, thre
 
 
 # --------------------------------------------------------------------------- rule 2
-def ellipsoid(radius_mm: float, spacing: Sequence[float]) -> np.ndarray:
+def ellipsoid(radius_mm: float, spacing: Sequence[float] | np.ndarray) -> np.ndarray:
     """Boolean structuring element: voxel offsets within ``radius_mm`` of the centre (in mm)."""
-    spacing = np.asarray(spacing, dtype=float)
-    half = np.floor(radius_mm / spacing + 1e-9).astype(int)
+    spacing_mm = np.asarray(spacing, dtype=float)
+    half = np.floor(radius_mm / spacing_mm + 1e-9).astype(int)
     grids = np.ogrid[tuple(slice(-h, h + 1) for h in half)]
-    distance2 = sum((g * s) ** 2 for g, s in zip(grids, spacing))
-    return distance2 <= radius_mm ** 2 + 1e-9
+    distance2 = sum((g * s) ** 2 for g, s in zip(grids, spacing_mm))
+    # An array: the sum has at least one term (one per axis).
+    return np.asarray(distance2 <= radius_mm ** 2 + 1e-9)
 
 
-def close_label(seg: np.ndarray, label: int, radius_mm: float, spacing: Sequence[float]) -> np.ndarray:
+def close_label(seg: np.ndarray, label: int, radius_mm: float, spacing: Sequence[float] | np.ndarray) -> np.ndarray:
     """Binary closing of ``label`` with an ellipsoid of ``radius_mm``; fills background voxels only.
 
     The outside of the array counts as background, as on an infinite grid: the closing is
@@ -104,8 +106,8 @@ def close_label(seg: np.ndarray, label: int, radius_mm: float, spacing: Sequence
     """
     from scipy import ndimage
 
-    spacing = _spacing(spacing, seg.ndim)
-    structure = ellipsoid(radius_mm, spacing)
+    spacing_mm = _spacing(spacing, seg.ndim)
+    structure = ellipsoid(radius_mm, spacing_mm)
     if structure.sum() <= 1:
         return seg
     mask = seg == label
@@ -176,7 +178,7 @@ def keep_largest_components(seg: np.ndarray, label: int, max_components: int, co
 
 
 # --------------------------------------------------------------------------- rule 6
-def gtvn_distances_to_gtvp(seg: np.ndarray, spacing: Sequence[float], max_distance_mm: float,
+def gtvn_distances_to_gtvp(seg: np.ndarray, spacing: Sequence[float] | np.ndarray, max_distance_mm: float,
                            connectivity: int = 26):
     """Distance in mm from each GTVn component to the nearest GTVp voxel (voxel centres).
 
@@ -187,18 +189,18 @@ def gtvn_distances_to_gtvp(seg: np.ndarray, spacing: Sequence[float], max_distan
     """
     from scipy import ndimage
 
-    spacing = _spacing(spacing, seg.ndim)
+    spacing_mm = _spacing(spacing, seg.ndim)
     box_n, labels, n = _label_components_in_box(seg, GTVN, connectivity)
     if n == 0:
         return None
     distances = np.full(n + 1, np.inf)
     gtvp = seg == GTVP
-    grow = np.ceil(max_distance_mm / spacing).astype(int) + 1
+    grow = np.ceil(max_distance_mm / spacing_mm).astype(int) + 1
     box_p = bounding_box(gtvp, pad=grow)
     if box_p is not None:
         # Any voxel outside the grown box is farther than D along one axis alone, so the
         # minimum over a component is exact whenever it is <= D.
-        edt = ndimage.distance_transform_edt(~gtvp[box_p], sampling=spacing)
+        edt = ndimage.distance_transform_edt(~gtvp[box_p], sampling=spacing_mm)
         inter = tuple(slice(max(a.start, b.start), min(a.stop, b.stop)) for a, b in zip(box_n, box_p))
         if all(s.start < s.stop for s in inter):
             comp = labels[tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(inter, box_n))]
@@ -209,7 +211,7 @@ def gtvn_distances_to_gtvp(seg: np.ndarray, spacing: Sequence[float], max_distan
     return box_n, labels, distances[1:]
 
 
-def remove_distant_gtvn(seg: np.ndarray, spacing: Sequence[float], max_distance_mm: float,
+def remove_distant_gtvn(seg: np.ndarray, spacing: Sequence[float] | np.ndarray, max_distance_mm: float,
                         if_no_gtvp: str = "keep", connectivity: int = 26) -> np.ndarray:
     """Remove GTVn components farther than ``max_distance_mm`` from the GTVp.
 
@@ -231,7 +233,7 @@ def remove_distant_gtvn(seg: np.ndarray, spacing: Sequence[float], max_distance_
 
 
 # --------------------------------------------------------------------------- pipeline
-def rule_steps(config: PostprocessingConfig, spacing: Sequence[float],
+def rule_steps(config: PostprocessingConfig, spacing: Sequence[float] | np.ndarray,
                probabilities: np.ndarray | None = None) -> list[tuple[str, Step]]:
     """The active rules of ``config`` as ``(name, step)`` pairs in the order they are applied.
 
@@ -240,36 +242,42 @@ def rule_steps(config: PostprocessingConfig, spacing: Sequence[float],
     ``min_size:GTVn``, ``gtvp_single_lesion``, ``max_components:GTVp``, ``max_components:GTVn``,
     ``gtvn_distance``.
     """
-    spacing = _spacing(spacing, len(spacing))
-    voxel_volume = float(np.prod(spacing)) if config.min_component_size_unit == "mm3" else 1.0
+    spacing_mm = _spacing(spacing, len(spacing))
+    voxel_volume = float(np.prod(spacing_mm)) if config.min_component_size_unit == "mm3" else 1.0
     c = config.connectivity
     steps: list[tuple[str, Step]] = []
     names = {GTVP: "GTVp", GTVN: "GTVn"}
     if config.probability_threshold and probabilities is not None:
+        probs = probabilities
         steps.append(("probability_threshold",
-                      lambda s: apply_probability_threshold(s, probabilities, config.probability_threshold)))
+                      lambda s: apply_probability_threshold(s, probs, config.probability_threshold)))
     for label in (GTVP, GTVN):
         radius = config.closing_radius_mm.get(label, 0.0)
         if radius > 0:
-            steps.append((f"closing:{names[label]}", lambda s, lab=label, r=radius: close_label(s, lab, r, spacing)))
+            steps.append((f"closing:{names[label]}",
+                          partial(close_label, label=label, radius_mm=radius, spacing=spacing_mm)))
     for label in (GTVP, GTVN):
         size = config.min_component_size.get(label, 0.0)
         if size > 0:
             steps.append((f"min_size:{names[label]}",
-                          lambda s, lab=label, m=size: remove_small_components(s, lab, m, voxel_volume, c)))
+                          partial(remove_small_components, label=label, min_size=size,
+                                  voxel_volume_mm3=voxel_volume, connectivity=c)))
     if config.gtvp_single_lesion:
-        steps.append(("gtvp_single_lesion", lambda s: keep_single_gtvp(s, config.gtvp_single_lesion, c)))
+        mode = config.gtvp_single_lesion
+        steps.append(("gtvp_single_lesion", lambda s: keep_single_gtvp(s, mode, c)))
     for label in (GTVP, GTVN):
         if label in config.max_components:
             steps.append((f"max_components:{names[label]}",
-                          lambda s, lab=label, k=config.max_components[label]: keep_largest_components(s, lab, k, c)))
+                          partial(keep_largest_components, label=label, max_components=config.max_components[label],
+                                  connectivity=c)))
     if config.gtvn_max_distance_mm is not None:
-        steps.append(("gtvn_distance", lambda s: remove_distant_gtvn(s, spacing, config.gtvn_max_distance_mm,
+        max_distance = config.gtvn_max_distance_mm
+        steps.append(("gtvn_distance", lambda s: remove_distant_gtvn(s, spacing_mm, max_distance,
                                                                      config.gtvn_distance_if_no_gtvp, c)))
     return steps
 
 
-def postprocess_segmentation(seg: np.ndarray, spacing: Sequence[float], config: PostprocessingConfig,
+def postprocess_segmentation(seg: np.ndarray, spacing: Sequence[float] | np.ndarray, config: PostprocessingConfig,
                              probabilities: np.ndarray | None = None) -> np.ndarray:
     """Apply every active rule of ``config`` to a label array.
 
@@ -293,6 +301,7 @@ def postprocess_segmentation(seg: np.ndarray, spacing: Sequence[float], config: 
         raise ValueError("the configuration has a probability threshold but no probabilities were given")
     out = np.asarray(seg).astype(np.uint8, copy=True)
     if config.probability_threshold:
+        assert probabilities is not None  # checked above (needs_probabilities)
         out = apply_probability_threshold(out, probabilities, config.probability_threshold)
     # Every later rule only touches the foreground and (closing) its surroundings: run them on
     # the padded foreground box instead of the whole CT volume; the result is identical.
@@ -314,14 +323,14 @@ def changed_voxels(before: np.ndarray, after: np.ndarray) -> int:
     return 0 if box is None else int(np.count_nonzero(before[box] != after[box]))
 
 
-def pad_for(config: PostprocessingConfig, spacing: Sequence[float]) -> np.ndarray:
+def pad_for(config: PostprocessingConfig, spacing: Sequence[float] | np.ndarray) -> np.ndarray:
     """Voxels by which a crop around the foreground must grow so every rule gives the same result.
 
     Only the closing can add voxels outside the foreground (at most its radius away).
     """
-    spacing = np.asarray(spacing, dtype=float)
+    spacing_mm = np.asarray(spacing, dtype=float)
     radius = max(config.closing_radius_mm.values(), default=0.0)
-    return np.ceil(radius / spacing).astype(int) + 1 if radius > 0 else np.zeros(len(spacing), dtype=int)
+    return np.ceil(radius / spacing_mm).astype(int) + 1 if radius > 0 else np.zeros(len(spacing_mm), dtype=int)
 
 
 __all__ = [

@@ -183,6 +183,12 @@ class _LoadJob:
     max_closing_mm: float
 
 
+def _probabilities(case: CroppedCase) -> np.ndarray:
+    """The case's cropped probabilities (every case has them when probability thresholds are searched)."""
+    assert case.probabilities is not None
+    return case.probabilities
+
+
 def _load_case(job: _LoadJob) -> CroppedCase:
     case = job.case
     gt_image, gt = read_label_image(case.ground_truth, case.patient, "ground-truth label")
@@ -192,6 +198,7 @@ def _load_case(job: _LoadJob) -> CroppedCase:
     probabilities = None
     extra = []
     if job.use_probabilities:
+        assert case.probabilities is not None  # use_probabilities: every case has its probabilities
         probabilities = load_probabilities(case.probabilities, pred.shape, case.patient)
         for label, t in zip((GTVP, GTVN), job.min_thresholds):
             if t is not None:
@@ -312,7 +319,7 @@ def search_postprocessing(cases: list[CroppedCase], grid: dict[str, list] | None
             candidate = set_coordinate(config, name, value)
             if name.startswith("probability_threshold"):
                 # Thresholds act jointly on nnU-Net's argmax, so they start from the original prediction.
-                preds = [apply_probability_threshold(o, c.probabilities, candidate.probability_threshold)
+                preds = [apply_probability_threshold(o, _probabilities(c), candidate.probability_threshold)
                          for o, c in zip(originals, cases)]
             else:
                 only = set_coordinate(PostprocessingConfig(connectivity=config.connectivity,
@@ -351,9 +358,11 @@ def load_cases(validation_cases: list[ValidationCase], grid: dict[str, list], nu
                progress: bool = True) -> list[CroppedCase]:
     """Read and crop every case once (in parallel)."""
     use_probabilities = all(c.probabilities is not None for c in validation_cases)
-    min_thresholds = tuple(
-        min((v for v in grid.get(f"probability_threshold:{n}", [None]) if v is not None), default=None)
-        for n in ("GTVp", "GTVn"))
+
+    def lowest_threshold(name: str) -> float | None:
+        return min((v for v in grid.get(f"probability_threshold:{name}", [None]) if v is not None), default=None)
+
+    min_thresholds = (lowest_threshold("GTVp"), lowest_threshold("GTVn"))
     max_closing = max([float(v or 0) for n in ("closing:GTVp", "closing:GTVn") for v in grid.get(n, [0])] + [0.0])
     jobs = [_LoadJob(c, use_probabilities, min_thresholds, max_closing) for c in validation_cases]
     return parallel_map(_load_case, jobs, num_processes, "read validation cases", progress)

@@ -249,6 +249,7 @@ def render_ct(patient: SyntheticPatient, frame: BodyFrame, grid: Grid, rng: np.r
 def _ene_rim(patient: SyntheticPatient, frame: BodyFrame, grid: Grid, rng: np.random.Generator, shift_mm=(0.0, 0.0, 0.0)):
     """The rich world's extranodal extension: ``(box, q, strands)`` of the ENE node's spiculated rim
     (``1 < q <= 1 + ENE_RIM_REACH`` where smooth noise is positive), or None without ENE."""
+    assert patient.image_factors is not None  # called for rich-world patients only
     index = patient.image_factors.get("ene_node")
     if index is None:
         return None
@@ -318,8 +319,7 @@ def render_pet(patient: SyntheticPatient, frame: BodyFrame, grid: Grid, rng: np.
             uptake = np.where(q < lesion.necrotic_fraction, 0.25 * lesion.suv_peak, uptake)
         region = suv[box]
         region[inside] = np.maximum(region[inside], uptake[inside].astype(np.float32))
-    rim = _ene_rim(patient, frame, grid, rng) if factors is not None else None
-    if rim is not None:
+    if factors is not None and (rim := _ene_rim(patient, frame, grid, rng)) is not None:
         box, q, strands = rim
         peak = patient.nodes[factors["ene_node"]].suv_peak
         rim_uptake = (ENE_RIM_UPTAKE * peak * (1.0 - (q - 1.0) / ENE_RIM_REACH)).astype(np.float32)

@@ -113,12 +113,14 @@ def _render_and_write(patient: SyntheticPatient, seed: int, size: str,
     # the bytes of another image (a Task 1 CT is the same whether or not Task 2 is written).
     images = {"CT": ct, "PET": pet, "label": label}
     if grids.planning is not None:
+        planning, dose = grids.planning, grids.dose
+        assert dose is not None  # drawn together with the planning grid
         rng = patient_rng(seed, patient.index, 5)
         shift = tuple(float(v) for v in rng.normal(0.0, 3.0, size=3))
         info["planning_shift_mm"] = list(shift)
-        images["CT_PLANNING"] = lambda: grids.planning.image(anatomy.render_ct(
-            patient, frame, grids.planning, rng, profile.ct_noise_hu, preset.z_chunk, shift))
-        images["RTDOSE"] = lambda: grids.dose.image(anatomy.render_dose(patient, frame, grids.dose, shift))
+        images["CT_PLANNING"] = lambda: planning.image(anatomy.render_ct(
+            patient, frame, planning, rng, profile.ct_noise_hu, preset.z_chunk, shift))
+        images["RTDOSE"] = lambda: dose.image(anatomy.render_dose(patient, frame, dose, shift))
 
     for kind, render in images.items():
         targets = destinations.get(kind)

@@ -41,7 +41,8 @@ class Grid:
 
     @property
     def extent_mm(self) -> tuple[float, float, float]:
-        return tuple(n * s for n, s in zip(self.size, self.spacing))
+        x, y, z = (n * s for n, s in zip(self.size, self.spacing))
+        return x, y, z
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -157,7 +158,7 @@ def _covering_grid(rng: np.random.Generator, reference: Grid, spacing: tuple[flo
         centre += rng.uniform(-shift_mm, shift_mm)
         size.append(n)
         origin.append(_round(centre - (n - 1) * spacing[d] / 2, 3))
-    return Grid(tuple(size), spacing, tuple(origin))
+    return Grid((size[0], size[1], size[2]), spacing, (origin[0], origin[1], origin[2]))
 
 
 def draw_grids(rng: np.random.Generator, preset: SizePreset, with_planning: bool) -> PatientGrids:

@@ -112,7 +112,8 @@ def draw_lesions(rng: np.random.Generator, anatomy: dict[str, float]) -> tuple[L
     # A few patients have no visible primary (e.g. unknown primary / resected).
     if rng.random() > 0.03:
         r = float(np.exp(rng.normal(np.log(14.0), 0.30)))  # mean radius, ~11 mL median volume
-        radii = tuple(float(r * f) for f in rng.uniform(0.75, 1.25, size=3))
+        rx, ry, rz = (float(r * f) for f in rng.uniform(0.75, 1.25, size=3))
+        radii = (rx, ry, rz)
         side = rng.choice([-1.0, 1.0])
         primary = Lesion(
             kind="primary",
@@ -129,7 +130,8 @@ def draw_lesions(rng: np.random.Generator, anatomy: dict[str, float]) -> tuple[L
     nodes: list[Lesion] = []
     for _ in range(n_nodes):
         r = float(np.clip(np.exp(rng.normal(np.log(8.5), 0.30)), 5.0, 18.0))
-        radii = tuple(float(r * f) for f in rng.uniform(0.8, 1.2, size=3))
+        rx, ry, rz = (float(r * f) for f in rng.uniform(0.8, 1.2, size=3))
+        radii = (rx, ry, rz)
         suv = float(np.clip(rng.normal(5.8, 1.4), 3.5, 8.0))
         contrast = float(rng.uniform(5.0, 25.0))
         terms = _irregular_outline(rng, 3, 0.12)
@@ -144,6 +146,7 @@ def draw_lesions(rng: np.random.Generator, anatomy: dict[str, float]) -> tuple[L
         ])
         hit = _first_fitting_node(candidates, radii, terms, nodes + ([primary] if primary else []), anatomy)
         if hit is not None:
-            nodes.append(Lesion(kind="node", position=tuple(float(v) for v in candidates[hit]), radii_mm=radii,
+            x, y, z = (float(v) for v in candidates[hit])
+            nodes.append(Lesion(kind="node", position=(x, y, z), radii_mm=radii,
                                 suv_peak=suv, ct_contrast_hu=contrast, shape_terms=terms))
     return primary, nodes

@@ -101,6 +101,7 @@ def _shift(rng: np.random.Generator, column: str, stage: str) -> str:
     direction = 1 if rng.random() < 0.5 else -1
     if not move or stage == "T0":
         return stage
+    assert code is not None  # stage is one of the column's labels
     lowest = 1 if column == schema.COL_TSTAGE else 0  # a seen primary is never clinically T0
     return stages[int(np.clip(code + direction, lowest, len(stages) - 1))]
 
