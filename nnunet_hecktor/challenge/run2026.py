@@ -47,7 +47,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from nnunet_hecktor import schema
 
@@ -113,7 +113,7 @@ class Challenge2026Result:
     substitutions: list = field(default_factory=list)
     missing_inputs: tuple[str, ...] = ()
     plan: object = None
-    crop: object = None
+    crop: Any = None  # the long-CT crop record (dataset_conversion.cropping.CropRecord), None when uncropped
     stage_sources: dict[str, str] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
     routing: dict = field(default_factory=dict)
@@ -364,7 +364,7 @@ def _run(input_dir, output_dir, model_dir: Path, folds, checkpoint, device, post
     stage_values = None
     if prediction is not None and stage_outputs:
         with steps.step("prognosis stage", case_id):
-            if segmentation is None:
+            if segmentation is None or stage is None:
                 raise HecktorError("no segmentation to measure for the prognosis stage")
             # The call of 'nnunet-hecktor predict': features on the grid the network saw (the converted CT
             # and the PET resampled onto it), the clinical record with the edition's inputs (HPV included).
@@ -372,11 +372,11 @@ def _run(input_dir, output_dir, model_dir: Path, folds, checkpoint, device, post
             stage_values = stage.predict_patient(case.case_id, prepared.ct, prepared.pet, segmentation,
                                                  case.clinical, heads)
     risk, risk_source = None, None
-    if "risk" in stage_outputs and stage_values is not None:
+    if "risk" in stage_outputs and stage_values is not None and stage is not None:
         risk, risk_source = stage_values["risk"], f"{routing.kind('risk')}: {stage.source}"
     elif routing.kind("risk") == HEADS and heads is not None:
         risk, risk_source = heads["risk"], "heads: network risk head"
-    if risk is not None:
+    if risk is not None and risk_source is not None:
         with steps.step("risk", case_id):
             result.risk = float(risk)
             result.rfs_value = rfs_value(risk, convention)

@@ -107,13 +107,13 @@ def label_components(mask: np.ndarray, connectivity: int = 26) -> tuple[np.ndarr
     """
     import cc3d
 
-    connectivity = check_connectivity(connectivity)
+    neighbourhood: Literal[4, 6, 8, 18, 26] = check_connectivity(connectivity)
     if mask.ndim not in (2, 3):
         raise ValueError(f"connected components need a 2D or 3D array, got shape {mask.shape}")
     if mask.ndim == 2:  # slices of a 2-D configuration: 6 -> 4 (edges), 18/26 -> 8 (edges and corners)
-        connectivity = 4 if connectivity == 6 else 8
+        neighbourhood = 4 if neighbourhood == 6 else 8
     mask = np.ascontiguousarray(mask, dtype=bool)
-    labels, n = cc3d.connected_components(mask, connectivity=connectivity, return_N=True)
+    labels, n = cc3d.connected_components(mask, connectivity=neighbourhood, return_N=True)
     return labels, int(n)
 
 

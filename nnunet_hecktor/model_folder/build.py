@@ -145,6 +145,7 @@ def build_sources(model_dir: str | os.PathLike, raw_dir=None, clinical_csv=None,
     clinical = Path(clinical_csv).expanduser() if clinical_csv is not None else raw / "clinical.csv"
     if not clinical.is_file():
         raise HecktorError(f"no clinical table {clinical} (the converter's clinical.csv); give one with --clinical")
+    splits: Path | None
     if splits_json is not None:
         splits = Path(splits_json).expanduser()
         if not splits.is_file():

@@ -240,7 +240,7 @@ def extract_features(images_dir: str | Path, seg_dirs, seg_source: str | None = 
         table = table.join(heads)
     if table[table.columns[1:]].isna().any().any():  # pragma: no cover - guarded by construction
         raise RuntimeError("feature table holds NaN; this is a bug")
-    metadata = {
+    metadata: dict[str, Any] = {
         "nnunet_hecktor_version": __version__,
         SEG_SOURCE_COLUMN: seg_source,
         "images": str(images_dir),
