@@ -18,7 +18,7 @@ bootstrap 95 % intervals:
 The same seeds give the same cohorts, baselines, ceilings and stage figures for the same masks; the
 network initialisation and augmentation of nnU-Net's training are not seeded by this script.
 
-Usage (CPU, reduced; see ``docs/learning-benchmark.md`` for the settings of the published table)::
+Usage (CPU, reduced; see ``docs/evidence/learning-benchmark.md`` for the settings of the published table)::
 
     python benchmarks/bench_learning.py --train-patients 300 --test-patients 200 --epochs 30 \\
         --iterations 50 --device cpu

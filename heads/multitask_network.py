@@ -70,7 +70,7 @@ class HeadConfig:
         Linear heads: each head is one ``Linear`` layer on the (standardised) image input and the
         raw clinical vector, without the projections and hidden layer. With a few hundred
         patients the hidden layer memorises the training patients (see
-        ``docs/learning-benchmark.md``); a linear Cox / logistic model on a few informative inputs
+        ``docs/evidence/learning-benchmark.md``); a linear Cox / logistic model on a few informative inputs
         does not.
     """
 

@@ -113,7 +113,7 @@ class HecktorHeadsTrainer(HecktorTrainerBase):
         What the heads read and how big they are (read by the static network builder, so it
         must be a class constant: prediction rebuilds the network from it). Default: linear heads
         on the soft lesion statistics of the network's own segmentation plus the clinical vector
-        (the design the learning benchmark chose, ``docs/learning-benchmark.md``).
+        (the design the learning benchmark chose, ``docs/evidence/learning-benchmark.md``).
     head_hpv_weight, head_cox_weight : float
         Weights of the head losses next to nnU-Net's segmentation loss (~1 at the start), once
         the heads are on (``hpv_loss_weight`` / ``cox_loss_weight`` give the weights in force).
@@ -148,7 +148,7 @@ class HecktorHeadsTrainer(HecktorTrainerBase):
 
     HEAD_CONFIG: HeadConfig = HeadConfig(image_input="lesion_statistics", linear=True)
     # Cox weight 1: the pooled Cox gradient of one patch is already diluted by the number of
-    # events in the bank (docs/learning-benchmark.md, hypotheses 1-2).
+    # events in the bank (docs/evidence/learning-benchmark.md, hypotheses 1-2).
     head_hpv_weight: float = 0.3
     head_cox_weight: float = 1.0
     head_start_fraction: float = 0.3

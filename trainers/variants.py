@@ -96,7 +96,7 @@ class HecktorMultiTaskTrainerBottleneckHeads(HecktorMultiTaskTrainer):
     the first step with weights 0.1, half of the foreground-oversampled patches GTVp-centred and
     the rest placed by nnU-Net's own rule (no node-centred patches).
     On new patients they did not beat the one-number rule nor the clinical-only models
-    (``docs/learning-benchmark.md``).
+    (``docs/evidence/learning-benchmark.md``).
     """
 
     HEAD_CONFIG = HeadConfig()

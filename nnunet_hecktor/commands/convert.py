@@ -33,7 +33,7 @@ patient, column and value (a patient is never left out for it). Column names are
 case and white space; ',', ';' and tab separated CSVs are read. Task 1 patients without a label
 file are converted as unlabelled cases with a warning (--strict: failed). One run at a time per
 dataset folder (a lock file names the run holding it). Files are written with your umask.
-See docs/conversion-input.md.
+See docs/reference/conversion-input.md.
 
 examples:
   nnunet-hecktor convert /data/hecktor2025 --dataset-id 501

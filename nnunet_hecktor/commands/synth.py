@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--world", choices=("default", "rich"), default="default",
                         help="default: outcomes depend on volume, SUVmax, node count and clinical values only; "
                              "rich: also on a necrotic core, uptake heterogeneity and extranodal extension "
-                             "(risk) and cystic nodes (HPV), rendered in the images (docs/synthetic-data.md)")
+                             "(risk) and cystic nodes (HPV), rendered in the images (docs/explanations/synthetic-data.md)")
     parser.add_argument("--id-offset", type=_int_at_least(0), default=0,
                         help="patient numbers start here (default 0); for new patients next to a training "
                              "cohort, one more than its highest number, so no id repeats")

@@ -8,7 +8,7 @@ order of preference:
    features of the predicted, post-processed segmentation plus the clinical inputs of the edition;
 2. ``clinical-only``: a staged model that takes no image feature;
 3. ``heads``: the multi-task network's heads (the weakest source measured, see
-   ``docs/learning-benchmark.md``);
+   ``docs/evidence/learning-benchmark.md``);
 4. none: the output is not written.
 
 A multi-task model folder without a staged stage is routed to the heads with a warning that names

@@ -1,5 +1,5 @@
 """Synthetic HECKTOR 2025 and 2026 training cohorts (images, clinical CSVs, ground truth) for tests,
-demos and benchmarks (docs/synthetic-data.md): T/N stages from lesion geometry (:mod:`.staging`), a
+demos and benchmarks (docs/explanations/synthetic-data.md): T/N stages from lesion geometry (:mod:`.staging`), a
 rich world whose outcomes also depend on what only the images show (:mod:`.image_factors`).
 
 >>> from nnunet_hecktor.synthetic import make_cohort          # doctest: +SKIP

@@ -29,7 +29,7 @@ outcomes:
 
 The risk factors are independent of volume, SUVmax, node count and the clinical values. Their share
 of the true log-risk variance is printed by ``benchmarks/ceiling_table.py --world rich`` (see
-docs/synthetic-data.md).
+docs/explanations/synthetic-data.md).
 """
 
 from __future__ import annotations
