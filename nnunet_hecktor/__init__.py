@@ -5,4 +5,4 @@ in FDG-PET/CT, predicts a recurrence-free-survival risk score (higher = earlier
 relapse) and classifies HPV status (1 = positive).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
