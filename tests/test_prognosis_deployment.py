@@ -118,6 +118,11 @@ def test_predictions_csv_takes_stage_values_and_keeps_the_heads():
     assert predictions_csv_text([seg_only]).splitlines() == ["PatientID,risk", "B-001,-0.5"]
     assert predictions_csv_text([CasePrediction("C-001", None, heads)]).splitlines() == [
         "PatientID,hpv_probability,hpv_status,risk", "C-001,0.8,1,0.25"]
+    # HECKTOR 2026: the stage's T/N labels are written after risk (the evaluation reads t_stage / n_stage).
+    staged = CasePrediction("D-001", None, heads, stage={"risk": 0.5, "t_stage": "T3", "n_stage": "N1"})
+    assert predictions_csv_text([staged]).splitlines() == [
+        "PatientID,hpv_probability,hpv_status,risk,t_stage,n_stage,head_hpv_probability,head_hpv_status,head_risk",
+        "D-001,0.8,1,0.5,T3,N1,0.8,1,0.25"]
 
 
 def test_cli_prognosis_stage(fitted, tmp_path, capsys):

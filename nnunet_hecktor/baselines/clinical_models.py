@@ -34,7 +34,7 @@ class ClinicalBaseline:
 
 
 def clinical_only_predictions(train_clinical_csv: str | os.PathLike, new_clinical_csv: str | os.PathLike,
-                              random_state: int = 0) -> ClinicalBaseline:
+                              random_state: int = 0, edition: str | None = None) -> ClinicalBaseline:
     """Fit the clinical-only Cox and logistic models on the training table; predict the new patients.
 
     Parameters
@@ -43,6 +43,10 @@ def clinical_only_predictions(train_clinical_csv: str | os.PathLike, new_clinica
         Clinical tables (release columns; the targets of the new patients are never read).
     random_state : int
         Seed of the models' cross-validation.
+    edition : str, optional
+        When given, the predictors are restricted to the edition's test-time inputs
+        (``editions.get_edition(edition).test_inputs``: for 2026 the risk model takes HPV status
+        but never the T/N stages, which are targets). Default: every clinical column but the targets.
 
     Returns
     -------
@@ -65,6 +69,11 @@ def clinical_only_predictions(train_clinical_csv: str | os.PathLike, new_clinica
     new = read_clinical_csv(new_clinical_csv)
     new_ids = sorted(new)
     available = clinical_columns_in(train)
+    if edition is not None:
+        from nnunet_hecktor.editions import get_edition
+
+        permitted = set(get_edition(edition).test_inputs)
+        available = [c for c in available if c in permitted]
     result = ClinicalBaseline(rows={pid: {} for pid in new_ids})
 
     kept, time, event, _ = survival_targets(train, sorted(train))

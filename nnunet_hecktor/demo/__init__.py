@@ -16,6 +16,12 @@ skipped, so re-running the same command resumes an interrupted demo):
    synthetic ceilings on the same new patients (:mod:`nnunet_hecktor.baselines`).
 8. ``report``: ``report/report.html`` and ``report/report.md`` (:mod:`.report`).
 
+With ``edition="2026"`` (``demo --edition 2026``) the cohorts are HECKTOR 2026 releases (T/N stages),
+``synth`` also makes a *stage cohort*, a step ``prognosis`` after ``train`` fits T stage, N stage and
+risk on the fold-0 masks of the stage cohort as deployed (``prognosis build --edition 2026``),
+``evaluate`` scores the 2026 weighted score and ``baselines`` / ``report`` are the 2026 ones
+(:mod:`.edition2026`). The 2025 default is unchanged.
+
 All nnU-Net folders live under the demo's output folder; the caller's environment is not touched.
 """
 

@@ -192,7 +192,7 @@ def _masks_to_predict(model_dir: Path, patients: dict, pp_config) -> dict[Any, l
 
 
 def _predict_missing(model_dir: Path, sources: _Sources, missing: dict, checkpoint, device: str, work: Path,
-                     progress: bool) -> dict[str, Path]:
+                     progress: bool, use_mirroring: bool = True) -> dict[str, Path]:
     """Predict the missing out-of-fold masks, each with its own fold's checkpoint, post-processed as deployed."""
     from nnunet_hecktor.prediction.api import predict
 
@@ -204,7 +204,7 @@ def _predict_missing(model_dir: Path, sources: _Sources, missing: dict, checkpoi
         logger.info("fold %s: predicting %d out-of-fold masks missing from fold_%s/validation", fold, len(pids), fold)
         predict(sources.images, out, model_dir, folds=[fold], checkpoint=checkpoint, device=device,
                 postprocessing=sources.postprocessing, segmentation_only=True, patients=pids, progress=progress,
-                warn_missing_stage=False)
+                warn_missing_stage=False, use_mirroring=use_mirroring)
         masks.update({p: out / f"{p}{schema.FILE_ENDING}" for p in pids})
     return masks
 
@@ -270,7 +270,7 @@ def build_stage(model_dir: str | os.PathLike, edition: str | None = None, folds:
                 raw_dir: str | os.PathLike | None = None, clinical_csv: str | os.PathLike | None = None,
                 splits_json: str | os.PathLike | None = None, device: str = "cpu", n_splits: int = 5,
                 cv: str = "kfold", random_state: int = 0, n_bootstrap: int = 1000, targets: Sequence[str] | None = None,
-                progress: bool = True) -> BuildResult:
+                progress: bool = True, use_mirroring: bool = True) -> BuildResult:
     """Fit and stage the prognosis stage of a trained model folder as it will be deployed (module docstring).
 
     Parameters
@@ -297,6 +297,11 @@ def build_stage(model_dir: str | os.PathLike, edition: str | None = None, folds:
         Replicates of the 95 % intervals.
     targets : sequence of str, optional
         Restrict to these registered targets (default: every target the edition scores).
+    progress : bool
+        Progress bars.
+    use_mirroring : bool
+        Test-time mirroring when predicting missing masks; pass False when deployment predicts
+        without it (the demo), so the masks are the ones deployment will see.
 
     Returns
     -------
@@ -338,7 +343,8 @@ def build_stage(model_dir: str | os.PathLike, edition: str | None = None, folds:
 
     patients = _validation_patients(model_dir, chosen, sources.splits)
     missing = _masks_to_predict(model_dir, patients, pp_config)
-    predicted = _predict_missing(model_dir, sources, missing, checkpoint, device, work, progress) if missing else {}
+    predicted = (_predict_missing(model_dir, sources, missing, checkpoint, device, work, progress, use_mirroring)
+                 if missing else {})
     table = _feature_table(model_dir, sources, patients, predicted, pp_config, progress)
     features_csv = work / "features_oof.csv"
     write_feature_table(FeatureTable(table, {

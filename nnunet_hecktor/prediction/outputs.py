@@ -45,6 +45,9 @@ PER_FOLD_CSV = "predictions_per_fold.csv"
 SETTINGS_JSON = "prediction_settings.json"
 SUBSTITUTIONS_CSV = "predictions_clinical_substitutions.csv"
 PREDICTION_COLUMNS: tuple[str, ...] = (schema.COL_PATIENT, "hpv_probability", "hpv_status", "risk")
+#: HECKTOR 2026 stage columns of ``predictions.csv`` (canonical labels ``T0``-``T4`` / ``N0``-``N3``,
+#: ``schema.T_STAGES`` / ``N_STAGES``), written after ``risk`` when a patient-level model gives them.
+STAGE_PREDICTION_COLUMNS: tuple[str, ...] = ("t_stage", "n_stage")
 PER_FOLD_COLUMNS: tuple[str, ...] = (schema.COL_PATIENT, "fold", "hpv_probability", "hpv_logit", "hpv_threshold",
                                      "risk", "patch_centre_from", "patch_centre_voxel")
 #: Free space asked for before predicting: per case (a compressed uint8 segmentation on a 512x512x200 CT grid
@@ -123,6 +126,10 @@ def _stage_values(p: CasePrediction) -> dict[str, str]:
     if "hpv_probability" in stage:
         values["hpv_probability"] = _number(stage["hpv_probability"])
         values["hpv_status"] = str(int(stage["hpv_status"]))
+    for column in STAGE_PREDICTION_COLUMNS:
+        label = stage.get(column)
+        if isinstance(label, str) and label:
+            values[column] = label
     return values
 
 
@@ -138,7 +145,7 @@ def predictions_csv_text(predictions: Iterable[CasePrediction]) -> str:
         heads, stage = _head_values(p), _stage_values(p)
         if heads or stage:
             rows.append((p.patient_id, {**heads, **stage}, heads if p.stage is not None else {}))
-    main = [c for c in PREDICTION_COLUMNS[1:] if any(c in values for _, values, _ in rows)]
+    main = [c for c in PREDICTION_COLUMNS[1:] + STAGE_PREDICTION_COLUMNS if any(c in values for _, values, _ in rows)]
     extra = [c for c in PREDICTION_COLUMNS[1:] if any(c in head for _, _, head in rows)]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
