@@ -130,7 +130,7 @@ def preprocess(args, env: dict, cohorts: dict, work: Path, clock: Clock) -> str:
         return "nnUNetPlansTiny"
     if args.plans == "demo":
         # The demo's plans (narrow U-Net, 32^3 patches, batch 2): CPU steps ~7x cheaper than "tiny"
-        # at the demo size (docs/demo.md), so the benchmark and the demo train the same network.
+        # at the demo size (docs/tutorials/demo.md), so the benchmark and the demo train the same network.
         from nnunet_hecktor.demo.pipeline import DEMO_BATCH_SIZE, DEMO_PATCH_SIZE, DEMO_PLANS
 
         write_small_plans(pre, "nnUNetPlans", DEMO_PLANS, configurations=(CONFIGURATION,),

@@ -1,7 +1,7 @@
 """What a trainer's patches hold, and how a trained model segments its fold's validation patients.
 
 Two cheap checks used to find out why lymph nodes went unlearned on the demo's CPU schedule
-(``docs/demo.md``, "How the recipe was chosen"):
+(``docs/tutorials/demo.md``, "How the recipe was chosen"):
 
 ``patches``
     Draws training batches from a trainer's own data loader (nnU-Net's augmentation included) and

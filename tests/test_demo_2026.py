@@ -1,5 +1,5 @@
 """The 2026 demo's pieces on a small real 2026 cohort: baselines, weighted-score table, paired verdicts,
-report (the whole ``demo --edition 2026`` trains a network: too long for a test; docs/demo.md has its run)."""
+report (the whole ``demo --edition 2026`` trains a network: too long for a test; docs/tutorials/demo.md has its run)."""
 
 from __future__ import annotations
 

@@ -157,7 +157,7 @@ class HecktorHeadsTrainer(HecktorTrainerBase):
     # Half of the foreground-oversampled patches are GTVp-centred (they feed the heads), the
     # other half centred on a lymph node when the case has one: nnU-Net's own balance between
     # the two classes, which GTVp-centring alone had tipped to 3:1 (and nodes then went unlearned
-    # on short schedules, docs/demo.md).
+    # on short schedules, docs/tutorials/demo.md).
     gtvp_centred_fraction: float = 0.5
     gtvn_centred_fraction: float = 1.0
     centre_jitter: float = 0.1

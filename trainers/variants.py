@@ -133,7 +133,7 @@ class _AllForeground:
 
     On the demo's small CPU budget a patch of background teaches the network little it does
     not learn from the background around a lesion; with lesions in every patch the
-    segmentation leaves the all-background plateau sooner (see docs/demo.md).
+    segmentation leaves the all-background plateau sooner (see docs/tutorials/demo.md).
     """
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
@@ -148,7 +148,7 @@ class ForegroundWeightedCE:
     Why: on a short schedule the network first predicts background everywhere (lesions are ~2 %
     of a patch's voxels) and nnU-Net's unweighted loss leaves that plateau late. With the lesion
     voxels' cross-entropy weighted 10x, the demo's GTVp pseudo Dice was 0.65 after the first
-    50 iterations instead of 0.0 for the first three epochs (docs/demo.md). The weight decays
+    50 iterations instead of 0.0 for the first three epochs (docs/tutorials/demo.md). The weight decays
     linearly to 1 (nnU-Net's unweighted loss) at ``foreground_ce_decay_fraction`` of the epochs:
     a weighted loss biases the network towards over-segmentation (with the decay ending at the
     last epoch, the SWA average of the last epochs over-segmented the GTVp by a median 12 %), so

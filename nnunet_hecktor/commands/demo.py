@@ -14,7 +14,7 @@ patients, convert both to nnU-Net datasets, plan and preprocess, train fold 0 of
 model (segmentation + HPV + risk, HecktorMultiTaskTrainer_demo), predict the new patients, score
 them next to simple baselines (PET-threshold rules, clinical-only models, log tumour volume, the
 synthetic ceilings) and write OUTPUT/report/report.html. Steps, times and current results:
-docs/demo.md. Everything is written under OUTPUT; running the same command again resumes where it
+docs/tutorials/demo.md. Everything is written under OUTPUT; running the same command again resumes where it
 stopped, and the same --seed gives the same figures on the same machine (seeded training).
 
 With --edition 2026: HECKTOR 2026 cohorts (T/N stages), a third cohort of stage patients on whose

@@ -1,6 +1,6 @@
 """The HECKTOR 2026 demo (``nnunet-hecktor demo --edition 2026``): stage fitting, baselines, table, report.
 
-Design (docs/demo.md, "HECKTOR 2026"): the demo trains fold 0 only, and fold 0's validation
+Design (docs/tutorials/demo.md, "HECKTOR 2026"): the demo trains fold 0 only, and fold 0's validation
 patients (~20) are too few to fit T stage (5 classes), N stage (4) and risk. A third synthetic
 cohort, the *stage cohort* (never seen by the network), stands in for the out-of-fold patients: a
 splits file names it fold 0's validation set, and :func:`nnunet_hecktor.model_folder.build.build_stage`
@@ -320,7 +320,7 @@ def comparison_lines_2026(output: str | os.PathLike) -> list[str]:
 # --------------------------------------------------------------------------------------------------
 # Report
 
-#: How the rows' weighted scores are formed (said in the report and in docs/demo.md).
+#: How the rows' weighted scores are formed (said in the report and in docs/tutorials/demo.md).
 SCORE_NOTE = (
     "The 2026 weighted score is 0.25 x mean(GTVp mean Dice, GTVn DSCagg) + 0.35 x mean(T, N balanced accuracy) "
     "+ 0.40 x C-index. A row has a weighted score only when it predicts every part. The no-network row is a "

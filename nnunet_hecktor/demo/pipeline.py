@@ -13,7 +13,7 @@ from nnunet_hecktor.checkpoints import FINAL_CHECKPOINT, LATEST_CHECKPOINT
 from nnunet_hecktor.demo.steps import StepRunner, run_nnunet_with_progress
 from nnunet_hecktor.errors import HecktorError
 
-#: The default recipe (what ``nnunet-hecktor demo OUTPUT`` runs); see docs/demo.md for how it was chosen.
+#: The default recipe (what ``nnunet-hecktor demo OUTPUT`` runs); see docs/tutorials/demo.md for how it was chosen.
 DEMO_TRAINER = "HecktorMultiTaskTrainer_demo"
 DEMO_PLANS = "nnUNetPlansDemo"
 DEMO_CONFIGURATION = "3d_fullres"
@@ -29,7 +29,7 @@ NEW_PATIENTS_SEED_OFFSET = 1000
 #: ranked by the weighted score).
 DEMO_EDITIONS = ("2025", "2026")
 #: 2026 only: the stage cohort, whose masks the fold-0 network predicts as it would a new patient's, so
-#: the patient-level models are fitted on masks as deployed (docs/demo.md, "HECKTOR 2026").
+#: the patient-level models are fitted on masks as deployed (docs/tutorials/demo.md, "HECKTOR 2026").
 DEMO_STAGE_PATIENTS = 100
 #: The stage cohort's seed is the training seed plus this.
 STAGE_PATIENTS_SEED_OFFSET = 2000
