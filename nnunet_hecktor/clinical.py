@@ -581,7 +581,7 @@ def parse_inference_record(row: Mapping[str, Any], patient: str | None = None,
     return record, substitutions
 
 
-def read_inference_csv(path: str | Path, columns: tuple[str, ...] = MODEL_INPUT_COLUMNS
+def read_inference_csv(path: str | os.PathLike, columns: tuple[str, ...] = MODEL_INPUT_COLUMNS
                        ) -> tuple[dict[str, ClinicalRecord], list[ClinicalSubstitution]]:
     """Read a clinical CSV for prediction (inference policy: a bad value is missing, never an error).
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import overload
 
 LABELS: dict[str, int] = {"background": 0, "GTVp": 1, "GTVn": 2}
 GTVP: int = 1
@@ -72,6 +73,13 @@ N_STAGES: tuple[str, ...] = ("N0", "N1", "N2", "N3")
 STAGES_OF_COLUMN: dict[str, tuple[str, ...]] = {COL_TSTAGE: T_STAGES, COL_NSTAGE: N_STAGES}
 
 
+# Overloads tell the type checker that a label gives a code and None stays None (and vice versa).
+@overload
+def stage_code(column: str, stage: str) -> int: ...
+@overload
+def stage_code(column: str, stage: None) -> None: ...
+@overload
+def stage_code(column: str, stage: str | None) -> int | None: ...
 def stage_code(column: str, stage: str | None) -> int | None:
     """Ordinal code of a canonical stage label (``stage_code("T-stage", "T3") == 3``); None stays None."""
     if stage is None:
@@ -79,6 +87,12 @@ def stage_code(column: str, stage: str | None) -> int | None:
     return STAGES_OF_COLUMN[column].index(stage)
 
 
+@overload
+def stage_label(column: str, code: int) -> str: ...
+@overload
+def stage_label(column: str, code: None) -> None: ...
+@overload
+def stage_label(column: str, code: int | None) -> str | None: ...
 def stage_label(column: str, code: int | None) -> str | None:
     """Canonical stage label of an ordinal code (``stage_label("N-stage", 2) == "N2"``); None stays None."""
     if code is None:

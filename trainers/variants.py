@@ -12,17 +12,26 @@ One concern per class, composed by inheritance (cf. ``nnUNetTrainer_5epochs``):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import torch
 
 from nnunet_hecktor.heads import HeadConfig
 
+from .base_trainer import HecktorTrainerBase
 from .multitask_trainer import HecktorHeadsTrainer, HecktorMultiTaskTrainer
 from .swa_trainer import HecktorSWATrainer
 
+if TYPE_CHECKING:
+    # The mixins sit before HecktorTrainerBase in a trainer's bases: type-check them as one.
+    _Base = HecktorTrainerBase
+else:
+    _Base = object
 
-class _TinySchedule:
+
+class _TinySchedule(_Base):
     """Mixin: 2 epochs x 3 iterations, 2 validation iterations, SWA over all epochs."""
 
     swa_fraction = 1.0
@@ -46,9 +55,11 @@ class HecktorSWATrainer_tiny(_TinySchedule, HecktorSWATrainer):
     """SWA segmentation smoke-test schedule."""
 
 
-def _epochs(base: type, n: int) -> type:
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
+def _epochs(base: type[HecktorTrainerBase], n: int) -> Callable[..., None]:
+    """An ``__init__`` for a subclass of ``base`` that sets ``num_epochs`` to ``n``."""
+
+    def __init__(self: HecktorTrainerBase, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")) -> None:
         base.__init__(self, plans, configuration, fold, dataset_json, device)
         self.num_epochs = n
 
@@ -111,7 +122,7 @@ class HecktorMultiTaskTrainerNoSWA(HecktorHeadsTrainer):
     checkpoint_final.pth holds the last iterate, as in stock nnU-Net."""
 
 
-class _DemoSchedule:
+class _DemoSchedule(_Base):
     """Mixin: the demo's CPU schedule (``demo_epochs`` x 50 iterations, 5 validation iterations).
 
     ``demo_epochs`` is a class attribute so the demo can show an epoch progress bar without
@@ -128,7 +139,7 @@ class _DemoSchedule:
         self.num_val_iterations_per_epoch = 5
 
 
-class _AllForeground:
+class _AllForeground(_Base):
     """Mixin: every training patch is centred on foreground (nnU-Net's default: a third).
 
     On the demo's small CPU budget a patch of background teaches the network little it does
@@ -142,7 +153,7 @@ class _AllForeground:
         self.oversample_foreground_percent = 1.0
 
 
-class ForegroundWeightedCE:
+class ForegroundWeightedCE(_Base):
     """Mixin: cross-entropy weights the lesion classes ``foreground_ce_weight`` times, decaying to 1.
 
     Why: on a short schedule the network first predicts background everywhere (lesions are ~2 %
@@ -177,7 +188,7 @@ class ForegroundWeightedCE:
             self._cross_entropy().weight = self._foreground_weights()
 
 
-class SkipFoldValidation:
+class SkipFoldValidation(_Base):
     """Mixin: no validation of the fold at the end of training (new patients are the test).
 
     For the demo and the learning benchmark, which score patients the model never saw: nnU-Net's

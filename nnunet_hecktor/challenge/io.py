@@ -142,18 +142,16 @@ def read_challenge_input(input_dir: str | os.PathLike, read_ehr: bool = True,
         raise HecktorError(f"challenge input folder {root} does not exist")
     ct_path = find_single_image(root, CT_FOLDER, "CT")
     pet_path = find_single_image(root, PET_FOLDER, "PET")
-    ehr_path: Path | None = root / EHR_FILE
+    ehr_path: Path | None = None
     notes = []
     substitutions: list = []
     clinical: dict = {}
     missing_inputs: tuple[str, ...] = ()
-    if not read_ehr:
-        ehr_path = None
-    else:
+    if read_ehr:
         from .ehr import read_ehr as read_ehr_file
 
-        if not ehr_path.is_file():
-            ehr_path = None
+        if (root / EHR_FILE).is_file():
+            ehr_path = root / EHR_FILE
         reading = read_ehr_file(ehr_path, tuple(columns) if columns is not None else MODEL_INPUT_COLUMNS)
         clinical, substitutions, missing_inputs = reading.record, reading.substitutions, reading.missing_inputs
         notes += reading.notes

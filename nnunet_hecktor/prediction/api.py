@@ -163,7 +163,8 @@ def load_clinical(cases: InputCases, clinical_csv: str | os.PathLike | None,
         source = f"merged task CSVs of the input folder ({names})"
     else:
         return {}, "none (every clinical input missing)", []
-    order = {c.patient_id: i for i, c in enumerate(cases.cases)}
+    # Keyed like ClinicalSubstitution.patient (None: no patient); the filter keeps only patients of `cases`.
+    order: dict[str | None, int] = {c.patient_id: i for i, c in enumerate(cases.cases)}
     substitutions = sorted((s for s in substitutions if s.patient in wanted), key=lambda s: order[s.patient])
     return records, source, substitutions
 
@@ -382,6 +383,7 @@ def _predict_cases(model, cases: InputCases, clinical: dict, pp_config, output: 
             if error is not None:
                 summary.failed[case.patient_id] = error
             else:
+                assert prediction is not None  # _predict_one returns a prediction or an error
                 write_segmentation(prediction, output)
                 prediction.segmentation = None  # written; keep only the patient-level values in memory
                 results.append(prediction)

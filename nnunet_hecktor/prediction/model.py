@@ -265,6 +265,8 @@ def load_predictor(model_dir: str | os.PathLike, folds: Sequence | None = None,
     if Path(model_dir).expanduser().is_dir():
         checkpoint = resolve_checkpoint(model_dir, folds, checkpoint)
     path, chosen = check_model_folder(model_dir, folds, checkpoint)
+    # check_model_folder raised unless model_dir is a folder, so the checkpoint was resolved above.
+    assert checkpoint is not None
     torch_device = resolve_device(device)
     dataset_json = json.loads((path / "dataset.json").read_text(encoding="utf-8"))
     conversion = ConversionSettings.from_dataset_json(dataset_json)

@@ -59,7 +59,12 @@ class OutputSources:
     @classmethod
     def of(cls, heads: bool, model: PatientLevelModel | None) -> "OutputSources":
         provided = model.outputs if model is not None else ()
-        pick = (lambda name: model.source if name in provided else (HEADS if heads else None))  # noqa: E731
+
+        def pick(name: str) -> str | None:
+            if model is not None and name in provided:
+                return model.source
+            return HEADS if heads else None
+
         return cls(pick("risk"), pick("hpv"))
 
     @classmethod

@@ -297,7 +297,7 @@ class HecktorPredictor:
         return CasePrediction(prepared.patient_id, segmentation, heads, folds, list(prepared.warnings))
 
 
-def _previous_stage_folds(folder: Path, folds: Sequence, checkpoint: str) -> tuple | None:
+def _previous_stage_folds(folder: Path, folds: Sequence, checkpoint: str | None) -> tuple | None:
     """Folds of a cascade's previous stage: the cascade's own when it has them all, else its default."""
     present = {f for f, names in available_folds(folder).items() if checkpoint in names}
     return tuple(folds) if set(folds) <= present else None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +21,12 @@ from nnunet_hecktor.errors import InputDataError
 
 from .inputs import CaseInput
 from .settings import ConversionSettings
+
+if TYPE_CHECKING:
+    # Annotations only: SimpleITK and the converter are imported where they are used.
+    import SimpleITK as sitk
+
+    from nnunet_hecktor.dataset_conversion import CropRecord
 
 #: Below this fraction of the CT grid covered by the PET, a warning is issued (PET channel 0 elsewhere).
 MIN_PET_COVERAGE = 0.5
@@ -42,9 +49,9 @@ class PreparedCase:
     """
 
     patient_id: str
-    ct: object
-    pet: object
-    crop_record: object
+    ct: sitk.Image
+    pet: sitk.Image
+    crop_record: CropRecord
     warnings: list[str] = field(default_factory=list)
 
 

@@ -46,7 +46,7 @@ class ConversionSettings:
 
         block = dataset_json.get(CONVERSION_KEY)
         if block is None:
-            return cls(headneck_box_mm=tuple(DEFAULT_HEADNECK_BOX_MM), recorded=False)
+            return cls(headneck_box_mm=DEFAULT_HEADNECK_BOX_MM, recorded=False)
         if not isinstance(block, Mapping):
             raise HecktorError(f"dataset.json: {CONVERSION_KEY!r} must be an object, got {type(block).__name__}")
         interpolation = block.get("interpolation", "linear")

@@ -253,6 +253,8 @@ def hpv_prediction(model: PrognosisModel, feature_table=None, clinical: dict[str
 def _hpv_outputs(model: PrognosisModel, frame, expected_prevalence, decision, threshold):
     import pandas as pd
 
+    # Callers pass HPV models only (task checked), and fit_hpv sets both of these on every HPV model.
+    assert model.threshold is not None and model.training_prevalence is not None
     probability = model.estimator.predict_proba(frame)[:, 1]
     used_threshold = model.threshold if threshold is None else float(threshold)
     p_new, t_new, status = adjusted_decision(probability, used_threshold, model.training_prevalence,

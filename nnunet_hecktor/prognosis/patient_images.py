@@ -111,7 +111,7 @@ def find_segmentations(seg_dirs: list[str | Path], patient_ids) -> dict[str, Pat
             raise InputDataError("segmentation folder does not exist", None, folder)
         for path in sorted(folder.rglob("*")):
             stem = _stem(path)
-            if stem in wanted and path.is_file():
+            if stem is not None and stem in wanted and path.is_file():
                 _add_unique(found, stem, path, "segmentation")
     return found
 
@@ -123,7 +123,7 @@ def infer_seg_source(seg_dirs: list[str | Path], images_dir: str | Path) -> str 
     release's ``__CT`` images. Predicted: a folder with nnU-Net prediction metadata
     (``predict_from_raw_data_args.json``, ``plans.json``) or a ``fold_k/validation`` folder.
     """
-    votes = set()
+    votes: set[str | None] = set()  # None: a folder that says neither
     for folder in map(Path, seg_dirs):
         if folder.name.startswith("labels"):
             votes.add("ground_truth")

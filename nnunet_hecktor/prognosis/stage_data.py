@@ -78,7 +78,7 @@ def clinical_frame(records: dict[str, dict], patients, columns: list[str], path=
     rows = []
     for pid in patients:
         record = records[pid]
-        row = {}
+        row: dict[str, str | float] = {}
         for column in columns:
             value = record.get(column)
             role = CLINICAL_ROLES.get(column, "categorical")
@@ -183,7 +183,11 @@ def assemble_inputs(task: str, feature_table=None, clinical: dict[str, dict] | N
     if use_clinical and clinical is None:
         raise HecktorError(f"feature set {feature_set!r} needs a clinical table (--clinical)")
     if patients is None:
-        patients = list(feature_table.index) if use_image else list(clinical)
+        if use_image:
+            patients = list(feature_table.index)
+        else:
+            assert clinical is not None  # feature set "clinical": checked above
+            patients = list(clinical)
     patients = list(patients)
 
     frames = []
@@ -199,6 +203,7 @@ def assemble_inputs(task: str, feature_table=None, clinical: dict[str, dict] | N
         seg_source = "/".join(sorted(set(feature_table.loc[patients, SEG_SOURCE_COLUMN])))
     clinical_cols: list[str] = []
     if use_clinical:
+        assert clinical is not None  # checked above
         lacking = [p for p in patients if p not in clinical]
         if lacking:
             raise HecktorError(f"{len(lacking)} patients have no row in the clinical table {clinical_path or ''}: "

@@ -144,7 +144,11 @@ def prediction_inputs(model: PrognosisModel, feature_table=None, clinical: dict[
             warnings.warn("the model was trained on ground-truth segmentation features and is applied to predicted "
                           "ones: expect worse results than its cross-validation (predicted masks are not ground truth)",
                           stacklevel=2)
-    patients = list(feature_table.index) if model.image_columns else list(clinical)
+    if model.image_columns:
+        patients = list(feature_table.index)
+    else:
+        assert clinical is not None  # a model without image columns has clinical ones: checked above
+        patients = list(clinical)
     # What the model actually uses decides which tables are needed (an "all" model trained
     # where no clinical column had values uses image features only).
     feature_set = ("all" if model.clinical_columns else "image") if model.image_columns else "clinical"

@@ -204,10 +204,10 @@ def fit_staging(clinical_csv, output_dir, features_csv=None, feature_set: str = 
     oof_proba = {column: pd.DataFrame(0.0, index=X.index, columns=list(schema.STAGES_OF_COLUMN[column]))
                  for column in STAGE_COLUMNS}
     for fold in tqdm(folds, desc="staging CV", unit="fold", disable=not progress):
-        model = TNStageModel(inputs.roles, random_state, Cs).fit(
+        fold_model = TNStageModel(inputs.roles, random_state, Cs).fit(
             X.iloc[fold.train], codes[schema.COL_TSTAGE][fold.train], codes[schema.COL_NSTAGE][fold.train])
         validation = X.iloc[fold.validation]
-        for column, probability in zip(STAGE_COLUMNS, model.predict_proba(validation)):
+        for column, probability in zip(STAGE_COLUMNS, fold_model.predict_proba(validation)):
             if probability.shape[1]:
                 oof_proba[column].iloc[fold.validation] = probability.to_numpy()
                 oof[column][fold.validation] = np.argmax(probability.to_numpy(), axis=1)

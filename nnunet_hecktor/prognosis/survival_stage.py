@@ -74,7 +74,7 @@ def _choose(final: str, cv_summary: dict[str, dict]) -> str:
         finite = {k: v for k, v in scores.items() if math.isfinite(v)}
         if not finite:
             raise HecktorError("no candidate model has a finite cross-validated C-index (too few events?)")
-        return max(finite, key=finite.get)
+        return max(finite, key=lambda name: finite[name])
     if final not in cv_summary:
         raise HecktorError(f"final model {final!r} was not among the cross-validated models {', '.join(cv_summary)}")
     return final
