@@ -179,6 +179,7 @@ def prepare_cohort(args, work: Path):
 def run(args) -> dict:
 
     from bench_prognosis import SEGMENTATION_ERRORS, simulate_predictions
+
     from nnunet_hecktor import schema
     from nnunet_hecktor.clinical import read_clinical_csv
     from nnunet_hecktor.metrics.paired import paired_multiclass_balanced_accuracy

@@ -28,7 +28,11 @@ from nnunet_hecktor.errors import InputDataError
 from nnunet_hecktor.metrics.components import bounding_box, label_components
 
 from .geometry import (
-    LABEL_GRID_TOLERANCE_VOXELS, ROUNDOFF_TOLERANCE_VOXELS, GridGeometry, describe_grid_difference, grid_offset_voxels,
+    LABEL_GRID_TOLERANCE_VOXELS,
+    ROUNDOFF_TOLERANCE_VOXELS,
+    GridGeometry,
+    describe_grid_difference,
+    grid_offset_voxels,
 )
 
 #: A PET whose 99th percentile exceeds this is probably in Bq/mL rather than SUV: SUV in the head and neck,

@@ -49,8 +49,14 @@ from typing import Any, Iterable
 
 from nnunet_hecktor import schema
 from nnunet_hecktor.clinical import (
-    canonical_spelling, decimal_comma_to_point as quoted_decimal_comma_to_point, is_missing, parse_value,
-    performance_status_to_ecog, read_csv_text,
+    canonical_spelling,
+    is_missing,
+    parse_value,
+    performance_status_to_ecog,
+    read_csv_text,
+)
+from nnunet_hecktor.clinical import (
+    decimal_comma_to_point as quoted_decimal_comma_to_point,
 )
 from nnunet_hecktor.editions import Edition, all_column_aliases, get_edition
 from nnunet_hecktor.errors import HecktorError

@@ -46,12 +46,19 @@ from .cropping import CROP_MODES, DEFAULT_HEADNECK_BOX_MM
 from .layout import SourceLayout, discover_layout
 from .lock import LOCK_NAME, OutputLock, describe_holder
 from .patient import (
-    CROPS_DIR, IMAGES_TR, IMAGES_TS, LABELS_TR, STATE_DIR, ConversionOptions, PatientJob, convert_patient,
-    remove_patient_outputs, up_to_date_entry,
+    CROPS_DIR,
+    IMAGES_TR,
+    IMAGES_TS,
+    LABELS_TR,
+    STATE_DIR,
+    ConversionOptions,
+    PatientJob,
+    convert_patient,
+    remove_patient_outputs,
+    up_to_date_entry,
 )
 from .resampling import INTERPOLATIONS
-from .splits import (filter_splits, load_splits_file, make_stable_splits, read_previous_splits, split_balance,
-                     stratum_of)
+from .splits import filter_splits, load_splits_file, make_stable_splits, read_previous_splits, split_balance, stratum_of
 from .suv import SUV_FACTORS_NAME, SuvFactor, read_suv_factors, suv_factors_csv_text
 
 REPORT_NAME = "conversion_report.json"

@@ -15,9 +15,9 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from nnunet_hecktor.errors import InputDataError
-
 import numpy as np
+
+from nnunet_hecktor.errors import InputDataError
 
 #: Two grids of equal size whose voxel centres are all closer than this fraction of a voxel differ only by
 #: round-off (float32 headers, DICOM -> NIfTI tools): they are the same grid (a label is then snapped onto

@@ -34,14 +34,21 @@ from nnunet_hecktor import schema
 from nnunet_hecktor.editions import get_edition
 from nnunet_hecktor.errors import InputDataError
 from nnunet_hecktor.fileio import atomic_path, read_image, write_json_atomic
+from nnunet_hecktor.image_integrity import check_image_file
 
 from .checks import (
-    check_finite, check_label_grid, check_label_values, check_scalar_3d, ct_offset_warning, label_statistics,
-    label_voxel_counts, pet_statistics, pet_unit_warning,
+    check_finite,
+    check_label_grid,
+    check_label_values,
+    check_scalar_3d,
+    ct_offset_warning,
+    label_statistics,
+    label_voxel_counts,
+    pet_statistics,
+    pet_unit_warning,
 )
 from .cropping import DEFAULT_HEADNECK_BOX_MM, apply_crop, compute_crop
 from .geometry import GridGeometry, covered_index_box, describe_grid_difference, geometry_record
-from nnunet_hecktor.image_integrity import check_image_file
 from .layout import PatientFiles, PatientSources
 from .resampling import resample_pet_to_ct
 from .suv import SuvFactor, apply_suv_factor

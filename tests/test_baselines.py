@@ -12,7 +12,10 @@ import SimpleITK as sitk
 
 from nnunet_hecktor import schema
 from nnunet_hecktor.baselines import (
-    brain_mask, gtvp_fraction_of_suvmax, log_gtvp_volume_risk, suv_threshold_components,
+    brain_mask,
+    gtvp_fraction_of_suvmax,
+    log_gtvp_volume_risk,
+    suv_threshold_components,
 )
 from nnunet_hecktor.baselines.pet_rules import cranial_slice_index, segment_folder
 from nnunet_hecktor.errors import InputDataError

@@ -25,8 +25,14 @@ import pytest
 import SimpleITK as sitk
 
 from nnunet_hecktor.challenge.ehr import flatten_record, read_ehr, read_tolerant_json
-from nnunet_hecktor.challenge.outputs import (OutputWriteError, check_output_folder, check_outputs_2026, rfs_value,
-                                              write_image_output, write_json_output)
+from nnunet_hecktor.challenge.outputs import (
+    OutputWriteError,
+    check_output_folder,
+    check_outputs_2026,
+    rfs_value,
+    write_image_output,
+    write_json_output,
+)
 from nnunet_hecktor.challenge.run2026 import model_input_columns, output_paths
 from nnunet_hecktor.errors import HecktorError, InputDataError
 from nnunet_hecktor.synthetic.challenge_input import SAMPLE_EHR_2026_TEXT

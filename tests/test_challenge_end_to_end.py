@@ -35,9 +35,9 @@ def _snapshot(folder: Path) -> dict:
 @pytest.fixture(scope="module")
 def patient(tiny_dataset):
     """A labelled synthetic patient: its files, typed clinical record and ehr.json content."""
-    from nnunet_hecktor.synthetic.challenge_input import ehr_from_record
     from nnunet_hecktor.clinical import read_clinical_csv
     from nnunet_hecktor.dataset_conversion import discover_layout
+    from nnunet_hecktor.synthetic.challenge_input import ehr_from_record
 
     layout = discover_layout(tiny_dataset.root / "source")
     pid = sorted(p for p, s in layout.patients.items() if s.label is not None)[0]
@@ -60,8 +60,8 @@ def fake_input(patient, tmp_path_factory):
 @pytest.fixture(scope="module")
 def reference(tiny_model, patient, tmp_path_factory):
     """``nnunet-hecktor predict`` of the same patient with the same clinical values missing."""
-    from nnunet_hecktor.prediction import predict
     from nnunet_hecktor.evaluation.outcome import read_predictions_csv
+    from nnunet_hecktor.prediction import predict
 
     folder = tmp_path_factory.mktemp("challenge_reference")
     columns = ["PatientID", *patient["ehr"]]
@@ -102,13 +102,14 @@ def test_staged_survival_model_answers_task_2_as_predict_does(tiny_model, patien
     stage falls back to the stage's own median risk."""
     import shutil
 
+    from test_challenge_2026 import stage_prognosis
+
     from nnunet_hecktor.challenge import run_challenge
     from nnunet_hecktor.challenge.run import ChallengeResult, _clinical_columns, _write_fallbacks
     from nnunet_hecktor.evaluation.outcome import read_predictions_csv
     from nnunet_hecktor.prediction import predict
     from nnunet_hecktor.prognosis.deployment import resolve_stage_models
     from nnunet_hecktor.synthetic.challenge_input import write_challenge_input
-    from test_challenge_2026 import stage_prognosis
 
     model = tmp_path / "model"
     shutil.copytree(tiny_model.model_dir, model)
@@ -169,8 +170,8 @@ def test_segmentation_only_model_cannot_do_tasks_2_and_3(tiny_model, fake_input,
 
 def test_cli_strict_reports_bad_input_clearly(tiny_model, fake_input, tmp_path, capsys):
     """--strict keeps fail-fast behaviour (without it the case gets fallback outputs: test_challenge_fallback)."""
-    from nnunet_hecktor.synthetic.challenge_input import write_challenge_input
     from nnunet_hecktor.cli import main
+    from nnunet_hecktor.synthetic.challenge_input import write_challenge_input
 
     bad = write_challenge_input(tmp_path / "input", sitk.ReadImage(str(fake_input.ct)),
                                 sitk.ReadImage(str(fake_input.pet)), None)

@@ -11,13 +11,19 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from nnunet_hecktor.synthetic.challenge_input import ehr_from_record, write_challenge_input
 from nnunet_hecktor.challenge.io import (
-    HPV_OUTPUT, RFS_OUTPUT, SEGMENTATION_OUTPUT, check_outputs, read_challenge_input, write_hpv_output,
-    write_rfs_output, write_segmentation_output,
+    HPV_OUTPUT,
+    RFS_OUTPUT,
+    SEGMENTATION_OUTPUT,
+    check_outputs,
+    read_challenge_input,
+    write_hpv_output,
+    write_rfs_output,
+    write_segmentation_output,
 )
 from nnunet_hecktor.checkpoints import BEST_CHECKPOINT, FINAL_CHECKPOINT, LEGACY_SWA_CHECKPOINT
 from nnunet_hecktor.errors import HecktorError, InputDataError
+from nnunet_hecktor.synthetic.challenge_input import ehr_from_record, write_challenge_input
 
 
 def _image(size=(8, 7, 6), spacing=(2.0, 2.5, 3.0), value=1.0, pixel=sitk.sitkFloat32):

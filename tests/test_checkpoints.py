@@ -8,9 +8,18 @@ import os
 import pytest
 import torch
 
-from nnunet_hecktor.checkpoints import (DEPLOYED_CHECKPOINT, FINAL_CHECKPOINT, LEGACY_SWA_CHECKPOINT, WEIGHTS_ITERATE,
-                                        WEIGHTS_SWA, checkpoint_metadata, deployed_checkpoint, is_legacy_swa_fold,
-                                        unique_storage_bytes, weights_kind)
+from nnunet_hecktor.checkpoints import (
+    DEPLOYED_CHECKPOINT,
+    FINAL_CHECKPOINT,
+    LEGACY_SWA_CHECKPOINT,
+    WEIGHTS_ITERATE,
+    WEIGHTS_SWA,
+    checkpoint_metadata,
+    deployed_checkpoint,
+    is_legacy_swa_fold,
+    unique_storage_bytes,
+    weights_kind,
+)
 from nnunet_hecktor.nnunet_env import TRAINER_PATH_SETUP, plugin_trainer_folder, setup_problems
 
 

@@ -5,7 +5,12 @@ import json
 import pytest
 
 from nnunet_hecktor.clinical import (
-    format_value, parse_clinical_row, parse_value, performance_status_to_ecog, read_clinical_csv, read_ehr_json,
+    format_value,
+    parse_clinical_row,
+    parse_value,
+    performance_status_to_ecog,
+    read_clinical_csv,
+    read_ehr_json,
 )
 from nnunet_hecktor.errors import InputDataError
 

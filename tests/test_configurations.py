@@ -29,8 +29,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
-
 from conftest import NNUNET_TEST_VARIABLES, TINY_TRAINER, run_nnunet_command
+
 from nnunet_hecktor.checkpoints import FINAL_CHECKPOINT, LAST_ITERATE_CHECKPOINT
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]

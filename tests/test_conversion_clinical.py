@@ -6,11 +6,11 @@ import csv
 import json
 
 import pytest
+from test_conversion_helpers import write_csv, write_patient
 
 from nnunet_hecktor.dataset_conversion import convert_dataset, merge_clinical_csvs
 from nnunet_hecktor.dataset_conversion.layout import ClinicalSource
 from nnunet_hecktor.errors import HecktorError
-from test_conversion_helpers import write_csv, write_patient
 
 T1 = ["PatientID", "Age", "Gender", "M-stage", "CenterID"]
 T2 = ["PatientID", "CenterID", "Relapse", "Age", "RFS"]  # other order on purpose

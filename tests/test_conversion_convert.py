@@ -13,15 +13,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from test_conversion_helpers import (
+    CT_ORIGIN,
+    CT_SPACING,
+    image_from,
+    label_array,
+    pet_image,
+    read,
+    snapshot,
+    write_patient,
+)
 
 from nnunet_hecktor import schema
 from nnunet_hecktor.cli import main as cli_main
 from nnunet_hecktor.dataset_conversion import convert_dataset
 from nnunet_hecktor.errors import HecktorError
 from nnunet_hecktor.synthetic import make_cohort
-from test_conversion_helpers import (
-    CT_ORIGIN, CT_SPACING, image_from, label_array, pet_image, read, snapshot, write_patient,
-)
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,18 @@ import json
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from test_conversion_helpers import CT_ORIGIN, CT_SIZE, CT_SPACING, ct_array, image_from, read, write_patient
 
 from nnunet_hecktor.dataset_conversion import (
-    apply_crop, compute_crop, convert_dataset, find_brain, load_crop_record, uncrop_to_original,
+    apply_crop,
+    compute_crop,
+    convert_dataset,
+    find_brain,
+    load_crop_record,
+    uncrop_to_original,
 )
 from nnunet_hecktor.errors import InputDataError
 from nnunet_hecktor.synthetic import make_cohort
-from test_conversion_helpers import CT_ORIGIN, CT_SIZE, CT_SPACING, ct_array, image_from, read, write_patient
 
 #: The synthetic test-size anatomy is shrunk (x/y by 0.75, z by 0.37): this is the default 200x200x310 mm box
 #: scaled the same way.

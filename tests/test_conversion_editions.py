@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from test_conversion_helpers import snapshot
 
 from nnunet_hecktor import schema
 from nnunet_hecktor.cli import main as cli_main
@@ -21,7 +22,6 @@ from nnunet_hecktor.clinical import parse_value
 from nnunet_hecktor.dataset_conversion import convert_dataset, discover_layout
 from nnunet_hecktor.editions import detect_edition
 from nnunet_hecktor.errors import HecktorError
-from test_conversion_helpers import snapshot
 
 SIZE = (8, 8, 8)
 SPACING = (3.0, 3.0, 3.0)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from nnunet_hecktor.image_integrity import check_image_file
 from nnunet_hecktor.errors import InputDataError
+from nnunet_hecktor.image_integrity import check_image_file
 
 
 def _write(path, dtype, nan=False):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from test_conversion_helpers import write_csv, write_patient
 
 from nnunet_hecktor.dataset_conversion import discover_layout
 from nnunet_hecktor.dataset_conversion.layout import split_image_name
 from nnunet_hecktor.errors import HecktorError
 from nnunet_hecktor.synthetic import make_cohort
-from test_conversion_helpers import write_csv, write_patient
 
 
 @pytest.fixture(scope="module")

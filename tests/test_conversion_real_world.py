@@ -20,13 +20,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from test_conversion_helpers import snapshot
 
 from nnunet_hecktor.cli import main as cli_main
 from nnunet_hecktor.dataset_conversion import convert_dataset
 from nnunet_hecktor.dataset_conversion.lock import LOCK_NAME
 from nnunet_hecktor.errors import HecktorError
 from nnunet_hecktor.synthetic import make_cohort
-from test_conversion_helpers import snapshot
 
 TASK1 = ["CHUM-002", "CHUP-002", "MDA-004", "MDA-005"]  # labelled (Task 1) patients of the cohort below
 ONLY_TASKS_2_3 = "MDA-003"

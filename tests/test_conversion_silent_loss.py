@@ -16,21 +16,30 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from test_conversion_helpers import CT_ORIGIN, CT_SPACING, ct_array, image_from, label_array, pet_image, write_patient
 
 from nnunet_hecktor import schema
 from nnunet_hecktor.clinical import (
-    absent_column_messages, decode_csv_bytes, log_substitutions, parse_value, read_inference_csv,
+    absent_column_messages,
+    decode_csv_bytes,
+    log_substitutions,
+    parse_value,
+    read_inference_csv,
 )
 from nnunet_hecktor.dataset_conversion import convert_dataset, merge_clinical_csvs
 from nnunet_hecktor.dataset_conversion.checks import (
-    ALERT_TITLES, case_variant_patients, check_label_grid, ct_offset_warning, duplicate_scans, patient_alert_lines,
-    source_alerts, strict_events,
+    ALERT_TITLES,
+    case_variant_patients,
+    check_label_grid,
+    ct_offset_warning,
+    duplicate_scans,
+    patient_alert_lines,
+    source_alerts,
+    strict_events,
 )
 from nnunet_hecktor.dataset_conversion.geometry import GridGeometry
 from nnunet_hecktor.dataset_conversion.layout import ClinicalSource, PatientFiles, PatientSources
 from nnunet_hecktor.errors import HecktorError, InputDataError
-from test_conversion_helpers import CT_ORIGIN, CT_SPACING, ct_array, image_from, label_array, pet_image, write_patient
-
 
 
 def _merge(tmp_path: Path, *texts: str, encoding: str = "utf-8"):

@@ -6,11 +6,11 @@ import json
 import random
 
 import pytest
+from test_conversion_helpers import write_csv, write_patient
 
 from nnunet_hecktor.dataset_conversion import convert_dataset, filter_splits, load_splits_file, make_stratified_splits
 from nnunet_hecktor.dataset_conversion.splits import stratum_of
 from nnunet_hecktor.errors import HecktorError
-from test_conversion_helpers import write_csv, write_patient
 
 
 def _cohort(n=120, seed=3):

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from test_conversion_editions import _image, _label, modern_names, write_case, write_rows
+from test_conversion_helpers import snapshot
 
 from nnunet_hecktor.cli import main as cli_main
 from nnunet_hecktor.dataset_conversion import convert_dataset
 from nnunet_hecktor.dataset_conversion.suv import read_suv_factors
 from nnunet_hecktor.errors import HecktorError
-from test_conversion_editions import _image, _label, modern_names, write_case, write_rows
-from test_conversion_helpers import snapshot
 
 #: The organisers' factor-table header (HECKTOR2026 repository, suv_conversion_tags.csv).
 HEADER = ["pid", "units", "patient_weight_kg", "radiopharmaceutical", "radionuclide_total_dose_bq",

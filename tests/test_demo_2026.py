@@ -49,7 +49,12 @@ def _perfect_model(root, output):
 
 def test_2026_baselines_table_verdicts_and_report(cohorts, tmp_path):
     from nnunet_hecktor.demo.edition2026 import (
-        BASELINES_2026, MODEL_ROW, markdown_table_2026, paired_comparisons_2026, read_table_2026, run_baselines_2026,
+        BASELINES_2026,
+        MODEL_ROW,
+        markdown_table_2026,
+        paired_comparisons_2026,
+        read_table_2026,
+        run_baselines_2026,
         write_report_2026,
     )
 

@@ -12,6 +12,7 @@ import json
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from test_evaluation_cli import write_cohort  # noqa: E402
 
 from nnunet_hecktor.cli import main
 from nnunet_hecktor.errors import HecktorError
@@ -19,8 +20,6 @@ from nnunet_hecktor.evaluation.compare import compare_rows, parse_compare_specs
 from nnunet_hecktor.evaluation.evaluate import evaluate
 from nnunet_hecktor.evaluation.per_patient import read_rows
 from nnunet_hecktor.metrics.paired import VERDICTS
-
-from test_evaluation_cli import write_cohort  # noqa: E402
 
 WORSE = """PatientID,hpv_probability,hpv_status,risk
 CHUP-000,0.5,1,0.1

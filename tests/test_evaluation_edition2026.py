@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from sklearn.metrics import balanced_accuracy_score
+from test_evaluation_cli import EXPECTED_TASK1, write_cohort  # noqa: E402
 
 from nnunet_hecktor.cli import main
 from nnunet_hecktor.editions import get_edition
@@ -21,8 +22,6 @@ from nnunet_hecktor.errors import HecktorError
 from nnunet_hecktor.evaluation.evaluate import evaluate
 from nnunet_hecktor.metrics.challenge_score import score_components, weighted_score
 from nnunet_hecktor.metrics.survival import harrell_c_index
-
-from test_evaluation_cli import EXPECTED_TASK1, write_cohort  # noqa: E402
 
 CLINICAL_2026 = """PatientID,CenterID,Age,HPV Status,Relapse,RFS,T_stage,N_stage
 CHUP-000,2,60,1,1,100,T2,N1

@@ -15,13 +15,12 @@ import pytest
 from sklearn.metrics import brier_score_loss
 from sksurv.metrics import cumulative_dynamic_auc, integrated_brier_score
 from sksurv.util import Surv
+from test_evaluation_cli import EXPECTED_TASK1, write_cohort  # noqa: E402
 
 from nnunet_hecktor.cli import main
 from nnunet_hecktor.evaluation.evaluate import evaluate
 from nnunet_hecktor.metrics.survival import harrell_c_index
 from nnunet_hecktor.metrics.time_dependent import DEFAULT_HORIZONS_DAYS
-
-from test_evaluation_cli import EXPECTED_TASK1, write_cohort  # noqa: E402
 
 
 @pytest.fixture

@@ -13,12 +13,10 @@ import re
 
 import pytest
 import SimpleITK as sitk
+from test_evaluation_cli import EXPECTED_TASK1, PREDICTIONS, write_cohort  # noqa: E402
 
 from nnunet_hecktor.cli import main
 from nnunet_hecktor.evaluation.evaluate import evaluate
-
-from test_evaluation_cli import EXPECTED_TASK1, PREDICTIONS, write_cohort  # noqa: E402
-
 from nnunet_hecktor.schema import SEGMENTATION_OUTPUT as SEG  # noqa: E402
 
 

@@ -14,11 +14,10 @@ import logging
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from test_evaluation_cli import CLINICAL, EXPECTED_TASK1, PREDICTIONS, write_cohort  # noqa: E402
 
 from nnunet_hecktor.cli import main
 from nnunet_hecktor.evaluation.evaluate import NO_GTVN_NOTE, evaluate
-
-from test_evaluation_cli import CLINICAL, EXPECTED_TASK1, PREDICTIONS, write_cohort  # noqa: E402
 
 
 @pytest.fixture

@@ -7,10 +7,13 @@ import pytest
 import SimpleITK as sitk
 
 from nnunet_hecktor.dataset_conversion.geometry import (
-    ROUNDOFF_TOLERANCE_VOXELS, GridGeometry, describe_grid_difference, same_grid,
+    ROUNDOFF_TOLERANCE_VOXELS,
+    GridGeometry,
+    check_same_geometry,
+    describe_grid_difference,
+    same_grid,
 )
 from nnunet_hecktor.errors import InputDataError
-from nnunet_hecktor.dataset_conversion.geometry import check_same_geometry
 
 IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 

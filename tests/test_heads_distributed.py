@@ -7,6 +7,7 @@ import traceback
 import pytest
 import torch
 import torch.distributed as dist
+from conftest import free_port, spawn_ranks_and_check
 
 from nnunet_hecktor.heads import (
     HeadConfig,
@@ -18,8 +19,6 @@ from nnunet_hecktor.heads import (
     gather_with_grad,
     hpv_bce_loss,
 )
-
-from conftest import free_port, spawn_ranks_and_check
 
 WORLD = 2
 NAN = float("nan")

@@ -10,12 +10,10 @@ import pytest
 import torch
 
 from nnunet_hecktor.heads import HeadConfig, HecktorHeads, cox_partial_likelihood_loss
-from nnunet_hecktor.heads.lesion_statistics import (LESION_STATISTIC_NAMES, N_LESION_STATISTICS,
-                                                     soft_lesion_statistics)
+from nnunet_hecktor.heads.lesion_statistics import LESION_STATISTIC_NAMES, N_LESION_STATISTICS, soft_lesion_statistics
 from nnunet_hecktor.heads.multitask_network import RunningStandardiser
 from nnunet_hecktor.metrics.survival import harrell_c_index
-from nnunet_hecktor.trainers.head_metrics import (MIN_HPV_CLASS_SIZE, head_validation_reliability,
-                                                  write_validation_heads)
+from nnunet_hecktor.trainers.head_metrics import MIN_HPV_CLASS_SIZE, head_validation_reliability, write_validation_heads
 
 SHAPE = (8, 12, 12)
 

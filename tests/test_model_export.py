@@ -5,9 +5,9 @@ import shutil
 import zipfile
 
 import pytest
+from test_prognosis_deployment import fitted  # noqa: F401 - the fitted stage models
 
 from nnunet_hecktor.errors import HecktorError
-from test_prognosis_deployment import fitted  # noqa: F401 - the fitted stage models
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 

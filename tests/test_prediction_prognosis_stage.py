@@ -5,9 +5,9 @@ import shutil
 
 import pandas as pd
 import pytest
+from test_prognosis_deployment import fitted  # noqa: F401 - the fitted stage models
 
 from nnunet_hecktor.errors import HecktorError
-from test_prognosis_deployment import fitted  # noqa: F401 - the fitted stage models
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
@@ -30,10 +30,10 @@ def test_predict_uses_the_stage_and_keeps_the_heads(tiny_model, fitted, tmp_path
     assert settings["output_sources"]["risk"].startswith("prognosis stage")
 
     # The stage's own features of the written segmentation give the same risk.
+    import SimpleITK as sitk
+
     from nnunet_hecktor.prediction import find_input_cases, load_clinical, prepare_case
     from nnunet_hecktor.prediction.model import load_predictor
-
-    import SimpleITK as sitk
 
     info = load_predictor(model_dir, segmentation_only=True)[1]
     cases = find_input_cases(source, None, [patient])

@@ -4,9 +4,9 @@ import json
 
 import pandas as pd
 import pytest
+from test_prognosis_tables import make_tables
 
 from nnunet_hecktor.cli import main as cli_main
-from test_prognosis_tables import make_tables
 
 
 @pytest.fixture(scope="module")

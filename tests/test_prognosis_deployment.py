@@ -4,15 +4,18 @@ predictions.csv columns). Fast: tiny stage models fitted on a synthetic feature 
 import numpy as np
 import pandas as pd
 import pytest
+from test_prognosis_tables import make_tables
 
 from nnunet_hecktor.errors import HecktorError
 from nnunet_hecktor.prognosis.deployment import (
-    STAGE_FILES, load_stage_models, resolve_stage_models, stage_into_model,
+    STAGE_FILES,
+    load_stage_models,
+    resolve_stage_models,
+    stage_into_model,
 )
 from nnunet_hecktor.prognosis.features import features_from_images
 from nnunet_hecktor.prognosis.hpv_stage import fit_hpv, predict_hpv
 from nnunet_hecktor.prognosis.survival_stage import fit_survival, predict_survival
-from test_prognosis_tables import make_tables
 
 
 @pytest.fixture(scope="module")

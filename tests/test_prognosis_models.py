@@ -6,18 +6,17 @@ import pandas as pd
 import pytest
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.pipeline import Pipeline
+from test_prognosis_tables import make_tables
 
 from nnunet_hecktor.errors import HecktorError
-from nnunet_hecktor.metrics.classification import balanced_accuracy, best_balanced_accuracy_threshold
+from nnunet_hecktor.metrics.classification import balanced_accuracy, best_balanced_accuracy_threshold, choose_threshold
 from nnunet_hecktor.prognosis.cross_validation import cross_validate_classifier, cross_validate_survival, make_folds
-from nnunet_hecktor.metrics.classification import choose_threshold
 from nnunet_hecktor.prognosis.hpv_models import adjust_for_prevalence, adjusted_decision, hpv_pipeline
 from nnunet_hecktor.prognosis.hpv_stage import fit_hpv, predict_hpv
 from nnunet_hecktor.prognosis.model_store import load_model
 from nnunet_hecktor.prognosis.preprocessing import ColumnRoles, make_preprocessor
 from nnunet_hecktor.prognosis.survival_models import survival_pipeline
 from nnunet_hecktor.prognosis.survival_stage import fit_survival, predict_survival
-from test_prognosis_tables import make_tables
 
 
 @pytest.fixture()

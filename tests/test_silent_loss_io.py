@@ -28,14 +28,23 @@ import sys
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from test_conversion_helpers import write_patient
 
 from nnunet_hecktor.errors import HecktorError
 from nnunet_hecktor.fileio import (
-    OUTPUT_MARKER, OutputWriteError, check_output_folder, is_plugin_output, mark_plugin_output,
-    plugin_output_command, plugin_output_note, verify_image_file, verify_written_file, write_image_atomic,
-    write_json_atomic, write_text_atomic,
+    OUTPUT_MARKER,
+    OutputWriteError,
+    check_output_folder,
+    is_plugin_output,
+    mark_plugin_output,
+    plugin_output_command,
+    plugin_output_note,
+    verify_image_file,
+    verify_written_file,
+    write_image_atomic,
+    write_json_atomic,
+    write_text_atomic,
 )
-from test_conversion_helpers import write_patient
 
 
 def _noise(shape=(64, 64, 64)) -> sitk.Image:

@@ -14,7 +14,11 @@ from nnunet_hecktor.prognosis.feature_catalogue import FEATURE_NAMES, SEG_SOURCE
 from nnunet_hecktor.prognosis.features import FeatureTable, write_feature_table
 from nnunet_hecktor.prognosis.stage_models import BalancedStageClassifier, TNStageModel, stage_codes
 from nnunet_hecktor.prognosis.staging_fit import (
-    STAGING_IMAGE_FEATURES, fit_staging, predict_staging, stage_prediction, stratification,
+    STAGING_IMAGE_FEATURES,
+    fit_staging,
+    predict_staging,
+    stage_prediction,
+    stratification,
 )
 from nnunet_hecktor.prognosis.staging_rules import ajcc7_n_stage, ajcc7_t_stage
 

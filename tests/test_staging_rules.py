@@ -8,10 +8,16 @@ import pytest
 from nnunet_hecktor.prognosis.lesion_measures import extents_mm, max_diameter_mm
 from nnunet_hecktor.prognosis.patient_features import compute_features
 from nnunet_hecktor.prognosis.stage_geometry import (
-    STAGE_GEOMETRY_NAMES, empty_stage_geometry, stage_geometry_features,
+    STAGE_GEOMETRY_NAMES,
+    empty_stage_geometry,
+    stage_geometry_features,
 )
 from nnunet_hecktor.prognosis.staging_rules import (
-    RULE_FEATURES, ajcc7_n_stage, ajcc7_rule_stage, ajcc7_rule_table, ajcc7_t_stage,
+    RULE_FEATURES,
+    ajcc7_n_stage,
+    ajcc7_rule_stage,
+    ajcc7_rule_table,
+    ajcc7_t_stage,
 )
 
 

@@ -8,7 +8,11 @@ import pytest
 
 from nnunet_hecktor import schema
 from nnunet_hecktor.baselines.ceilings import (
-    ceiling_predictions, feasible_ceiling_predictions, feasible_design, permitted_inputs, population_ceilings,
+    ceiling_predictions,
+    feasible_ceiling_predictions,
+    feasible_design,
+    permitted_inputs,
+    population_ceilings,
 )
 from nnunet_hecktor.synthetic import draw_patients, make_cohort
 

@@ -92,8 +92,8 @@ def test_factors_are_rendered(worlds):
 
 def test_factors_carry_risk_beyond_the_feature_table():
     """On drawn patients the rich factors explain outcome variance the default covariates do not."""
-    from lifelines import CoxPHFitter
     import pandas as pd
+    from lifelines import CoxPHFitter
 
     patients = draw_patients(1500, seed=11, world="rich")
     rows = pd.DataFrame({

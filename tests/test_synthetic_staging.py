@@ -10,7 +10,11 @@ from nnunet_hecktor import schema
 from nnunet_hecktor.synthetic import draw_patients
 from nnunet_hecktor.synthetic.lesions import Lesion
 from nnunet_hecktor.synthetic.staging import (
-    STAGE_SHIFT_RATES, geometric_n_stage, geometric_t_stage, largest_diameter_mm, node_sides,
+    STAGE_SHIFT_RATES,
+    geometric_n_stage,
+    geometric_t_stage,
+    largest_diameter_mm,
+    node_sides,
 )
 
 

@@ -12,9 +12,9 @@ import torch
 
 from nnunet_hecktor import schema
 from nnunet_hecktor.checkpoints import LATEST_CHECKPOINT
-from nnunet_hecktor.metrics.classification import choose_threshold
-from nnunet_hecktor.trainers import (HecktorMultiTaskTrainer_tiny, HecktorSWATrainer_tiny)
 from nnunet_hecktor.heads.inference import predict_heads
+from nnunet_hecktor.metrics.classification import choose_threshold
+from nnunet_hecktor.trainers import HecktorMultiTaskTrainer_tiny, HecktorSWATrainer_tiny
 
 # Needs the preprocessed tiny dataset (real nnUNetv2_plan_and_preprocess).
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
@@ -208,8 +208,12 @@ def test_node_centred_patches_contain_a_lymph_node(private_results):
 def test_swa_trainer_deploys_the_average_as_checkpoint_final(private_results):
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-    from nnunet_hecktor.checkpoints import (FINAL_CHECKPOINT, LAST_ITERATE_CHECKPOINT, LEGACY_SWA_CHECKPOINT,
-                                            unique_storage_bytes)
+    from nnunet_hecktor.checkpoints import (
+        FINAL_CHECKPOINT,
+        LAST_ITERATE_CHECKPOINT,
+        LEGACY_SWA_CHECKPOINT,
+        unique_storage_bytes,
+    )
 
     trainer = make_trainer(private_results, cls=HecktorSWATrainer_tiny)
     trainer.run_training()  # 2 epochs, then on_train_end: checkpoint_final.pth (average) + last iterate

@@ -11,13 +11,18 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from conftest import run_nnunet_command
 
-from nnunet_hecktor.checkpoints import (BEST_CHECKPOINT, FINAL_CHECKPOINT, LAST_ITERATE_CHECKPOINT, LATEST_CHECKPOINT,
-                                        LEGACY_SWA_CHECKPOINT, unique_storage_bytes)
+from nnunet_hecktor.checkpoints import (
+    BEST_CHECKPOINT,
+    FINAL_CHECKPOINT,
+    LAST_ITERATE_CHECKPOINT,
+    LATEST_CHECKPOINT,
+    LEGACY_SWA_CHECKPOINT,
+    unique_storage_bytes,
+)
 from nnunet_hecktor.cli import main as cli_main
 from nnunet_hecktor.errors import HecktorError
-
-from conftest import run_nnunet_command
 
 pytestmark = pytest.mark.slow
 

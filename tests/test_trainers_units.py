@@ -12,12 +12,19 @@ import torch
 
 from nnunet_hecktor.errors import HecktorError
 from nnunet_hecktor.heads.inference import crop_patch, head_patch_centre
-from nnunet_hecktor.trainers.head_metrics import (hpv_metrics, mean_per_patient, survival_metrics,
-                                                  write_validation_heads)
-from nnunet_hecktor.trainers.patient_data import (PatientTable, effective_hpv_prevalence, find_clinical_table,
-                                                  hpv_sampling_weights)
-from nnunet_hecktor.trainers.swa import (WeightAverager, has_batchnorm_running_stats,
-                                         recompute_batchnorm_statistics, swa_start_epoch)
+from nnunet_hecktor.trainers.head_metrics import hpv_metrics, mean_per_patient, survival_metrics, write_validation_heads
+from nnunet_hecktor.trainers.patient_data import (
+    PatientTable,
+    effective_hpv_prevalence,
+    find_clinical_table,
+    hpv_sampling_weights,
+)
+from nnunet_hecktor.trainers.swa import (
+    WeightAverager,
+    has_batchnorm_running_stats,
+    recompute_batchnorm_statistics,
+    swa_start_epoch,
+)
 
 
 # -- SWA --------------------------------------------------------------------------------------------

@@ -34,8 +34,15 @@ import torch
 from batchgenerators.utilities.file_and_folder_operations import join
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_hecktor.checkpoints import (BEST_CHECKPOINT, CHECKPOINT_LAYOUT, EXTRA_STATE_KEY, FINAL_CHECKPOINT,
-                                        WEIGHTS_ITERATE, WEIGHTS_SWA, weights_kind)
+from nnunet_hecktor.checkpoints import (
+    BEST_CHECKPOINT,
+    CHECKPOINT_LAYOUT,
+    EXTRA_STATE_KEY,
+    FINAL_CHECKPOINT,
+    WEIGHTS_ITERATE,
+    WEIGHTS_SWA,
+    weights_kind,
+)
 from nnunet_hecktor.fileio import atomic_path, write_text_atomic
 from nnunet_hecktor.nnunet_env import training_seed_from_environment
 

@@ -16,8 +16,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from nnunet_hecktor.fileio import atomic_path, write_json_atomic
-from nnunet_hecktor.metrics.bootstrap import (bootstrap_binary, bootstrap_c_index, percentile_interval,
-                                              resampling_weights)
+from nnunet_hecktor.metrics.bootstrap import bootstrap_binary, bootstrap_c_index, percentile_interval, resampling_weights
 from nnunet_hecktor.metrics.classification import binary_metrics
 from nnunet_hecktor.metrics.survival import concordance_index
 from nnunet_hecktor.strict_json import json_safe

@@ -48,17 +48,23 @@ from batchgenerators.dataloading.single_threaded_augmenter import SingleThreaded
 from torch import distributed as dist
 
 from nnunet_hecktor import schema
-from nnunet_hecktor.heads import (HeadConfig, HPVLoss, RiskBank, build_multitask_network,
-                                  cox_partial_likelihood_loss, gather_patient_outputs)
+from nnunet_hecktor.heads import (
+    HeadConfig,
+    HPVLoss,
+    RiskBank,
+    build_multitask_network,
+    cox_partial_likelihood_loss,
+    gather_patient_outputs,
+)
 from nnunet_hecktor.heads.inference import predict_heads
 from nnunet_hecktor.heads.multitask_network import HecktorMultiTaskNetwork
 from nnunet_hecktor.metrics.classification import choose_threshold
 
+from .base_trainer import HecktorTrainerBase
 from .head_metrics import hpv_metrics, mean_per_patient, survival_metrics, write_validation_heads
+from .nnunet_seams import data_loader_class, log_store, optimizer_step, training_autocast
 from .patient_data import PatientTable, effective_hpv_prevalence, hpv_sampling_weights, load_patient_table
 from .progress_plot import HEAD_LOG_KEYS, plot_head_progress
-from .base_trainer import HecktorTrainerBase
-from .nnunet_seams import data_loader_class, log_store, optimizer_step, training_autocast
 from .sampling import HecktorDataLoader
 from .swa_trainer import SWAMixin
 

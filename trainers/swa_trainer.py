@@ -29,12 +29,22 @@ from typing import TYPE_CHECKING, Any
 import torch
 from batchgenerators.utilities.file_and_folder_operations import isfile, join
 
-from nnunet_hecktor.checkpoints import (FINAL_CHECKPOINT, LAST_ITERATE_CHECKPOINT, LEGACY_SWA_CHECKPOINT,
-                                        WEIGHTS_ITERATE, WEIGHTS_SWA)
+from nnunet_hecktor.checkpoints import (
+    FINAL_CHECKPOINT,
+    LAST_ITERATE_CHECKPOINT,
+    LEGACY_SWA_CHECKPOINT,
+    WEIGHTS_ITERATE,
+    WEIGHTS_SWA,
+)
 
 from .base_trainer import HecktorTrainerBase
-from .swa import (WeightAverager, clone_state_dict, has_batchnorm_running_stats, recompute_batchnorm_statistics,
-                  swa_start_epoch)
+from .swa import (
+    WeightAverager,
+    clone_state_dict,
+    has_batchnorm_running_stats,
+    recompute_batchnorm_statistics,
+    swa_start_epoch,
+)
 
 if TYPE_CHECKING:
     # The mixin sits before HecktorTrainerBase in a trainer's bases: type-check it as one.

@@ -18,7 +18,11 @@ from nnunet_hecktor.baselines.ceilings import ceiling_predictions
 from nnunet_hecktor.baselines.clinical_models import clinical_only_predictions
 from nnunet_hecktor.baselines.image_rule import log_gtvp_volume_risk
 from nnunet_hecktor.baselines.pet_rules import (
-    PET_RULES, brain_mask, gtvp_fraction_of_suvmax, segment_folder, suv_threshold_components,
+    PET_RULES,
+    brain_mask,
+    gtvp_fraction_of_suvmax,
+    segment_folder,
+    suv_threshold_components,
 )
 from nnunet_hecktor.baselines.staging import ajcc7_rule_stages, clinical_only_stages
 from nnunet_hecktor.baselines.tables import write_predictions_csv

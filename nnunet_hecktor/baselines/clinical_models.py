@@ -61,7 +61,12 @@ def clinical_only_predictions(train_clinical_csv: str | os.PathLike, new_clinica
     from nnunet_hecktor.prognosis.hpv_models import hpv_pipeline
     from nnunet_hecktor.prognosis.preprocessing import ColumnRoles
     from nnunet_hecktor.prognosis.stage_data import (
-        clinical_columns_in, clinical_frame, clinical_roles, default_clinical_columns, hpv_targets, survival_targets,
+        clinical_columns_in,
+        clinical_frame,
+        clinical_roles,
+        default_clinical_columns,
+        hpv_targets,
+        survival_targets,
     )
     from nnunet_hecktor.prognosis.survival_models import survival_pipeline
 

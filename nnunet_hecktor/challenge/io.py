@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from nnunet_hecktor.errors import HecktorError, InputDataError
+
 # The output layout is a convention shared with the evaluation of challenge outputs.
 from nnunet_hecktor.schema import HPV_OUTPUT, RFS_OUTPUT, SEGMENTATION_OUTPUT
 

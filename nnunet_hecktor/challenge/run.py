@@ -56,9 +56,17 @@ from typing import Sequence
 from nnunet_hecktor.errors import HecktorError
 
 from .fallback import FallbackValues, empty_segmentation_for, fallback_values
+from .io import (
+    OUTPUT_OF_TASK,
+    TASKS,
+    find_ct_file,
+    image_stem,
+    read_challenge_input,
+    write_hpv_output,
+    write_rfs_output,
+    write_segmentation_output,
+)
 from .outputs import check_output_folder
-from .io import (OUTPUT_OF_TASK, TASKS, find_ct_file, image_stem, read_challenge_input, write_hpv_output,
-                 write_rfs_output, write_segmentation_output)
 
 CHALLENGE_MODEL_FILE = "challenge_model.json"
 #: Routing output of each patient-level task (:func:`~nnunet_hecktor.prediction.routing.route_outputs`).

@@ -177,10 +177,10 @@ def run_challenge_2026(input_dir: str | os.PathLike, output_dir: str | os.PathLi
         Unwritable or full output folder, a model folder that cannot be loaded, a bad option; with
         ``strict``, any failure of the case.
     """
+    from nnunet_hecktor.errors import HecktorError
+
     from .outputs import RFS_CONVENTIONS
     from .staging import STAGE_FALLBACK_RULES
-
-    from nnunet_hecktor.errors import HecktorError
 
     if rfs_convention not in RFS_CONVENTIONS:
         raise HecktorError(f"rfs convention {rfs_convention!r}: expected one of {', '.join(RFS_CONVENTIONS)}")

@@ -68,7 +68,9 @@ def _run(args: argparse.Namespace) -> int:
     import sys
 
     from nnunet_hecktor.prognosis.features import (
-        default_num_processes, extract_features, write_feature_table,
+        default_num_processes,
+        extract_features,
+        write_feature_table,
     )
 
     features = extract_features(args.images, args.seg, seg_source=args.seg_source,

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from nnunet_hecktor.commands._options import (add_checkpoint, add_cv_folds, add_deprecated_alias, add_device,
-                                              add_folds, add_model_folder, add_num_processes, require)
+from nnunet_hecktor.commands._options import (
+    add_checkpoint,
+    add_cv_folds,
+    add_deprecated_alias,
+    add_device,
+    add_folds,
+    add_model_folder,
+    add_num_processes,
+    require,
+)
 
 NAME = "prognosis"
 ORDER = 51

@@ -31,7 +31,6 @@ def run(args: argparse.Namespace) -> int:
         import sys
 
         import nnunet_hecktor.trainers as trainers
-
         from nnunet_hecktor.nnunet_env import setup_problems
 
         for name in trainers.__all__:

@@ -26,7 +26,12 @@ All nnU-Net folders live under the demo's output folder; the caller's environmen
 """
 
 from nnunet_hecktor.demo.pipeline import (
-    CPU_FRIENDLY_VARIABLES, DEMO_CONFIGURATION, DEMO_PLANS, DEMO_TRAINER, DemoResult, run_demo,
+    CPU_FRIENDLY_VARIABLES,
+    DEMO_CONFIGURATION,
+    DEMO_PLANS,
+    DEMO_TRAINER,
+    DemoResult,
+    run_demo,
 )
 
 __all__ = ["run_demo", "DemoResult", "DEMO_TRAINER", "DEMO_PLANS", "DEMO_CONFIGURATION", "CPU_FRIENDLY_VARIABLES"]

@@ -369,8 +369,8 @@ def write_report_2026(output: str | os.PathLike, new_dataset: str | os.PathLike,
     import shutil
 
     from nnunet_hecktor.demo.report import REPORT_FOLDER, SYNTHETIC_NOTICE, _read_rows, _step_cpu_seconds, pick_patients
-    from nnunet_hecktor.plots import plot_dice_comparison, plot_overlay
     from nnunet_hecktor.fileio import write_text_atomic
+    from nnunet_hecktor.plots import plot_dice_comparison, plot_overlay
 
     output, new_dataset = Path(output), Path(new_dataset)
     folder = output / REPORT_FOLDER

@@ -24,13 +24,23 @@ import numpy as np
 
 from nnunet_hecktor import schema
 from nnunet_hecktor.demo.summary import (
-    COLUMNS, MODEL_ROW, cohort_counts, comparisons, markdown_table, read_summary_table,
-)
-# The figures are the evaluation's (one plotting module); re-exported under their old names here.
-from nnunet_hecktor.plots import (  # noqa: F401
-    CT_WINDOW, PET_RANGE, plot_dice_comparison, plot_hpv_roc, plot_overlay,
+    COLUMNS,
+    MODEL_ROW,
+    cohort_counts,
+    comparisons,
+    markdown_table,
+    read_summary_table,
 )
 from nnunet_hecktor.fileio import write_text_atomic
+
+# The figures are the evaluation's (one plotting module); re-exported under their old names here.
+from nnunet_hecktor.plots import (  # noqa: F401
+    CT_WINDOW,
+    PET_RANGE,
+    plot_dice_comparison,
+    plot_hpv_roc,
+    plot_overlay,
+)
 
 REPORT_FOLDER = "report"
 #: Said at the top of every report: the demo's patients are generated, not scanned.

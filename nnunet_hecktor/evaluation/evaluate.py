@@ -38,9 +38,8 @@ from typing import Any
 import numpy as np
 
 from nnunet_hecktor import schema
-from nnunet_hecktor.errors import HecktorError
 from nnunet_hecktor.dataset_conversion.geometry import GeometryTolerance
-from nnunet_hecktor.strict_json import json_safe
+from nnunet_hecktor.errors import HecktorError
 from nnunet_hecktor.evaluation.outcome import (
     COL_HPV_STATUS,
     COL_N_STAGE,
@@ -54,9 +53,14 @@ from nnunet_hecktor.evaluation.outcome import (
 from nnunet_hecktor.evaluation.segmentation import evaluate_segmentation_folders
 from nnunet_hecktor.fileio import write_json_atomic, write_text_atomic
 from nnunet_hecktor.metrics.bootstrap import bootstrap_task1, percentile_interval, resampling_weights
-from nnunet_hecktor.metrics.segmentation import (PatientSegmentationStats, SegmentationMetricOptions, Task1Arrays,
-                                                 aggregate_task1)
+from nnunet_hecktor.metrics.segmentation import (
+    PatientSegmentationStats,
+    SegmentationMetricOptions,
+    Task1Arrays,
+    aggregate_task1,
+)
 from nnunet_hecktor.schema import FILE_ENDING
+from nnunet_hecktor.strict_json import json_safe
 
 logger = logging.getLogger(__name__)
 

@@ -16,16 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-
-from nnunet_hecktor.errors import HecktorError, InputDataError
 from nnunet_hecktor.dataset_conversion.geometry import GeometryTolerance, check_same_geometry
+from nnunet_hecktor.errors import HecktorError, InputDataError
 from nnunet_hecktor.label_files import list_cases, read_label_image
-from nnunet_hecktor.parallel import parallel_map
 from nnunet_hecktor.metrics.segmentation import (
     PatientSegmentationStats,
     SegmentationMetricOptions,
     patient_segmentation_stats,
 )
+from nnunet_hecktor.parallel import parallel_map
 from nnunet_hecktor.schema import FILE_ENDING, SEGMENTATION_OUTPUT
 
 #: File endings accepted for predicted label images (longest first: ``.nii.gz`` before ``.nii``).

@@ -224,13 +224,12 @@ def _feature_table(model_dir: Path, sources: _Sources, patients: dict, predicted
     import sys
 
     import pandas as pd
+    import SimpleITK as sitk
     from tqdm import tqdm
 
     from nnunet_hecktor.postprocessing.apply import load_probabilities, postprocess_image
     from nnunet_hecktor.prognosis.deployment import deployed_feature_row
     from nnunet_hecktor.prognosis.feature_catalogue import PATIENT_COLUMN, SEG_SOURCE_COLUMN
-
-    import SimpleITK as sitk
 
     rows, pids = [], []
     jobs = [(fold, pid) for fold, fold_pids in patients.items() for pid in fold_pids]

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from nnunet_hecktor.errors import HecktorError, InputDataError
-from nnunet_hecktor.parallel import parallel_map
-from nnunet_hecktor.label_files import list_cases, read_label_image
 from nnunet_hecktor.fileio import check_output_folder, mark_plugin_output, write_image_atomic, write_json_atomic
+from nnunet_hecktor.label_files import list_cases, read_label_image
+from nnunet_hecktor.parallel import parallel_map
 from nnunet_hecktor.postprocessing.config import PostprocessingConfig
 from nnunet_hecktor.postprocessing.rules import changed_voxels, postprocess_segmentation
 from nnunet_hecktor.schema import FILE_ENDING

@@ -29,9 +29,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from nnunet_hecktor.errors import HecktorError, InputDataError
 from nnunet_hecktor.dataset_conversion.geometry import check_same_geometry
-from nnunet_hecktor.parallel import parallel_map
+from nnunet_hecktor.errors import HecktorError, InputDataError
 from nnunet_hecktor.label_files import list_cases, read_label_image
 from nnunet_hecktor.metrics.components import union_bounding_box
 from nnunet_hecktor.metrics.segmentation import (
@@ -41,6 +40,7 @@ from nnunet_hecktor.metrics.segmentation import (
     aggregate_task1,
     patient_segmentation_stats,
 )
+from nnunet_hecktor.parallel import parallel_map
 from nnunet_hecktor.postprocessing.apply import array_spacing, load_probabilities
 from nnunet_hecktor.postprocessing.config import PostprocessingConfig, save_config
 from nnunet_hecktor.postprocessing.rules import apply_probability_threshold, pad_for, postprocess_segmentation, rule_steps

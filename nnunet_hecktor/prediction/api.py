@@ -36,8 +36,14 @@ from nnunet_hecktor.errors import HecktorError, InputDataError
 from .ensemble import ENSEMBLE_RULES
 from .inputs import InputCases, find_input_cases
 from .model import DEFAULT_CHECKPOINT, ModelInfo
-from .outputs import (SETTINGS_JSON, check_output_location, prepare_output_folder, write_prediction_tables,
-                      write_segmentation, write_substitutions)
+from .outputs import (
+    SETTINGS_JSON,
+    check_output_location,
+    prepare_output_folder,
+    write_prediction_tables,
+    write_segmentation,
+    write_substitutions,
+)
 from .patient_level import OutputSources, PatientLevelModel
 from .routing import Routing, missing_stage_warning, model_postprocessing_file, postprocessing_mismatch, route_outputs
 

@@ -95,7 +95,11 @@ def prepare_images(patient_id: str, ct, pet, settings: ConversionSettings, pet_o
     from nnunet_hecktor.dataset_conversion.checks import pet_statistics, pet_unit_warning
     from nnunet_hecktor.dataset_conversion.cropping import full_record
     from nnunet_hecktor.dataset_conversion.geometry import (
-        ROUNDOFF_TOLERANCE_VOXELS, GridGeometry, covered_index_box, describe_grid_difference, grid_offset_voxels,
+        ROUNDOFF_TOLERANCE_VOXELS,
+        GridGeometry,
+        covered_index_box,
+        describe_grid_difference,
+        grid_offset_voxels,
     )
 
     warnings: list[str] = []

@@ -14,22 +14,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from nnunet_hecktor import __version__, schema
 from nnunet_hecktor.errors import HecktorError, InputDataError
 from nnunet_hecktor.fileio import atomic_path, write_json_atomic
 from nnunet_hecktor.prognosis.feature_catalogue import (
-    FEATURE_NAMES, HEAD_COLUMNS, PATIENT_COLUMN, SEG_SOURCE_COLUMN, SEG_SOURCES, catalogue_json,
+    FEATURE_NAMES,
+    HEAD_COLUMNS,
+    PATIENT_COLUMN,
+    SEG_SOURCE_COLUMN,
+    SEG_SOURCES,
+    catalogue_json,
 )
 from nnunet_hecktor.prognosis.lesion_measures import SUV_PEAK_RADIUS_MM
 from nnunet_hecktor.prognosis.patient_features import compute_features
+from nnunet_hecktor.prognosis.patient_images import (
+    PatientFiles,
+    infer_seg_source,
+    load_patient,
+    match_patients,
+    prepare_feature_images,
+)
 from nnunet_hecktor.prognosis.radiomics import (
-    DEFAULT_RADIOMICS_LEVEL, check_level, radiomics_feature_names, radiomics_features,
+    DEFAULT_RADIOMICS_LEVEL,
+    check_level,
+    radiomics_feature_names,
+    radiomics_features,
 )
 from nnunet_hecktor.prognosis.radiomics import SETTINGS as RADIOMICS_SETTINGS
-from nnunet_hecktor.prognosis.patient_images import (
-    PatientFiles, infer_seg_source, load_patient, match_patients, prepare_feature_images,
-)
 
 
 @dataclass

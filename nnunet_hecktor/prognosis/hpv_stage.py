@@ -24,19 +24,30 @@ from nnunet_hecktor import schema
 from nnunet_hecktor.errors import HecktorError
 from nnunet_hecktor.fileio import atomic_path, write_json_atomic
 from nnunet_hecktor.metrics.classification import (
-    DEFAULT_THRESHOLD_RULE, THRESHOLD_RULES, BinaryMetrics, binary_metrics, choose_threshold,
+    DEFAULT_THRESHOLD_RULE,
+    THRESHOLD_RULES,
+    BinaryMetrics,
+    binary_metrics,
+    choose_threshold,
 )
+from nnunet_hecktor.plots import plot_roc
 from nnunet_hecktor.prognosis.cross_validation import cross_validate_classifier, fold_assignment, make_folds
 from nnunet_hecktor.prognosis.hpv_models import (
-    CALIBRATIONS, DECISIONS, DEFAULT_L1_RATIO, adjusted_decision, hpv_pipeline,
+    CALIBRATIONS,
+    DECISIONS,
+    DEFAULT_L1_RATIO,
+    adjusted_decision,
+    hpv_pipeline,
 )
 from nnunet_hecktor.prognosis.model_store import PrognosisModel, load_model, save_model
-from nnunet_hecktor.plots import plot_roc
 from nnunet_hecktor.prognosis.stage_data import centre_groups, hpv_targets
-from nnunet_hecktor.strict_json import json_safe
 from nnunet_hecktor.prognosis.stage_io import (
-    load_prediction_inputs, load_training_inputs, prediction_inputs, small_matrix_threads,
+    load_prediction_inputs,
+    load_training_inputs,
+    prediction_inputs,
+    small_matrix_threads,
 )
+from nnunet_hecktor.strict_json import json_safe
 
 logger = logging.getLogger(__name__)
 

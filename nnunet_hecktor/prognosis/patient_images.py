@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from nnunet_hecktor import schema
-from nnunet_hecktor.errors import HecktorError, InputDataError
-from nnunet_hecktor.fileio import read_image
 from nnunet_hecktor.dataset_conversion.checks import PET_SUV_P99_LIMIT
 from nnunet_hecktor.dataset_conversion.geometry import describe_grid_difference, same_grid
 from nnunet_hecktor.dataset_conversion.resampling import resample_pet_to_ct
+from nnunet_hecktor.errors import HecktorError, InputDataError
+from nnunet_hecktor.fileio import read_image
 from nnunet_hecktor.metrics.components import bounding_box
 from nnunet_hecktor.prognosis.lesion_measures import ball_kernel
 

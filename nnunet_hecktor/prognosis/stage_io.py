@@ -13,7 +13,10 @@ from nnunet_hecktor.errors import HecktorError, InputDataError
 from nnunet_hecktor.prognosis.feature_catalogue import SEG_SOURCE_COLUMN
 from nnunet_hecktor.prognosis.model_store import PrognosisModel, check_input_columns
 from nnunet_hecktor.prognosis.stage_data import (
-    StageInputs, assemble_inputs, check_training_seg_source, image_feature_columns,
+    StageInputs,
+    assemble_inputs,
+    check_training_seg_source,
+    image_feature_columns,
 )
 from nnunet_hecktor.prognosis.threads import small_matrix_threads
 

@@ -29,7 +29,7 @@ from nnunet_hecktor.fileio import atomic_path, write_json_atomic
 from nnunet_hecktor.prognosis.cross_validation import fold_assignment, make_folds
 from nnunet_hecktor.prognosis.model_store import PrognosisModel, load_model, save_model
 from nnunet_hecktor.prognosis.preprocessing import ColumnRoles
-from nnunet_hecktor.prognosis.stage_data import clinical_roles, stage_targets, centre_groups
+from nnunet_hecktor.prognosis.stage_data import centre_groups, clinical_roles, stage_targets
 from nnunet_hecktor.prognosis.stage_geometry import STAGE_GEOMETRY_NAMES
 from nnunet_hecktor.prognosis.stage_io import load_prediction_inputs, prediction_inputs, small_matrix_threads
 from nnunet_hecktor.prognosis.stage_models import DEFAULT_CS, STAGE_COLUMNS, TNStageModel, stage_codes

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
+from sksurv.base import SurvivalAnalysisMixin  # a hard dependency
 
 from nnunet_hecktor.prognosis.icare import BaggedIcareSurvival, survival_arrays, univariate_concordance
 from nnunet_hecktor.prognosis.preprocessing import ColumnRoles, make_preprocessor
-
-from sksurv.base import SurvivalAnalysisMixin  # a hard dependency
 
 SURVIVAL_CANDIDATES: tuple[str, ...] = ("coxnet", "rsf", "gbsa", "icare")
 ENSEMBLE = "ensemble"

@@ -14,23 +14,29 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
+from sksurv.base import SurvivalAnalysisMixin  # a hard dependency
 
 from nnunet_hecktor import schema
 from nnunet_hecktor.errors import HecktorError
 from nnunet_hecktor.fileio import atomic_path, write_json_atomic
+from nnunet_hecktor.plots import plot_kaplan_meier
 from nnunet_hecktor.prognosis.cross_validation import cross_validate_survival, fold_assignment, make_folds
 from nnunet_hecktor.prognosis.model_store import PrognosisModel, load_model, save_model
-from nnunet_hecktor.plots import plot_kaplan_meier
 from nnunet_hecktor.prognosis.stage_data import centre_groups, survival_targets
-from nnunet_hecktor.strict_json import json_safe
 from nnunet_hecktor.prognosis.stage_io import (
-    load_prediction_inputs, load_training_inputs, prediction_inputs, small_matrix_threads,
+    load_prediction_inputs,
+    load_training_inputs,
+    prediction_inputs,
+    small_matrix_threads,
 )
 from nnunet_hecktor.prognosis.survival_models import (
-    ENSEMBLE, SURVIVAL_CANDIDATES, RiskEnsemble, RiskScale, survival_pipeline,
+    ENSEMBLE,
+    SURVIVAL_CANDIDATES,
+    RiskEnsemble,
+    RiskScale,
+    survival_pipeline,
 )
-
-from sksurv.base import SurvivalAnalysisMixin  # a hard dependency
+from nnunet_hecktor.strict_json import json_safe
 
 logger = logging.getLogger(__name__)
 

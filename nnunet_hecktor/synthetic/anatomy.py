@@ -21,7 +21,13 @@ from scipy import ndimage
 
 from nnunet_hecktor import schema
 from nnunet_hecktor.synthetic.geometry import (
-    CANONICAL_HEIGHT_MM, NECK_HALF_DEPTH_MM, NECK_HALF_WIDTH_MM, PROFILE_A_MM, PROFILE_B_MM, PROFILE_T, Grid,
+    CANONICAL_HEIGHT_MM,
+    NECK_HALF_DEPTH_MM,
+    NECK_HALF_WIDTH_MM,
+    PROFILE_A_MM,
+    PROFILE_B_MM,
+    PROFILE_T,
+    Grid,
     SizePreset,
 )
 from nnunet_hecktor.synthetic.image_factors import ENE_RIM_REACH, ENE_RIM_UPTAKE, HETEROGENEITY_TEXTURE

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from nnunet_hecktor import schema
-
 from nnunet_hecktor.challenge.io import CT_FOLDER, EHR_FILE, PET_FOLDER
 
 #: Columns the challenge passes in ehr.json (inputs only; the targets are what is predicted).

@@ -20,11 +20,23 @@ from nnunet_hecktor.strict_json import json_safe
 from nnunet_hecktor.synthetic import anatomy, writer
 from nnunet_hecktor.synthetic.geometry import draw_grids, size_preset
 from nnunet_hecktor.synthetic.image_factors import (
-    CYSTIC_NODE_PROBABILITY, RICH_RISK_CENTRE, RICH_RISK_COEFFICIENTS, check_world,
+    CYSTIC_NODE_PROBABILITY,
+    RICH_RISK_CENTRE,
+    RICH_RISK_COEFFICIENTS,
+    check_world,
 )
 from nnunet_hecktor.synthetic.patients import (
-    CENTRE_PROFILES, COVARIATE_ENRICHMENT, ENRICHMENT_ACCEPTANCE, GENERATOR_VERSION, HPV_COEFFICIENTS,
-    RISK_COEFFICIENTS, WEIBULL_SCALE_DAYS, WEIBULL_SHAPE, SyntheticPatient, draw_patients, patient_rng,
+    CENTRE_PROFILES,
+    COVARIATE_ENRICHMENT,
+    ENRICHMENT_ACCEPTANCE,
+    GENERATOR_VERSION,
+    HPV_COEFFICIENTS,
+    RISK_COEFFICIENTS,
+    WEIBULL_SCALE_DAYS,
+    WEIBULL_SHAPE,
+    SyntheticPatient,
+    draw_patients,
+    patient_rng,
 )
 
 logger = logging.getLogger(__name__)

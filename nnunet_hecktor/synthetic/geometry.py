@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-
 #: Canonical (real-size) body outline used by :mod:`~nnunet_hecktor.synthetic.anatomy`: half-width
 #: a(t) and half-depth b(t) in mm at height t (0 = upper thorax, 1 = vertex).
 PROFILE_T = np.array([-2.0, 0.10, 0.28, 0.40, 0.58, 0.70, 0.86])

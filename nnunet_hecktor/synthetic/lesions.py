@@ -16,8 +16,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nnunet_hecktor.synthetic.geometry import (
-    CANONICAL_HEIGHT_MM, NECK_HALF_DEPTH_MM, NECK_HALF_WIDTH_MM, PROFILE_A_MM, PROFILE_B_MM, PROFILE_T,
-    PLACEMENT_PRESETS, SIZE_PRESETS, SizePreset,
+    CANONICAL_HEIGHT_MM,
+    NECK_HALF_DEPTH_MM,
+    NECK_HALF_WIDTH_MM,
+    PLACEMENT_PRESETS,
+    PROFILE_A_MM,
+    PROFILE_B_MM,
+    PROFILE_T,
+    SIZE_PRESETS,
+    SizePreset,
 )
 
 
