@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nnunet_hecktor.commands._options import add_dataset_id, add_device, add_num_processes
+
 NAME = "demo"
 ORDER = 1
 HELP = "train and test the whole pipeline on a built-in synthetic HECKTOR cohort, with a report (the README's main job)"
@@ -36,11 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"synthetic training patients (default {DEMO_PATIENTS})")
     parser.add_argument("--test-patients", type=int, default=DEMO_NEW_PATIENTS,
                         help=f"synthetic new patients to predict and score (default {DEMO_NEW_PATIENTS})")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    add_device(parser)
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the training cohort; the new patients use seed + 1000 (default 0)")
-    parser.add_argument("--dataset-id", type=int, default=501, help="nnU-Net dataset id (default 501)")
-    parser.add_argument("--num-processes", type=int, default=1, help="worker processes (default 1)")
+    add_dataset_id(parser, required=False, default=501)
+    add_num_processes(parser)
     parser.add_argument("--edition", choices=DEMO_EDITIONS, default="2025",
                         help="HECKTOR edition (default 2025: segmentation, HPV, risk; 2026: segmentation, T/N "
                              "stage, risk and the weighted score, with a stage cohort for the patient-level models)")

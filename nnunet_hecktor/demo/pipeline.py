@@ -69,7 +69,7 @@ def _trainer_epochs(trainer: str) -> int | None:
 
 
 def run_demo(output: str | os.PathLike, patients: int = DEMO_PATIENTS, test_patients: int = DEMO_NEW_PATIENTS,
-             seed: int = 0, dataset_id: int = 501, num_processes: int = 1, device: str = "cpu",
+             seed: int = 0, dataset_id: int = 501, num_processes: int = 1, device: str = "auto",
              size: str = DEMO_SIZE, trainer: str = DEMO_TRAINER, n_bootstrap: int = 200, edition: str = "2025",
              stage_patients: int = DEMO_STAGE_PATIENTS) -> DemoResult:
     """Run the demo into ``output`` (resuming a previous run there) and return what it made.
@@ -92,7 +92,7 @@ def run_demo(output: str | os.PathLike, patients: int = DEMO_PATIENTS, test_pati
     num_processes : int
         Worker processes for generation, conversion, preprocessing and scoring.
     device : str
-        ``cpu`` or ``cuda`` for training and prediction.
+        ``auto`` (CUDA when available, else the CPU), ``cpu`` or ``cuda``: for training and prediction.
     size : str
         Synthetic size preset (``demo``: real-size neck at ~3.5 mm; ``test`` for quick checks).
     trainer : str
@@ -110,6 +110,10 @@ def run_demo(output: str | os.PathLike, patients: int = DEMO_PATIENTS, test_pati
         2026 only: patients of the stage cohort.
     """
     from nnunet_hecktor.nnunet_env import nnunet_environment
+    from nnunet_hecktor.prediction.model import resolve_device
+
+    # nnUNetv2_train takes cpu/cuda only: "auto" is decided here, once, for every step.
+    device = str(resolve_device(device))
 
     if edition not in DEMO_EDITIONS:
         raise HecktorError(f"the demo runs HECKTOR {' or '.join(DEMO_EDITIONS)}, not {edition!r}")
