@@ -274,7 +274,7 @@ def test_verify_leaves_other_files_to_their_writers(tmp_path):
     (["--seed", "-1"], "argument --seed: must be at least 0, got -1"),
     (["--seed", "x"], "argument --seed: expected an integer, got 'x'"),
     (["--patients", "0"], "argument --patients: must be at least 1, got 0"),
-    (["--num-processes", "0"], "argument --num-processes: must be at least 1, got 0"),
+    (["--num-processes", "0"], "argument -np/--num-processes: must be at least 1, got 0"),
 ])
 def test_synth_refuses_bad_arguments_with_exit_2(tmp_path, capsys, args, message):
     from nnunet_hecktor.cli import main

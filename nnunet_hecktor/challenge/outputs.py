@@ -33,14 +33,13 @@ from typing import Any
 
 from nnunet_hecktor.errors import HecktorError
 
+# The package's one error for an output that could not be written: the CLI prints it as one line.
+from nnunet_hecktor.fileio import OutputWriteError
+
 #: ``rfs.json`` conventions: ``"time"`` writes ``-risk`` (anti-concordant with risk), ``"risk"`` the risk.
 RFS_CONVENTIONS: tuple[str, ...] = ("time", "risk")
 DEFAULT_RFS_CONVENTION = "time"
 PROBE_NAME = ".nnunet-hecktor-write-probe"
-
-
-class OutputWriteError(HecktorError):
-    """An output could not be written and checked (full disk, unwritable folder)."""
 
 
 def rfs_value(risk: float, convention: str = DEFAULT_RFS_CONVENTION) -> float:
@@ -80,7 +79,7 @@ def check_output_folder(output_dir: str | os.PathLike, needed_bytes: int = 0) ->
     try:
         output.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputWriteError(f"output folder {output} cannot be created ({exc.strerror or exc})") from None
+        raise OutputWriteError(f"the output folder cannot be created ({exc.strerror or exc})", output) from None
     probe = output / PROBE_NAME
     payload = b"nnunet-hecktor write probe\n"
     try:
@@ -91,7 +90,7 @@ def check_output_folder(output_dir: str | os.PathLike, needed_bytes: int = 0) ->
         if probe.read_bytes() != payload:
             raise OSError("the probe file read back differs")
     except OSError as exc:
-        raise OutputWriteError(f"output folder {output} is not writable ({exc.strerror or exc})") from None
+        raise OutputWriteError(f"the output folder is not writable ({exc.strerror or exc})", output) from None
     finally:
         try:
             probe.unlink()
@@ -100,15 +99,15 @@ def check_output_folder(output_dir: str | os.PathLike, needed_bytes: int = 0) ->
     if needed_bytes > 0:
         free = shutil.disk_usage(output).free
         if free < needed_bytes:
-            raise OutputWriteError(f"output folder {output} has {free} bytes free, the outputs need up to "
-                                   f"{needed_bytes}")
+            raise OutputWriteError(f"the output folder has {free} bytes free, the outputs need up to "
+                                   f"{needed_bytes}", output)
     return output
 
 
 def _checked_size(tmp: Path, destination: Path) -> None:
     size = tmp.stat().st_size
     if size == 0:
-        raise OutputWriteError(f"{destination}: the file written is empty (disk full?); not renamed into place")
+        raise OutputWriteError("the file written is empty (disk full?); not renamed into place", destination)
 
 
 def write_json_output(value: Any, destination: str | os.PathLike) -> Path:
@@ -122,11 +121,11 @@ def write_json_output(value: Any, destination: str | os.PathLike) -> Path:
             tmp.write_text(text, encoding="utf-8")
             _checked_size(tmp, destination)
             if json.loads(tmp.read_text(encoding="utf-8")) != value:
-                raise OutputWriteError(f"{destination}: the file written does not read back as {value!r}")
+                raise OutputWriteError(f"the file written does not read back as {value!r}", destination)
     except OutputWriteError:
         raise
     except OSError as exc:
-        raise OutputWriteError(f"{destination}: cannot be written ({_reason(exc)})") from None
+        raise OutputWriteError(f"cannot be written ({_reason(exc)})", destination) from None
     return destination
 
 
@@ -148,16 +147,16 @@ def write_image_output(image, destination: str | os.PathLike) -> Path:
                 back = sitk.ReadImage(str(tmp))
             except RuntimeError as exc:
                 lines = str(exc).strip().splitlines()
-                raise OutputWriteError(f"{destination}: the file written cannot be read back "
-                                       f"({lines[-1] if lines else 'unknown reason'}); disk full?") from None
+                raise OutputWriteError(f"the file written cannot be read back "
+                                       f"({lines[-1] if lines else 'unknown reason'}); disk full?", destination) from None
             if (back.GetSize() != image.GetSize() or back.GetPixelID() != image.GetPixelID()
                     or not np.array_equal(sitk.GetArrayViewFromImage(back), sitk.GetArrayViewFromImage(image))):
-                raise OutputWriteError(f"{destination}: the image read back differs from the one written")
+                raise OutputWriteError("the image read back differs from the one written", destination)
             del back
     except OutputWriteError:
         raise
     except (OSError, RuntimeError) as exc:
-        raise OutputWriteError(f"{destination}: cannot be written ({_reason(exc)})") from None
+        raise OutputWriteError(f"cannot be written ({_reason(exc)})", destination) from None
     return destination
 
 
