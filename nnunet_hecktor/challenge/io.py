@@ -204,26 +204,13 @@ def check_outputs(output_dir: str | os.PathLike, tasks, reference_ct=None) -> li
     (on ``reference_ct``'s grid when given: size, spacing, origin, direction); Task 2 one finite
     JSON number; Task 3 one JSON boolean.
     """
-    import numpy as np
-    import SimpleITK as sitk
-
-    from nnunet_hecktor.dataset_conversion.geometry import describe_grid_difference, same_grid
+    from .outputs import output_set_problems, segmentation_output_problems
 
     root = Path(output_dir)
     expected = {OUTPUT_OF_TASK[int(t)] for t in tasks}
-    present = {p.relative_to(root) for p in root.rglob("*") if p.is_file()} if root.is_dir() else set()
-    problems = [f"unexpected file {p}" for p in sorted(present - expected)]
-    problems += [f"missing {p}" for p in sorted(expected - present)]
+    problems, present = output_set_problems(root, expected)
     if SEGMENTATION_OUTPUT in expected & present:
-        image = sitk.ReadImage(str(root / SEGMENTATION_OUTPUT))
-        if image.GetPixelID() != sitk.sitkUInt8:
-            problems.append(f"{SEGMENTATION_OUTPUT}: pixel type {image.GetPixelIDTypeAsString()}, expected uint8")
-        values = set(np.unique(sitk.GetArrayViewFromImage(image)).tolist())
-        if not values <= {0, 1, 2}:
-            problems.append(f"{SEGMENTATION_OUTPUT}: values {sorted(values)} outside {{0, 1, 2}}")
-        if reference_ct is not None and not same_grid(reference_ct, image):
-            problems.append(f"{SEGMENTATION_OUTPUT}: not on the CT's grid "
-                            f"({describe_grid_difference(reference_ct, image)})")
+        problems += segmentation_output_problems(root, SEGMENTATION_OUTPUT, reference_ct)
     for path, kind in ((RFS_OUTPUT, "number"), (HPV_OUTPUT, "boolean")):
         if path in expected & present:
             try:

@@ -177,35 +177,48 @@ def write_stage_output(stage: str, destination: str | os.PathLike, column: str) 
     return write_json_output(stage, destination)
 
 
+def output_set_problems(root: Path, expected: set[Path]) -> tuple[list[str], set[Path]]:
+    """``(problems, present)``: files under ``root`` other than ``expected``, and ``expected`` files missing."""
+    present = {p.relative_to(root) for p in root.rglob("*") if p.is_file()} if root.is_dir() else set()
+    problems = [f"unexpected file {p}" for p in sorted(present - expected)]
+    problems += [f"missing {p}" for p in sorted(expected - present)]
+    return problems, present
+
+
+def segmentation_output_problems(root: Path, relative: Path, reference_ct=None) -> list[str]:
+    """Problems with a container's segmentation output: uint8, values in {0, 1, 2}, on ``reference_ct``'s grid
+    (size, spacing, origin, direction) when given. Used by both editions' output checks."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from nnunet_hecktor.dataset_conversion.geometry import describe_grid_difference, same_grid
+
+    problems = []
+    image = sitk.ReadImage(str(root / relative))
+    if image.GetPixelID() != sitk.sitkUInt8:
+        problems.append(f"{relative}: pixel type {image.GetPixelIDTypeAsString()}, expected uint8")
+    values = set(np.unique(sitk.GetArrayViewFromImage(image)).tolist())
+    if not values <= {0, 1, 2}:
+        problems.append(f"{relative}: values {sorted(values)} outside {{0, 1, 2}}")
+    if reference_ct is not None and not same_grid(reference_ct, image):
+        problems.append(f"{relative}: not on the CT's grid ({describe_grid_difference(reference_ct, image)})")
+    return problems
+
+
 def check_outputs_2026(output_dir: str | os.PathLike, reference_ct=None) -> list[str]:
     """Problems with a 2026 container output folder ([] = exactly the four official outputs, valid).
 
     Segmentation: uint8, values in {0, 1, 2}, on ``reference_ct``'s grid when given; ``t-stage.json`` /
     ``n-stage.json``: one JSON string among the edition's stages; ``rfs.json``: one finite JSON number.
     """
-    import numpy as np
-    import SimpleITK as sitk
-
-    from nnunet_hecktor.dataset_conversion.geometry import describe_grid_difference, same_grid
     from nnunet_hecktor.editions import get_edition
     from nnunet_hecktor.schema import N_STAGES, T_STAGES
 
     outputs = get_edition("2026").container_outputs
     root = Path(output_dir)
-    expected = set(outputs.values())
-    present = {p.relative_to(root) for p in root.rglob("*") if p.is_file()} if root.is_dir() else set()
-    problems = [f"unexpected file {p}" for p in sorted(present - expected)]
-    problems += [f"missing {p}" for p in sorted(expected - present)]
-    seg = outputs["segmentation"]
-    if seg in present:
-        image = sitk.ReadImage(str(root / seg))
-        if image.GetPixelID() != sitk.sitkUInt8:
-            problems.append(f"{seg}: pixel type {image.GetPixelIDTypeAsString()}, expected uint8")
-        values = set(np.unique(sitk.GetArrayViewFromImage(image)).tolist())
-        if not values <= {0, 1, 2}:
-            problems.append(f"{seg}: values {sorted(values)} outside {{0, 1, 2}}")
-        if reference_ct is not None and not same_grid(reference_ct, image):
-            problems.append(f"{seg}: not on the CT's grid ({describe_grid_difference(reference_ct, image)})")
+    problems, present = output_set_problems(root, set(outputs.values()))
+    if outputs["segmentation"] in present:
+        problems += segmentation_output_problems(root, outputs["segmentation"], reference_ct)
     for name, allowed in (("t_stage", T_STAGES), ("n_stage", N_STAGES), ("rfs", None)):
         path = outputs[name]
         if path not in present:
