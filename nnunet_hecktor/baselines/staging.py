@@ -33,16 +33,13 @@ def ajcc7_rule_stages(seg_dir: str | os.PathLike, patients=None,
     """
     import SimpleITK as sitk
 
+    from nnunet_hecktor.baselines.image_rule import segmentations_of
     from nnunet_hecktor.fileio import read_image
     from nnunet_hecktor.prognosis.stage_geometry import stage_geometry_features
     from nnunet_hecktor.prognosis.staging_rules import ajcc7_rule_stage
 
-    seg_dir = Path(seg_dir)
-    if patients is None:
-        patients = sorted(p.name[: -len(schema.FILE_ENDING)] for p in seg_dir.glob("*" + schema.FILE_ENDING))
     rows = {}
-    for pid in patients:
-        image = read_image(seg_dir / f"{pid}{schema.FILE_ENDING}", pid, "segmentation")
+    for pid, image in segmentations_of(seg_dir, patients):
         seg = sitk.GetArrayFromImage(image)
         ct = None
         if images_dir is not None:
