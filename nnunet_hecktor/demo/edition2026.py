@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from nnunet_hecktor import schema
+from nnunet_hecktor.demo.summary import paired_entry
 from nnunet_hecktor.errors import HecktorError
 from nnunet_hecktor.fileio import write_json_atomic
 
@@ -303,12 +304,7 @@ def paired_comparisons_2026(rows: list[dict[str, Any]], n_bootstrap: int = PAIRE
                             "difference": None, "interval": None, "verdict": None, "n_patients": None,
                             "text": f"{metric}: model vs {row['name']}: not compared ({why or 'undefined'})"})
                 continue
-            out.append({"baseline": row["name"], "metric": metric, "model": c.value_a, "baseline_value": c.value_b,
-                        "difference": c.difference, "interval": [c.interval.low, c.interval.high],
-                        "verdict": c.verdict, "n_patients": c.n_patients,
-                        "text": f"{metric}: model {c.value_a:.3f} vs {row['name']} {c.value_b:.3f}: difference "
-                                f"{c.difference:+.3f} [{c.interval.low:+.3f}, {c.interval.high:+.3f}] (paired 95 % CI, "
-                                f"{c.n_patients} patients) -> {c.verdict}"})
+            out.append(paired_entry(c, metric, row["name"], baseline=row["name"]))
     return out
 
 

@@ -164,14 +164,20 @@ def paired_comparisons(rows: list[dict[str, Any]], n_bootstrap: int = PAIRED_BOO
                             "text": f"{header}: model {model[column]:.3f} vs {row['description']} {row[column]:.3f} "
                                     "-> not compared (no per-patient figures, or undefined on these patients)"})
                 continue
-            out.append({"baseline": row["name"], "description": row["description"], "column": column,
-                        "metric": header, "model": c.value_a, "baseline_value": c.value_b,
-                        "difference": c.difference, "interval": [c.interval.low, c.interval.high],
-                        "verdict": c.verdict, "n_patients": c.n_patients,
-                        "text": f"{header}: model {c.value_a:.3f} vs {row['description']} {c.value_b:.3f}: "
-                                f"difference {c.difference:+.3f} [{c.interval.low:+.3f}, {c.interval.high:+.3f}] "
-                                f"(paired 95 % CI, {c.n_patients} patients) -> {c.verdict}"})
+            out.append(paired_entry(c, header, row["description"], baseline=row["name"],
+                                    description=row["description"], column=column))
     return out
+
+
+def paired_entry(c, metric: str, label: str, **fields: Any) -> dict[str, Any]:
+    """One paired comparison of the model with a baseline as a report record (``fields`` first), with its line:
+    ``metric: model 0.819 vs LABEL 0.839: difference -0.019 [-0.058, +0.024] (paired 95 % CI, 110 patients)
+    -> undecided`` (``c``: a :class:`~nnunet_hecktor.metrics.paired.PairedComparison`, model minus baseline)."""
+    return {**fields, "metric": metric, "model": c.value_a, "baseline_value": c.value_b, "difference": c.difference,
+            "interval": [c.interval.low, c.interval.high], "verdict": c.verdict, "n_patients": c.n_patients,
+            "text": f"{metric}: model {c.value_a:.3f} vs {label} {c.value_b:.3f}: difference {c.difference:+.3f} "
+                    f"[{c.interval.low:+.3f}, {c.interval.high:+.3f}] (paired 95 % CI, {c.n_patients} patients) "
+                    f"-> {c.verdict}"}
 
 
 def comparisons(rows: list[dict[str, Any]]) -> list[str]:
