@@ -26,7 +26,7 @@ under pure label shift; --decision accuracy thresholds the corrected probability
 
 examples:
   nnunet-hecktor hpv fit --features features_cv.csv --clinical clinical.csv --output hpv_model
-  nnunet-hecktor hpv predict --model hpv_model/model.joblib --features features_test.csv \\
+  nnunet-hecktor hpv predict --model-file hpv_model/model.joblib --features features_test.csv \\
       --clinical clinical_test.csv --expected-prevalence 0.6 --output hpv_predictions.csv
 """
 

@@ -45,7 +45,7 @@ examples:
   nnunet-hecktor prognosis build -m MODEL --edition 2026 --device cuda
   nnunet-hecktor prognosis fit --features features_cv.csv --clinical clinical.csv --output prognosis_model
   nnunet-hecktor prognosis fit --features features_cv.csv --clinical clinical.csv --cv centre --output loco
-  nnunet-hecktor prognosis predict --model prognosis_model/model.joblib --features features_test.csv \\
+  nnunet-hecktor prognosis predict --model-file prognosis_model/model.joblib --features features_test.csv \\
       --clinical clinical_test.csv --output predictions.csv
   nnunet-hecktor prognosis stage --model $nnUNet_results/Dataset501_HECKTOR/<Trainer>__nnUNetPlans__3d_fullres \
       --survival prognosis_model/model.joblib --hpv hpv_model/model.joblib

@@ -28,7 +28,7 @@ examples:
   nnunet-hecktor staging fit --features features_cv.csv --clinical clinical.csv --output staging_model
   nnunet-hecktor staging fit --features features_cv.csv --clinical clinical.csv --feature-set clinical \\
       --output staging_clinical_only
-  nnunet-hecktor staging predict --model staging_model/model.joblib --features features_test.csv \\
+  nnunet-hecktor staging predict --model-file staging_model/model.joblib --features features_test.csv \\
       --clinical clinical_test.csv --output stages.csv
 """
 
