@@ -1,40 +1,64 @@
-"""Learning benchmark (issue 9): do the network's heads learn, next to the simple alternatives?
+"""Learning benchmark (issues 9, 18, 19): does the deployed model beat the simple alternatives, seed after seed?
 
-Trains nnU-Net trainers of the plugin with stock ``nnUNetv2_train`` on a synthetic cohort (seed
-``--seed``) at the same budget (epochs x iterations), predicts a cohort of NEW patients (seed
-``--seed + 1``) with ``nnunet-hecktor predict``, and reports on those new patients, with patient-level
-bootstrap 95 % intervals:
+One set of synthetic cohorts, several training seeds. For each seed the script trains the demo's
+recipe (``HecktorMultiTaskTrainer_demo`` on the demo plans; ``--trainer`` for another) with stock
+``nnUNetv2_train`` seeded through ``NNUNET_HECKTOR_SEED``, then follows the deployed path a user
+follows:
 
-- segmentation: GTVp mean Dice and GTVn aggregated Dice per trainer (``evaluate``);
-- recurrence risk: C-index of the heads' risk, of the prognosis stage (``prognosis fit`` on features of
-  the trainer's PREDICTED masks of the training cohort, applied to features of its predicted masks of
-  the new patients: no ground-truth masks anywhere), of a clinical-only Cox/ICARE model (same code,
-  clinical columns only, same training patients), of the one-number rule (log predicted GTVp volume)
-  and of the generator's true risk (ceiling);
-- HPV: AUC and balanced accuracy of the heads, of the ``hpv`` stage on predicted-mask features, of
-  clinical-only logistic regression and of the generator's true probability (ceiling);
-- wall time of every step.
+0. **post-processing**: the demo's step, rules tuned on fold 0's validation patients and staged in
+   the model folder (:func:`nnunet_hecktor.model_folder.fold_postprocessing.tune_on_fold_validation`);
+1. **stage**: :func:`nnunet_hecktor.model_folder.held_out.build_stage_on_held_out_cohort` predicts
+   the masks of a *held-out cohort* (patients the network never saw) with the fold-0 network, as
+   ``predict`` does, and fits the prognosis stage on their features and the edition's test-time
+   inputs (``prognosis build``'s code; HECKTOR 2025 risk without HPV status);
+2. **predict**: ``nnunet-hecktor predict``'s Python API on the new patients, with a clinical input
+   from which HPV status is withheld (the 2025 test input carries none), the staged stage answering
+   risk and HPV and the heads' values kept in ``head_*`` columns.
 
-The same seeds give the same cohorts, baselines, ceilings and stage figures for the same masks; the
-network initialisation and augmentation of nnU-Net's training are not seeded by this script.
+Rows scored on the same new patients (never chosen on them):
 
-Usage (CPU, reduced; see ``docs/evidence/learning-benchmark.md`` for the settings of the published table)::
+- segmentation: the model; the 40 %-of-SUVmax and SUV > 2.5 PET rules;
+- risk and HPV: the deployed stage; the network's heads; clinical-only models (the stage's own code,
+  clinical columns only, fitted on the same held-out patients); the one-number rule (log GTVp volume
+  of the 40 % SUVmax rule); the **feasible ceiling** (models on every permitted input with the image
+  quantities read perfectly, fitted on a large reference draw of the same generator,
+  :func:`nnunet_hecktor.baselines.ceilings.feasible_ceiling_predictions`) and the generator's true
+  risk / HPV probability.
 
-    python benchmarks/bench_learning.py --train-patients 300 --test-patients 200 --epochs 30 \\
-        --iterations 50 --device cpu
-    # GPU, larger:
-    python benchmarks/bench_learning.py --train-patients 600 --test-patients 300 --epochs 100 \\
-        --iterations 250 --plans default --device cuda --num-processes 8
+Every comparison is a paired bootstrap of the difference on the same patients
+(:mod:`nnunet_hecktor.metrics.paired`): ``better``/``worse`` only when the 95 % interval excludes 0,
+else ``undecided``. Segmentation is compared with both PET rules, risk and HPV with clinical-only and
+with the feasible ceiling. Across seeds the table gives the median and range and counts the verdicts.
 
-Results: ``<workdir>/results.json``, ``<workdir>/table.md`` (Markdown) and a printed table.
+In the rich world (``--world rich``, the default) relapse risk also depends on image factors that
+volume, SUV and node count do not measure (:mod:`nnunet_hecktor.synthetic.image_factors`). Which
+risk scores capture that factor is measured as the partial Spearman correlation of each score with
+the rich-world risk term, given the rest of the true log-risk (the factor is drawn independently of
+everything else, so a model that does not read it from the image gets 0 up to noise); for HPV, with
+the number of cystic nodes given the generator's HPV probability before them.
+
+Usage (this machine: 2-core CPU; about 20 min per seed at the settings below, see
+``docs/evidence/learning-benchmark.md`` for the published run)::
+
+    python benchmarks/bench_learning.py --seeds 0 1 2 --train-patients 100 --stage-patients 300 \\
+        --test-patients 1000 --device cpu
+    # GPU, larger (nnU-Net's default plans):
+    python benchmarks/bench_learning.py --seeds 0 1 2 --train-patients 600 --stage-patients 400 \\
+        --test-patients 1000 --plans default --trainer HecktorMultiTaskTrainer_100epochs --device cuda \\
+        --num-processes 8
+
+Results: ``<workdir>/results.json``, ``<workdir>/table.md`` and a printed table. Every step is resumable:
+a rerun with the same workdir skips what is done.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 import os
+import statistics
 import sys
 import time
 import warnings
@@ -45,23 +69,19 @@ import numpy as np
 from nnunet_hecktor.checkpoints import FINAL_CHECKPOINT
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_TRAINERS = ("HecktorSWATrainer_benchmark", "HecktorMultiTaskTrainer_benchmark",
-                    "HecktorMultiTaskTrainerBottleneckHeads_benchmark")
 CONFIGURATION = "3d_fullres"
-
-
-# --------------------------------------------------------------------------- scoring
-
-def score_rows(rows: dict[str, dict], clinical_csv: Path, out_dir: Path, args) -> dict:
-    """Write ``rows`` as a ``predictions.csv`` and score it with ``evaluate`` (Tasks 2/3, bootstrap CIs)."""
-    from nnunet_hecktor.baselines.tables import write_predictions_csv
-    from nnunet_hecktor.evaluation.evaluate import evaluate
-
-    path = write_predictions_csv(out_dir / "predictions.csv", rows)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return evaluate(None, None, clinical_csv, path, out_dir / "evaluation", n_bootstrap=args.bootstrap,
-                        seed=args.seed, plots=False, progress=False).metrics
+DEFAULT_TRAINER = "HecktorMultiTaskTrainer_demo"
+#: Cohort seeds relative to ``--cohort-seed``: training, held-out (stage) and new patients never share a seed.
+STAGE_SEED_OFFSET, NEW_SEED_OFFSET, REFERENCE_SEED_OFFSET = 2000, 1000, 5000
+EDITION = "2025"
+#: Rows of the tables, in order. ``model`` rows change with the training seed.
+MODEL_ROWS = ("model: network + staged stage (deployed)", "model: network heads")
+BASELINE_ROWS = ("clinical only (held-out patients)", "one number: log GTVp volume, 40 % SUVmax rule",
+                 "PET rule: 40 % of SUVmax", "PET rule: SUV > 2.5",
+                 "feasible without the image-only factors",
+                 "feasible ceiling (permitted inputs)", "true ceiling (generator)")
+DEPLOYED, HEADS = MODEL_ROWS
+CLINICAL, ONE_NUMBER, PET40, PET25, FEASIBLE_PLAIN, FEASIBLE, TRUE = BASELINE_ROWS
 
 
 # --------------------------------------------------------------------------- steps
@@ -86,51 +106,51 @@ class Clock:
 
 
 def make_cohorts(args, work: Path, clock: Clock) -> dict:
-    """Synthetic training and new-patient releases, converted to nnU-Net raw datasets."""
+    """Training, held-out and new-patient releases (never the same seed, never a repeated PatientID),
+    converted to nnU-Net raw datasets."""
     from nnunet_hecktor.dataset_conversion import convert_dataset
     from nnunet_hecktor.synthetic import first_free_id_number, make_cohort
 
     raw = work / "nnUNet_raw"
     out = {}
-    id_offset = 0  # new patients are numbered after the training patients: no PatientID repeats
-    for role, n, seed, dataset_id, name in (("train", args.train_patients, args.seed, args.dataset_id, "LearnTrain"),
-                                             ("test", args.test_patients, args.seed + 1, args.dataset_id + 1,
-                                              "LearnNew")):
+    id_offset = 0
+    for role, n, seed_offset, id_step, name in (("train", args.train_patients, 0, 0, "LearnTrain"),
+                                                 ("stage", args.stage_patients, STAGE_SEED_OFFSET, 2, "LearnStage"),
+                                                 ("new", args.test_patients, NEW_SEED_OFFSET, 1, "LearnNew")):
+        seed, dataset_id = args.cohort_seed + seed_offset, args.dataset_id + id_step
         release = work / f"synthetic_{role}"
         dataset = raw / f"Dataset{dataset_id:03d}_{name}"
         if not (release / "synthetic_ground_truth.json").is_file():
             clock(f"synth {role}", lambda: make_cohort(release, n_patients=n, seed=seed, size=args.size,
                                                        num_processes=args.num_processes, progress=False,
-                                                       overwrite=True, enriched=args.enriched,
+                                                       overwrite=True, enriched=True, world=args.world,
                                                        id_offset=id_offset))
         if not (dataset / "dataset.json").is_file():
             clock(f"convert {role}", lambda: convert_dataset(release, dataset_id=dataset_id, name=name,
                                                              output=dataset, num_processes=args.num_processes))
         truth = json.loads((release / "synthetic_ground_truth.json").read_text())
         id_offset = first_free_id_number(truth["patients"])
-        out[role] = {"release": release, "dataset": dataset, "dataset_id": dataset_id, "truth": truth,
-                     "clinical_csv": dataset / "clinical.csv"}
+        out[role] = {"release": release, "dataset": dataset, "dataset_id": dataset_id, "seed": seed,
+                     "truth": release / "synthetic_ground_truth.json", "clinical_csv": dataset / "clinical.csv"}
     return out
 
 
 def preprocess(args, env: dict, cohorts: dict, work: Path, clock: Clock) -> str:
+    """nnU-Net planning and preprocessing of the training cohort; the plans name the benchmark trains with."""
     from nnunet_hecktor.nnunet_env import run_nnunet
     from nnunet_hecktor.trainers.small_plans import write_small_plans
 
     dataset_name = cohorts["train"]["dataset"].name
     pre = Path(env["nnUNet_preprocessed"]) / dataset_name
     if not (pre / "nnUNetPlans.json").is_file():
+        # nnU-Net's planner sets torch's thread count from nnUNet_n_proc_DA, so 0 would break it.
         planning_env = {k: v for k, v in env.items() if k != "nnUNet_n_proc_DA"}
         clock("plan_and_preprocess", lambda: run_nnunet(
             "nnUNetv2_plan_and_preprocess",
             ["-d", str(cohorts["train"]["dataset_id"]), "-c", CONFIGURATION, "-np", str(args.num_processes)],
             planning_env, work / "logs" / "plan_and_preprocess.log"))
-    if args.plans == "tiny":
-        write_small_plans(pre, "nnUNetPlans", "nnUNetPlansTiny")
-        return "nnUNetPlansTiny"
     if args.plans == "demo":
-        # The demo's plans (narrow U-Net, 32^3 patches, batch 2): CPU steps ~7x cheaper than "tiny"
-        # at the demo size (docs/tutorials/demo.md), so the benchmark and the demo train the same network.
+        # The demo's plans (narrow U-Net, 32^3 patches, batch 2): the benchmark trains the demo's network.
         from nnunet_hecktor.demo.pipeline import DEMO_BATCH_SIZE, DEMO_PATCH_SIZE, DEMO_PLANS
 
         write_small_plans(pre, "nnUNetPlans", DEMO_PLANS, configurations=(CONFIGURATION,),
@@ -139,120 +159,373 @@ def preprocess(args, env: dict, cohorts: dict, work: Path, clock: Clock) -> str:
     return "nnUNetPlans"
 
 
-def has_heads(trainer: str) -> bool:
-    """True for the plugin's multi-task trainers (their predictions include HPV and risk)."""
-    import nnunet_hecktor.trainers as trainers
-    from nnunet_hecktor.trainers.multitask_trainer import HecktorMultiTaskTrainer
+def withheld_input(cohort: dict, work: Path) -> Path:
+    """The new patients' clinical table as the 2025 test input gives it: no HPV status, no outcome."""
+    from nnunet_hecktor import schema
 
-    cls = getattr(trainers, trainer, None)
-    return isinstance(cls, type) and issubclass(cls, HecktorMultiTaskTrainer)
+    path = work / "new_patients_input.csv"
+    if path.is_file():
+        return path
+    with cohort["clinical_csv"].open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    dropped = {schema.COL_HPV, schema.COL_RFS, schema.COL_RELAPSE}
+    columns = [c for c in rows[0] if c not in dropped]
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+    return path
 
 
-def train_and_predict(trainer: str, plans: str, args, env: dict, cohorts: dict, work: Path, clock: Clock) -> dict:
-    """Train fold 0, predict the new patients (heads too) and the training cohort (segmentation only)."""
-    from nnunet_hecktor.nnunet_env import run_nnunet
-    from nnunet_hecktor.prediction.api import predict
+def train_seed(seed: int, plans: str, args, env: dict, cohorts: dict, work: Path, clock: Clock) -> Path:
+    """Fold 0 of ``args.trainer``, seeded; its own ``nnUNet_results`` so the seeds never share a folder."""
+    from nnunet_hecktor.nnunet_env import SEED_VARIABLE, run_nnunet
 
-    dataset_name = cohorts["train"]["dataset"].name
-    model_dir = Path(env["nnUNet_results"]) / dataset_name / f"{trainer}__{plans}__{CONFIGURATION}"
-    train_env = {**env, "NNUNET_HECKTOR_EPOCHS": str(args.epochs), "NNUNET_HECKTOR_ITERATIONS": str(args.iterations),
-                 "NNUNET_HECKTOR_VAL_ITERATIONS": str(args.val_iterations)}
+    results = work / f"seed_{seed}" / "nnUNet_results"
+    model_dir = results / cohorts["train"]["dataset"].name / f"{args.trainer}__{plans}__{CONFIGURATION}"
     if not (model_dir / "fold_0" / FINAL_CHECKPOINT).is_file():
-        clock(f"train {trainer}", lambda: run_nnunet(
-            "nnUNetv2_train", [str(cohorts["train"]["dataset_id"]), CONFIGURATION, "0", "-tr", trainer, "-p", plans,
-                               "-device", args.device], train_env, work / "logs" / f"train_{trainer}.log"))
-    out = {"model_dir": model_dir}
-    for role, segmentation_only in (("test", not has_heads(trainer)), ("train", True)):
-        pred_dir = work / "predictions" / trainer / role
-        if not (pred_dir / "predict_settings.json").is_file() and not any(pred_dir.glob("*.nii.gz")):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                clock(f"predict {role} {trainer}", lambda: predict(
-                    cohorts[role]["release"], pred_dir, model_dir, clinical_csv=cohorts[role]["clinical_csv"],
-                    folds=[0], checkpoint=args.checkpoint, device=args.device, segmentation_only=segmentation_only,
-                    use_mirroring=args.mirroring, num_threads=args.threads, progress=False))
-        out[f"{role}_predictions"] = pred_dir
-    validation = model_dir / "fold_0" / "validation_heads.json"
-    if validation.is_file():
-        out["validation_heads"] = json.loads(validation.read_text())
-    return out
+        seeded = {**env, "nnUNet_results": str(results), SEED_VARIABLE: str(seed)}
+        clock(f"seed {seed}: train", lambda: run_nnunet(
+            "nnUNetv2_train", [str(cohorts["train"]["dataset_id"]), CONFIGURATION, "0", "-tr", args.trainer, "-p",
+                               plans, "-device", args.device], seeded, work / "logs" / f"train_seed{seed}.log"))
+    return model_dir
 
 
-def segmentation_figures(cohorts: dict, pred_dir: Path, work: Path, args, tag: str) -> dict:
-    from nnunet_hecktor.evaluation.evaluate import evaluate
+def tune_seed(seed: int, model_dir: Path, args, env: dict, cohorts: dict, work: Path, clock: Clock) -> dict:
+    """The demo's post-processing step: rules tuned on fold 0's validation patients, staged in the model folder."""
+    from nnunet_hecktor.model_folder.fold_postprocessing import tune_on_fold_validation
 
-    out_dir = work / "evaluation" / tag
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        evaluate(cohorts["test"]["dataset"] / "labelsTr", pred_dir, output_dir=out_dir, n_bootstrap=args.bootstrap,
-                 seed=args.seed, num_processes=args.num_processes, plots=False, progress=False)
-    return json.loads((out_dir / "metrics.json").read_text())["task1"]
-
-
-def flat_images(release: Path, out_dir: Path) -> Path:
-    """One ``<PID>__CT``/``<PID>__PT`` link per patient (a release repeats a patient's scans per task)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for path in sorted(release.glob("Task */*/*__[CP]T.nii.gz")):
-        link = out_dir / path.name
-        if not link.exists():
-            link.symlink_to(path.resolve())
-    return out_dir
+    done = work / f"seed_{seed}" / "postprocessing.json"
+    if not done.is_file():
+        splits = Path(env["nnUNet_preprocessed"]) / cohorts["train"]["dataset"].name / "splits_final.json"
+        tuned = clock(f"seed {seed}: tune post-processing on fold 0's validation patients", lambda: (
+            tune_on_fold_validation(model_dir, cohorts["train"]["dataset"], splits, device=args.device,
+                                    use_mirroring=args.mirroring, progress=False)))
+        done.write_text(json.dumps({"rules": tuned.config.describe(), "validation_patients": tuned.n_cases,
+                                    "before": tuned.before, "after": tuned.after}, indent=1, default=float))
+    return json.loads(done.read_text())
 
 
-def feature_table(cohort: dict, pred_dir: Path, out_csv: Path, args) -> Path:
-    from nnunet_hecktor.prognosis.features import extract_features, write_feature_table
+def stage_and_predict(seed: int, model_dir: Path, args, cohorts: dict, work: Path, clock: Clock) -> tuple[Path, dict]:
+    """Stage the prognosis stage on the held-out cohort, then predict the new patients as deployed."""
+    from nnunet_hecktor.model_folder.held_out import build_stage_on_held_out_cohort
+    from nnunet_hecktor.prediction.api import predict
+    from nnunet_hecktor.prognosis.deployment import resolve_stage_models
 
-    if not out_csv.is_file():
-        images = flat_images(cohort["release"], cohort["release"].parent / f"{cohort['release'].name}_flat")
+    built_file = work / f"seed_{seed}" / "stage_build.json"
+    if not built_file.is_file():
+        built = clock(f"seed {seed}: stage on {args.stage_patients} held-out patients", lambda: (
+            build_stage_on_held_out_cohort(model_dir, cohorts["stage"]["dataset"], cohorts["train"]["dataset"],
+                                           edition=EDITION, device=args.device, n_bootstrap=args.bootstrap,
+                                           random_state=seed, use_mirroring=args.mirroring, progress=False)))
+        built_file.write_text(json.dumps(built, indent=1))
+    built = json.loads(built_file.read_text())
+    pred_dir = work / f"seed_{seed}" / "new_patients"
+    if not (pred_dir / "prediction_settings.json").is_file():
+        stage = resolve_stage_models(model_dir)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            table = extract_features(images, [pred_dir], seg_source="predicted",
-                                     num_processes=args.num_processes, progress=False)
-        write_feature_table(table, out_csv)
-    return out_csv
+            clock(f"seed {seed}: predict {args.test_patients} new patients", lambda: predict(
+                cohorts["new"]["release"], pred_dir, model_dir, clinical_csv=withheld_input(cohorts["new"], work),
+                folds=[0], device=args.device, use_mirroring=args.mirroring, prognosis=stage,
+                num_threads=args.threads, progress=False))
+    return pred_dir, built
 
 
-def patient_level(cohorts: dict, train_features: Path, test_features: Path, work: Path, args, tag: str) -> dict:
-    """Prognosis / HPV stages (all inputs, clinical only) fitted on the training cohort, applied to the new one."""
-    import pandas as pd
+# --------------------------------------------------------------------------- prediction sets
 
+def _read_rows(path: Path) -> dict[str, dict[str, float]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return {row["PatientID"]: {k: float(v) for k, v in row.items() if k != "PatientID" and v != ""}
+                for row in csv.DictReader(handle)}
+
+
+def _write_rows(rows: dict[str, dict], path: Path) -> Path:
+    from nnunet_hecktor.baselines.tables import write_predictions_csv
+
+    return write_predictions_csv(path, rows)
+
+
+def heads_rows(pred_dir: Path) -> dict[str, dict]:
+    """The heads' risk / HPV of a prediction folder (its ``head_*`` columns)."""
+    rows = _read_rows(pred_dir / "predictions.csv")
+    return {pid: {k: r[f"head_{k}"] for k in ("risk", "hpv_probability", "hpv_status") if f"head_{k}" in r}
+            for pid, r in rows.items()}
+
+
+def clinical_only_rows(model_dir: Path, cohorts: dict, work: Path) -> dict[str, dict]:
+    """Clinical-only survival and HPV models: the stage's own code with clinical columns only, fitted on
+    the held-out patients the stage was fitted on, with the same permitted inputs; applied to the new
+    patients' withheld input."""
+    from nnunet_hecktor.editions import get_edition
+    from nnunet_hecktor.model_folder.build import BUILD_FOLDER, permitted_columns
     from nnunet_hecktor.prognosis.hpv_stage import fit_hpv, predict_hpv
     from nnunet_hecktor.prognosis.survival_stage import fit_survival, predict_survival
 
-    out = {}
-    for feature_set in ("all", "clinical"):
-        base = work / "stages" / tag / feature_set
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fit_survival(cohorts["train"]["clinical_csv"], base / "survival", features_csv=train_features,
-                         feature_set=feature_set, random_state=args.seed, progress=False, make_plots=False)
-            predict_survival(base / "survival" / "model.joblib", base / "risk_new.csv", features_csv=test_features,
-                             clinical_csv=cohorts["test"]["clinical_csv"])
-            fit_hpv(cohorts["train"]["clinical_csv"], base / "hpv", features_csv=train_features,
-                    feature_set=feature_set, random_state=args.seed, progress=False, make_plots=False)
-            predict_hpv(base / "hpv" / "model.joblib", base / "hpv_new.csv", features_csv=test_features,
-                        clinical_csv=cohorts["test"]["clinical_csv"])
-        risk = pd.read_csv(base / "risk_new.csv", dtype={"PatientID": str}).set_index("PatientID")["risk"]
-        hpv = pd.read_csv(base / "hpv_new.csv", dtype={"PatientID": str}).set_index("PatientID")
-        out[feature_set] = {"risk": risk.to_dict(), "hpv_probability": hpv["hpv_probability"].to_dict(),
-                            "hpv_status": hpv["hpv_status"].to_dict()}
+    out_dir = work / "clinical_only"
+    inputs = get_edition(EDITION).test_inputs
+    fit_csv, test_csv = cohorts["stage"]["clinical_csv"], withheld_input(cohorts["new"], work)
+    common = dict(features_csv=model_dir / BUILD_FOLDER / "features_oof.csv", feature_set="clinical",
+                  progress=False, make_plots=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        survival = fit_survival(fit_csv, out_dir / "survival",
+                                clinical_columns=permitted_columns("survival", fit_csv, inputs), **common)
+        risk = predict_survival(survival.paths["model"], out_dir / "risk.csv", clinical_csv=test_csv)
+        hpv = fit_hpv(fit_csv, out_dir / "hpv", clinical_columns=permitted_columns("hpv", fit_csv, inputs), **common)
+        table = predict_hpv(hpv.paths["model"], out_dir / "hpv.csv", clinical_csv=test_csv)
+    rows: dict[str, dict] = {pid: {"risk": float(r)} for pid, r in zip(risk["PatientID"], risk["risk"])}
+    for pid, p, s in zip(table["PatientID"], table["hpv_probability"], table["hpv_status"]):
+        rows.setdefault(pid, {}).update({"hpv_probability": float(p), "hpv_status": int(s)})
+    return rows
+
+
+def reference_patients(args) -> list[dict]:
+    """Ground-truth records of a large draw of the same generator (enriched, same world): what the
+    feasible ceiling is fitted on (never the scored patients)."""
+    from nnunet_hecktor.synthetic.patients import draw_patients
+
+    return [p.to_json() for p in draw_patients(args.reference_patients, args.cohort_seed + REFERENCE_SEED_OFFSET,
+                                               enriched=True, world=args.world)]
+
+
+def baseline_sets(args, cohorts: dict, work: Path, clock: Clock) -> dict[str, dict]:
+    """Seed-independent rows: ``{row: {"pred": folder or None, "rows": {pid: {...}} or None}}``."""
+    from nnunet_hecktor.baselines.ceilings import ceiling_predictions, feasible_ceiling_predictions
+    from nnunet_hecktor.baselines.image_rule import log_gtvp_volume_risk
+    from nnunet_hecktor.baselines.pet_rules import segment_folder
+
+    images = cohorts["new"]["dataset"] / "imagesTr"
+    sets: dict[str, dict] = {}
+    for rule, row in (("suvmax40", PET40), ("suv2.5", PET25)):
+        seg_dir = work / "baselines" / f"pet_{rule}"
+        done = seg_dir.with_name(seg_dir.name + ".done")
+        if not done.is_file():
+            clock(f"PET rule {rule}", lambda: segment_folder(images, seg_dir, rule, progress=False))
+            done.write_text("")
+        sets[row] = {"pred": seg_dir, "rows": None}
+    sets[ONE_NUMBER] = {"pred": None, "rows": log_gtvp_volume_risk(work / "baselines" / "pet_suvmax40")}
+    feasible_file = work / "baselines" / "feasible_ceiling.json"
+    if not feasible_file.is_file():
+        reference = reference_patients(args)
+        found = {}
+        for row, rich in ((FEASIBLE, True), (FEASIBLE_PLAIN, False)):
+            rows, threshold = clock(f"{row} (fitted on {args.reference_patients} drawn patients)",
+                                    lambda: feasible_ceiling_predictions(cohorts["new"]["truth"], reference,
+                                                                         edition=EDITION, rich_factors=rich))
+            found[row] = {"rows": rows, "threshold": threshold}
+        feasible_file.write_text(json.dumps(found))
+    for row, entry in json.loads(feasible_file.read_text()).items():
+        sets[row] = {"pred": None, "rows": entry["rows"]}
+    true_rows, _ = ceiling_predictions(cohorts["new"]["truth"], cohorts["train"]["truth"])
+    sets[TRUE] = {"pred": None, "rows": true_rows}
+    return sets
+
+
+def per_patient(name: str, entry: dict, cohorts: dict, work: Path, args) -> list[dict]:
+    """``evaluate``'s per-patient rows of one prediction set (segmentation and/or risk and HPV)."""
+    from nnunet_hecktor.evaluation.evaluate import evaluate
+
+    slug = "".join(c if c.isalnum() else "_" for c in name)[:60]
+    out_dir = work / "evaluation" / slug
+    csv_path = None
+    if entry.get("rows") is not None:
+        csv_path = _write_rows(entry["rows"], out_dir / "predictions.csv")
+    elif entry.get("predictions") is not None:
+        csv_path = entry["predictions"]
+    pred = entry.get("pred")
+    new = cohorts["new"]["dataset"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = evaluate(new / "labelsTr" if pred else None, pred, new / "clinical.csv" if csv_path else None,
+                          csv_path, out_dir / "evaluation", n_bootstrap=0, seed=0, num_processes=args.num_processes,
+                          plots=False, progress=False)
+    return result.per_patient
+
+
+# --------------------------------------------------------------------------- comparisons
+
+def compare(rows: dict[str, list[dict]], a: str, b: str, args) -> list[dict]:
+    from nnunet_hecktor.evaluation.compare import compare_rows, comparison_records
+
+    found, _ = compare_rows(rows[a], rows[b], a, b, n_bootstrap=args.bootstrap, seed=0)
+    return comparison_records(found)
+
+
+def partial_spearman(score: np.ndarray, factor: np.ndarray, given: np.ndarray, n_bootstrap: int,
+                     seed: int = 0) -> dict:
+    """Spearman correlation of ``score`` and ``factor`` after removing what ``given`` (n x k) explains
+    linearly from the ranks of both; 95 % percentile interval over patients resampled."""
+    from scipy.stats import rankdata
+
+    def partial(idx: np.ndarray) -> float:
+        s, f, g = rankdata(score[idx]), rankdata(factor[idx]), given[idx]
+        design = np.column_stack([np.ones(len(idx)), *(rankdata(g[:, j]) for j in range(g.shape[1]))])
+        rs = s - design @ np.linalg.lstsq(design, s, rcond=None)[0]
+        rf = f - design @ np.linalg.lstsq(design, f, rcond=None)[0]
+        denominator = float(np.sqrt((rs @ rs) * (rf @ rf)))
+        return float(rs @ rf / denominator) if denominator > 0 else float("nan")
+
+    n = len(score)
+    rng = np.random.default_rng(seed)
+    point = partial(np.arange(n))
+    reps = np.array([partial(rng.integers(0, n, n)) for _ in range(n_bootstrap)])
+    reps = reps[np.isfinite(reps)]
+    low, high = (np.percentile(reps, [2.5, 97.5]) if reps.size else (float("nan"), float("nan")))
+    return {"value": point, "interval": [float(low), float(high)], "n_patients": n,
+            "captured": bool(low > 0)}
+
+
+def factor_capture(sets: dict[str, dict], truth_path: Path, args) -> dict:
+    """Which risk / HPV scores carry the rich world's image-only factors (module docstring)."""
+    truth = json.loads(truth_path.read_text())["patients"]
+    if not all(p.get("image_factors") for p in truth.values()):
+        return {}
+    out: dict[str, dict] = {"risk": {}, "hpv": {}}
+    for name, values in sets.items():
+        risk = {p: v["risk"] for p, v in values.items() if v.get("risk") is not None}
+        pids = [p for p in truth if p in risk]
+        if len(pids) > 10:
+            term = np.array([truth[p]["image_factors"]["risk_term"] for p in pids])
+            rest = np.array([truth[p]["true_risk"] for p in pids]) - term
+            out["risk"][name] = partial_spearman(np.array([risk[p] for p in pids]), term, rest[:, None],
+                                                 args.factor_bootstrap)
+        hpv = {p: v["hpv_probability"] for p, v in values.items()
+               if v.get("hpv_probability") is not None and math.isfinite(v["hpv_probability"])}
+        pids = [p for p in truth if p in hpv]
+        if len(pids) > 10:
+            cystic = np.array([truth[p]["image_factors"]["cystic_nodes"] for p in pids], float)
+            prior = np.column_stack([[truth[p]["hpv_probability"] for p in pids],
+                                     [truth[p]["node_count"] for p in pids]])
+            out["hpv"][name] = partial_spearman(np.array([hpv[p] for p in pids]), cystic, prior,
+                                                args.factor_bootstrap)
     return out
 
 
-# --------------------------------------------------------------------------- main
+def run_seed(seed: int, plans: str, args, env: dict, cohorts: dict, baselines: dict, baseline_rows: dict,
+             work: Path, clock: Clock) -> dict:
+    model_dir = train_seed(seed, plans, args, env, cohorts, work, clock)
+    postprocessing = tune_seed(seed, model_dir, args, env, cohorts, work, clock)
+    pred_dir, built = stage_and_predict(seed, model_dir, args, cohorts, work, clock)
+    if CLINICAL not in baselines:
+        baselines[CLINICAL] = {"pred": None, "rows": clinical_only_rows(model_dir, cohorts, work)}
+        baseline_rows[CLINICAL] = per_patient(CLINICAL, baselines[CLINICAL], cohorts, work, args)
+    model_sets = {DEPLOYED: {"pred": pred_dir, "predictions": pred_dir / "predictions.csv", "rows": None},
+                  HEADS: {"pred": None, "rows": heads_rows(pred_dir)}}
+    rows = dict(baseline_rows)
+    for name, entry in model_sets.items():
+        rows[name] = clock(f"seed {seed}: evaluate {name}", lambda: per_patient(f"seed{seed}_{name}", entry, cohorts,
+                                                                               work, args))
+    comparisons = []
+    for a, b in ((DEPLOYED, PET40), (DEPLOYED, PET25)):
+        comparisons += [c for c in compare(rows, a, b, args) if c["task"] == "task1"]
+    for a in (DEPLOYED, HEADS, ONE_NUMBER, FEASIBLE_PLAIN, FEASIBLE, TRUE):
+        comparisons += [c for c in compare(rows, a, CLINICAL, args) if c["task"] in ("task2", "task3")]
+    for a in (DEPLOYED, HEADS, ONE_NUMBER, FEASIBLE_PLAIN):
+        comparisons += [c for c in compare(rows, a, FEASIBLE, args) if c["task"] in ("task2", "task3")]
+    comparisons += [c for c in compare(rows, DEPLOYED, HEADS, args) if c["task"] in ("task2", "task3")]
+    values = {name: {**(baselines.get(name) or {}), **model_sets.get(name, {})} for name in (*MODEL_ROWS,
+                                                                                          *BASELINE_ROWS)}
+    patient_values = {name: (entry.get("rows") if entry.get("rows") is not None else
+                             _read_rows(entry["predictions"]) if entry.get("predictions") else {})
+                      for name, entry in values.items() if entry}
+    return {"seed": seed, "model_dir": str(model_dir), "postprocessing": postprocessing, "stage_build": built,
+            "comparisons": comparisons,
+            "figures": {name: figures_of(rows[name]) for name in rows},
+            "factor_capture": factor_capture(patient_values, cohorts["new"]["truth"], args)}
 
-def _rows_from_predictions(path: Path) -> dict[str, dict]:
-    import pandas as pd
 
-    table = pd.read_csv(path, dtype={"PatientID": str}).set_index("PatientID")
-    return {pid: {k: table.at[pid, k] for k in ("risk", "hpv_probability", "hpv_status") if k in table.columns}
-            for pid in table.index}
+def figures_of(rows: list[dict]) -> dict:
+    """Point figures of one set from its per-patient rows (the comparisons' own statistics)."""
+    from nnunet_hecktor.evaluation.per_patient import hpv_arrays, survival_arrays, task1_arrays
+    from nnunet_hecktor.metrics.bootstrap import bootstrap_task1
+    from nnunet_hecktor.metrics.classification import balanced_accuracy, roc_auc
+    from nnunet_hecktor.metrics.survival import harrell_c_index
+
+    out: dict[str, float] = {}
+    seg = task1_arrays(rows)
+    if seg is not None:
+        whole = bootstrap_task1(seg, np.ones((1, len(seg.patients))))
+        out.update({k: float(v[0]) for k, v in whole.items()})
+    surv = survival_arrays(rows)
+    if surv is not None:
+        out["c_index"] = float(harrell_c_index(surv[1], surv[2], surv[3]))
+    hpv = hpv_arrays(rows)
+    if hpv is not None:
+        out["hpv_balanced_accuracy"] = float(balanced_accuracy(hpv[1], hpv[2]))
+        if hpv[3] is not None:
+            out["hpv_auc"] = float(roc_auc(hpv[1], hpv[3]))
+    return out
+
+
+# --------------------------------------------------------------------------- report
+
+FIGURES = (("gtvp_dice_mean", "GTVp mean Dice"), ("gtvn_dice_agg", "GTVn DSCagg"), ("gtvn_f1_agg", "GTVn F1agg"),
+           ("c_index", "risk C-index"), ("hpv_auc", "HPV AUC"), ("hpv_balanced_accuracy", "HPV BA"))
+
+
+def fmt(value, digits: int = 3) -> str:
+    return "–" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.{digits}f}"
+
+
+def spread(values: list[float]) -> str:
+    """``median [min, max]`` over seeds (one value: itself)."""
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return fmt(values[0])
+    return f"{fmt(statistics.median(values))} [{fmt(min(values))}, {fmt(max(values))}]"
+
+
+def verdicts(per_seed: list[dict], a: str, b: str, metric: str) -> str:
+    """Per-seed differences ``a - b`` with their intervals and verdicts, e.g. ``+0.031 [+0.01, +0.05] better``."""
+    found = []
+    for seed_result in per_seed:
+        for c in seed_result["comparisons"]:
+            if c["name_a"] == a and c["name_b"] == b and c["metric"] == metric:
+                low, high = c["interval"]
+                found.append(f"{c['difference']:+.3f} [{low:+.3f}, {high:+.3f}] {c['verdict']}")
+    return "; ".join(found) if found else "–"
+
+
+def markdown(result: dict) -> str:
+    per_seed = result["seeds"]
+    seeds = ", ".join(str(s["seed"]) for s in per_seed)
+    lines = [f"Figures on {result['new_patients']} new patients, median [min, max] over training seeds {seeds} "
+             "(baselines do not depend on the seed).", "",
+             "| row | " + " | ".join(label for _, label in FIGURES) + " |",
+             "|---|" + "---|" * len(FIGURES)]
+    for name in (*MODEL_ROWS, *BASELINE_ROWS):
+        cells = [spread([s["figures"].get(name, {}).get(key) for s in per_seed]) for key, _ in FIGURES]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "Paired differences (per seed: difference [95 % interval] verdict)", "",
+              "| comparison | figure | seeds |", "|---|---|---|"]
+    metrics = sorted({(c["name_a"], c["name_b"], c["metric"]) for s in per_seed for c in s["comparisons"]},
+                     key=lambda t: ((*MODEL_ROWS, *BASELINE_ROWS).index(t[1]), (*MODEL_ROWS, *BASELINE_ROWS).index(t[0]),
+                                    t[2]))
+    for a, b, metric in metrics:
+        lines.append(f"| {a} − {b} | {metric} | {verdicts(per_seed, a, b, metric)} |")
+    capture = [s.get("factor_capture") or {} for s in per_seed]
+    if any(capture):
+        lines += ["", "Image-only factors: partial Spearman correlation with the factor given the rest "
+                      "(risk: the rich-world risk term given the rest of the true log-risk; HPV: cystic nodes "
+                      "given the generator's HPV probability and node count); per seed, value [95 % interval]", "",
+                  "| row | risk | HPV |", "|---|---|---|"]
+        for name in (*MODEL_ROWS, *BASELINE_ROWS):
+            cells = []
+            for target in ("risk", "hpv"):
+                found = [c[target][name] for c in capture if name in c.get(target, {})]
+                cells.append("; ".join(f"{f['value']:+.3f} [{f['interval'][0]:+.3f}, {f['interval'][1]:+.3f}]"
+                                       for f in found) or "–")
+            if any(c != "–" for c in cells):
+                lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines) + "\n"
 
 
 def run(args) -> dict:
-    import pandas as pd
-
-    from nnunet_hecktor.baselines.suite import BASELINE_DESCRIPTIONS, run_baselines
     from nnunet_hecktor.demo import CPU_FRIENDLY_VARIABLES
     from nnunet_hecktor.nnunet_env import nnunet_environment
 
@@ -263,129 +536,43 @@ def run(args) -> dict:
     clock = Clock(work / "seconds.json")
     cohorts = make_cohorts(args, work, clock)
     plans = preprocess(args, env, cohorts, work, clock)
-    test_clinical = cohorts["test"]["clinical_csv"]
-    result = {"settings": dict(vars(args)), "plans": plans, "segmentation": {}, "patient_level": {},
-              "validation_heads": {}}
-
-    baselines = clock("baselines", lambda: run_baselines(
-        cohorts["train"]["dataset"], cohorts["test"]["dataset"], work / "baselines",
-        cohorts["train"]["release"] / "synthetic_ground_truth.json",
-        cohorts["test"]["release"] / "synthetic_ground_truth.json", n_bootstrap=args.bootstrap, seed=args.seed,
-        num_processes=args.num_processes, progress=False))
-    for name in ("pet_suvmax40", "pet_suv2.5"):
-        result["segmentation"][BASELINE_DESCRIPTIONS[name]] = baselines.metrics[name]["task1"]
-    for name in ("clinical_only", "pet_volume", "ceiling"):
-        if name in baselines.metrics:
-            result["patient_level"][BASELINE_DESCRIPTIONS[name]] = {k: baselines.metrics[name].get(k)
-                                                                    for k in ("task2", "task3")}
-    result["baseline_notes"] = baselines.notes
-
-    for trainer in args.trainers:
-        t = train_and_predict(trainer, plans, args, env, cohorts, work, clock)
-        result["segmentation"][trainer] = clock(f"evaluate {trainer}", lambda: segmentation_figures(
-            cohorts, t["test_predictions"], work, args, trainer))
-        if "validation_heads" in t:
-            result["validation_heads"][trainer] = {k: t["validation_heads"].get(k)
-                                                   for k in ("n_patients", "hpv", "rfs", "reliability", "warnings")}
-        scores: dict[str, dict] = {}
-        predictions_csv = t["test_predictions"] / "predictions.csv"
-        if predictions_csv.is_file():
-            scores[f"heads of {trainer}"] = _rows_from_predictions(predictions_csv)
-        train_csv = feature_table(cohorts["train"], t["train_predictions"],
-                                  work / "features" / trainer / "train.csv", args)
-        test_csv = feature_table(cohorts["test"], t["test_predictions"], work / "features" / trainer / "test.csv", args)
-        stages = clock(f"prognosis stages {trainer}", lambda: patient_level(cohorts, train_csv, test_csv, work, args,
-                                                                             trainer))
-        rows = {pid: {"risk": stages["all"]["risk"].get(pid), "hpv_probability": stages["all"]["hpv_probability"].get(pid),
-                      "hpv_status": stages["all"]["hpv_status"].get(pid)} for pid in stages["all"]["risk"]}
-        scores[f"prognosis stage on {trainer} masks (clinical + image features)"] = rows
-        if not result.get("stage_clinical_only"):
-            clin = stages["clinical"]
-            scores["prognosis stage, clinical columns only (same training patients)"] = {
-                pid: {"risk": clin["risk"].get(pid), "hpv_probability": clin["hpv_probability"].get(pid),
-                      "hpv_status": clin["hpv_status"].get(pid)} for pid in clin["risk"]}
-            result["stage_clinical_only"] = True
-        volume = pd.read_csv(test_csv, dtype={"PatientID": str}).set_index("PatientID")["gtvp_volume_ml"]
-        scores[f"one number: log GTVp volume of {trainer} masks"] = {
-            pid: {"risk": float(np.log1p(v))} for pid, v in volume.items()}
-        for index, (name, rows) in enumerate(scores.items()):
-            metrics = score_rows(rows, test_clinical, work / "scores" / trainer / str(index), args)
-            result["patient_level"][name] = {k: metrics.get(k) for k in ("task2", "task3")}
-    result.pop("stage_clinical_only", None)
-    result["seconds"] = clock.seconds
-    return result
-
-
-def fmt(value, digits: int = 3) -> str:
-    return "–" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.{digits}f}"
-
-
-def with_ci(block: dict | None, key: str) -> str:
-    if not block or block.get(key) is None:
-        return "–"
-    ci = (block.get("ci95") or {}).get(key)
-    if isinstance(ci, dict):
-        ci = [ci.get("low"), ci.get("high")]
-    return f"{fmt(block[key])} [{fmt(ci[0], 2)}, {fmt(ci[1], 2)}]" if ci and ci[0] is not None else fmt(block[key])
-
-
-def print_table(result: dict) -> None:
-    seconds = result["seconds"]
-    print("\nSegmentation of the new patients (95 % bootstrap intervals)")
-    print(f"  {'model or rule':62s} {'GTVp mean Dice':22s} {'GTVn DSCagg':22s} {'GTVn F1agg':22s} train s")
-    for name, block in result["segmentation"].items():
-        print(f"  {name:62s} {with_ci(block, 'gtvp_dice_mean'):22s} {with_ci(block, 'gtvn_dice_agg'):22s} "
-              f"{with_ci(block, 'gtvn_f1_agg'):22s} {fmt(seconds.get('train ' + name), 0)}")
-    print("\nPatient-level figures on the new patients (95 % bootstrap intervals)")
-    print(f"  {'model or rule':80s} {'risk C-index':22s} {'HPV AUC':22s} {'HPV BA':22s}")
-    counts = None
-    for name, block in result["patient_level"].items():
-        t2, t3 = block.get("task2") or {}, block.get("task3") or {}
-        print(f"  {name:80s} {with_ci(t2, 'c_index'):22s} {with_ci(t3, 'auc'):22s} "
-              f"{with_ci(t3, 'balanced_accuracy'):22s}")
-        if t2 and t3 and counts is None:
-            counts = (t2.get("n"), t2.get("n_events"), t2.get("comparable_pairs"), t3.get("n"), t3.get("n_negative"))
-    if counts:
-        print(f"  ({counts[0]} new patients with RFS, {counts[1]} events, {counts[2]} comparable pairs; "
-              f"{counts[3]} with HPV known, {counts[4]} negative)")
-    print("\nWall time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
-
-
-def markdown_table(result: dict) -> str:
-    """The results as one Markdown table (segmentation and patient-level columns), for the docs."""
-    rows = ["| model or rule | GTVp mean Dice | GTVn DSCagg | risk C-index | HPV AUC | HPV BA |",
-            "|---|---|---|---|---|---|"]
-    for name, block in result["segmentation"].items():
-        rows.append(f"| {name} | {with_ci(block, 'gtvp_dice_mean')} | {with_ci(block, 'gtvn_dice_agg')} | | | |")
-    for name, block in result["patient_level"].items():
-        t2, t3 = block.get("task2") or {}, block.get("task3") or {}
-        rows.append(f"| {name} | | | {with_ci(t2, 'c_index')} | {with_ci(t3, 'auc')} | "
-                    f"{with_ci(t3, 'balanced_accuracy')} |")
-    return "\n".join(rows) + "\n"
+    baselines = baseline_sets(args, cohorts, work, clock)
+    baseline_rows = {name: clock(f"evaluate {name}", lambda: per_patient(name, entry, cohorts, work, args))
+                     for name, entry in baselines.items()}
+    per_seed = []
+    for seed in args.seeds:
+        per_seed.append(run_seed(seed, plans, args, env, cohorts, baselines, baseline_rows, work, clock))
+        (work / f"seed_{seed}" / "result.json").write_text(json.dumps(per_seed[-1], indent=1, default=str))
+    truth = json.loads(cohorts["new"]["truth"].read_text())["patients"]
+    return {"settings": dict(vars(args)), "plans": plans, "new_patients": len(truth),
+            "new_relapses": int(sum(bool(p["relapse"]) for p in truth.values())),
+            "new_hpv_negative": int(sum(int(p["hpv"]) == 0 for p in truth.values())),
+            "seeds": per_seed, "seconds": clock.seconds}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train-patients", type=int, default=300, help="whole synthetic training cohort")
-    parser.add_argument("--test-patients", type=int, default=200, help="whole synthetic cohort of new patients")
-    parser.add_argument("--seed", type=int, default=0, help="training cohort seed (new patients: seed + 1)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (nnU-Net init + DA)")
+    parser.add_argument("--cohort-seed", type=int, default=0,
+                        help="seed of the training cohort (held-out: +2000, new patients: +1000, reference: +5000)")
+    parser.add_argument("--train-patients", type=int, default=100)
+    parser.add_argument("--stage-patients", type=int, default=300, help="held-out cohort the stage is fitted on")
+    parser.add_argument("--test-patients", type=int, default=1000, help="new patients, scored")
+    parser.add_argument("--reference-patients", type=int, default=3000,
+                        help="drawn patients (no images) the feasible ceiling is fitted on")
+    parser.add_argument("--world", choices=("default", "rich"), default="rich")
     parser.add_argument("--size", default="demo", help="synthetic image size preset (demo: nodes resolvable)")
-    parser.add_argument("--enriched", action="store_true", help="enriched cohorts (more HPV negatives and relapses)")
-    parser.add_argument("--trainers", nargs="+", default=list(DEFAULT_TRAINERS))
-    parser.add_argument("--plans", choices=("demo", "tiny", "default"), default="demo",
-                        help="demo: the demo's CPU plans (32^3 patch, batch 2); tiny: nnUNetPlansTiny; "
-                             "default: nnU-Net's own plans (GPU)")
+    parser.add_argument("--trainer", default=DEFAULT_TRAINER)
+    parser.add_argument("--plans", choices=("demo", "default"), default="demo",
+                        help="demo: the demo's CPU plans (32^3 patch, batch 2); default: nnU-Net's own plans (GPU)")
     parser.add_argument("--mirroring", action="store_true",
-                        help="test-time mirroring when predicting (8x the network passes; off by default)")
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--iterations", type=int, default=50, help="training iterations per epoch")
-    parser.add_argument("--val-iterations", type=int, default=5)
-    parser.add_argument("--checkpoint", default=None,
-                        help="checkpoint file (default: the deployed, validated weights)")
+                        help="test-time mirroring when predicting (8x the network passes; off, as in the demo)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--num-processes", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads for prediction")
-    parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads for prediction")
+    parser.add_argument("--bootstrap", type=int, default=2000, help="paired bootstrap replicates")
+    parser.add_argument("--factor-bootstrap", type=int, default=500,
+                        help="replicates of the image-factor correlations")
     parser.add_argument("--dataset-id", type=int, default=931)
     parser.add_argument("--workdir", default=str(REPO / "bench_output" / "learning"))
     args = parser.parse_args(argv)
@@ -397,8 +584,10 @@ def main(argv=None) -> int:
 
     out = Path(args.workdir) / "results.json"
     out.write_text(json.dumps(json_safe(result), indent=2, default=str))
-    (Path(args.workdir) / "table.md").write_text(markdown_table(result))
-    print_table(result)
+    table = markdown(result)
+    (Path(args.workdir) / "table.md").write_text(table)
+    print(table)
+    print("Wall time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in result["seconds"].items()))
     print(f"\nresults: {out} and table.md ({result['total_seconds']:.0f} s in all)")
     return 0
 

@@ -57,8 +57,12 @@ def test_demo_tiny_run_writes_the_report_and_resumes(tmp_path):
     # Every comparison is listed, losses included.
     assert len(comparisons(result.table)) >= 6
     summary = json.loads((output / "demo_summary.json").read_text())
-    assert set(summary["seconds_per_step"]) == {"synth", "convert", "plan_and_preprocess", "train", "predict",
-                                                "evaluate", "baselines", "report"}
+    assert set(summary["seconds_per_step"]) == {"synth", "convert", "plan_and_preprocess", "train", "postprocessing",
+                                                "predict", "evaluate", "baselines", "report"}
+    # The post-processing was chosen on fold 0's validation patients and is what predict applied.
+    settings = json.loads((output / "predictions" / "prediction_settings.json").read_text())
+    assert settings["postprocessing"]["file"] == str(result.model_dir / "postprocessing.json")
+    assert summary["steps"]["postprocessing"]["validation_patients"] == 4
     assert "| train |" in (output / "report" / "report.md").read_text()
 
     # Running again resumes: every step is complete, nothing is redone.

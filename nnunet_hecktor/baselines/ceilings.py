@@ -182,7 +182,8 @@ def _rich(patients: list[dict]) -> bool:
 
 
 def feasible_ceiling_predictions(new_ground_truth: str | os.PathLike, reference: str | os.PathLike | list[dict],
-                                 edition: str = "2025") -> tuple[dict[str, dict[str, float | int]], float]:
+                                 edition: str = "2025", rich_factors: bool = True
+                                 ) -> tuple[dict[str, dict[str, float | int]], float]:
     """Feasible-ceiling predictions for the new patients: ``({PatientID: {"risk", "hpv_probability",
     "hpv_status"}}, threshold)``.
 
@@ -192,7 +193,8 @@ def feasible_ceiling_predictions(new_ground_truth: str | os.PathLike, reference:
     the rich world), fitted on ``reference``: ground-truth patients of a large draw of the same
     generator (a path to a ``synthetic_ground_truth.json`` or a list of records, e.g.
     ``[p.to_json() for p in nnunet_hecktor.synthetic.draw_patients(5000, seed)]``). The HPV threshold
-    maximises balanced accuracy on the reference patients.
+    maximises balanced accuracy on the reference patients. ``rich_factors=False`` leaves the rich
+    world's image factors out: the best a model reading only volume, SUVmax and node count can do.
     """
     import numpy as np
 
@@ -200,7 +202,8 @@ def feasible_ceiling_predictions(new_ground_truth: str | os.PathLike, reference:
 
     reference_patients = list(_truth(reference).values()) if not isinstance(reference, list) else reference
     new = _truth(new_ground_truth)
-    image = IMAGE_QUANTITIES + (RICH_QUANTITIES if _rich(reference_patients) and _rich(list(new.values())) else ())
+    rich = rich_factors and _rich(reference_patients) and _rich(list(new.values()))
+    image = IMAGE_QUANTITIES + (RICH_QUANTITIES if rich else ())
     risk = fit_feasible_risk(reference_patients, permitted_inputs(edition, "risk"), image)
     rows: dict[str, dict[str, float | int]] = {}
     patients = list(new.values())

@@ -23,22 +23,9 @@ from typing import Any, Sequence
 
 from nnunet_hecktor import schema
 from nnunet_hecktor.demo.summary import paired_entry
-from nnunet_hecktor.errors import HecktorError
 from nnunet_hecktor.fileio import write_json_atomic
 
 EDITION = "2026"
-#: The splits file written into the stage cohort's dataset: fold 0 trains on the training cohort,
-#: "validates" on the stage cohort.
-STAGE_SPLITS = "splits_stage_cohort.json"
-
-
-def _dataset_patients(dataset: Path) -> list[str]:
-    """Patients of a converted dataset (its ``labelsTr`` masks, else the CT channel of ``imagesTr``)."""
-    labels = sorted(p.name[: -len(schema.FILE_ENDING)] for p in (dataset / "labelsTr").glob(f"*{schema.FILE_ENDING}"))
-    if labels:
-        return labels
-    suffix = f"_0000{schema.FILE_ENDING}"
-    return sorted(p.name[: -len(suffix)] for p in (dataset / "imagesTr").glob(f"*{suffix}"))
 
 
 def fit_stage_on_stage_cohort(model_dir: str | os.PathLike, stage_dataset: str | os.PathLike,
@@ -46,40 +33,13 @@ def fit_stage_on_stage_cohort(model_dir: str | os.PathLike, stage_dataset: str |
                               random_state: int = 0) -> dict[str, Any]:
     """Fit and stage the 2026 prognosis stage of ``model_dir`` on the stage cohort (module docstring).
 
-    Parameters
-    ----------
-    model_dir : path-like
-        The trained model folder (fold 0).
-    stage_dataset : path-like
-        Converted stage cohort (``imagesTr``, ``clinical.csv`` with T-stage / N-stage, outcome).
-    train_dataset : path-like
-        Converted training cohort (only its patient ids, recorded as fold 0's training set).
-    device : str
-        For predicting the stage cohort's masks.
-    n_bootstrap, random_state : int
-        The build's intervals and cross-validation seed.
-
-    Returns
-    -------
-    dict
-        JSON-able summary: patients, the cross-validated figures of each target, what was not fitted.
+    :func:`nnunet_hecktor.model_folder.held_out.build_stage_on_held_out_cohort` with the 2026 targets
+    (T stage, N stage, risk) and inputs, masks predicted without mirroring as the demo predicts.
     """
-    from nnunet_hecktor.model_folder.build import build_stage
+    from nnunet_hecktor.model_folder.held_out import build_stage_on_held_out_cohort
 
-    stage_dataset, train_dataset = Path(stage_dataset), Path(train_dataset)
-    stage_ids, train_ids = _dataset_patients(stage_dataset), _dataset_patients(train_dataset)
-    overlap = sorted(set(stage_ids) & set(train_ids))
-    if overlap:
-        raise HecktorError(f"stage cohort {stage_dataset} shares patients with the training cohort: {overlap[:5]}")
-    if not stage_ids:
-        raise HecktorError(f"stage cohort {stage_dataset} holds no patient")
-    splits = stage_dataset / STAGE_SPLITS
-    write_json_atomic(splits, [{"train": train_ids, "val": stage_ids}])
-    built = build_stage(model_dir, edition=EDITION, folds=[0], raw_dir=stage_dataset, splits_json=splits,
-                        device=device, n_bootstrap=n_bootstrap, random_state=random_state, use_mirroring=False)
-    return json.loads(json.dumps({"patients": built.n_patients, "predicted_masks": len(built.predicted_masks),
-                                  "figures": built.figures, "not_fitted": built.not_fitted,
-                                  "staged": {k: str(v) for k, v in built.stage_files.items()}}, default=str))
+    return build_stage_on_held_out_cohort(model_dir, stage_dataset, train_dataset, edition=EDITION, device=device,
+                                          n_bootstrap=n_bootstrap, random_state=random_state, use_mirroring=False)
 
 
 # --------------------------------------------------------------------------------------------------

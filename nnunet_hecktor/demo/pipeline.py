@@ -134,7 +134,7 @@ def run_demo(output: str | os.PathLike, patients: int = DEMO_PATIENTS, test_pati
     model_dir = Path(env["nnUNet_results"]) / result.dataset_name / f"{trainer}__{DEMO_PLANS}__{DEMO_CONFIGURATION}"
     predictions_dir = output / "predictions"
     result.model_dir, result.predictions_dir = model_dir, predictions_dir
-    steps = StepRunner(output, order=["synth", "convert", "plan_and_preprocess", "train"]
+    steps = StepRunner(output, order=["synth", "convert", "plan_and_preprocess", "train", "postprocessing"]
                        + (["prognosis"] if is_2026 else []) + ["predict", "evaluate", "baselines", "report"])
 
     def fresh(*folders: Path) -> None:
@@ -209,6 +209,16 @@ def run_demo(output: str | os.PathLike, patients: int = DEMO_PATIENTS, test_pati
                                  kind="train")
         return {"model": str(result.model_dir)}
 
+    def postprocessing() -> dict:
+        from nnunet_hecktor.model_folder.fold_postprocessing import tune_on_fold_validation
+
+        # Chosen on fold 0's validation patients (training patients the network never trained on),
+        # never on the new patients it is scored on.
+        tuned = tune_on_fold_validation(model_dir, train_dataset, preprocessed / "splits_final.json", fold=0,
+                                        device=device, use_mirroring=False, progress=False)
+        return {"rules": tuned.config.describe(), "validation_patients": tuned.n_cases,
+                "validation_before": tuned.before, "validation_after": tuned.after}
+
     def prognosis() -> dict:
         from nnunet_hecktor.demo.edition2026 import fit_stage_on_stage_cohort
 
@@ -220,7 +230,8 @@ def run_demo(output: str | os.PathLike, patients: int = DEMO_PATIENTS, test_pati
 
         fresh(predictions_dir)
         # No test-time mirroring: 8x fewer network passes keeps prediction of 100+ patients to minutes on a CPU.
-        # Default checkpoint: the deployed (validated, SWA-averaged) weights.
+        # Default checkpoint: the deployed (validated, SWA-averaged) weights; the model folder's
+        # post-processing (step "postprocessing") is applied, as deployment applies it.
         stage = None
         if is_2026:
             # The staged prognosis stage (T stage, N stage, risk), as the predict command routes it.
@@ -270,6 +281,8 @@ def run_demo(output: str | os.PathLike, patients: int = DEMO_PATIENTS, test_pati
     steps.run("plan_and_preprocess", f"nnUNetv2_plan_and_preprocess, then plans '{DEMO_PLANS}' "
                                      f"(patch {DEMO_PATCH_SIZE}, batch {DEMO_BATCH_SIZE}, 8-32 features)", plan)
     steps.run("train", f"nnUNetv2_train fold 0 with {trainer} (segmentation + HPV + risk heads, SWA)", train)
+    steps.run("postprocessing", "tune-postprocessing on fold 0's validation patients (predicted as new patients), "
+                                "staged in the model folder", postprocessing)
     if is_2026:
         steps.run("prognosis", f"prognosis build --edition 2026 (T stage, N stage, risk) on the fold-0 masks of the "
                                f"{stage_patients} stage patients, post-processed as deployed", prognosis)
