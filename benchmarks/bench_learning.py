@@ -159,11 +159,11 @@ def preprocess(args, env: dict, cohorts: dict, work: Path, clock: Clock) -> str:
     return "nnUNetPlans"
 
 
-def withheld_input(cohort: dict, work: Path) -> Path:
-    """The new patients' clinical table as the 2025 test input gives it: no HPV status, no outcome."""
+def withheld_input(cohort: dict, work: Path, name: str = "new_patients_input.csv") -> Path:
+    """A cohort's clinical table as the 2025 test input gives it: no HPV status, no outcome."""
     from nnunet_hecktor import schema
 
-    path = work / "new_patients_input.csv"
+    path = work / name
     if path.is_file():
         return path
     with cohort["clinical_csv"].open(newline="", encoding="utf-8") as handle:
