@@ -354,32 +354,10 @@ def compare(rows: dict[str, list[dict]], a: str, b: str, args) -> list[dict]:
     return comparison_records(found)
 
 
-def partial_spearman(score: np.ndarray, factor: np.ndarray, given: np.ndarray, n_bootstrap: int,
-                     seed: int = 0) -> dict:
-    """Spearman correlation of ``score`` and ``factor`` after removing what ``given`` (n x k) explains
-    linearly from the ranks of both; 95 % percentile interval over patients resampled."""
-    from scipy.stats import rankdata
-
-    def partial(idx: np.ndarray) -> float:
-        s, f, g = rankdata(score[idx]), rankdata(factor[idx]), given[idx]
-        design = np.column_stack([np.ones(len(idx)), *(rankdata(g[:, j]) for j in range(g.shape[1]))])
-        rs = s - design @ np.linalg.lstsq(design, s, rcond=None)[0]
-        rf = f - design @ np.linalg.lstsq(design, f, rcond=None)[0]
-        denominator = float(np.sqrt((rs @ rs) * (rf @ rf)))
-        return float(rs @ rf / denominator) if denominator > 0 else float("nan")
-
-    n = len(score)
-    rng = np.random.default_rng(seed)
-    point = partial(np.arange(n))
-    reps = np.array([partial(rng.integers(0, n, n)) for _ in range(n_bootstrap)])
-    reps = reps[np.isfinite(reps)]
-    low, high = (np.percentile(reps, [2.5, 97.5]) if reps.size else (float("nan"), float("nan")))
-    return {"value": point, "interval": [float(low), float(high)], "n_patients": n,
-            "captured": bool(low > 0)}
-
-
 def factor_capture(sets: dict[str, dict], truth_path: Path, args) -> dict:
     """Which risk / HPV scores carry the rich world's image-only factors (module docstring)."""
+    from nnunet_hecktor.metrics.association import partial_spearman
+
     truth = json.loads(truth_path.read_text())["patients"]
     if not all(p.get("image_factors") for p in truth.values()):
         return {}
@@ -390,8 +368,8 @@ def factor_capture(sets: dict[str, dict], truth_path: Path, args) -> dict:
         if len(pids) > 10:
             term = np.array([truth[p]["image_factors"]["risk_term"] for p in pids])
             rest = np.array([truth[p]["true_risk"] for p in pids]) - term
-            out["risk"][name] = partial_spearman(np.array([risk[p] for p in pids]), term, rest[:, None],
-                                                 args.factor_bootstrap)
+            out["risk"][name] = partial_spearman(np.array([risk[p] for p in pids]), term, rest,
+                                                 args.factor_bootstrap).to_dict()
         hpv = {p: v["hpv_probability"] for p, v in values.items()
                if v.get("hpv_probability") is not None and math.isfinite(v["hpv_probability"])}
         pids = [p for p in truth if p in hpv]
@@ -400,7 +378,7 @@ def factor_capture(sets: dict[str, dict], truth_path: Path, args) -> dict:
             prior = np.column_stack([[truth[p]["hpv_probability"] for p in pids],
                                      [truth[p]["node_count"] for p in pids]])
             out["hpv"][name] = partial_spearman(np.array([hpv[p] for p in pids]), cystic, prior,
-                                                args.factor_bootstrap)
+                                                args.factor_bootstrap).to_dict()
     return out
 
 

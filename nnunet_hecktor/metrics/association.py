@@ -1,0 +1,76 @@
+"""Association of a score with a factor, beyond what other variables explain (rank-based).
+
+Used by the learning benchmark to ask which risk / HPV scores carry the synthetic rich world's
+image-only factors (:mod:`nnunet_hecktor.synthetic.image_factors`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PartialCorrelation:
+    """A partial Spearman correlation with its percentile bootstrap interval (patients resampled)."""
+
+    value: float
+    low: float
+    high: float
+    n_patients: int
+
+    @property
+    def positive(self) -> bool:
+        """True when the whole interval is above 0 (the score carries the factor)."""
+        return bool(self.low > 0)
+
+    def to_dict(self) -> dict:
+        return {"value": self.value, "interval": [self.low, self.high], "n_patients": self.n_patients,
+                "captured": self.positive}
+
+
+def partial_spearman(score, factor, given, n_bootstrap: int = 500, seed: int = 0,
+                     level: float = 0.95) -> PartialCorrelation:
+    """Spearman correlation of ``score`` and ``factor`` given the variables ``given``.
+
+    Ranks of ``score`` and ``factor`` are each regressed (least squares, with an intercept) on the
+    ranks of every column of ``given``; the result is the Pearson correlation of the two residuals.
+    With one column this equals the textbook first-order partial correlation of the ranks.
+
+    Parameters
+    ----------
+    score, factor : array-like, shape (n,)
+        E.g. a model's risk (any direction) and a generating factor.
+    given : array-like, shape (n,) or (n, k)
+        Variables whose (rank-linear) part is removed from both.
+    n_bootstrap, seed, level :
+        Percentile bootstrap over patients (replicates whose correlation is undefined are dropped).
+
+    Returns
+    -------
+    PartialCorrelation
+        In [-1, 1]; NaN when a residual is constant.
+    """
+    from scipy.stats import rankdata
+
+    score, factor = np.asarray(score, float), np.asarray(factor, float)
+    given = np.asarray(given, float).reshape(len(score), -1)
+    if not len(score) == len(factor) == len(given):
+        raise ValueError(f"score, factor and given differ in length ({len(score)}, {len(factor)}, {len(given)})")
+
+    def partial(idx: np.ndarray) -> float:
+        s, f = rankdata(score[idx]), rankdata(factor[idx])
+        design = np.column_stack([np.ones(len(idx))] + [rankdata(given[idx, j]) for j in range(given.shape[1])])
+        rs = s - design @ np.linalg.lstsq(design, s, rcond=None)[0]
+        rf = f - design @ np.linalg.lstsq(design, f, rcond=None)[0]
+        denominator = float(np.sqrt((rs @ rs) * (rf @ rf)))
+        return float(rs @ rf / denominator) if denominator > 0 else float("nan")
+
+    n = len(score)
+    rng = np.random.default_rng(seed)
+    replicates = np.array([partial(rng.integers(0, n, n)) for _ in range(n_bootstrap)])
+    replicates = replicates[np.isfinite(replicates)]
+    tail = 100 * (1 - level) / 2
+    low, high = (np.percentile(replicates, [tail, 100 - tail]) if replicates.size else (np.nan, np.nan))
+    return PartialCorrelation(partial(np.arange(n)), float(low), float(high), n)
