@@ -64,6 +64,7 @@ def test_demo_tiny_run_writes_the_report_and_resumes(tmp_path):
     assert settings["postprocessing"]["file"] == str(result.model_dir / "postprocessing.json")
     assert summary["steps"]["postprocessing"]["validation_patients"] == 4
     assert "| train |" in (output / "report" / "report.md").read_text()
+    assert "## Post-processing" in (output / "report" / "report.md").read_text()
 
     # Running again resumes: every step is complete, nothing is redone.
     before = report.stat().st_mtime_ns

@@ -324,7 +324,14 @@ def write_report_2026(output: str | os.PathLike, new_dataset: str | os.PathLike,
     import html
     import shutil
 
-    from nnunet_hecktor.demo.report import REPORT_FOLDER, SYNTHETIC_NOTICE, _read_rows, _step_cpu_seconds, pick_patients
+    from nnunet_hecktor.demo.report import (
+        REPORT_FOLDER,
+        SYNTHETIC_NOTICE,
+        _read_rows,
+        _step_cpu_seconds,
+        pick_patients,
+        postprocessing_text,
+    )
     from nnunet_hecktor.fileio import write_text_atomic
     from nnunet_hecktor.plots import plot_dice_comparison, plot_overlay
 
@@ -408,6 +415,9 @@ def write_report_2026(output: str | os.PathLike, new_dataset: str | os.PathLike,
         data = _read_rows(csv_path)
         if data:
             series[name] = (floats(r.get("gtvp_dice") for r in data), floats(r.get("gtvn_dice") for r in data))
+    pp_text = postprocessing_text(model_dir)
+    if pp_text:
+        section("Post-processing", pp_text)
     section("Dice distributions", "Per-patient Dice of the model and of the PET rules.",
             [plot_dice_comparison(series, folder / "dice_distributions.png")] if series else [])
 

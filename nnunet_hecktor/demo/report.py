@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import html
+import json
 import math
 import os
 import shutil
@@ -144,6 +145,26 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
 
 
+def postprocessing_text(model_dir: str | os.PathLike | None) -> str:
+    """What the model folder's staged post-processing does and how it was chosen ("" when it has none)."""
+    from nnunet_hecktor.postprocessing.config import load_config
+    from nnunet_hecktor.prediction.routing import model_postprocessing_file
+
+    path = model_postprocessing_file(model_dir) if model_dir is not None else None
+    if path is None:
+        return ""
+    text = f"The predictions were post-processed with the model folder's rules: {load_config(path).describe()}."
+    tuning = json.loads(path.read_text(encoding="utf-8")).get("tuning") or {}
+    before, after = tuning.get("before") or {}, tuning.get("after") or {}
+    if before and after:
+        def figures(f: Mapping[str, Any]) -> str:
+            return (f"GTVp Dice {f['gtvp_dice_mean']:.3f}, GTVn DSCagg {f['gtvn_dice_agg']:.3f}, "
+                    f"GTVn F1agg {f['gtvn_f1_agg']:.3f}")
+        text += (f" They were chosen on fold 0's {tuning.get('n_cases', '?')} validation patients (never on the new "
+                 f"patients): before {figures(before)}; after {figures(after)}.")
+    return text
+
+
 def write_report(output: str | os.PathLike, new_dataset: str | os.PathLike, new_source: str | os.PathLike | None,
                  step_seconds: Mapping[str, float], model_dir: str | os.PathLike | None = None
                  ) -> dict[str, Path | list[Path]]:
@@ -250,6 +271,9 @@ def write_report(output: str | os.PathLike, new_dataset: str | os.PathLike, new_
     section("Segmentations of three new patients",
             "Best, median and worst GTVp Dice among the new patients: CT and PET on the axial slice with the most "
             "tumour; solid outlines are the ground truth, dashed ones the prediction.", overlays)
+    pp_text = postprocessing_text(model_dir)
+    if pp_text:
+        section("Post-processing", pp_text)
     section("Dice distributions", "Per-patient Dice of the model and of the PET-threshold rules.", dice_plot)
     section("Relapse-free survival by predicted risk",
             "Kaplan-Meier curves of the new patients split at the median predicted risk of these patients (a cut "
