@@ -113,7 +113,14 @@ def label_components(mask: np.ndarray, connectivity: int = 26) -> tuple[np.ndarr
     if mask.ndim == 2:  # slices of a 2-D configuration: 6 -> 4 (edges), 18/26 -> 8 (edges and corners)
         neighbourhood = 4 if neighbourhood == 6 else 8
     mask = np.ascontiguousarray(mask, dtype=bool)
-    labels, n = cc3d.connected_components(mask, connectivity=neighbourhood, return_N=True)
+    try:
+        labels, n = cc3d.connected_components(mask, connectivity=neighbourhood, return_N=True)
+    except RuntimeError:
+        # cc3d 4.1 under-sizes its union-find table on some thin arrays (a 1 x 1 x 3 mask [1, 0, 1]
+        # at 26-connectivity raises "maximum length exception"; post-processing labels such crops).
+        # A background border changes no component and gives it a table large enough.
+        labels, n = cc3d.connected_components(np.pad(mask, 1), connectivity=neighbourhood, return_N=True)
+        labels = np.ascontiguousarray(labels[tuple(slice(1, -1) for _ in range(mask.ndim))])
     return labels, int(n)
 
 
