@@ -13,7 +13,8 @@ DESCRIPTION = """\
 Run the pipeline end to end on synthetic data and show what it learned: generate an enriched
 synthetic HECKTOR cohort (real-size neck, ~30 % HPV negative, ~43 % relapse) and a cohort of new
 patients, convert both to nnU-Net datasets, plan and preprocess, train fold 0 of the multi-task
-model (segmentation + HPV + risk, HecktorMultiTaskTrainer_demo), predict the new patients, score
+model (segmentation + HPV + risk, HecktorMultiTaskTrainer_demo), tune the post-processing on fold
+0's validation patients and stage it in the model folder, predict the new patients, score
 them next to simple baselines (PET-threshold rules, clinical-only models, log tumour volume, the
 synthetic ceilings) and write OUTPUT/report/report.html. Steps, times and current results:
 docs/tutorials/demo.md. Everything is written under OUTPUT; running the same command again resumes where it
