@@ -34,3 +34,19 @@ def test_a_score_built_without_the_factor_does_not_carry_it():
 def test_lengths_must_agree():
     with pytest.raises(ValueError, match="differ in length"):
         partial_spearman([1, 2, 3], [1, 2], [1, 2, 3])
+
+
+def test_paired_difference_is_the_difference_of_the_two_and_decides_a_clear_gap():
+    from nnunet_hecktor.metrics.association import paired_partial_spearman
+
+    rng = np.random.default_rng(6)
+    rest, factor = rng.normal(size=(2, 1500))
+    blind = rest + 0.2 * rng.normal(size=1500)
+    reader = rest + 0.6 * factor
+    found = paired_partial_spearman(reader, blind, factor, rest, n_bootstrap=200)
+    expected = partial_spearman(reader, factor, rest, n_bootstrap=0).value - \
+        partial_spearman(blind, factor, rest, n_bootstrap=0).value
+    assert found.value == pytest.approx(expected, abs=1e-12)
+    assert found.positive
+    same = paired_partial_spearman(blind, blind, factor, rest, n_bootstrap=50)
+    assert same.value == 0 and same.low == 0 and same.high == 0

@@ -52,20 +52,14 @@ def partial_spearman(score, factor, given, n_bootstrap: int = 500, seed: int = 0
     PartialCorrelation
         In [-1, 1]; NaN when a residual is constant.
     """
-    from scipy.stats import rankdata
-
     score, factor = np.asarray(score, float), np.asarray(factor, float)
+    if not len(score) == len(factor) == len(np.asarray(given)):
+        raise ValueError(f"score, factor and given differ in length ({len(score)}, {len(factor)}, "
+                         f"{len(np.asarray(given))})")
     given = np.asarray(given, float).reshape(len(score), -1)
-    if not len(score) == len(factor) == len(given):
-        raise ValueError(f"score, factor and given differ in length ({len(score)}, {len(factor)}, {len(given)})")
 
     def partial(idx: np.ndarray) -> float:
-        s, f = rankdata(score[idx]), rankdata(factor[idx])
-        design = np.column_stack([np.ones(len(idx))] + [rankdata(given[idx, j]) for j in range(given.shape[1])])
-        rs = s - design @ np.linalg.lstsq(design, s, rcond=None)[0]
-        rf = f - design @ np.linalg.lstsq(design, f, rcond=None)[0]
-        denominator = float(np.sqrt((rs @ rs) * (rf @ rf)))
-        return float(rs @ rf / denominator) if denominator > 0 else float("nan")
+        return _partial(score[idx], factor[idx], given[idx])
 
     n = len(score)
     rng = np.random.default_rng(seed)
@@ -74,3 +68,41 @@ def partial_spearman(score, factor, given, n_bootstrap: int = 500, seed: int = 0
     tail = 100 * (1 - level) / 2
     low, high = (np.percentile(replicates, [tail, 100 - tail]) if replicates.size else (np.nan, np.nan))
     return PartialCorrelation(partial(np.arange(n)), float(low), float(high), n)
+
+
+def paired_partial_spearman(score_a, score_b, factor, given, n_bootstrap: int = 500, seed: int = 0,
+                            level: float = 0.95) -> PartialCorrelation:
+    """Difference of the partial Spearman correlations of two scores with the same factor (a minus b).
+
+    Both are computed on the same bootstrap resamples of the same patients (as
+    :func:`partial_spearman`), so the interval is that of the paired difference.
+    """
+    score_a, score_b = np.asarray(score_a, float), np.asarray(score_b, float)
+    if len(score_a) != len(score_b):
+        raise ValueError(f"the two scores differ in length ({len(score_a)}, {len(score_b)})")
+    n = len(score_a)
+    rng = np.random.default_rng(seed)
+    draws = [rng.integers(0, n, n) for _ in range(n_bootstrap)]
+    factor, given = np.asarray(factor, float), np.asarray(given, float).reshape(n, -1)
+
+    def difference(idx: np.ndarray) -> float:
+        return (_partial(score_a[idx], factor[idx], given[idx])
+                - _partial(score_b[idx], factor[idx], given[idx]))
+
+    replicates = np.array([difference(idx) for idx in draws])
+    replicates = replicates[np.isfinite(replicates)]
+    tail = 100 * (1 - level) / 2
+    low, high = (np.percentile(replicates, [tail, 100 - tail]) if replicates.size else (np.nan, np.nan))
+    return PartialCorrelation(difference(np.arange(n)), float(low), float(high), n)
+
+
+def _partial(score: np.ndarray, factor: np.ndarray, given: np.ndarray) -> float:
+    """Correlation of the rank residuals of ``score`` and ``factor`` given ``given`` (n x k)."""
+    from scipy.stats import rankdata
+
+    s, f = rankdata(score), rankdata(factor)
+    design = np.column_stack([np.ones(len(s))] + [rankdata(given[:, j]) for j in range(given.shape[1])])
+    rs = s - design @ np.linalg.lstsq(design, s, rcond=None)[0]
+    rf = f - design @ np.linalg.lstsq(design, f, rcond=None)[0]
+    denominator = float(np.sqrt((rs @ rs) * (rf @ rf)))
+    return float(rs @ rf / denominator) if denominator > 0 else float("nan")
