@@ -40,5 +40,10 @@ def test_tune_on_fold_validation_predicts_tunes_and_stages(tiny_model, nnunet_en
     staged.write_text(json.dumps({"format": "nnunet-hecktor-postprocessing", "version": 1,
                                   "min_component_size": {"GTVp": 1e12, "GTVn": 1e12}}))
     again = tune_on_fold_validation(model_dir, dataset.raw_dir, splits, device="cpu", progress=False)
-    assert again.before == first.before
+    # (Not an equality of figures: the 6-iteration network's logits are near ties, so the argmax of two
+    # predictions may differ in a few voxels with the CPU threads in use.)
+    foreground = sum(int(np.count_nonzero(sitk.GetArrayViewFromImage(sitk.ReadImage(str(p)))))
+                     for p in validation.glob("*.nii.gz"))
+    assert foreground > 0, "the stale rule (remove every component) was applied to the validation masks"
+    assert again.n_cases == len(patients)
     assert load_config(staged) == again.config
