@@ -35,6 +35,12 @@ def test_tune_on_fold_validation_predicts_tunes_and_stages(tiny_model, nnunet_en
         assert mask.GetSize() == label.GetSize() and np.allclose(mask.GetSpacing(), label.GetSpacing())
         assert set(np.unique(sitk.GetArrayViewFromImage(mask))) <= {0, 1, 2}
 
+    def foreground() -> int:
+        return sum(int(np.count_nonzero(sitk.GetArrayViewFromImage(sitk.ReadImage(str(p)))))
+                   for p in validation.glob("*.nii.gz"))
+
+    first_foreground = foreground()
+    assert first_foreground > 0
     # Re-tuning starts from the raw network masks: a staged rule that would wipe every GTVp is
     # not applied to the masks the rules are chosen on.
     staged.write_text(json.dumps({"format": "nnunet-hecktor-postprocessing", "version": 1,
@@ -42,8 +48,6 @@ def test_tune_on_fold_validation_predicts_tunes_and_stages(tiny_model, nnunet_en
     again = tune_on_fold_validation(model_dir, dataset.raw_dir, splits, device="cpu", progress=False)
     # (Not an equality of figures: the 6-iteration network's logits are near ties, so the argmax of two
     # predictions may differ in a few voxels with the CPU threads in use.)
-    foreground = sum(int(np.count_nonzero(sitk.GetArrayViewFromImage(sitk.ReadImage(str(p)))))
-                     for p in validation.glob("*.nii.gz"))
-    assert foreground > 0, "the stale rule (remove every component) was applied to the validation masks"
+    assert foreground() >= first_foreground / 2, "the stale rule (remove every component) was applied"
     assert again.n_cases == len(patients)
     assert load_config(staged) == again.config
