@@ -159,14 +159,14 @@ def preprocess(args, env: dict, cohorts: dict, work: Path, clock: Clock) -> str:
     return "nnUNetPlans"
 
 
-def withheld_input(cohort: dict, work: Path, name: str = "new_patients_input.csv") -> Path:
-    """A cohort's clinical table as the 2025 test input gives it: no HPV status, no outcome."""
+def withheld_input(clinical_csv: Path, work: Path, name: str = "new_patients_input.csv") -> Path:
+    """A converted cohort's ``clinical.csv`` as the 2025 test input gives it: no HPV status, no outcome."""
     from nnunet_hecktor import schema
 
     path = work / name
     if path.is_file():
         return path
-    with cohort["clinical_csv"].open(newline="", encoding="utf-8") as handle:
+    with clinical_csv.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     dropped = {schema.COL_HPV, schema.COL_RFS, schema.COL_RELAPSE}
     columns = [c for c in rows[0] if c not in dropped]
@@ -228,7 +228,8 @@ def stage_and_predict(seed: int, model_dir: Path, args, cohorts: dict, work: Pat
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             clock(f"seed {seed}: predict {args.test_patients} new patients", lambda: predict(
-                cohorts["new"]["release"], pred_dir, model_dir, clinical_csv=withheld_input(cohorts["new"], work),
+                cohorts["new"]["release"], pred_dir, model_dir,
+                clinical_csv=withheld_input(cohorts["new"]["clinical_csv"], work),
                 folds=[0], device=args.device, use_mirroring=args.mirroring, prognosis=stage,
                 num_threads=args.threads, progress=False))
     return pred_dir, built
@@ -266,7 +267,7 @@ def clinical_only_rows(model_dir: Path, cohorts: dict, work: Path) -> dict[str, 
 
     out_dir = work / "clinical_only"
     inputs = get_edition(EDITION).test_inputs
-    fit_csv, test_csv = cohorts["stage"]["clinical_csv"], withheld_input(cohorts["new"], work)
+    fit_csv, test_csv = cohorts["stage"]["clinical_csv"], withheld_input(cohorts["new"]["clinical_csv"], work)
     common = dict(features_csv=model_dir / BUILD_FOLDER / "features_oof.csv", feature_set="clinical",
                   progress=False, make_plots=False)
     with warnings.catch_warnings():

@@ -52,7 +52,7 @@ def held_out_heads(model_dir: Path, held_out: Path, patients: list[str], out_dir
     from nnunet_hecktor.prediction.api import predict
 
     if not (out_dir / "prediction_settings.json").is_file():
-        clinical = withheld_input({"clinical_csv": held_out / "clinical.csv"}, out_dir.parent, "held_out_input.csv")
+        clinical = withheld_input(held_out / "clinical.csv", out_dir.parent, "held_out_input.csv")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             predict(held_out / "imagesTr", out_dir, model_dir, clinical_csv=clinical, folds=[0], device=args.device,
@@ -111,7 +111,7 @@ def stacked_rows(seed: int, work: Path, args) -> dict[str, dict]:
     write_feature_table(FeatureTable(stacked, {"seg_source": "predicted", "n_patients": len(stacked),
                                                "heads": str(heads_csv)}), train_csv)
     new_csv = new_patient_features(new, work / f"seed_{seed}" / "new_patients", out / "new_features.csv")
-    test_clinical = withheld_input({"clinical_csv": new / "clinical.csv"}, work)
+    test_clinical = withheld_input(new / "clinical.csv", work)
     inputs, fit_clinical = get_edition(EDITION).test_inputs, held_out / "clinical.csv"
     # As prognosis build fits (same folds, seed and permitted inputs), plus the two head columns.
     common = dict(features_csv=train_csv, n_splits=5, cv="kfold", random_state=seed, progress=False)
