@@ -15,14 +15,17 @@ from nnunet_hecktor.postprocessing.rules import (
     apply_probability_threshold,
     close_label,
     ellipsoid,
+    gtvn_components_touching_gtvp,
     gtvn_distances_to_gtvp,
     keep_largest_components,
     keep_single_gtvp,
     postprocess_segmentation,
     remove_distant_gtvn,
     remove_small_components,
+    resolve_gtvn_touching_gtvp,
     rule_steps,
 )
+from nnunet_hecktor.schema import GTVN, GTVP
 
 
 def row(length: int, *runs: tuple[int, int, int]) -> np.ndarray:
@@ -94,6 +97,51 @@ def test_single_gtvp_with_one_or_no_component_is_identity():
     assert keep_single_gtvp(one) is one
     none = row(10, (7, 9, 2))
     assert keep_single_gtvp(none, "to_gtvn") is none
+
+
+# ------------------------------------------------------------------ GTVn touching the GTVp
+@pytest.mark.parametrize("mode, expected", [
+    # GTVn 0..2 is separate, 10..12 touches the GTVp 12..20 (adjacent voxels), 22..24 is one voxel away.
+    ("remove", [(0, 2, 2), (12, 20, 1), (22, 24, 2)]),
+    ("to_gtvp", [(0, 2, 2), (10, 20, 1), (22, 24, 2)]),
+])
+def test_gtvn_touching_gtvp(mode, expected):
+    seg = row(30, (0, 2, 2), (10, 12, 2), (12, 20, 1), (22, 24, 2))
+    assert flat(resolve_gtvn_touching_gtvp(seg, mode)) == flat(row(30, *expected))
+    assert flat(seg) == flat(row(30, (0, 2, 2), (10, 12, 2), (12, 20, 1), (22, 24, 2)))  # input untouched
+
+
+@pytest.mark.parametrize("connectivity, touching", [(6, False), (18, False), (26, True)])
+def test_gtvn_touching_gtvp_follows_the_connectivity(connectivity, touching):
+    # The GTVn voxel meets the GTVp at a corner only: a neighbour under 26-connectivity alone.
+    seg = np.zeros((3, 3, 3), dtype=np.uint8)
+    seg[0, 0, 0] = GTVP
+    seg[1, 1, 1] = GTVN
+    found = gtvn_components_touching_gtvp(seg, connectivity)
+    assert found is not None and found[2].tolist() == [touching]
+
+
+def test_gtvn_touching_gtvp_matches_a_dilation_of_the_full_volume():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        seg = (rng.random((8, 12, 12)) < 0.25) * rng.integers(1, 3, (8, 12, 12))
+        seg = seg.astype(np.uint8)
+        near = ndimage.binary_dilation(seg == GTVP, ndimage.generate_binary_structure(3, 3))
+        nodes, n = ndimage.label(seg == GTVN, ndimage.generate_binary_structure(3, 3))
+        expected = seg.copy()
+        for k in range(1, n + 1):
+            if (near & (nodes == k)).any():
+                expected[nodes == k] = 0
+        assert np.array_equal(resolve_gtvn_touching_gtvp(seg, "remove"), expected)
+
+
+def test_gtvn_touching_gtvp_without_gtvn_or_gtvp_is_identity():
+    only_gtvp = row(10, (2, 5, 1))
+    assert resolve_gtvn_touching_gtvp(only_gtvp) is only_gtvp
+    only_gtvn = row(10, (2, 5, 2))
+    assert np.array_equal(resolve_gtvn_touching_gtvp(only_gtvn, "to_gtvp"), only_gtvn)
 
 
 # ------------------------------------------------------------------ GTVn distance
@@ -225,7 +273,8 @@ def test_cropped_pipeline_equals_full_volume_steps():
         z, y, x = rng.integers(0, 18), rng.integers(0, 36), rng.integers(0, 36)
         seg[z:z + rng.integers(1, 3), y:y + rng.integers(1, 5), x:x + rng.integers(1, 5)] = rng.integers(1, 3)
     config = PostprocessingConfig(closing_radius_mm={1: 2.0, 2: 1.5}, min_component_size={1: 3.0, 2: 2.0},
-                                  gtvp_single_lesion="to_gtvn", max_components={2: 3}, gtvn_max_distance_mm=15.0)
+                                  gtvp_single_lesion="to_gtvn", gtvn_touching_gtvp="to_gtvp", max_components={2: 3},
+                                  gtvn_max_distance_mm=15.0)
     spacing = (2.0, 0.9, 1.1)
     full = seg.copy()
     for _, step in rule_steps(config, spacing):
@@ -243,6 +292,17 @@ def test_config_json_round_trip(tmp_path):
     assert data["min_component_size"] == {"GTVp": 100.0, "GTVn": 20.0} and data["tuning"] == {"note": "kept"}
     assert load_config(tmp_path / "pp.json") == config
     assert PostprocessingConfig.from_dict({"min_component_size": {"2": 5}}).min_component_size == {2: 5.0}
+    # A file without the touching rule stays version 1 and without its key (older plugins read it).
+    assert data["version"] == 1 and "gtvn_touching_gtvp" not in data
+
+
+def test_config_with_the_touching_rule_is_version_2(tmp_path):
+    config = PostprocessingConfig(gtvn_touching_gtvp="to_gtvp")
+    save_config(config, tmp_path / "pp.json")
+    data = json.loads((tmp_path / "pp.json").read_text())
+    assert data["version"] == 2 and data["gtvn_touching_gtvp"] == "to_gtvp"
+    assert load_config(tmp_path / "pp.json") == config
+    assert "GTVn components touching the GTVp relabelled GTVp" in config.describe()
 
 
 @pytest.mark.parametrize("data, message", [
@@ -253,6 +313,8 @@ def test_config_json_round_trip(tmp_path):
     ({"max_components": {"GTVn": 1.5}}, "integer"),
     ({"probability_threshold": {"GTVp": 1.5}}, "outside"),
     ({"gtvp_single_lesion": "merge"}, "not one of"),
+    ({"gtvn_touching_gtvp": "to_gtvn"}, "not one of"),
+    ({"version": 3}, "newer than this plugin"),
     ({"min_component_size_unit": "ml"}, "not one of"),
     ({"connectivity": 8}, "connectivity"),
     ({"gtvn_max_distance_mm": "far"}, "number"),

@@ -73,7 +73,8 @@ def results(tmp_path):
 
 SMALL_GRID = {
     "closing:GTVp": [], "closing:GTVn": [], "min_size:GTVp": [5.0], "min_size:GTVn": [1.0, 10.0],
-    "gtvp_single_lesion": ["remove", "to_gtvn"], "max_components:GTVn": [1], "gtvn_distance": [30.0],
+    "gtvp_single_lesion": ["remove", "to_gtvn"], "gtvn_touching_gtvp": ["remove", "to_gtvp"],
+    "max_components:GTVn": [1], "gtvn_distance": [30.0],
 }
 
 
@@ -99,6 +100,7 @@ def test_tune_postprocessing_end_to_end(results, tmp_path, capsys):
     assert config.min_component_size == {2: 10.0}
     assert config.gtvp_single_lesion == "remove"
     assert config.gtvn_max_distance_mm is None and not config.max_components  # no further gain: left off
+    assert config.gtvn_touching_gtvp is None  # no node touches the primary in these cases
     assert len(tuning["search"]) == sum(len(v) for v in SMALL_GRID.values())
     assert (tmp_path / "tuned" / "postprocessing.pkl").is_file()
 

@@ -12,7 +12,7 @@ the dataset's median spacing from ``plans.json`` (``original_median_spacing_afte
 put back into the reader's axis order with ``transpose_backward``). For a patient whose
 spacing differs from the median, those thresholds are off by the ratio of the spacings (for
 HECKTOR CTs typically a few per cent in-plane, more across slices). Rules in voxels and the
-GTVp single-lesion / keep-K rules are exact. ``nnunet-hecktor postprocess`` reads each case's
+GTVp single-lesion, GTVn-touching-GTVp and keep-K rules are exact. ``nnunet-hecktor postprocess`` reads each case's
 own spacing and is exact for all rules; prefer it. Probability thresholds cannot be applied
 through the pickle (nnU-Net passes no probabilities) and are left out of it.
 """

@@ -165,6 +165,45 @@ def keep_single_gtvp(seg: np.ndarray, mode: str = "remove", connectivity: int = 
 
 
 # --------------------------------------------------------------------------- rule 5
+def gtvn_components_touching_gtvp(seg: np.ndarray, connectivity: int = 26):
+    """The GTVn components that touch the GTVp.
+
+    A component touches the GTVp when one of its voxels is a neighbour (under ``connectivity``:
+    6 faces, 18 faces and edges, 26 faces, edges and corners) of a GTVp voxel.
+
+    Returns
+    -------
+    ``(box, labels, touching)``: the GTVn bounding box, its component labels (1..n) and a boolean
+    array, ``touching[k - 1]`` for component ``k``; ``None`` when there is no GTVn.
+    """
+    from scipy import ndimage
+
+    box, labels, n = _label_components_in_box(seg, GTVN, connectivity)
+    if n == 0:
+        return None
+    # A GTVp neighbour of the box lies at most one voxel outside it: look at the box grown by one.
+    grown = tuple(slice(max(s.start - 1, 0), min(s.stop + 1, size)) for s, size in zip(box, seg.shape))
+    structure = ndimage.generate_binary_structure(seg.ndim, {6: 1, 18: 2, 26: 3}[connectivity])
+    near_gtvp = ndimage.binary_dilation(seg[grown] == GTVP, structure=structure)
+    inner = tuple(slice(b.start - g.start, b.stop - g.start) for b, g in zip(box, grown))
+    near_gtvp = near_gtvp[inner]
+    touching = np.zeros(n + 1, dtype=bool)
+    touching[np.unique(labels[near_gtvp & (labels > 0)])] = True
+    return box, labels, touching[1:]
+
+
+def resolve_gtvn_touching_gtvp(seg: np.ndarray, mode: str = "remove", connectivity: int = 26) -> np.ndarray:
+    """GTVn components touching the GTVp are removed (``"remove"``) or relabelled GTVp (``"to_gtvp"``)."""
+    if mode not in ("remove", "to_gtvp"):
+        raise ValueError(f"mode must be 'remove' or 'to_gtvp', got {mode!r}")
+    found = gtvn_components_touching_gtvp(seg, connectivity)
+    if found is None:
+        return seg
+    box, labels, touching = found
+    return _remove_components(seg, GTVN, box, labels, np.flatnonzero(touching) + 1, GTVP if mode == "to_gtvp" else 0)
+
+
+# --------------------------------------------------------------------------- rule 6
 def keep_largest_components(seg: np.ndarray, label: int, max_components: int, connectivity: int = 26) -> np.ndarray:
     """Keep the ``max_components`` largest components of ``label`` (equal sizes: raster order first)."""
     if max_components < 1:
@@ -177,7 +216,7 @@ def keep_largest_components(seg: np.ndarray, label: int, max_components: int, co
     return _remove_components(seg, label, box, labels, order[max_components:] + 1)
 
 
-# --------------------------------------------------------------------------- rule 6
+# --------------------------------------------------------------------------- rule 7
 def gtvn_distances_to_gtvp(seg: np.ndarray, spacing: Sequence[float] | np.ndarray, max_distance_mm: float,
                            connectivity: int = 26):
     """Distance in mm from each GTVn component to the nearest GTVp voxel (voxel centres).
@@ -239,7 +278,7 @@ def rule_steps(config: PostprocessingConfig, spacing: Sequence[float] | np.ndarr
 
     ``step(seg) -> seg``. The probability step is included only when ``probabilities`` is given.
     Names: ``probability_threshold``, ``closing:GTVp``, ``closing:GTVn``, ``min_size:GTVp``,
-    ``min_size:GTVn``, ``gtvp_single_lesion``, ``max_components:GTVp``, ``max_components:GTVn``,
+    ``min_size:GTVn``, ``gtvp_single_lesion``, ``gtvn_touching_gtvp``, ``max_components:GTVp``, ``max_components:GTVn``,
     ``gtvn_distance``.
     """
     spacing_mm = _spacing(spacing, len(spacing))
@@ -265,6 +304,9 @@ def rule_steps(config: PostprocessingConfig, spacing: Sequence[float] | np.ndarr
     if config.gtvp_single_lesion:
         mode = config.gtvp_single_lesion
         steps.append(("gtvp_single_lesion", lambda s: keep_single_gtvp(s, mode, c)))
+    if config.gtvn_touching_gtvp:
+        touching_mode = config.gtvn_touching_gtvp
+        steps.append(("gtvn_touching_gtvp", lambda s: resolve_gtvn_touching_gtvp(s, touching_mode, c)))
     for label in (GTVP, GTVN):
         if label in config.max_components:
             steps.append((f"max_components:{names[label]}",
@@ -335,6 +377,7 @@ def pad_for(config: PostprocessingConfig, spacing: Sequence[float] | np.ndarray)
 
 __all__ = [
     "apply_probability_threshold", "close_label", "remove_small_components", "keep_single_gtvp",
-    "keep_largest_components", "remove_distant_gtvn", "gtvn_distances_to_gtvp", "rule_steps",
+    "keep_largest_components", "remove_distant_gtvn", "gtvn_components_touching_gtvp", "resolve_gtvn_touching_gtvp",
+    "gtvn_distances_to_gtvp", "rule_steps",
     "postprocess_segmentation", "ellipsoid", "changed_voxels", "pad_for",
 ]

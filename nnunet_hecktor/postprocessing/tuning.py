@@ -56,6 +56,7 @@ DEFAULT_GRID: dict[str, list] = {
     "min_size:GTVp": [0.0, 100.0, 250.0, 500.0, 1000.0, 2000.0],
     "min_size:GTVn": [0.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0],
     "gtvp_single_lesion": [None, "remove", "to_gtvn"],
+    "gtvn_touching_gtvp": [None, "remove", "to_gtvp"],
     "max_components:GTVp": [None],
     "max_components:GTVn": [None, 2, 3, 4, 6, 8],
     "gtvn_distance": [None, 30.0, 50.0, 75.0, 100.0, 150.0],
@@ -88,6 +89,8 @@ def set_coordinate(config: PostprocessingConfig, name: str, value: Any) -> Postp
                                                          None if value is None else int(value)))
     if rule == "gtvp_single_lesion":
         return replace(config, gtvp_single_lesion=value)
+    if rule == "gtvn_touching_gtvp":
+        return replace(config, gtvn_touching_gtvp=value)
     return replace(config, gtvn_max_distance_mm=None if value is None else float(value))
 
 
