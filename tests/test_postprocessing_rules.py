@@ -9,9 +9,10 @@ import pytest
 import SimpleITK as sitk
 
 from nnunet_hecktor.errors import HecktorError, InputDataError
-from nnunet_hecktor.postprocessing.apply import postprocess_folder, postprocess_image
+from nnunet_hecktor.postprocessing.apply import cranial_face, postprocess_folder, postprocess_image
 from nnunet_hecktor.postprocessing.config import ConfigError, PostprocessingConfig, load_config, save_config
 from nnunet_hecktor.postprocessing.rules import (
+    CranialFace,
     apply_probability_threshold,
     close_label,
     ellipsoid,
@@ -20,6 +21,7 @@ from nnunet_hecktor.postprocessing.rules import (
     keep_largest_components,
     keep_single_gtvp,
     postprocess_segmentation,
+    remove_cranial_border_components,
     remove_distant_gtvn,
     remove_small_components,
     resolve_gtvn_touching_gtvp,
@@ -97,6 +99,67 @@ def test_single_gtvp_with_one_or_no_component_is_identity():
     assert keep_single_gtvp(one) is one
     none = row(10, (7, 9, 2))
     assert keep_single_gtvp(none, "to_gtvn") is none
+
+
+# ------------------------------------------------------------------ cranial border
+def _column(*runs: tuple[int, int, int], length: int = 12) -> np.ndarray:
+    """length x 1 x 1 label array (runs along axis 0, the cranio-caudal axis here)."""
+    return row(length, *runs).reshape(length, 1, 1)
+
+
+@pytest.mark.parametrize("labels, at_end, expected", [
+    # GTVp 0..2 touches index 0, GTVn 5..7 touches nothing, GTVn 9..12 touches the last index.
+    ((2,), True, [(0, 2, 1), (5, 7, 2)]),
+    ((1, 2), True, [(0, 2, 1), (5, 7, 2)]),
+    ((2,), False, [(0, 2, 1), (5, 7, 2), (9, 12, 2)]),
+    ((1, 2), False, [(5, 7, 2), (9, 12, 2)]),
+])
+def test_remove_cranial_border_components(labels, at_end, expected):
+    seg = _column((0, 2, 1), (5, 7, 2), (9, 12, 2))
+    out = remove_cranial_border_components(seg, labels, CranialFace(axis=0, at_end=at_end))
+    assert flat(out) == flat(_column(*expected))
+    assert flat(seg) == flat(_column((0, 2, 1), (5, 7, 2), (9, 12, 2)))  # input untouched
+
+
+def test_cranial_border_on_another_axis_and_in_a_crop():
+    seg = np.zeros((2, 3, 6), np.uint8)
+    seg[0, 0, 4:6] = 2  # touches the last index of axis 2
+    seg[1, 2, 0:2] = 2  # touches index 0 of axis 2
+    out = remove_cranial_border_components(seg, (2,), CranialFace(axis=2, at_end=True))
+    assert out[0, 0, 4:6].tolist() == [0, 0] and out[1, 2, 0:2].tolist() == [2, 2]
+    # A crop that stops short of the face has no cranial face: nothing is removed there.
+    face = CranialFace(axis=2, at_end=True).within((slice(0, 2), slice(0, 3), slice(0, 5)), seg.shape)
+    assert not face.present
+    assert remove_cranial_border_components(seg[:, :, :5], (2,), face) is not None
+    assert np.array_equal(remove_cranial_border_components(seg[:, :, :5], (2,), face), seg[:, :, :5])
+
+
+def _oriented_image(array: np.ndarray, direction: tuple[float, ...]) -> sitk.Image:
+    image = sitk.GetImageFromArray(array)
+    image.SetDirection(direction)
+    return image
+
+
+@pytest.mark.parametrize("direction, expected", [
+    ((1, 0, 0, 0, 1, 0, 0, 0, 1), CranialFace(axis=0, at_end=True)),    # slices from the feet up
+    ((1, 0, 0, 0, 1, 0, 0, 0, -1), CranialFace(axis=0, at_end=False)),  # slices from the head down
+    ((-1, 0, 0, 0, -1, 0, 0, 0, 1), CranialFace(axis=0, at_end=True)),  # RAS-style in-plane flips
+    ((1, 0, 0, 0, 0, 1, 0, 1, 0), CranialFace(axis=1, at_end=True)),    # index axis 1 runs along z
+    ((0, 0, 1, 0, 1, 0, -1, 0, 0), CranialFace(axis=2, at_end=False)),  # index axis 0 runs along -z
+])
+def test_cranial_face_from_the_image_direction(direction, expected):
+    assert cranial_face(_oriented_image(np.zeros((4, 5, 6), np.uint8), direction)) == expected
+
+
+def test_postprocess_image_finds_the_cranial_face_from_the_direction():
+    array = _column((0, 2, 2), (5, 7, 2), (10, 12, 2))
+    config = PostprocessingConfig(cranial_border_components=(2,))
+    feet_up = sitk.GetArrayFromImage(postprocess_image(_oriented_image(array, (1, 0, 0, 0, 1, 0, 0, 0, 1)), config))
+    head_down = sitk.GetArrayFromImage(postprocess_image(_oriented_image(array, (1, 0, 0, 0, 1, 0, 0, 0, -1)), config))
+    assert flat(feet_up) == flat(_column((0, 2, 2), (5, 7, 2)))
+    assert flat(head_down) == flat(_column((5, 7, 2), (10, 12, 2)))
+    with pytest.raises(ValueError, match="cranial_face"):
+        postprocess_segmentation(array, (1, 1, 1), config)
 
 
 # ------------------------------------------------------------------ GTVn touching the GTVp
@@ -274,12 +337,14 @@ def test_cropped_pipeline_equals_full_volume_steps():
         seg[z:z + rng.integers(1, 3), y:y + rng.integers(1, 5), x:x + rng.integers(1, 5)] = rng.integers(1, 3)
     config = PostprocessingConfig(closing_radius_mm={1: 2.0, 2: 1.5}, min_component_size={1: 3.0, 2: 2.0},
                                   gtvp_single_lesion="to_gtvn", gtvn_touching_gtvp="to_gtvp", max_components={2: 3},
-                                  gtvn_max_distance_mm=15.0)
+                                  gtvn_max_distance_mm=15.0, cranial_border_components=(1, 2))
     spacing = (2.0, 0.9, 1.1)
-    full = seg.copy()
-    for _, step in rule_steps(config, spacing):
-        full = step(full)
-    assert np.array_equal(postprocess_segmentation(seg, spacing, config), full)
+    seg[19, 30:33, 30:33] = 2  # a node at the cranial face
+    for face in (CranialFace(0, True), CranialFace(0, False), CranialFace(2, True)):
+        full = seg.copy()
+        for _, step in rule_steps(config, spacing, cranial_face=face):
+            full = step(full)
+        assert np.array_equal(postprocess_segmentation(seg, spacing, config, cranial_face=face), full)
 
 
 # ------------------------------------------------------------------ configuration
@@ -292,17 +357,22 @@ def test_config_json_round_trip(tmp_path):
     assert data["min_component_size"] == {"GTVp": 100.0, "GTVn": 20.0} and data["tuning"] == {"note": "kept"}
     assert load_config(tmp_path / "pp.json") == config
     assert PostprocessingConfig.from_dict({"min_component_size": {"2": 5}}).min_component_size == {2: 5.0}
-    # A file without the touching rule stays version 1 and without its key (older plugins read it).
-    assert data["version"] == 1 and "gtvn_touching_gtvp" not in data
+    # A file without the rules of version 2 stays version 1 and without their keys (older plugins read it).
+    assert data["version"] == 1 and "gtvn_touching_gtvp" not in data and "remove_cranial_border_components" not in data
 
 
-def test_config_with_the_touching_rule_is_version_2(tmp_path):
-    config = PostprocessingConfig(gtvn_touching_gtvp="to_gtvp")
+@pytest.mark.parametrize("config, key, value, described", [
+    (PostprocessingConfig(gtvn_touching_gtvp="to_gtvp"), "gtvn_touching_gtvp", "to_gtvp",
+     "GTVn components touching the GTVp relabelled GTVp"),
+    (PostprocessingConfig(cranial_border_components=(2, 1)), "remove_cranial_border_components", ["GTVp", "GTVn"],
+     "GTVp and GTVn components touching the cranial face of the volume removed"),
+])
+def test_configs_with_version_2_rules(tmp_path, config, key, value, described):
     save_config(config, tmp_path / "pp.json")
     data = json.loads((tmp_path / "pp.json").read_text())
-    assert data["version"] == 2 and data["gtvn_touching_gtvp"] == "to_gtvp"
+    assert data["version"] == 2 and data[key] == value
     assert load_config(tmp_path / "pp.json") == config
-    assert "GTVn components touching the GTVp relabelled GTVp" in config.describe()
+    assert described in config.describe()
 
 
 @pytest.mark.parametrize("data, message", [
@@ -314,6 +384,8 @@ def test_config_with_the_touching_rule_is_version_2(tmp_path):
     ({"probability_threshold": {"GTVp": 1.5}}, "outside"),
     ({"gtvp_single_lesion": "merge"}, "not one of"),
     ({"gtvn_touching_gtvp": "to_gtvn"}, "not one of"),
+    ({"remove_cranial_border_components": "GTVn"}, "list of labels"),
+    ({"remove_cranial_border_components": ["GTVx"]}, "unknown label"),
     ({"version": 3}, "newer than this plugin"),
     ({"min_component_size_unit": "ml"}, "not one of"),
     ({"connectivity": 8}, "connectivity"),

@@ -19,7 +19,7 @@ from nnunet_hecktor.evaluation.evaluate import evaluate
 from nnunet_hecktor.postprocessing.apply import postprocess_folder
 from nnunet_hecktor.postprocessing.config import PostprocessingConfig, load_config
 from nnunet_hecktor.postprocessing.nnunet_pkl import hecktor_postprocessing, reader_axis_spacing
-from nnunet_hecktor.postprocessing.tuning import CroppedCase, find_validation_cases, search_postprocessing
+from nnunet_hecktor.postprocessing.tuning import CroppedCase, find_validation_cases, load_cases, search_postprocessing
 
 SPACING_XYZ = (1.0, 1.0, 3.0)
 
@@ -73,6 +73,7 @@ def results(tmp_path):
 
 SMALL_GRID = {
     "closing:GTVp": [], "closing:GTVn": [], "min_size:GTVp": [5.0], "min_size:GTVn": [1.0, 10.0],
+    "cranial_border": [["GTVn"], ["GTVp", "GTVn"]],
     "gtvp_single_lesion": ["remove", "to_gtvn"], "gtvn_touching_gtvp": ["remove", "to_gtvp"],
     "max_components:GTVn": [1], "gtvn_distance": [30.0],
 }
@@ -101,6 +102,7 @@ def test_tune_postprocessing_end_to_end(results, tmp_path, capsys):
     assert config.gtvp_single_lesion == "remove"
     assert config.gtvn_max_distance_mm is None and not config.max_components  # no further gain: left off
     assert config.gtvn_touching_gtvp is None  # no node touches the primary in these cases
+    assert config.cranial_border_components == ()  # no lesion reaches the top slice
     assert len(tuning["search"]) == sum(len(v) for v in SMALL_GRID.values())
     assert (tmp_path / "tuned" / "postprocessing.pkl").is_file()
 
@@ -114,6 +116,33 @@ def test_tune_postprocessing_end_to_end(results, tmp_path, capsys):
     full = evaluate(labels, tmp_path / "merged_pp", n_bootstrap=0, progress=False).metrics["task1"]
     for key in ("gtvp_dice_mean", "gtvn_dice_agg", "gtvn_f1_agg"):
         assert full[key] == pytest.approx(tuning["after"][key])
+
+
+def test_cranial_border_rule_follows_each_image_direction(tmp_path):
+    """One case numbers its slices from the feet up, the other from the head down; each has a false
+    node on its cranial slice. The search removes both, and its figures equal the full volumes'."""
+    labels = tmp_path / "labelsTr"
+    model = tmp_path / "Dataset998_Toy" / "HecktorTrainer__nnUNetPlans__3d_fullres"
+    for pid, head_down in (("A-000", False), ("A-001", True)):
+        gt, pred = _case(0)
+        pred[0 if head_down else 9, 2:4, 2:4] = 2  # on the cranial slice
+        pred[9 if head_down else 0, 20:22, 8:10] = 2  # on the caudal slice: a node may lie there, kept
+        for path, array in ((labels / f"{pid}.nii.gz", gt), (model / "fold_0" / "validation" / f"{pid}.nii.gz", pred)):
+            _write(path, array)
+            if head_down:
+                image = sitk.ReadImage(str(path))
+                image.SetDirection((1, 0, 0, 0, 1, 0, 0, 0, -1))
+                sitk.WriteImage(image, str(path))
+    (model / "plans.json").write_text(json.dumps(PLANS))
+    cases = load_cases(find_validation_cases(model, labels), {}, progress=False)
+    result = search_postprocessing(cases, {"cranial_border": [["GTVn"]]}, progress=False)
+    assert result.config.cranial_border_components == (2,)
+    # Before: per case the far spurious node, the cranial one and the caudal one.
+    assert result.before["gtvn_fp"] == 6 and result.after["gtvn_fp"] == 4
+    out = tmp_path / "pp"
+    postprocess_folder(model / "fold_0" / "validation", out, result.config, progress=False)
+    full = evaluate(labels, out, n_bootstrap=0, progress=False).metrics["task1"]
+    assert full["gtvn_fp"] == 4 and full["gtvn_f1_agg"] == pytest.approx(result.after["gtvn_f1_agg"])
 
 
 def test_search_with_probability_thresholds():

@@ -14,8 +14,9 @@ Post-process every INPUT/<PID>.nii.gz (0 background, 1 GTVp, 2 GTVn) into OUTPUT
 exactly the same grid. The rules come from one JSON file (written by tune-postprocessing, or by
 hand; the rules and their order: docs/how-to/postprocess.md): probability threshold (needs
 INPUT/<PID>.npz from nnUNetv2_predict --save_probabilities), closing (mm), removal of components
-below a size (mm3 or voxels), one GTVp lesion, GTVn touching the GTVp removed or made GTVp, at most
-K components per label, GTVn farther than D mm from the GTVp removed.
+below a size (mm3 or voxels), removal of lesions touching the cranial face of the volume, one GTVp
+lesion, GTVn touching the GTVp removed or made GTVp, at most K components per label, GTVn farther
+than D mm from the GTVp removed.
 
 example:
   nnunet-hecktor postprocess --input predictions --output predictions_pp --config pp.json

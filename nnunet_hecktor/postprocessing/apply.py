@@ -19,7 +19,7 @@ from nnunet_hecktor.fileio import check_output_folder, mark_plugin_output, write
 from nnunet_hecktor.label_files import list_cases, read_label_image
 from nnunet_hecktor.parallel import parallel_map
 from nnunet_hecktor.postprocessing.config import PostprocessingConfig
-from nnunet_hecktor.postprocessing.rules import changed_voxels, postprocess_segmentation
+from nnunet_hecktor.postprocessing.rules import CranialFace, changed_voxels, postprocess_segmentation
 from nnunet_hecktor.schema import FILE_ENDING
 
 SUMMARY_FILE = "postprocessing_summary.json"
@@ -28,6 +28,19 @@ SUMMARY_FILE = "postprocessing_summary.json"
 def array_spacing(image) -> tuple[float, ...]:
     """Voxel spacing in mm in numpy axis order (``(z, y, x)``) of a SimpleITK image."""
     return tuple(float(s) for s in image.GetSpacing()[::-1])
+
+
+def cranial_face(image) -> CranialFace:
+    """The cranial face of a 3D SimpleITK image's array (numpy axis order).
+
+    ITK's physical space is LPS: +z points to the head. The index axis whose direction has the
+    largest z component runs cranio-caudally; its cranial face is the last index when that
+    component is positive (slices numbered from the feet up, HECKTOR's NIfTI files), else index 0.
+    """
+    dimension = image.GetDimension()
+    direction = np.asarray(image.GetDirection(), dtype=float).reshape(dimension, dimension)
+    index_axis = int(np.argmax(np.abs(direction[2])))
+    return CranialFace(axis=dimension - 1 - index_axis, at_end=bool(direction[2, index_axis] > 0))
 
 
 def load_probabilities(path: str | os.PathLike, shape: tuple[int, ...], patient: str | None = None) -> np.ndarray:
@@ -70,7 +83,7 @@ def postprocess_image(image, config: PostprocessingConfig, probabilities: np.nda
     bad = check_label_values(array)
     if bad:
         raise InputDataError(f"label values {sorted(bad)} outside {{0, 1, 2}}", patient)
-    result = postprocess_segmentation(array, array_spacing(image), config, probabilities)
+    result = postprocess_segmentation(array, array_spacing(image), config, probabilities, cranial_face(image))
     out = sitk.GetImageFromArray(result)
     out.CopyInformation(image)
     return out
@@ -107,7 +120,7 @@ def postprocess_file(job: PostprocessJob) -> CaseReport:
         else:
             raise InputDataError("the configuration has a probability threshold but no probability file (.npz) "
                                  "was given", job.patient, job.input_path)
-    result = postprocess_segmentation(array, array_spacing(image), config, probabilities)
+    result = postprocess_segmentation(array, array_spacing(image), config, probabilities, cranial_face(image))
     import SimpleITK as sitk
 
     out = sitk.GetImageFromArray(result)

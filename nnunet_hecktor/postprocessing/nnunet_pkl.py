@@ -12,7 +12,11 @@ the dataset's median spacing from ``plans.json`` (``original_median_spacing_afte
 put back into the reader's axis order with ``transpose_backward``). For a patient whose
 spacing differs from the median, those thresholds are off by the ratio of the spacings (for
 HECKTOR CTs typically a few per cent in-plane, more across slices). Rules in voxels and the
-GTVp single-lesion, GTVn-touching-GTVp and keep-K rules are exact. ``nnunet-hecktor postprocess`` reads each case's
+GTVp single-lesion, GTVn-touching-GTVp and keep-K rules are exact.
+
+**Limitation: orientation.** Without the image's direction, the cranial-border rule takes the last
+slice of the reader's ``(z, y, x)`` array for the cranial face (an axial scan in ITK's LPS
+convention with slices numbered from the feet up, as HECKTOR's NIfTI files are). ``nnunet-hecktor postprocess`` reads each case's
 own spacing and is exact for all rules; prefer it. Probability thresholds cannot be applied
 through the pickle (nnU-Net passes no probabilities) and are left out of it.
 """
@@ -29,7 +33,7 @@ import numpy as np
 from nnunet_hecktor.errors import HecktorError
 from nnunet_hecktor.fileio import atomic_path
 from nnunet_hecktor.postprocessing.config import PostprocessingConfig
-from nnunet_hecktor.postprocessing.rules import postprocess_segmentation
+from nnunet_hecktor.postprocessing.rules import READER_ORDER_CRANIAL_FACE, postprocess_segmentation
 
 
 def hecktor_postprocessing(segmentation: np.ndarray, config: dict[str, Any], spacing: Sequence[float]) -> np.ndarray:
@@ -53,7 +57,7 @@ def hecktor_postprocessing(segmentation: np.ndarray, config: dict[str, Any], spa
     seg = np.asarray(segmentation)
     if seg.dtype.kind == "f":
         seg = np.rint(seg)
-    return postprocess_segmentation(seg.astype(np.uint8), spacing, parsed)
+    return postprocess_segmentation(seg.astype(np.uint8), spacing, parsed, cranial_face=READER_ORDER_CRANIAL_FACE)
 
 
 def reader_axis_spacing(plans: dict) -> list[float]:

@@ -11,6 +11,7 @@ in its fixed order; :func:`rule_steps` exposes the individual steps (used by the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Sequence
 
@@ -21,6 +22,39 @@ from nnunet_hecktor.postprocessing.config import PostprocessingConfig
 from nnunet_hecktor.schema import GTVN, GTVP
 
 Step = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class CranialFace:
+    """Where the cranial face of the volume is in a label array.
+
+    Attributes
+    ----------
+    axis : int
+        The numpy axis that runs cranio-caudally.
+    at_end : bool
+        True when the last index along ``axis`` is the cranial face (an axial scan whose slice
+        index grows towards the head), False when index 0 is.
+    present : bool
+        False for a crop that does not reach the cranial face of the volume it was cut from.
+    """
+
+    axis: int = 0
+    at_end: bool = True
+    present: bool = True
+
+    def within(self, box: tuple[slice, ...], shape: Sequence[int]) -> "CranialFace":
+        """The face in the crop ``array[box]`` of an array of ``shape`` (absent when the crop misses it)."""
+        if not self.present:
+            return self
+        span = box[self.axis]
+        reaches = span.stop >= shape[self.axis] if self.at_end else span.start <= 0
+        return CranialFace(self.axis, self.at_end, reaches)
+
+
+#: The cranial face of an array in nnU-Net's reader order ``(z, y, x)`` for an axial scan in
+#: ITK's LPS convention with an identity direction (HECKTOR's NIfTI files): the last slice.
+READER_ORDER_CRANIAL_FACE = CranialFace(axis=0, at_end=True)
 
 
 def _spacing(spacing: Sequence[float] | np.ndarray, ndim: int) -> np.ndarray:
@@ -151,6 +185,34 @@ def remove_small_components(seg: np.ndarray, label: int, min_size: float, voxel_
 
 
 # --------------------------------------------------------------------------- rule 4
+def remove_cranial_border_components(seg: np.ndarray, labels: Sequence[int], cranial_face: CranialFace,
+                                     connectivity: int = 26) -> np.ndarray:
+    """Remove the components of ``labels`` that touch the cranial face of the volume.
+
+    Parameters
+    ----------
+    seg : ndarray
+        Labels 0 background, 1 GTVp, 2 GTVn. Not modified.
+    labels : sequence of int
+        Lesion labels whose components are checked (1 GTVp, 2 GTVn).
+    cranial_face : CranialFace
+        Which face of ``seg`` is cranial (:func:`nnunet_hecktor.postprocessing.apply.cranial_face`
+        finds it from an image's direction); nothing is removed when it is not ``present``.
+    connectivity : {6, 18, 26}
+    """
+    if not cranial_face.present:
+        return seg
+    axis, index = cranial_face.axis, (seg.shape[cranial_face.axis] - 1 if cranial_face.at_end else 0)
+    for label in labels:
+        box, components, n = _label_components_in_box(seg, label, connectivity)
+        if n == 0 or not box[axis].start <= index < box[axis].stop:
+            continue
+        face = np.take(components, index - box[axis].start, axis=axis)
+        seg = _remove_components(seg, label, box, components, np.unique(face[face > 0]))
+    return seg
+
+
+# --------------------------------------------------------------------------- rule 5
 def keep_single_gtvp(seg: np.ndarray, mode: str = "remove", connectivity: int = 26) -> np.ndarray:
     """Keep the largest GTVp component; others are removed (``"remove"``) or become GTVn (``"to_gtvn"``)."""
     if mode not in ("remove", "to_gtvn"):
@@ -164,7 +226,7 @@ def keep_single_gtvp(seg: np.ndarray, mode: str = "remove", connectivity: int = 
     return _remove_components(seg, GTVP, box, labels, others, GTVN if mode == "to_gtvn" else 0)
 
 
-# --------------------------------------------------------------------------- rule 5
+# --------------------------------------------------------------------------- rule 6
 def gtvn_components_touching_gtvp(seg: np.ndarray, connectivity: int = 26):
     """The GTVn components that touch the GTVp.
 
@@ -203,7 +265,7 @@ def resolve_gtvn_touching_gtvp(seg: np.ndarray, mode: str = "remove", connectivi
     return _remove_components(seg, GTVN, box, labels, np.flatnonzero(touching) + 1, GTVP if mode == "to_gtvp" else 0)
 
 
-# --------------------------------------------------------------------------- rule 6
+# --------------------------------------------------------------------------- rule 7
 def keep_largest_components(seg: np.ndarray, label: int, max_components: int, connectivity: int = 26) -> np.ndarray:
     """Keep the ``max_components`` largest components of ``label`` (equal sizes: raster order first)."""
     if max_components < 1:
@@ -216,7 +278,7 @@ def keep_largest_components(seg: np.ndarray, label: int, max_components: int, co
     return _remove_components(seg, label, box, labels, order[max_components:] + 1)
 
 
-# --------------------------------------------------------------------------- rule 7
+# --------------------------------------------------------------------------- rule 8
 def gtvn_distances_to_gtvp(seg: np.ndarray, spacing: Sequence[float] | np.ndarray, max_distance_mm: float,
                            connectivity: int = 26):
     """Distance in mm from each GTVn component to the nearest GTVp voxel (voxel centres).
@@ -273,13 +335,15 @@ def remove_distant_gtvn(seg: np.ndarray, spacing: Sequence[float] | np.ndarray, 
 
 # --------------------------------------------------------------------------- pipeline
 def rule_steps(config: PostprocessingConfig, spacing: Sequence[float] | np.ndarray,
-               probabilities: np.ndarray | None = None) -> list[tuple[str, Step]]:
+               probabilities: np.ndarray | None = None,
+               cranial_face: CranialFace | None = None) -> list[tuple[str, Step]]:
     """The active rules of ``config`` as ``(name, step)`` pairs in the order they are applied.
 
     ``step(seg) -> seg``. The probability step is included only when ``probabilities`` is given.
     Names: ``probability_threshold``, ``closing:GTVp``, ``closing:GTVn``, ``min_size:GTVp``,
-    ``min_size:GTVn``, ``gtvp_single_lesion``, ``gtvn_touching_gtvp``, ``max_components:GTVp``, ``max_components:GTVn``,
-    ``gtvn_distance``.
+    ``min_size:GTVn``, ``cranial_border``, ``gtvp_single_lesion``, ``gtvn_touching_gtvp``, ``max_components:GTVp``, ``max_components:GTVn``,
+    ``gtvn_distance``. ``cranial_face`` is required when the configuration removes components at the
+    cranial border.
     """
     spacing_mm = _spacing(spacing, len(spacing))
     voxel_volume = float(np.prod(spacing_mm)) if config.min_component_size_unit == "mm3" else 1.0
@@ -301,6 +365,11 @@ def rule_steps(config: PostprocessingConfig, spacing: Sequence[float] | np.ndarr
             steps.append((f"min_size:{names[label]}",
                           partial(remove_small_components, label=label, min_size=size,
                                   voxel_volume_mm3=voxel_volume, connectivity=c)))
+    if config.cranial_border_components:
+        if cranial_face is None:
+            raise ValueError("the configuration removes components at the cranial border: give cranial_face")
+        face, border_labels = cranial_face, config.cranial_border_components
+        steps.append(("cranial_border", lambda s: remove_cranial_border_components(s, border_labels, face, c)))
     if config.gtvp_single_lesion:
         mode = config.gtvp_single_lesion
         steps.append(("gtvp_single_lesion", lambda s: keep_single_gtvp(s, mode, c)))
@@ -320,7 +389,8 @@ def rule_steps(config: PostprocessingConfig, spacing: Sequence[float] | np.ndarr
 
 
 def postprocess_segmentation(seg: np.ndarray, spacing: Sequence[float] | np.ndarray, config: PostprocessingConfig,
-                             probabilities: np.ndarray | None = None) -> np.ndarray:
+                             probabilities: np.ndarray | None = None,
+                             cranial_face: CranialFace | None = None) -> np.ndarray:
     """Apply every active rule of ``config`` to a label array.
 
     Parameters
@@ -332,6 +402,9 @@ def postprocess_segmentation(seg: np.ndarray, spacing: Sequence[float] | np.ndar
     config : PostprocessingConfig
     probabilities : ndarray, shape (C, *seg.shape), optional
         nnU-Net softmax probabilities; required when ``config.probability_threshold`` is set.
+    cranial_face : CranialFace, optional
+        Which face of ``seg`` is cranial; required when ``config.cranial_border_components`` is set
+        (:func:`nnunet_hecktor.postprocessing.apply.cranial_face` reads it from an image).
 
     Returns
     -------
@@ -341,6 +414,8 @@ def postprocess_segmentation(seg: np.ndarray, spacing: Sequence[float] | np.ndar
         raise ValueError(f"a 3D label array is expected, got shape {seg.shape}")
     if config.needs_probabilities and probabilities is None:
         raise ValueError("the configuration has a probability threshold but no probabilities were given")
+    if config.cranial_border_components and cranial_face is None:
+        raise ValueError("the configuration removes components at the cranial border but no cranial_face was given")
     out = np.asarray(seg).astype(np.uint8, copy=True)
     if config.probability_threshold:
         assert probabilities is not None  # checked above (needs_probabilities)
@@ -351,7 +426,8 @@ def postprocess_segmentation(seg: np.ndarray, spacing: Sequence[float] | np.ndar
     if box is None:
         return out
     crop = out[box].copy()
-    for _, step in rule_steps(config, spacing):
+    face = None if cranial_face is None else cranial_face.within(box, out.shape)
+    for _, step in rule_steps(config, spacing, cranial_face=face):
         crop = step(crop)
     out[box] = crop
     return out
@@ -376,6 +452,7 @@ def pad_for(config: PostprocessingConfig, spacing: Sequence[float] | np.ndarray)
 
 
 __all__ = [
+    "CranialFace", "READER_ORDER_CRANIAL_FACE", "remove_cranial_border_components",
     "apply_probability_threshold", "close_label", "remove_small_components", "keep_single_gtvp",
     "keep_largest_components", "remove_distant_gtvn", "gtvn_components_touching_gtvp", "resolve_gtvn_touching_gtvp",
     "gtvn_distances_to_gtvp", "rule_steps",

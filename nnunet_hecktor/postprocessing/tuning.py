@@ -41,9 +41,16 @@ from nnunet_hecktor.metrics.segmentation import (
     patient_segmentation_stats,
 )
 from nnunet_hecktor.parallel import parallel_map
-from nnunet_hecktor.postprocessing.apply import array_spacing, load_probabilities
-from nnunet_hecktor.postprocessing.config import PostprocessingConfig, save_config
-from nnunet_hecktor.postprocessing.rules import apply_probability_threshold, pad_for, postprocess_segmentation, rule_steps
+from nnunet_hecktor.postprocessing.apply import array_spacing, cranial_face, load_probabilities
+from nnunet_hecktor.postprocessing.config import PostprocessingConfig, parse_label_list, save_config
+from nnunet_hecktor.postprocessing.rules import (
+    READER_ORDER_CRANIAL_FACE,
+    CranialFace,
+    apply_probability_threshold,
+    pad_for,
+    postprocess_segmentation,
+    rule_steps,
+)
 from nnunet_hecktor.schema import FILE_ENDING, GTVN, GTVP
 from nnunet_hecktor.strict_json import json_safe
 
@@ -55,6 +62,7 @@ DEFAULT_GRID: dict[str, list] = {
     "closing:GTVn": [0.0, 2.0, 4.0],
     "min_size:GTVp": [0.0, 100.0, 250.0, 500.0, 1000.0, 2000.0],
     "min_size:GTVn": [0.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0],
+    "cranial_border": [None, ["GTVn"], ["GTVp", "GTVn"]],
     "gtvp_single_lesion": [None, "remove", "to_gtvn"],
     "gtvn_touching_gtvp": [None, "remove", "to_gtvp"],
     "max_components:GTVp": [None],
@@ -87,6 +95,8 @@ def set_coordinate(config: PostprocessingConfig, name: str, value: Any) -> Postp
     if rule == "max_components":
         return replace(config, max_components=with_label(config.max_components, value is not None,
                                                          None if value is None else int(value)))
+    if rule == "cranial_border":
+        return replace(config, cranial_border_components=parse_label_list(value, "cranial_border"))
     if rule == "gtvp_single_lesion":
         return replace(config, gtvp_single_lesion=value)
     if rule == "gtvn_touching_gtvp":
@@ -176,6 +186,8 @@ class CroppedCase:
     gt: np.ndarray
     pred: np.ndarray
     probabilities: np.ndarray | None = None
+    #: The volume's cranial face within the crop (absent when the crop does not reach it).
+    cranial_face: CranialFace = READER_ORDER_CRANIAL_FACE
 
 
 @dataclass(frozen=True)
@@ -214,7 +226,7 @@ def _load_case(job: _LoadJob) -> CroppedCase:
     if probabilities is not None:
         cropped_prob = np.ascontiguousarray(probabilities[(slice(0, 3),) + box], dtype=np.float16)
     return CroppedCase(case.patient, spacing, np.ascontiguousarray(gt[box]), np.ascontiguousarray(pred[box]),
-                       cropped_prob)
+                       cropped_prob, cranial_face(gt_image).within(box, gt.shape))
 
 
 # --------------------------------------------------------------------------- search
@@ -277,7 +289,8 @@ def _score(cases: list[CroppedCase], preds: list[np.ndarray], options: Segmentat
 
 def is_off(name: str, value: Any) -> bool:
     """True when ``value`` turns the coordinate's rule off (``None``, or 0 for radii and sizes)."""
-    return value is None or (name.split(":")[0] in ("closing", "min_size") and float(value) == 0.0)
+    return value is None or (name.split(":")[0] in ("closing", "min_size") and float(value) == 0.0) \
+        or (name == "cranial_border" and not value)
 
 
 def search_postprocessing(cases: list[CroppedCase], grid: dict[str, list] | None = None, objective: str = "mean",
@@ -330,7 +343,7 @@ def search_postprocessing(cases: list[CroppedCase], grid: dict[str, list] | None
                                       name, value)
                 preds = []
                 for pred, case in zip(current, cases):
-                    for _, step in rule_steps(only, case.spacing):
+                    for _, step in rule_steps(only, case.spacing, cranial_face=case.cranial_face):
                         pred = step(pred)
                     preds.append(pred)
             figures = _figures(_score(cases, preds, options, stats_cache), options, objective)
@@ -343,8 +356,8 @@ def search_postprocessing(cases: list[CroppedCase], grid: dict[str, list] | None
             config = set_coordinate(config, name, best[1])
     bar.close()
     # The step-wise search reused intermediate results; re-run the chosen pipeline from scratch.
-    final = [postprocess_segmentation(c.pred, c.spacing, config, c.probabilities if use_probabilities else None)
-             for c in cases]
+    final = [postprocess_segmentation(c.pred, c.spacing, config, c.probabilities if use_probabilities else None,
+                                      c.cranial_face) for c in cases]
     after = _figures(_score(cases, final, options), options, objective)
     return TuningResult(config, objective, before, after, search, len(cases), use_probabilities)
 
@@ -353,7 +366,7 @@ def figures_with_spacing(cases: list[CroppedCase], config: PostprocessingConfig,
                          objective: str, options: SegmentationMetricOptions) -> dict:
     """Figures when every case is post-processed with one fixed ``spacing`` (the pickle route)."""
     pkl_config = config.without_probability_threshold()
-    preds = [postprocess_segmentation(c.pred, spacing, pkl_config) for c in cases]
+    preds = [postprocess_segmentation(c.pred, spacing, pkl_config, cranial_face=c.cranial_face) for c in cases]
     return _figures(_score(cases, preds, options), options, objective)
 
 
