@@ -12,7 +12,7 @@ from nnunet_hecktor.errors import HecktorError, InputDataError
 from nnunet_hecktor.postprocessing.apply import cranial_face, postprocess_folder, postprocess_image
 from nnunet_hecktor.postprocessing.config import ConfigError, PostprocessingConfig, load_config, save_config
 from nnunet_hecktor.postprocessing.rules import (
-    CranialFace,
+    VolumeFace,
     apply_probability_threshold,
     close_label,
     ellipsoid,
@@ -21,7 +21,7 @@ from nnunet_hecktor.postprocessing.rules import (
     keep_largest_components,
     keep_single_gtvp,
     postprocess_segmentation,
-    remove_cranial_border_components,
+    remove_border_components,
     remove_distant_gtvn,
     remove_small_components,
     resolve_gtvn_touching_gtvp,
@@ -114,9 +114,9 @@ def _column(*runs: tuple[int, int, int], length: int = 12) -> np.ndarray:
     ((2,), False, [(0, 2, 1), (5, 7, 2), (9, 12, 2)]),
     ((1, 2), False, [(5, 7, 2), (9, 12, 2)]),
 ])
-def test_remove_cranial_border_components(labels, at_end, expected):
+def test_remove_border_components(labels, at_end, expected):
     seg = _column((0, 2, 1), (5, 7, 2), (9, 12, 2))
-    out = remove_cranial_border_components(seg, labels, CranialFace(axis=0, at_end=at_end))
+    out = remove_border_components(seg, labels, VolumeFace(axis=0, at_end=at_end))
     assert flat(out) == flat(_column(*expected))
     assert flat(seg) == flat(_column((0, 2, 1), (5, 7, 2), (9, 12, 2)))  # input untouched
 
@@ -125,13 +125,13 @@ def test_cranial_border_on_another_axis_and_in_a_crop():
     seg = np.zeros((2, 3, 6), np.uint8)
     seg[0, 0, 4:6] = 2  # touches the last index of axis 2
     seg[1, 2, 0:2] = 2  # touches index 0 of axis 2
-    out = remove_cranial_border_components(seg, (2,), CranialFace(axis=2, at_end=True))
+    out = remove_border_components(seg, (2,), VolumeFace(axis=2, at_end=True))
     assert out[0, 0, 4:6].tolist() == [0, 0] and out[1, 2, 0:2].tolist() == [2, 2]
     # A crop that stops short of the face has no cranial face: nothing is removed there.
-    face = CranialFace(axis=2, at_end=True).within((slice(0, 2), slice(0, 3), slice(0, 5)), seg.shape)
+    face = VolumeFace(axis=2, at_end=True).within((slice(0, 2), slice(0, 3), slice(0, 5)), seg.shape)
     assert not face.present
-    assert remove_cranial_border_components(seg[:, :, :5], (2,), face) is not None
-    assert np.array_equal(remove_cranial_border_components(seg[:, :, :5], (2,), face), seg[:, :, :5])
+    assert remove_border_components(seg[:, :, :5], (2,), face) is not None
+    assert np.array_equal(remove_border_components(seg[:, :, :5], (2,), face), seg[:, :, :5])
 
 
 def _oriented_image(array: np.ndarray, direction: tuple[float, ...]) -> sitk.Image:
@@ -141,11 +141,11 @@ def _oriented_image(array: np.ndarray, direction: tuple[float, ...]) -> sitk.Ima
 
 
 @pytest.mark.parametrize("direction, expected", [
-    ((1, 0, 0, 0, 1, 0, 0, 0, 1), CranialFace(axis=0, at_end=True)),    # slices from the feet up
-    ((1, 0, 0, 0, 1, 0, 0, 0, -1), CranialFace(axis=0, at_end=False)),  # slices from the head down
-    ((-1, 0, 0, 0, -1, 0, 0, 0, 1), CranialFace(axis=0, at_end=True)),  # RAS-style in-plane flips
-    ((1, 0, 0, 0, 0, 1, 0, 1, 0), CranialFace(axis=1, at_end=True)),    # index axis 1 runs along z
-    ((0, 0, 1, 0, 1, 0, -1, 0, 0), CranialFace(axis=2, at_end=False)),  # index axis 0 runs along -z
+    ((1, 0, 0, 0, 1, 0, 0, 0, 1), VolumeFace(axis=0, at_end=True)),    # slices from the feet up
+    ((1, 0, 0, 0, 1, 0, 0, 0, -1), VolumeFace(axis=0, at_end=False)),  # slices from the head down
+    ((-1, 0, 0, 0, -1, 0, 0, 0, 1), VolumeFace(axis=0, at_end=True)),  # RAS-style in-plane flips
+    ((1, 0, 0, 0, 0, 1, 0, 1, 0), VolumeFace(axis=1, at_end=True)),    # index axis 1 runs along z
+    ((0, 0, 1, 0, 1, 0, -1, 0, 0), VolumeFace(axis=2, at_end=False)),  # index axis 0 runs along -z
 ])
 def test_cranial_face_from_the_image_direction(direction, expected):
     assert cranial_face(_oriented_image(np.zeros((4, 5, 6), np.uint8), direction)) == expected
@@ -158,6 +158,9 @@ def test_postprocess_image_finds_the_cranial_face_from_the_direction():
     head_down = sitk.GetArrayFromImage(postprocess_image(_oriented_image(array, (1, 0, 0, 0, 1, 0, 0, 0, -1)), config))
     assert flat(feet_up) == flat(_column((0, 2, 2), (5, 7, 2)))
     assert flat(head_down) == flat(_column((5, 7, 2), (10, 12, 2)))
+    caudal = PostprocessingConfig(caudal_border_components=(2,))
+    feet_up = sitk.GetArrayFromImage(postprocess_image(_oriented_image(array, (1, 0, 0, 0, 1, 0, 0, 0, 1)), caudal))
+    assert flat(feet_up) == flat(_column((5, 7, 2), (10, 12, 2)))
     with pytest.raises(ValueError, match="cranial_face"):
         postprocess_segmentation(array, (1, 1, 1), config)
 
@@ -337,12 +340,13 @@ def test_cropped_pipeline_equals_full_volume_steps():
         seg[z:z + rng.integers(1, 3), y:y + rng.integers(1, 5), x:x + rng.integers(1, 5)] = rng.integers(1, 3)
     config = PostprocessingConfig(closing_radius_mm={1: 2.0, 2: 1.5}, min_component_size={1: 3.0, 2: 2.0},
                                   gtvp_single_lesion="to_gtvn", gtvn_touching_gtvp="to_gtvp", max_components={2: 3},
-                                  gtvn_max_distance_mm=15.0, cranial_border_components=(1, 2))
+                                  gtvn_max_distance_mm=15.0, cranial_border_components=(1, 2),
+                                  caudal_border_components=(1,))
     spacing = (2.0, 0.9, 1.1)
     seg[19, 30:33, 30:33] = 2  # a node at the cranial face
-    for face in (CranialFace(0, True), CranialFace(0, False), CranialFace(2, True)):
+    for face in (VolumeFace(0, True), VolumeFace(0, False), VolumeFace(2, True)):
         full = seg.copy()
-        for _, step in rule_steps(config, spacing, cranial_face=face):
+        for _, step in rule_steps(config, spacing, cranial_face=face):  # caudal: the opposite face
             full = step(full)
         assert np.array_equal(postprocess_segmentation(seg, spacing, config, cranial_face=face), full)
 
@@ -358,14 +362,16 @@ def test_config_json_round_trip(tmp_path):
     assert load_config(tmp_path / "pp.json") == config
     assert PostprocessingConfig.from_dict({"min_component_size": {"2": 5}}).min_component_size == {2: 5.0}
     # A file without the rules of version 2 stays version 1 and without their keys (older plugins read it).
-    assert data["version"] == 1 and "gtvn_touching_gtvp" not in data and "remove_cranial_border_components" not in data
+    assert data["version"] == 1 and "gtvn_touching_gtvp" not in data and "cranial_border_components" not in data
 
 
 @pytest.mark.parametrize("config, key, value, described", [
     (PostprocessingConfig(gtvn_touching_gtvp="to_gtvp"), "gtvn_touching_gtvp", "to_gtvp",
      "GTVn components touching the GTVp relabelled GTVp"),
-    (PostprocessingConfig(cranial_border_components=(2, 1)), "remove_cranial_border_components", ["GTVp", "GTVn"],
+    (PostprocessingConfig(cranial_border_components=(2, 1)), "cranial_border_components", ["GTVp", "GTVn"],
      "GTVp and GTVn components touching the cranial face of the volume removed"),
+    (PostprocessingConfig(caudal_border_components=(1,)), "caudal_border_components", ["GTVp"],
+     "GTVp components touching the caudal face of the volume removed"),
 ])
 def test_configs_with_version_2_rules(tmp_path, config, key, value, described):
     save_config(config, tmp_path / "pp.json")
@@ -384,8 +390,8 @@ def test_configs_with_version_2_rules(tmp_path, config, key, value, described):
     ({"probability_threshold": {"GTVp": 1.5}}, "outside"),
     ({"gtvp_single_lesion": "merge"}, "not one of"),
     ({"gtvn_touching_gtvp": "to_gtvn"}, "not one of"),
-    ({"remove_cranial_border_components": "GTVn"}, "list of labels"),
-    ({"remove_cranial_border_components": ["GTVx"]}, "unknown label"),
+    ({"cranial_border_components": "GTVn"}, "list of labels"),
+    ({"cranial_border_components": ["GTVx"]}, "unknown label"),
     ({"version": 3}, "newer than this plugin"),
     ({"min_component_size_unit": "ml"}, "not one of"),
     ({"connectivity": 8}, "connectivity"),

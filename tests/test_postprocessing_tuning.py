@@ -74,6 +74,9 @@ def results(tmp_path):
 SMALL_GRID = {
     "closing:GTVp": [], "closing:GTVn": [], "min_size:GTVp": [5.0], "min_size:GTVn": [1.0, 10.0],
     "cranial_border": [["GTVn"], ["GTVp", "GTVn"]],
+    # The spurious second primary lies on the caudal slice, where this rule would remove it before
+    # the single-lesion rule is tried; test_border_rules_follow_each_image_direction tests it.
+    "caudal_border": [],
     "gtvp_single_lesion": ["remove", "to_gtvn"], "gtvn_touching_gtvp": ["remove", "to_gtvp"],
     "max_components:GTVn": [1], "gtvn_distance": [30.0],
 }
@@ -118,15 +121,17 @@ def test_tune_postprocessing_end_to_end(results, tmp_path, capsys):
         assert full[key] == pytest.approx(tuning["after"][key])
 
 
-def test_cranial_border_rule_follows_each_image_direction(tmp_path):
+def test_border_rules_follow_each_image_direction(tmp_path):
     """One case numbers its slices from the feet up, the other from the head down; each has a false
-    node on its cranial slice. The search removes both, and its figures equal the full volumes'."""
+    node on its cranial slice and a node and a false primary on its caudal slice. The search removes
+    the cranial node and the caudal primary, and its figures equal the full volumes'."""
     labels = tmp_path / "labelsTr"
     model = tmp_path / "Dataset998_Toy" / "HecktorTrainer__nnUNetPlans__3d_fullres"
     for pid, head_down in (("A-000", False), ("A-001", True)):
         gt, pred = _case(0)
         pred[0 if head_down else 9, 2:4, 2:4] = 2  # on the cranial slice
         pred[9 if head_down else 0, 20:22, 8:10] = 2  # on the caudal slice: a node may lie there, kept
+        pred[9 if head_down else 0, 12:14, 18:20] = 1  # a false primary on the caudal slice
         for path, array in ((labels / f"{pid}.nii.gz", gt), (model / "fold_0" / "validation" / f"{pid}.nii.gz", pred)):
             _write(path, array)
             if head_down:
@@ -135,14 +140,16 @@ def test_cranial_border_rule_follows_each_image_direction(tmp_path):
                 sitk.WriteImage(image, str(path))
     (model / "plans.json").write_text(json.dumps(PLANS))
     cases = load_cases(find_validation_cases(model, labels), {}, progress=False)
-    result = search_postprocessing(cases, {"cranial_border": [["GTVn"]]}, progress=False)
-    assert result.config.cranial_border_components == (2,)
+    result = search_postprocessing(cases, {"cranial_border": [["GTVn"]], "caudal_border": [["GTVp"]]}, progress=False)
+    assert result.config.cranial_border_components == (2,) and result.config.caudal_border_components == (1,)
+    assert result.after["gtvp_dice_mean"] > result.before["gtvp_dice_mean"]
     # Before: per case the far spurious node, the cranial one and the caudal one.
     assert result.before["gtvn_fp"] == 6 and result.after["gtvn_fp"] == 4
     out = tmp_path / "pp"
     postprocess_folder(model / "fold_0" / "validation", out, result.config, progress=False)
     full = evaluate(labels, out, n_bootstrap=0, progress=False).metrics["task1"]
     assert full["gtvn_fp"] == 4 and full["gtvn_f1_agg"] == pytest.approx(result.after["gtvn_f1_agg"])
+    assert full["gtvp_dice_mean"] == pytest.approx(result.after["gtvp_dice_mean"])
 
 
 def test_search_with_probability_thresholds():

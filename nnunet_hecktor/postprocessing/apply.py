@@ -19,7 +19,7 @@ from nnunet_hecktor.fileio import check_output_folder, mark_plugin_output, write
 from nnunet_hecktor.label_files import list_cases, read_label_image
 from nnunet_hecktor.parallel import parallel_map
 from nnunet_hecktor.postprocessing.config import PostprocessingConfig
-from nnunet_hecktor.postprocessing.rules import CranialFace, changed_voxels, postprocess_segmentation
+from nnunet_hecktor.postprocessing.rules import VolumeFace, changed_voxels, postprocess_segmentation
 from nnunet_hecktor.schema import FILE_ENDING
 
 SUMMARY_FILE = "postprocessing_summary.json"
@@ -30,7 +30,7 @@ def array_spacing(image) -> tuple[float, ...]:
     return tuple(float(s) for s in image.GetSpacing()[::-1])
 
 
-def cranial_face(image) -> CranialFace:
+def cranial_face(image) -> VolumeFace:
     """The cranial face of a 3D SimpleITK image's array (numpy axis order).
 
     ITK's physical space is LPS: +z points to the head. The index axis whose direction has the
@@ -40,7 +40,7 @@ def cranial_face(image) -> CranialFace:
     dimension = image.GetDimension()
     direction = np.asarray(image.GetDirection(), dtype=float).reshape(dimension, dimension)
     index_axis = int(np.argmax(np.abs(direction[2])))
-    return CranialFace(axis=dimension - 1 - index_axis, at_end=bool(direction[2, index_axis] > 0))
+    return VolumeFace(axis=dimension - 1 - index_axis, at_end=bool(direction[2, index_axis] > 0))
 
 
 def load_probabilities(path: str | os.PathLike, shape: tuple[int, ...], patient: str | None = None) -> np.ndarray:

@@ -11,7 +11,8 @@ Schema (keys may be omitted; ``null``/absent = rule off; labels are keyed ``"GTV
       "closing_radius_mm": {"GTVn": 2.0},
       "min_component_size": {"GTVp": 500, "GTVn": 50},
       "min_component_size_unit": "mm3",             # or "voxels"
-      "remove_cranial_border_components": ["GTVn"], # or ["GTVp", "GTVn"]
+      "cranial_border_components": ["GTVn"],       # or ["GTVp", "GTVn"]
+      "caudal_border_components": ["GTVp"],
       "gtvp_single_lesion": "remove",               # or "to_gtvn"
       "gtvn_touching_gtvp": "remove",               # or "to_gtvp"
       "max_components": {"GTVn": 6},
@@ -33,7 +34,7 @@ The rules are applied in this fixed order (each on the output of the previous on
    The outside of the image counts as background.
 3. ``min_component_size``: connected components of a label smaller than the threshold
    (strictly) are set to background (volume in mm³ or voxel count).
-4. ``remove_cranial_border_components``: components of the listed labels that touch the cranial
+4. ``cranial_border_components``: components of the listed labels that touch the cranial
    face of the volume (the top slice of an axial head-and-neck scan, found from the image's
    direction) are set to background. Why: a HECKTOR field of view ends in the brain, whose
    physiological uptake (SUV ~7-12) is the classic false lesion, and no primary tumour or neck node
@@ -41,6 +42,11 @@ The rules are applied in this fixed order (each on the output of the previous on
    components on 110 new patients touched the top slice and the "keep K components" rule then
    kept them instead of smaller true nodes. The PET-threshold baselines mask the brain the same way
    (:func:`nnunet_hecktor.baselines.pet_rules.brain_mask`).
+   ``caudal_border_components``: the same at the caudal face (the bottom slice). A HECKTOR field
+   of view ends in the upper chest, where the heart and the mediastinum take up FDG; a primary
+   head-and-neck tumour never reaches it, a low neck node may (so the tuning tries GTVp only).
+   When the network takes such uptake for the GTVp and it is larger than a small true primary,
+   the single-lesion rule keeps it and drops the primary (demo seed 1: 2 of 110 new patients).
 5. ``gtvp_single_lesion``: the largest GTVp component is the primary tumour; every other GTVp
    component is set to background (``"remove"``) or relabelled GTVn (``"to_gtvn"``: a separate
    lesion away from the primary is taken for a node).
@@ -75,7 +81,7 @@ FORMAT_NAME = "nnunet-hecktor-postprocessing"
 FORMAT_VERSION = 2
 #: Rules added in version 2 (0.3.0). Files that use none of them are written as version 1 (and
 #: without their keys), so that plugins before 0.3.0 still read them.
-VERSION_2_KEYS = ("remove_cranial_border_components", "gtvn_touching_gtvp")
+VERSION_2_KEYS = ("cranial_border_components", "caudal_border_components", "gtvn_touching_gtvp")
 _FIRST_VERSION = 1
 LABEL_NAMES: dict[int, str] = {GTVP: "GTVp", GTVN: "GTVn"}
 _LABEL_KEYS: dict[str, int] = {"gtvp": GTVP, "1": GTVP, "gtvn": GTVN, "2": GTVN}
@@ -151,6 +157,7 @@ class PostprocessingConfig:
     min_component_size: dict[int, float] = field(default_factory=dict)
     min_component_size_unit: str = "mm3"
     cranial_border_components: tuple[int, ...] = ()
+    caudal_border_components: tuple[int, ...] = ()
     gtvp_single_lesion: str | None = None
     gtvn_touching_gtvp: str | None = None
     max_components: dict[int, int] = field(default_factory=dict)
@@ -170,12 +177,13 @@ class PostprocessingConfig:
             for label in getattr(self, name):
                 if label not in LABEL_NAMES:
                     raise ConfigError(f"{name}: unknown label {label!r} (1 = GTVp, 2 = GTVn)")
-        for label in self.cranial_border_components:
-            if label not in LABEL_NAMES:
-                raise ConfigError(f"remove_cranial_border_components: unknown label {label!r} (1 = GTVp, 2 = GTVn)")
-        if tuple(sorted(set(self.cranial_border_components))) != tuple(self.cranial_border_components):
-            # One canonical form, so that equal configurations compare equal.
-            object.__setattr__(self, "cranial_border_components", tuple(sorted(set(self.cranial_border_components))))
+        for name in ("cranial_border_components", "caudal_border_components"):
+            labels = getattr(self, name)
+            for label in labels:
+                if label not in LABEL_NAMES:
+                    raise ConfigError(f"{name}: unknown label {label!r} (1 = GTVp, 2 = GTVn)")
+            # One canonical form (sorted, unique), so that equal configurations compare equal.
+            object.__setattr__(self, name, tuple(sorted(set(labels))))
         for label, t in self.probability_threshold.items():
             if not 0.0 <= t <= 1.0:
                 raise ConfigError(f"probability_threshold.{LABEL_NAMES[label]}: {t!r} outside [0, 1]")
@@ -214,8 +222,9 @@ class PostprocessingConfig:
             min_component_size=_per_label(data.get("min_component_size"), "min_component_size", float, 0.0),
             min_component_size_unit=_choice(data.get("min_component_size_unit"), "min_component_size_unit",
                                             SIZE_UNITS, "mm3"),
-            cranial_border_components=parse_label_list(data.get("remove_cranial_border_components"),
-                                                  "remove_cranial_border_components"),
+            cranial_border_components=parse_label_list(data.get("cranial_border_components"),
+                                                       "cranial_border_components"),
+            caudal_border_components=parse_label_list(data.get("caudal_border_components"), "caudal_border_components"),
             gtvp_single_lesion=_choice(data.get("gtvp_single_lesion"), "gtvp_single_lesion", SINGLE_LESION_MODES, None),
             gtvn_touching_gtvp=_choice(data.get("gtvn_touching_gtvp"), "gtvn_touching_gtvp", TOUCHING_GTVN_MODES, None),
             max_components=_per_label(data.get("max_components"), "max_components", int, 1),
@@ -244,8 +253,9 @@ class PostprocessingConfig:
             "gtvn_max_distance_mm": self.gtvn_max_distance_mm,
             "gtvn_distance_if_no_gtvp": self.gtvn_distance_if_no_gtvp,
         }
-        if self.cranial_border_components:
-            data["remove_cranial_border_components"] = [LABEL_NAMES[k] for k in self.cranial_border_components]
+        for name in ("cranial_border_components", "caudal_border_components"):
+            if getattr(self, name):
+                data[name] = [LABEL_NAMES[k] for k in getattr(self, name)]
         if self.gtvn_touching_gtvp:
             data["gtvn_touching_gtvp"] = self.gtvn_touching_gtvp
         if any(key in data for key in VERSION_2_KEYS):
@@ -280,9 +290,11 @@ class PostprocessingConfig:
         for k, v in sorted(self.min_component_size.items()):
             if v > 0:
                 lines.append(f"remove {names[k]} components < {v:g} {self.min_component_size_unit}")
-        if self.cranial_border_components:
-            lines.append(" and ".join(names[k] for k in self.cranial_border_components)
-                         + " components touching the cranial face of the volume removed")
+        for side in ("cranial", "caudal"):
+            labels = getattr(self, f"{side}_border_components")
+            if labels:
+                lines.append(" and ".join(names[k] for k in labels) + f" components touching the {side} face of the "
+                             "volume removed")
         if self.gtvp_single_lesion:
             action = "removed" if self.gtvp_single_lesion == "remove" else "relabelled GTVn"
             lines.append(f"GTVp single lesion: extra components {action}")

@@ -16,8 +16,10 @@ GTVp single-lesion, GTVn-touching-GTVp and keep-K rules are exact.
 
 **Limitation: orientation.** Without the image's direction, the cranial-border rule takes the last
 slice of the reader's ``(z, y, x)`` array for the cranial face (an axial scan in ITK's LPS
-convention with slices numbered from the feet up, as HECKTOR's NIfTI files are). ``nnunet-hecktor postprocess`` reads each case's
-own spacing and is exact for all rules; prefer it. Probability thresholds cannot be applied
+convention with slices numbered from the feet up, as HECKTOR's NIfTI files are).
+
+``nnunet-hecktor postprocess`` reads each case's own spacing and direction and is exact for all
+rules; prefer it. Probability thresholds cannot be applied
 through the pickle (nnU-Net passes no probabilities) and are left out of it.
 """
 

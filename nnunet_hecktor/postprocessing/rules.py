@@ -25,36 +25,40 @@ Step = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
-class CranialFace:
-    """Where the cranial face of the volume is in a label array.
+class VolumeFace:
+    """One face of the volume in a label array: the cranial or the caudal one.
 
     Attributes
     ----------
     axis : int
         The numpy axis that runs cranio-caudally.
     at_end : bool
-        True when the last index along ``axis`` is the cranial face (an axial scan whose slice
-        index grows towards the head), False when index 0 is.
+        True when the face is the last index along ``axis``, False when it is index 0 (for the
+        cranial face of an axial scan whose slice index grows towards the head: True).
     present : bool
-        False for a crop that does not reach the cranial face of the volume it was cut from.
+        False for a crop that does not reach this face of the volume it was cut from.
     """
 
     axis: int = 0
     at_end: bool = True
     present: bool = True
 
-    def within(self, box: tuple[slice, ...], shape: Sequence[int]) -> "CranialFace":
+    def within(self, box: tuple[slice, ...], shape: Sequence[int]) -> "VolumeFace":
         """The face in the crop ``array[box]`` of an array of ``shape`` (absent when the crop misses it)."""
         if not self.present:
             return self
         span = box[self.axis]
         reaches = span.stop >= shape[self.axis] if self.at_end else span.start <= 0
-        return CranialFace(self.axis, self.at_end, reaches)
+        return VolumeFace(self.axis, self.at_end, reaches)
+
+    def opposite(self) -> "VolumeFace":
+        """The other face along the same axis (of the whole array: call before :meth:`within`)."""
+        return VolumeFace(self.axis, not self.at_end, True)
 
 
 #: The cranial face of an array in nnU-Net's reader order ``(z, y, x)`` for an axial scan in
 #: ITK's LPS convention with an identity direction (HECKTOR's NIfTI files): the last slice.
-READER_ORDER_CRANIAL_FACE = CranialFace(axis=0, at_end=True)
+READER_ORDER_CRANIAL_FACE = VolumeFace(axis=0, at_end=True)
 
 
 def _spacing(spacing: Sequence[float] | np.ndarray, ndim: int) -> np.ndarray:
@@ -185,9 +189,9 @@ def remove_small_components(seg: np.ndarray, label: int, min_size: float, voxel_
 
 
 # --------------------------------------------------------------------------- rule 4
-def remove_cranial_border_components(seg: np.ndarray, labels: Sequence[int], cranial_face: CranialFace,
-                                     connectivity: int = 26) -> np.ndarray:
-    """Remove the components of ``labels`` that touch the cranial face of the volume.
+def remove_border_components(seg: np.ndarray, labels: Sequence[int], face: VolumeFace,
+                             connectivity: int = 26) -> np.ndarray:
+    """Remove the components of ``labels`` that touch one face of the volume.
 
     Parameters
     ----------
@@ -195,14 +199,14 @@ def remove_cranial_border_components(seg: np.ndarray, labels: Sequence[int], cra
         Labels 0 background, 1 GTVp, 2 GTVn. Not modified.
     labels : sequence of int
         Lesion labels whose components are checked (1 GTVp, 2 GTVn).
-    cranial_face : CranialFace
-        Which face of ``seg`` is cranial (:func:`nnunet_hecktor.postprocessing.apply.cranial_face`
-        finds it from an image's direction); nothing is removed when it is not ``present``.
+    face : VolumeFace
+        The face of ``seg`` (the cranial one from :func:`nnunet_hecktor.postprocessing.apply.cranial_face`,
+        the caudal one its :meth:`~VolumeFace.opposite`); nothing is removed when it is not ``present``.
     connectivity : {6, 18, 26}
     """
-    if not cranial_face.present:
+    if not face.present:
         return seg
-    axis, index = cranial_face.axis, (seg.shape[cranial_face.axis] - 1 if cranial_face.at_end else 0)
+    axis, index = face.axis, (seg.shape[face.axis] - 1 if face.at_end else 0)
     for label in labels:
         box, components, n = _label_components_in_box(seg, label, connectivity)
         if n == 0 or not box[axis].start <= index < box[axis].stop:
@@ -335,15 +339,16 @@ def remove_distant_gtvn(seg: np.ndarray, spacing: Sequence[float] | np.ndarray, 
 
 # --------------------------------------------------------------------------- pipeline
 def rule_steps(config: PostprocessingConfig, spacing: Sequence[float] | np.ndarray,
-               probabilities: np.ndarray | None = None,
-               cranial_face: CranialFace | None = None) -> list[tuple[str, Step]]:
+               probabilities: np.ndarray | None = None, cranial_face: VolumeFace | None = None,
+               caudal_face: VolumeFace | None = None) -> list[tuple[str, Step]]:
     """The active rules of ``config`` as ``(name, step)`` pairs in the order they are applied.
 
     ``step(seg) -> seg``. The probability step is included only when ``probabilities`` is given.
     Names: ``probability_threshold``, ``closing:GTVp``, ``closing:GTVn``, ``min_size:GTVp``,
-    ``min_size:GTVn``, ``cranial_border``, ``gtvp_single_lesion``, ``gtvn_touching_gtvp``, ``max_components:GTVp``, ``max_components:GTVn``,
-    ``gtvn_distance``. ``cranial_face`` is required when the configuration removes components at the
-    cranial border.
+    ``min_size:GTVn``, ``cranial_border``, ``caudal_border``, ``gtvp_single_lesion``, ``gtvn_touching_gtvp``,
+    ``max_components:GTVp``, ``max_components:GTVn``, ``gtvn_distance``. ``cranial_face`` (and
+    ``caudal_face``) are required when the configuration removes components at the cranial (caudal)
+    border; ``caudal_face`` defaults to the cranial face's opposite (right for a whole volume only).
     """
     spacing_mm = _spacing(spacing, len(spacing))
     voxel_volume = float(np.prod(spacing_mm)) if config.min_component_size_unit == "mm3" else 1.0
@@ -365,11 +370,15 @@ def rule_steps(config: PostprocessingConfig, spacing: Sequence[float] | np.ndarr
             steps.append((f"min_size:{names[label]}",
                           partial(remove_small_components, label=label, min_size=size,
                                   voxel_volume_mm3=voxel_volume, connectivity=c)))
-    if config.cranial_border_components:
-        if cranial_face is None:
-            raise ValueError("the configuration removes components at the cranial border: give cranial_face")
-        face, border_labels = cranial_face, config.cranial_border_components
-        steps.append(("cranial_border", lambda s: remove_cranial_border_components(s, border_labels, face, c)))
+    if caudal_face is None and cranial_face is not None:
+        caudal_face = cranial_face.opposite()
+    for name, labels, face in (("cranial_border", config.cranial_border_components, cranial_face),
+                               ("caudal_border", config.caudal_border_components, caudal_face)):
+        if labels:
+            if face is None:
+                raise ValueError(f"the configuration removes components at the {name.split('_')[0]} border: "
+                                 "give cranial_face")
+            steps.append((name, partial(remove_border_components, labels=labels, face=face, connectivity=c)))
     if config.gtvp_single_lesion:
         mode = config.gtvp_single_lesion
         steps.append(("gtvp_single_lesion", lambda s: keep_single_gtvp(s, mode, c)))
@@ -390,7 +399,8 @@ def rule_steps(config: PostprocessingConfig, spacing: Sequence[float] | np.ndarr
 
 def postprocess_segmentation(seg: np.ndarray, spacing: Sequence[float] | np.ndarray, config: PostprocessingConfig,
                              probabilities: np.ndarray | None = None,
-                             cranial_face: CranialFace | None = None) -> np.ndarray:
+                             cranial_face: VolumeFace | None = None,
+                             caudal_face: VolumeFace | None = None) -> np.ndarray:
     """Apply every active rule of ``config`` to a label array.
 
     Parameters
@@ -402,9 +412,13 @@ def postprocess_segmentation(seg: np.ndarray, spacing: Sequence[float] | np.ndar
     config : PostprocessingConfig
     probabilities : ndarray, shape (C, *seg.shape), optional
         nnU-Net softmax probabilities; required when ``config.probability_threshold`` is set.
-    cranial_face : CranialFace, optional
-        Which face of ``seg`` is cranial; required when ``config.cranial_border_components`` is set
-        (:func:`nnunet_hecktor.postprocessing.apply.cranial_face` reads it from an image).
+    cranial_face : VolumeFace, optional
+        Which face of ``seg`` is cranial; required when ``config.cranial_border_components`` or
+        ``config.caudal_border_components`` is set (:func:`nnunet_hecktor.postprocessing.apply.cranial_face`
+        reads it from an image).
+    caudal_face : VolumeFace, optional
+        Default: the cranial face's opposite, which is right when ``seg`` is the whole volume (give
+        it for a crop).
 
     Returns
     -------
@@ -414,8 +428,11 @@ def postprocess_segmentation(seg: np.ndarray, spacing: Sequence[float] | np.ndar
         raise ValueError(f"a 3D label array is expected, got shape {seg.shape}")
     if config.needs_probabilities and probabilities is None:
         raise ValueError("the configuration has a probability threshold but no probabilities were given")
-    if config.cranial_border_components and cranial_face is None:
-        raise ValueError("the configuration removes components at the cranial border but no cranial_face was given")
+    if (config.cranial_border_components or config.caudal_border_components) and cranial_face is None:
+        raise ValueError("the configuration removes components at a border of the volume but no cranial_face "
+                         "was given")
+    if caudal_face is None and cranial_face is not None:
+        caudal_face = cranial_face.opposite()
     out = np.asarray(seg).astype(np.uint8, copy=True)
     if config.probability_threshold:
         assert probabilities is not None  # checked above (needs_probabilities)
@@ -426,8 +443,9 @@ def postprocess_segmentation(seg: np.ndarray, spacing: Sequence[float] | np.ndar
     if box is None:
         return out
     crop = out[box].copy()
-    face = None if cranial_face is None else cranial_face.within(box, out.shape)
-    for _, step in rule_steps(config, spacing, cranial_face=face):
+    cranial = None if cranial_face is None else cranial_face.within(box, out.shape)
+    caudal = None if caudal_face is None else caudal_face.within(box, out.shape)
+    for _, step in rule_steps(config, spacing, cranial_face=cranial, caudal_face=caudal):
         crop = step(crop)
     out[box] = crop
     return out
@@ -452,7 +470,7 @@ def pad_for(config: PostprocessingConfig, spacing: Sequence[float] | np.ndarray)
 
 
 __all__ = [
-    "CranialFace", "READER_ORDER_CRANIAL_FACE", "remove_cranial_border_components",
+    "VolumeFace", "READER_ORDER_CRANIAL_FACE", "remove_border_components",
     "apply_probability_threshold", "close_label", "remove_small_components", "keep_single_gtvp",
     "keep_largest_components", "remove_distant_gtvn", "gtvn_components_touching_gtvp", "resolve_gtvn_touching_gtvp",
     "gtvn_distances_to_gtvp", "rule_steps",

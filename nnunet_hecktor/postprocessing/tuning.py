@@ -45,7 +45,7 @@ from nnunet_hecktor.postprocessing.apply import array_spacing, cranial_face, loa
 from nnunet_hecktor.postprocessing.config import PostprocessingConfig, parse_label_list, save_config
 from nnunet_hecktor.postprocessing.rules import (
     READER_ORDER_CRANIAL_FACE,
-    CranialFace,
+    VolumeFace,
     apply_probability_threshold,
     pad_for,
     postprocess_segmentation,
@@ -63,6 +63,7 @@ DEFAULT_GRID: dict[str, list] = {
     "min_size:GTVp": [0.0, 100.0, 250.0, 500.0, 1000.0, 2000.0],
     "min_size:GTVn": [0.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0],
     "cranial_border": [None, ["GTVn"], ["GTVp", "GTVn"]],
+    "caudal_border": [None, ["GTVp"]],
     "gtvp_single_lesion": [None, "remove", "to_gtvn"],
     "gtvn_touching_gtvp": [None, "remove", "to_gtvp"],
     "max_components:GTVp": [None],
@@ -97,6 +98,8 @@ def set_coordinate(config: PostprocessingConfig, name: str, value: Any) -> Postp
                                                          None if value is None else int(value)))
     if rule == "cranial_border":
         return replace(config, cranial_border_components=parse_label_list(value, "cranial_border"))
+    if rule == "caudal_border":
+        return replace(config, caudal_border_components=parse_label_list(value, "caudal_border"))
     if rule == "gtvp_single_lesion":
         return replace(config, gtvp_single_lesion=value)
     if rule == "gtvn_touching_gtvp":
@@ -186,8 +189,9 @@ class CroppedCase:
     gt: np.ndarray
     pred: np.ndarray
     probabilities: np.ndarray | None = None
-    #: The volume's cranial face within the crop (absent when the crop does not reach it).
-    cranial_face: CranialFace = READER_ORDER_CRANIAL_FACE
+    #: The volume's cranial and caudal faces within the crop (absent when the crop does not reach them).
+    cranial_face: VolumeFace = READER_ORDER_CRANIAL_FACE
+    caudal_face: VolumeFace = READER_ORDER_CRANIAL_FACE.opposite()
 
 
 @dataclass(frozen=True)
@@ -225,8 +229,9 @@ def _load_case(job: _LoadJob) -> CroppedCase:
     cropped_prob = None
     if probabilities is not None:
         cropped_prob = np.ascontiguousarray(probabilities[(slice(0, 3),) + box], dtype=np.float16)
+    cranial = cranial_face(gt_image)
     return CroppedCase(case.patient, spacing, np.ascontiguousarray(gt[box]), np.ascontiguousarray(pred[box]),
-                       cropped_prob, cranial_face(gt_image).within(box, gt.shape))
+                       cropped_prob, cranial.within(box, gt.shape), cranial.opposite().within(box, gt.shape))
 
 
 # --------------------------------------------------------------------------- search
@@ -290,7 +295,7 @@ def _score(cases: list[CroppedCase], preds: list[np.ndarray], options: Segmentat
 def is_off(name: str, value: Any) -> bool:
     """True when ``value`` turns the coordinate's rule off (``None``, or 0 for radii and sizes)."""
     return value is None or (name.split(":")[0] in ("closing", "min_size") and float(value) == 0.0) \
-        or (name == "cranial_border" and not value)
+        or (name in ("cranial_border", "caudal_border") and not value)
 
 
 def search_postprocessing(cases: list[CroppedCase], grid: dict[str, list] | None = None, objective: str = "mean",
@@ -343,7 +348,8 @@ def search_postprocessing(cases: list[CroppedCase], grid: dict[str, list] | None
                                       name, value)
                 preds = []
                 for pred, case in zip(current, cases):
-                    for _, step in rule_steps(only, case.spacing, cranial_face=case.cranial_face):
+                    for _, step in rule_steps(only, case.spacing, cranial_face=case.cranial_face,
+                                              caudal_face=case.caudal_face):
                         pred = step(pred)
                     preds.append(pred)
             figures = _figures(_score(cases, preds, options, stats_cache), options, objective)
@@ -357,7 +363,7 @@ def search_postprocessing(cases: list[CroppedCase], grid: dict[str, list] | None
     bar.close()
     # The step-wise search reused intermediate results; re-run the chosen pipeline from scratch.
     final = [postprocess_segmentation(c.pred, c.spacing, config, c.probabilities if use_probabilities else None,
-                                      c.cranial_face) for c in cases]
+                                      c.cranial_face, c.caudal_face) for c in cases]
     after = _figures(_score(cases, final, options), options, objective)
     return TuningResult(config, objective, before, after, search, len(cases), use_probabilities)
 
@@ -366,7 +372,8 @@ def figures_with_spacing(cases: list[CroppedCase], config: PostprocessingConfig,
                          objective: str, options: SegmentationMetricOptions) -> dict:
     """Figures when every case is post-processed with one fixed ``spacing`` (the pickle route)."""
     pkl_config = config.without_probability_threshold()
-    preds = [postprocess_segmentation(c.pred, spacing, pkl_config, cranial_face=c.cranial_face) for c in cases]
+    preds = [postprocess_segmentation(c.pred, spacing, pkl_config, cranial_face=c.cranial_face,
+                                      caudal_face=c.caudal_face) for c in cases]
     return _figures(_score(cases, preds, options), options, objective)
 
 
