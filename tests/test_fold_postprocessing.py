@@ -28,6 +28,10 @@ def test_tune_on_fold_validation_predicts_tunes_and_stages(tiny_model, nnunet_en
     assert load_config(staged) == first.config
     validation = model_dir / "fold_0" / "validation"
     assert sorted(p.name for p in validation.glob("*.nii.gz")) == sorted(f"{p}.nii.gz" for p in patients)
+    # The softmax beside each mask: the search tried probability thresholds too.
+    assert sorted(p.name for p in validation.glob("*.npz")) == sorted(f"{p}.npz" for p in patients)
+    assert first.used_probabilities
+    assert any(row["coordinate"].startswith("probability_threshold") for row in first.search)
     assert not (model_dir / "fold_0" / "validation_predicting").exists()
     for pid in patients:  # masks on the label grid, labels 0/1/2 only
         mask = sitk.ReadImage(str(validation / f"{pid}.nii.gz"))

@@ -216,6 +216,35 @@ def test_named_checkpoint_with_postprocessing(tiny_model, layout, tmp_path):
     assert (tmp_path / "raw" / "predictions.csv").read_text() == (tmp_path / "pp" / "predictions.csv").read_text()
 
 
+def test_saved_probabilities_match_the_masks_and_in_memory_thresholds(tiny_model, layout, tmp_path):
+    """``save_probabilities`` writes nnU-Net's softmax beside each mask; thresholding it with
+    ``postprocess`` gives what ``predict`` gives with the same rule applied in memory (so rules
+    tuned on saved probabilities are deployed as tuned)."""
+    from nnunet_hecktor.postprocessing.apply import postprocess_folder
+    from nnunet_hecktor.postprocessing.config import PostprocessingConfig, save_config
+    from nnunet_hecktor.prediction import predict
+
+    pid = sorted(layout.patients)[0]
+    common = dict(patients=[pid], use_mirroring=False, progress=False, segmentation_only=True)
+    predict(_source(tiny_model.dataset), tmp_path / "raw", tiny_model.model_dir, save_probabilities=True, **common)
+    mask = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "raw" / f"{pid}.nii.gz")))
+    with np.load(tmp_path / "raw" / f"{pid}.npz") as data:
+        probabilities = data["probabilities"]
+    assert probabilities.shape == (3, *mask.shape) and probabilities.dtype == np.float32
+    assert np.allclose(probabilities.sum(axis=0), 1.0, atol=1e-4)
+    assert np.mean(probabilities.argmax(axis=0) == mask) > 0.999  # nnU-Net's argmax (ties aside)
+
+    config = PostprocessingConfig(probability_threshold={1: 0.3, 2: 0.3})
+    save_config(config, tmp_path / "pp.json")
+    predict(_source(tiny_model.dataset), tmp_path / "in_memory", tiny_model.model_dir,
+            postprocessing=tmp_path / "pp.json", **common)
+    postprocess_folder(tmp_path / "raw", tmp_path / "from_files", config, progress=False)
+    in_memory = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "in_memory" / f"{pid}.nii.gz")))
+    from_files = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "from_files" / f"{pid}.nii.gz")))
+    assert np.array_equal(in_memory, from_files)
+    assert not (tmp_path / "in_memory" / f"{pid}.npz").exists()  # only when asked for
+
+
 def test_bad_patient_does_not_stop_the_others(tiny_model, layout, tmp_path):
     from nnunet_hecktor.prediction import predict
 

@@ -72,6 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sliding-window step as a fraction of the patch (default 0.5)")
     parser.add_argument("--segmentation-only", action="store_true",
                         help="write only segmentations (needed for models without HPV/risk heads)")
+    parser.add_argument("--save-probabilities", action="store_true",
+                        help="also write OUTPUT/<PID>.npz: nnU-Net's softmax before post-processing, on the CT grid "
+                             "(for tune-postprocessing's probability thresholds; large for full-size CTs)")
     parser.add_argument("--patients", nargs="+", default=None, help="predict only these PatientIDs")
     parser.add_argument("--crops", default=None,
                         help="converter crop records for imagesTs-style input (default: INPUT/../crops if present)")
@@ -106,5 +109,5 @@ def run(args: argparse.Namespace) -> int:
             use_mirroring=not args.no_mirroring, tile_step_size=args.step_size,
             segmentation_only=args.segmentation_only, patients=args.patients, crops_dir=args.crops,
             num_threads=args.threads, previous_stage=args.previous_stage, progress=not args.quiet,
-            prognosis=stage, warn_missing_stage=not args.heads_only)
+            prognosis=stage, warn_missing_stage=not args.heads_only, save_probabilities=args.save_probabilities)
     return 0

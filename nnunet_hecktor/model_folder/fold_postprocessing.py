@@ -78,12 +78,16 @@ def tune_on_fold_validation(model_dir: str | os.PathLike, raw_dataset: str | os.
     scratch = model_dir / f"fold_{fold}" / "validation_predicting"
     if scratch.exists():
         shutil.rmtree(scratch)
+    # With the softmax saved beside each mask, the search also tries probability thresholds (a
+    # network whose lesion boundaries lie outside the true ones is corrected by a GTVp threshold
+    # above 0.5); deployment computes the same softmax in memory (HecktorPredictor.predict).
     predict(raw_dataset / "imagesTr", scratch, model_dir, folds=[fold], device=device, use_mirroring=use_mirroring,
-            segmentation_only=True, patients=patients, progress=progress, warn_missing_stage=False)
+            segmentation_only=True, patients=patients, progress=progress, warn_missing_stage=False,
+            save_probabilities=True)
     validation.mkdir(parents=True, exist_ok=True)
     for pid in patients:
-        name = f"{pid}{schema.FILE_ENDING}"
-        os.replace(scratch / name, validation / name)
+        for name in (f"{pid}.npz", f"{pid}{schema.FILE_ENDING}"):  # the mask last: it marks the case complete
+            os.replace(scratch / name, validation / name)
     shutil.rmtree(scratch)
     return tune_postprocessing(model_dir, raw_dataset / "labelsTr", staged, folds=[fold], objective=objective,
                                progress=progress)

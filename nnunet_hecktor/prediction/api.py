@@ -41,6 +41,7 @@ from .outputs import (
     check_output_location,
     prepare_output_folder,
     write_prediction_tables,
+    write_probabilities,
     write_segmentation,
     write_substitutions,
 )
@@ -183,7 +184,7 @@ def predict(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model_d
             patients: Sequence[str] | None = None, crops_dir: str | os.PathLike | None = None,
             num_threads: int | None = None, previous_stage: str | os.PathLike | None = None,
             progress: bool = True, prognosis: PatientLevelModel | None = None,
-            warn_missing_stage: bool = True) -> PredictionSummary:
+            warn_missing_stage: bool = True, save_probabilities: bool = False) -> PredictionSummary:
     """Predict every patient of a folder.
 
     Parameters
@@ -242,6 +243,11 @@ def predict(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model_d
     warn_missing_stage : bool
         Warn (naming ``nnunet-hecktor prognosis build``) when a multi-task model gets risk/HPV from
         its heads because no prognosis stage is staged (False: the heads were asked for).
+    save_probabilities : bool
+        Also write nnU-Net's softmax before post-processing as ``<PID>.npz`` (key ``probabilities``,
+        ``(3, z, y, x)`` float32 on the original CT grid, as ``nnUNetv2_predict --save_probabilities``),
+        for ``tune-postprocessing``'s probability thresholds. About 12 bytes per CT voxel before
+        compression: hundreds of MB for a full-resolution HECKTOR CT.
 
     Returns
     -------
@@ -276,7 +282,8 @@ def predict(input_dir: str | os.PathLike, output_dir: str | os.PathLike, model_d
     summary = PredictionSummary(output.resolve(), model.info, substitutions=substitutions, sources=sources,
                                 routing=routing)
     _log_substitutions(substitutions)
-    results = _predict_cases(model, cases, clinical, pp_config, output, summary, num_threads, progress, prognosis)
+    results = _predict_cases(model, cases, clinical, pp_config, output, summary, num_threads, progress, prognosis,
+                             save_probabilities)
     summary.files = write_prediction_tables(results, output)
     if uses_clinical:
         summary.files.append(write_substitutions(substitutions, output))
@@ -356,7 +363,8 @@ def _log_substitutions(substitutions: list) -> None:
 
 
 def _predict_cases(model, cases: InputCases, clinical: dict, pp_config, output: Path, summary: PredictionSummary,
-                   num_threads: int | None, progress: bool, prognosis: PatientLevelModel | None = None) -> list:
+                   num_threads: int | None, progress: bool, prognosis: PatientLevelModel | None = None,
+                   save_probabilities: bool = False) -> list:
     """Predict and write every case; bad input data of one case is recorded in ``summary.failed``."""
     from tqdm import tqdm
 
@@ -385,11 +393,14 @@ def _predict_cases(model, cases: InputCases, clinical: dict, pp_config, output: 
             prediction = None
             if error is None:
                 prediction, error = _predict_one(model, case.patient_id, preprocessed, clinical, pp_config, summary,
-                                                 prognosis)
+                                                 prognosis, save_probabilities)
             if error is not None:
                 summary.failed[case.patient_id] = error
             else:
                 assert prediction is not None  # _predict_one returns a prediction or an error
+                if save_probabilities:  # first: a segmentation on disk means its case is complete
+                    write_probabilities(prediction, output)
+                    prediction.probabilities = None
                 write_segmentation(prediction, output)
                 prediction.segmentation = None  # written; keep only the patient-level values in memory
                 results.append(prediction)
@@ -402,13 +413,13 @@ def _predict_cases(model, cases: InputCases, clinical: dict, pp_config, output: 
 
 
 def _predict_one(model, patient_id: str, preprocessed, clinical: dict, pp_config, summary: PredictionSummary,
-                 prognosis: PatientLevelModel | None = None):
+                 prognosis: PatientLevelModel | None = None, keep_probabilities: bool = False):
     """(prediction, None), or (None, reason) for bad input data."""
     record = clinical.get(patient_id)
     if (model.predict_heads or prognosis is not None) and record is None:
         summary.without_clinical.append(patient_id)
     try:
-        prediction = model.predict(preprocessed, record, pp_config)
+        prediction = model.predict(preprocessed, record, pp_config, keep_probabilities)
         if prognosis is not None:
             prepared = preprocessed.prepared
             heads = None if prediction.heads is None else {"hpv_probability": prediction.heads.hpv_probability,

@@ -106,6 +106,23 @@ def write_segmentation(prediction: CasePrediction, output_dir: str | os.PathLike
     return path
 
 
+def write_probabilities(prediction: CasePrediction, output_dir: str | os.PathLike) -> Path:
+    """Write the softmax atomically as ``<PID>.npz`` (key ``probabilities``, ``(3, z, y, x)``, float32).
+
+    The layout of ``nnUNetv2_predict --save_probabilities``, on the original CT grid (the grid of
+    ``<PID>.nii.gz``), so that ``tune-postprocessing`` and ``postprocess`` read it as nnU-Net's.
+    """
+    import numpy as np
+
+    if prediction.probabilities is None:
+        raise ValueError(f"{prediction.patient_id}: no probabilities were kept")
+    path = Path(output_dir) / f"{prediction.patient_id}.npz"
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:  # a file object: numpy must not append a second ".npz"
+            np.savez_compressed(handle, probabilities=np.asarray(prediction.probabilities, dtype=np.float32))
+    return path
+
+
 def _number(value: float) -> str:
     # repr keeps every digit: the C-index must see the same ties as the model produced.
     return repr(float(value))

@@ -72,6 +72,9 @@ class CasePrediction:
     stage : dict or None
         Outputs of a patient-level model (:mod:`.patient_level`): ``risk`` and/or
         ``hpv_probability``/``hpv_status``; None when the heads are the only source.
+    probabilities : ndarray or None
+        nnU-Net's softmax, ``(3, z, y, x)`` float32 (background, GTVp, GTVn) on the original CT grid,
+        before post-processing; kept only when asked for (``keep_probabilities``).
     """
 
     patient_id: str
@@ -80,6 +83,7 @@ class CasePrediction:
     folds: list[FoldHeadOutput] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     stage: dict | None = None
+    probabilities: Any = None
 
 
 def _uncrop_probabilities(probabilities: np.ndarray, record) -> np.ndarray:
@@ -261,7 +265,7 @@ class HecktorPredictor:
 
     # -- everything -----------------------------------------------------------------------------
     def predict(self, case: PreparedCase | PreprocessedCase, clinical: Mapping[str, Any] | None = None,
-                postprocessing=None) -> CasePrediction:
+                postprocessing=None, keep_probabilities: bool = False) -> CasePrediction:
         """Predict one case.
 
         Parameters
@@ -271,6 +275,8 @@ class HecktorPredictor:
             Typed clinical record (:mod:`nnunet_hecktor.clinical`); None or absent keys = missing.
         postprocessing : PostprocessingConfig, optional
             Applied on the original CT grid.
+        keep_probabilities : bool
+            Return nnU-Net's softmax on the original CT grid as well (``CasePrediction.probabilities``).
 
         Returns
         -------
@@ -280,7 +286,8 @@ class HecktorPredictor:
             case = self.preprocess(case)
         prepared = case.prepared
         logits = self.segmentation_logits(case)
-        need_probabilities = bool(postprocessing is not None and postprocessing.probability_threshold)
+        need_probabilities = keep_probabilities or bool(postprocessing is not None
+                                                        and postprocessing.probability_threshold)
         segmentation, probabilities = self.export_segmentation(case, logits, need_probabilities)
         if postprocessing is not None:
             from nnunet_hecktor.postprocessing.apply import postprocess_image
@@ -294,7 +301,8 @@ class HecktorPredictor:
                 heads = ensemble_heads(folds)
             except FloatingPointError as exc:
                 raise InputDataError(str(exc), prepared.patient_id) from None
-        return CasePrediction(prepared.patient_id, segmentation, heads, folds, list(prepared.warnings))
+        return CasePrediction(prepared.patient_id, segmentation, heads, folds, list(prepared.warnings),
+                              probabilities=probabilities if keep_probabilities else None)
 
 
 def _previous_stage_folds(folder: Path, folds: Sequence, checkpoint: str | None) -> tuple | None:
