@@ -35,7 +35,13 @@ from typing import Iterable
 
 from nnunet_hecktor import schema
 from nnunet_hecktor.errors import HecktorError
-from nnunet_hecktor.fileio import check_output_folder, mark_plugin_output, write_image_atomic, write_text_atomic
+from nnunet_hecktor.fileio import (
+    atomic_path,
+    check_output_folder,
+    mark_plugin_output,
+    write_image_atomic,
+    write_text_atomic,
+)
 
 from .patient_level import HEAD_OUTPUT_COLUMNS
 from .predictor import CasePrediction
