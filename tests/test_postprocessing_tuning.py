@@ -106,7 +106,9 @@ def test_tune_postprocessing_end_to_end(results, tmp_path, capsys):
     assert config.gtvn_max_distance_mm is None and not config.max_components  # no further gain: left off
     assert config.gtvn_touching_gtvp is None  # no node touches the primary in these cases
     assert config.cranial_border_components == ()  # no lesion reaches the top slice
-    assert len(tuning["search"]) == sum(len(v) for v in SMALL_GRID.values())
+    first_sweep = [row for row in tuning["search"] if row["sweep"] == 1]
+    assert len(first_sweep) == sum(len(v) for v in SMALL_GRID.values())
+    assert tuning["sweeps"] == 2  # the second sweep changed nothing
     assert (tmp_path / "tuned" / "postprocessing.pkl").is_file()
 
     # The crop-based search gives the same figures as post-processing the full volumes and evaluating them.
@@ -150,6 +152,29 @@ def test_border_rules_follow_each_image_direction(tmp_path):
     full = evaluate(labels, out, n_bootstrap=0, progress=False).metrics["task1"]
     assert full["gtvn_fp"] == 4 and full["gtvn_f1_agg"] == pytest.approx(result.after["gtvn_f1_agg"])
     assert full["gtvp_dice_mean"] == pytest.approx(result.after["gtvp_dice_mean"])
+
+
+def test_later_sweeps_drop_a_rule_that_a_later_rule_made_harmful():
+    """Sweep 1 keeps a size rule for the small false nodes it removes (and a small true node with
+    them), then the distance rule removes every far false node; sweep 2 finds the size rule now only
+    costs the small true node and turns it off."""
+    gt = np.zeros((10, 40, 40), np.uint8)
+    gt[3:6, 5:10, 5:10] = 1
+    gt[4, 12:15, 12] = 2  # true node, 9 mm3
+    gt[4, 5:7, 13] = 2  # small true node, 6 mm3
+    pred = gt.copy()
+    for k in range(5):
+        pred[8, 4 * k:4 * k + 2, 38] = 2  # small false nodes (6 mm3), > 30 mm from the GTVp
+    pred[1, 30:32, 37:39] = 2  # a larger false node (12 mm3), > 30 mm from the GTVp
+    cases = [CroppedCase("P", (3.0, 1.0, 1.0), gt, pred)]
+    grid = {"min_size:GTVn": [8.0], "gtvn_distance": [30.0]}
+    greedy = search_postprocessing(cases, grid, objective="gtvn_f1", progress=False, max_sweeps=1)
+    assert greedy.config.min_component_size == {2: 8.0} and greedy.config.gtvn_max_distance_mm == 30.0
+    assert greedy.after["gtvn_f1_agg"] == pytest.approx(2 / 3) and greedy.sweeps == 1
+    swept = search_postprocessing(cases, grid, objective="gtvn_f1", progress=False)
+    assert not swept.config.min_component_size and swept.config.gtvn_max_distance_mm == 30.0
+    assert swept.after["gtvn_f1_agg"] == 1.0 and swept.sweeps == 3
+    assert {row["sweep"] for row in swept.search} == {1, 2, 3}
 
 
 def test_search_with_probability_thresholds():

@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plans", help="nnU-Net plans.json (default: RESULTS/plans.json)")
     parser.add_argument("--min-improvement", type=float, default=0.0,
                         help="a rule is kept only if the objective rises by more than this (default 0)")
+    parser.add_argument("--max-sweeps", type=int, default=3,
+                        help="sweeps over the rules at most: the first greedy, the later ones revisit each rule with "
+                             "all others on, until a sweep changes nothing (default 3; 1 = greedy only)")
     parser.add_argument("--connectivity", type=int, choices=(6, 18, 26), default=26,
                         help="neighbourhood of components for rules and metrics (default 26)")
     add_num_processes(parser, "worker processes for reading (default 1)")
@@ -51,13 +54,14 @@ def run(args: argparse.Namespace) -> int:
     result = tune_postprocessing(args.results, args.gt, args.output, folds=args.folds, objective=args.objective,
                                  grid=load_grid(args.grid), pkl_path=args.pkl, plans_json=args.plans,
                                  options=SegmentationMetricOptions(connectivity=args.connectivity),
-                                 min_improvement=args.min_improvement, num_processes=args.num_processes)
+                                 min_improvement=args.min_improvement, num_processes=args.num_processes,
+                                 max_sweeps=args.max_sweeps)
 
     def line(name, f):
         return (f"  {name:<7} GTVp Dice {f['gtvp_dice_mean']:.4f}  GTVn DSCagg {f['gtvn_dice_agg']:.4f}  "
                 f"GTVn F1agg {f['gtvn_f1_agg']:.4f}  objective {f['objective']:.4f}")
 
-    print(f"[tune-postprocessing] {result.n_cases} cases, objective: {args.objective}")
+    print(f"[tune-postprocessing] {result.n_cases} cases, objective: {args.objective}, {result.sweeps} sweep(s)")
     print(line("before", result.before))
     print(line("after", result.after))
     if result.after_pkl is not None:
