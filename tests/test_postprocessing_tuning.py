@@ -177,6 +177,23 @@ def test_later_sweeps_drop_a_rule_that_a_later_rule_made_harmful():
     assert {row["sweep"] for row in swept.search} == {1, 2, 3}
 
 
+def test_loaded_cases_own_their_arrays(tmp_path):
+    """A crop box that spans the whole volume must still copy: the label images' buffers are freed
+    once the case is loaded (the search used to read freed memory and gave different figures per run)."""
+    import gc
+
+    labels, model = tmp_path / "labelsTr", tmp_path / "Dataset998_Toy" / "T__P__3d_fullres"
+    gt, pred = _case(0)
+    gt[0, 0, 0] = gt[-1, -1, -1] = 2  # foreground in opposite corners: the box is the whole volume
+    _write(labels / "A-000.nii.gz", gt)
+    _write(model / "fold_0" / "validation" / "A-000.nii.gz", pred)
+    case, = load_cases(find_validation_cases(model, labels), {}, progress=False)
+    gc.collect()
+    _ = [np.full(gt.shape, 7, np.uint8) for _ in range(20)]  # reuse freed memory
+    assert case.gt.shape == gt.shape and case.gt.flags.owndata and case.pred.flags.owndata
+    assert np.array_equal(case.gt, gt) and np.array_equal(case.pred, pred)
+
+
 def test_search_with_probability_thresholds():
     gt, pred = _case(0)
     probabilities = np.zeros((3,) + pred.shape, np.float32)

@@ -236,7 +236,10 @@ def _load_case(job: _LoadJob) -> CroppedCase:
     if probabilities is not None:
         cropped_prob = np.ascontiguousarray(probabilities[(slice(0, 3),) + box], dtype=np.float16)
     cranial = cranial_face(gt_image)
-    return CroppedCase(case.patient, spacing, np.ascontiguousarray(gt[box]), np.ascontiguousarray(pred[box]),
+    # Copies, always: gt and pred are views of the SimpleITK images' buffers, which are freed when
+    # this function returns. (np.ascontiguousarray returned the view itself when the box spanned
+    # whole rows and planes, and the search then read freed memory.)
+    return CroppedCase(case.patient, spacing, np.array(gt[box]), np.array(pred[box]),
                        cropped_prob, cranial.within(box, gt.shape), cranial.opposite().within(box, gt.shape))
 
 
