@@ -44,7 +44,6 @@ _TRAINERS = {
     "HecktorMultiTaskTrainerNoClinical": "variants",
     "HecktorMultiTaskTrainerNoSWA": "variants",
     "HecktorMultiTaskTrainer_demo": "variants",
-    "HecktorMultiTaskTrainer_demoExp": "variants",
     "HecktorMultiTaskTrainerBottleneckHeads": "variants",
     "HecktorMultiTaskTrainer_benchmark": "benchmark_variants",
     "HecktorMultiTaskTrainerBottleneckHeads_benchmark": "benchmark_variants",

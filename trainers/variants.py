@@ -221,11 +221,3 @@ class HecktorMultiTaskTrainer_demo(_DemoSchedule, _HalfForeground, ForegroundWei
 
     head_tta = False
 
-
-class HecktorMultiTaskTrainer_demoExp(HecktorMultiTaskTrainer_demo):
-    """EXPERIMENT (not committed): the demo recipe with 100 iterations per epoch."""
-
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        self.num_iterations_per_epoch = 100
