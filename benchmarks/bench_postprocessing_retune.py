@@ -37,10 +37,10 @@ from pathlib import Path
 TRAINED_MODEL_GLOB = "seed_{seed}/nnUNet_results/*/*__3d_fullres"
 
 
-def _one(pattern: Path) -> Path:
-    found = sorted(pattern.parent.glob(pattern.name))
+def _one(base: Path, pattern: str) -> Path:
+    found = sorted(base.glob(pattern))
     if len(found) != 1:
-        raise SystemExit(f"expected one match of {pattern}, found {len(found)}: run bench_learning.py first")
+        raise SystemExit(f"expected one match of {base / pattern}, found {len(found)}: run bench_learning.py first")
     return found[0]
 
 
@@ -51,12 +51,12 @@ def retune(seed: int, work: Path, out: Path) -> dict:
     model = out / "model"
     marker = out / "tuned.json"
     if not marker.is_file():
-        source = _one(work / TRAINED_MODEL_GLOB.format(seed=seed))
+        source = _one(work, TRAINED_MODEL_GLOB.format(seed=seed))
         if model.exists():
             shutil.rmtree(model)
         shutil.copytree(source, model, ignore=shutil.ignore_patterns("postprocessing.json", "postprocessing.pkl"))
-        train = _one(work / "nnUNet_raw" / "Dataset*_LearnTrain")
-        splits = _one(work / "nnUNet_preprocessed" / "Dataset*_LearnTrain") / "splits_final.json"
+        train = _one(work, "nnUNet_raw/Dataset*_LearnTrain")
+        splits = _one(work, "nnUNet_preprocessed/Dataset*_LearnTrain") / "splits_final.json"
         result = tune_on_fold_validation(model, train, splits, device="cpu", use_mirroring=False, progress=False)
         marker.write_text(json.dumps({"rules": result.config.describe(), "sweeps": result.sweeps,
                                       "validation_before": result.before, "validation_after": result.after},
