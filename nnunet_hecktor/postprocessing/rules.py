@@ -211,8 +211,8 @@ def remove_border_components(seg: np.ndarray, labels: Sequence[int], face: Volum
         box, components, n = _label_components_in_box(seg, label, connectivity)
         if n == 0 or not box[axis].start <= index < box[axis].stop:
             continue
-        face = np.take(components, index - box[axis].start, axis=axis)
-        seg = _remove_components(seg, label, box, components, np.unique(face[face > 0]))
+        on_face = np.take(components, index - box[axis].start, axis=axis)
+        seg = _remove_components(seg, label, box, components, np.unique(on_face[on_face > 0]))
     return seg
 
 

@@ -389,16 +389,17 @@ def search_postprocessing(cases: list[CroppedCase], grid: dict[str, list] | None
         bar = tqdm(total=sum(len(v) + 1 for v in candidates.values()), desc=f"tune post-processing (sweep {sweep})",
                    disable=not progress, unit="candidate")
         for name, values in candidates.items():
-            best = None  # (objective, configuration); the first of equal candidates wins
+            best_config: tuple[float, PostprocessingConfig] | None = None  # the first of equal candidates wins
             for value in [None, *values]:  # None: the rule off
                 candidate = set_coordinate(config, name, value)
                 figures = from_scratch(candidate)
                 search.append({"sweep": sweep, "coordinate": name, "value": value, **figures})
-                if best is None or figures["objective"] > best[0]:
-                    best = (figures["objective"], candidate)
+                if best_config is None or figures["objective"] > best_config[0]:
+                    best_config = (figures["objective"], candidate)
                 bar.update()
-            if best is not None and best[1] != config and best[0] > current_score + min_improvement:
-                current_score, config, changed = best[0], best[1], True
+            if (best_config is not None and best_config[1] != config
+                    and best_config[0] > current_score + min_improvement):
+                current_score, config, changed = best_config[0], best_config[1], True
         bar.close()
         if not changed:
             break
