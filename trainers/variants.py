@@ -220,4 +220,3 @@ class HecktorMultiTaskTrainer_demo(_DemoSchedule, _HalfForeground, ForegroundWei
     """
 
     head_tta = False
-
