@@ -130,7 +130,6 @@ def test_cranial_border_on_another_axis_and_in_a_crop():
     # A crop that stops short of the face has no cranial face: nothing is removed there.
     face = VolumeFace(axis=2, at_end=True).within((slice(0, 2), slice(0, 3), slice(0, 5)), seg.shape)
     assert not face.present
-    assert remove_border_components(seg[:, :, :5], (2,), face) is not None
     assert np.array_equal(remove_border_components(seg[:, :, :5], (2,), face), seg[:, :, :5])
 
 

@@ -7,6 +7,7 @@ image-only factors (:mod:`nnunet_hecktor.synthetic.image_factors`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -61,13 +62,7 @@ def partial_spearman(score, factor, given, n_bootstrap: int = 500, seed: int = 0
     def partial(idx: np.ndarray) -> float:
         return _partial(score[idx], factor[idx], given[idx])
 
-    n = len(score)
-    rng = np.random.default_rng(seed)
-    replicates = np.array([partial(rng.integers(0, n, n)) for _ in range(n_bootstrap)])
-    replicates = replicates[np.isfinite(replicates)]
-    tail = 100 * (1 - level) / 2
-    low, high = (np.percentile(replicates, [tail, 100 - tail]) if replicates.size else (np.nan, np.nan))
-    return PartialCorrelation(partial(np.arange(n)), float(low), float(high), n)
+    return _percentile_bootstrap(partial, len(score), n_bootstrap, seed, level)
 
 
 def paired_partial_spearman(score_a, score_b, factor, given, n_bootstrap: int = 500, seed: int = 0,
@@ -81,19 +76,25 @@ def paired_partial_spearman(score_a, score_b, factor, given, n_bootstrap: int = 
     if len(score_a) != len(score_b):
         raise ValueError(f"the two scores differ in length ({len(score_a)}, {len(score_b)})")
     n = len(score_a)
-    rng = np.random.default_rng(seed)
-    draws = [rng.integers(0, n, n) for _ in range(n_bootstrap)]
     factor, given = np.asarray(factor, float), np.asarray(given, float).reshape(n, -1)
 
     def difference(idx: np.ndarray) -> float:
         return (_partial(score_a[idx], factor[idx], given[idx])
                 - _partial(score_b[idx], factor[idx], given[idx]))
 
-    replicates = np.array([difference(idx) for idx in draws])
+    return _percentile_bootstrap(difference, n, n_bootstrap, seed, level)
+
+
+def _percentile_bootstrap(statistic: Callable[[np.ndarray], float], n: int, n_bootstrap: int, seed: int,
+                          level: float) -> PartialCorrelation:
+    """``statistic`` on all ``n`` patients, with the percentile interval over resamples of them
+    (replicates where it is undefined are dropped)."""
+    rng = np.random.default_rng(seed)
+    replicates = np.array([statistic(rng.integers(0, n, n)) for _ in range(n_bootstrap)])
     replicates = replicates[np.isfinite(replicates)]
     tail = 100 * (1 - level) / 2
     low, high = (np.percentile(replicates, [tail, 100 - tail]) if replicates.size else (np.nan, np.nan))
-    return PartialCorrelation(difference(np.arange(n)), float(low), float(high), n)
+    return PartialCorrelation(statistic(np.arange(n)), float(low), float(high), n)
 
 
 def _partial(score: np.ndarray, factor: np.ndarray, given: np.ndarray) -> float:

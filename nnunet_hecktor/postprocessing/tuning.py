@@ -382,28 +382,29 @@ def search_postprocessing(cases: list[CroppedCase], grid: dict[str, list] | None
         return _figures(_score(cases, preds, options), options, objective)
 
     # The first sweep reused intermediate results; later sweeps run the whole pipeline per candidate.
-    current_score = from_scratch(config)["objective"]
+    after = from_scratch(config)
+    current_score = after["objective"]
     sweeps = 1
     for sweep in range(2, max_sweeps + 1):
         sweeps, changed = sweep, False
         bar = tqdm(total=sum(len(v) + 1 for v in candidates.values()), desc=f"tune post-processing (sweep {sweep})",
                    disable=not progress, unit="candidate")
         for name, values in candidates.items():
-            best_config: tuple[float, PostprocessingConfig] | None = None  # the first of equal candidates wins
+            best_config: tuple[dict, PostprocessingConfig] | None = None  # the first of equal candidates wins
             for value in [None, *values]:  # None: the rule off
                 candidate = set_coordinate(config, name, value)
                 figures = from_scratch(candidate)
                 search.append({"sweep": sweep, "coordinate": name, "value": value, **figures})
-                if best_config is None or figures["objective"] > best_config[0]:
-                    best_config = (figures["objective"], candidate)
+                if best_config is None or figures["objective"] > best_config[0]["objective"]:
+                    best_config = (figures, candidate)
                 bar.update()
             if (best_config is not None and best_config[1] != config
-                    and best_config[0] > current_score + min_improvement):
-                current_score, config, changed = best_config[0], best_config[1], True
+                    and best_config[0]["objective"] > current_score + min_improvement):
+                after, config, changed = best_config[0], best_config[1], True
+                current_score = after["objective"]
         bar.close()
         if not changed:
             break
-    after = from_scratch(config)
     return TuningResult(config, objective, before, after, search, len(cases), use_probabilities, sweeps=sweeps)
 
 
