@@ -187,6 +187,29 @@ def test_benchmark_schedule_reads_the_environment(monkeypatch):
         _positive_int(ENV_EPOCHS, 1000)
 
 
+def test_demo_benchmark_trainer_is_the_demo_recipe_on_the_environments_schedule(monkeypatch):
+    from nnunet_hecktor.trainers import multitask_trainer
+    from nnunet_hecktor.trainers.benchmark_variants import (
+        ENV_EPOCHS, ENV_ITERATIONS, ENV_VAL_ITERATIONS, HecktorMultiTaskTrainer_demo_benchmark)
+
+    def stock_schedule(self, plans, configuration, fold, dataset_json, device=None):
+        # nnU-Net's own set-up is not under test: only what the mixins above it change.
+        self.num_epochs, self.num_iterations_per_epoch, self.num_val_iterations_per_epoch = 1000, 250, 50
+        self.oversample_foreground_percent = 0.33
+
+    monkeypatch.setattr(multitask_trainer.HecktorMultiTaskTrainer, "__init__", stock_schedule)
+    for name in (ENV_EPOCHS, ENV_ITERATIONS, ENV_VAL_ITERATIONS):
+        monkeypatch.delenv(name, raising=False)
+    cls = HecktorMultiTaskTrainer_demo_benchmark
+    demo = cls({}, "3d_fullres", 0, {}, torch.device("cpu"))
+    assert (demo.num_epochs, demo.num_iterations_per_epoch, demo.num_val_iterations_per_epoch) == (cls.demo_epochs, 50, 5)
+    assert demo.oversample_foreground_percent == 0.5
+    monkeypatch.setenv(ENV_EPOCHS, "30")
+    thirty = cls({}, "3d_fullres", 0, {}, torch.device("cpu"))
+    assert (thirty.num_epochs, thirty.num_iterations_per_epoch) == (30, 50)
+    assert thirty.oversample_foreground_percent == 0.5
+
+
 def test_linear_lesion_heads_round_trip_through_a_strict_state_dict():
     config = HeadConfig(image_input="lesion_statistics", linear=True)
     heads = HecktorHeads(8, config)

@@ -48,6 +48,7 @@ _TRAINERS = {
     "HecktorMultiTaskTrainer_benchmark": "benchmark_variants",
     "HecktorMultiTaskTrainerBottleneckHeads_benchmark": "benchmark_variants",
     "HecktorSWATrainer_benchmark": "benchmark_variants",
+    "HecktorMultiTaskTrainer_demo_benchmark": "benchmark_variants",
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _TRAINERS, globals())

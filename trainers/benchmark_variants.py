@@ -18,7 +18,7 @@ import torch
 from .base_trainer import HecktorTrainerBase
 from .multitask_trainer import HecktorMultiTaskTrainer
 from .swa_trainer import HecktorSWATrainer
-from .variants import HecktorMultiTaskTrainerBottleneckHeads, SkipFoldValidation
+from .variants import HecktorMultiTaskTrainer_demo, HecktorMultiTaskTrainerBottleneckHeads, SkipFoldValidation
 
 ENV_EPOCHS = "NNUNET_HECKTOR_EPOCHS"
 ENV_ITERATIONS = "NNUNET_HECKTOR_ITERATIONS"
@@ -74,3 +74,8 @@ class HecktorMultiTaskTrainerBottleneckHeads_benchmark(_EnvironmentSchedule, _Sc
 
 class HecktorSWATrainer_benchmark(_EnvironmentSchedule, _ScoredOnNewPatients, HecktorSWATrainer):
     """Segmentation only (stock nnU-Net training + SWA) with the benchmark's schedule."""
+
+
+class HecktorMultiTaskTrainer_demo_benchmark(_EnvironmentSchedule, HecktorMultiTaskTrainer_demo):
+    """The demo's recipe (half lesion-centred patches, decaying lesion weight, SWA) with the schedule
+    from the environment: how the recipe scales with iterations, measured at one budget per run."""
