@@ -190,7 +190,11 @@ def test_benchmark_schedule_reads_the_environment(monkeypatch):
 def test_demo_benchmark_trainer_is_the_demo_recipe_on_the_environments_schedule(monkeypatch):
     from nnunet_hecktor.trainers import multitask_trainer
     from nnunet_hecktor.trainers.benchmark_variants import (
-        ENV_EPOCHS, ENV_ITERATIONS, ENV_VAL_ITERATIONS, HecktorMultiTaskTrainer_demo_benchmark)
+        ENV_EPOCHS,
+        ENV_ITERATIONS,
+        ENV_VAL_ITERATIONS,
+        HecktorMultiTaskTrainer_demo_benchmark,
+    )
 
     def stock_schedule(self, plans, configuration, fold, dataset_json, device=None):
         # nnU-Net's own set-up is not under test: only what the mixins above it change.

@@ -177,6 +177,31 @@ def test_later_sweeps_drop_a_rule_that_a_later_rule_made_harmful():
     assert {row["sweep"] for row in swept.search} == {1, 2, 3}
 
 
+def test_the_prior_rule_stays_on_on_a_tie_and_off_where_it_lowers_the_objective():
+    """One GTVp lesion is a prior: kept when the validation patients cannot tell (no case with a
+    second GTVp component), left off when they show it hurts (a two-component primary)."""
+    from nnunet_hecktor.postprocessing.tuning import DEFAULT_PRIOR
+
+    gt = np.zeros((10, 24, 24), np.uint8)
+    gt[3:6, 5:11, 5:11] = 1
+    gt[4:6, 13:16, 13:16] = 2
+    grid = {"gtvp_single_lesion": ["remove", "to_gtvn"]}
+    one_lesion = [CroppedCase("P", (3.0, 1.0, 1.0), gt, gt.copy())]
+    tie = search_postprocessing(one_lesion, grid, progress=False)
+    assert tie.config.gtvp_single_lesion == DEFAULT_PRIOR["gtvp_single_lesion"] == "to_gtvn"
+    assert tie.after == tie.before and tie.report()["prior"] == DEFAULT_PRIOR
+    assert [row["value"] for row in tie.search if row.get("prior")] == ["to_gtvn"]
+    assert search_postprocessing(one_lesion, grid, progress=False, prior={}).config.gtvp_single_lesion is None
+
+    two_components = gt.copy()
+    two_components[3:5, 18:21, 18:21] = 1  # a second, separate piece of the true primary
+    hurt = search_postprocessing([CroppedCase("P", (3.0, 1.0, 1.0), two_components, two_components.copy())], grid,
+                                 progress=False)
+    assert hurt.config.gtvp_single_lesion is None
+    prior_row, = [row for row in hurt.search if row.get("prior")]
+    assert prior_row["objective"] < hurt.after["objective"] == 1.0
+
+
 def test_loaded_cases_own_their_arrays(tmp_path):
     """A crop box that spans the whole volume must still copy: the label images' buffers are freed
     once the case is loaded (the search used to read freed memory and gave different figures per run)."""

@@ -14,8 +14,10 @@ Search the post-processing rules on the cross-validation predictions of a traine
 (RESULTS/fold_k/validation/<PID>.nii.gz, and <PID>.npz when trained with --npz) against the
 training labels, maximising a Task 1 objective (default: mean of GTVp Dice, GTVn aggregated Dice
 and GTVn aggregated F1). A greedy coordinate search in the order the rules are applied; a rule
-is kept only if it improves the objective. Writes the chosen configuration with the before/after
-figures (OUTPUT) and nnU-Net's postprocessing.pkl for nnUNetv2_apply_postprocessing.
+is kept only if it improves the objective, except the prior rule (one GTVp lesion: extra
+GTVp components relabelled GTVn), which stays on unless it lowers it (--no-prior: none).
+Writes the chosen configuration with the before/after figures (OUTPUT) and nnU-Net's
+postprocessing.pkl for nnUNetv2_apply_postprocessing.
 
 example:
   nnunet-hecktor tune-postprocessing \\
@@ -42,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-sweeps", type=int, default=3,
                         help="sweeps over the rules at most: the first greedy, the later ones revisit each rule with "
                              "all others on, until a sweep changes nothing (default 3; 1 = greedy only)")
+    parser.add_argument("--no-prior", action="store_true",
+                        help="do not keep the prior rules on when they tie (default: a single GTVp lesion, extra GTVp "
+                             "components relabelled GTVn, stays on unless it lowers the objective)")
     parser.add_argument("--connectivity", type=int, choices=(6, 18, 26), default=26,
                         help="neighbourhood of components for rules and metrics (default 26)")
     add_num_processes(parser, "worker processes for reading (default 1)")
@@ -55,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
                                  grid=load_grid(args.grid), pkl_path=args.pkl, plans_json=args.plans,
                                  options=SegmentationMetricOptions(connectivity=args.connectivity),
                                  min_improvement=args.min_improvement, num_processes=args.num_processes,
-                                 max_sweeps=args.max_sweeps)
+                                 max_sweeps=args.max_sweeps, prior={} if args.no_prior else None)
 
     def line(name, f):
         return (f"  {name:<7} GTVp Dice {f['gtvp_dice_mean']:.4f}  GTVn DSCagg {f['gtvn_dice_agg']:.4f}  "
