@@ -129,7 +129,8 @@ class _DemoSchedule(_Base):
     building the trainer. Why 45 (2,250 iterations, ~7 min of a 2-core CPU): at 30 the demo's
     seeds 0 and 2 beat the 40 % SUVmax rule's GTVp by only +0.029 and +0.042 (paired intervals
     including 0) and the GTVn Dice of the fold's validation patches was still rising at the last
-    epoch; at 45 all three seeds beat it and the demo stays under 12 minutes (docs/tutorials/demo.md).
+    epoch; at 45 seeds 0-4 all beat it (seed 4 run after the choice) and the demo stays under 12 minutes
+    (docs/tutorials/demo.md).
     """
 
     demo_epochs = 45
